@@ -1,0 +1,26 @@
+//! Wire messages and heartbeat bookkeeping for quorate.
+//!
+//! This crate is the bottom of quorate's dependency graph and holds no protocol decisions:
+//!
+//! * [`wire`]: the versioned envelope and the messages nodes exchange (serde + postcard),
+//!   decoded with a typed error for every way bytes can be wrong.
+//! * [`sequencing`]: per-link heartbeat numbering, the ring of send times that turns an ack
+//!   into a lease start, and replay/duplicate refusal on receipt.
+//! * [`time`]: [`Instant`], a reading of a node's monotonic clock in nanoseconds.
+//! * [`ids`]: [`NodeId`], [`ClusterId`], [`Incarnation`], [`Seq`].
+//!
+//! Everything here is sans-IO: no sockets, no clock reads. The QUIC transport that carries
+//! these bytes lives beside it and does not depend on the protocol state machines.
+
+pub mod ids;
+pub mod sequencing;
+pub mod time;
+pub mod wire;
+
+pub use ids::{ClusterId, Incarnation, NodeId, Seq};
+pub use sequencing::{AckOutcome, Link, Received, Refused, SentLog};
+pub use time::Instant;
+pub use wire::{
+    decode, encode, Ack, DecodeError, EncodeError, Heartbeat, Message, RowVersion, DATAGRAM_BYTES_MAX,
+    WIRE_VERSION,
+};
