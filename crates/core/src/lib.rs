@@ -1,1 +1,19 @@
-//! placeholder
+//! The sans-IO quorate node.
+//!
+//! [`Node`] composes heartbeat sequencing (`quorate-heartbeat`), the phi accrual detector
+//! (`quorate-detector`) and the quorum gate (`quorate-gate`) behind one state machine:
+//!
+//! * in: [`Node::handle_datagram`]`(now, from, bytes)`, [`Node::handle_timeout`]`(now)`;
+//! * out: [`Node::poll_transmit`], [`Node::poll_event`], [`Node::poll_timeout`];
+//! * and the [`quorate_gate::QuorumGate`] handles, which read the gate's atomics directly.
+//!
+//! It reads no clock and touches no socket: time is a parameter and randomness comes from
+//! a seed, so the tokio runtime and the deterministic simulator drive the very same code.
+
+mod config;
+mod counters;
+mod node;
+
+pub use config::{Config, ConfigError, Member};
+pub use counters::{Counters, DropCounters};
+pub use node::{Node, Transmit, SENT_LOG_MAX, TRANSMIT_QUEUE_MAX};

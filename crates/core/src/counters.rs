@@ -1,0 +1,78 @@
+//! Counters of what a node sent, accepted and dropped, by reason.
+//!
+//! Every datagram that does not change the node's state is counted under exactly one
+//! reason, so an operator can tell an attack (malformed, foreign cluster, bogus acks) from a
+//! version skew (unknown version) from ordinary network behaviour (replayed = duplicated or
+//! reordered, stale incarnation = delayed packets from before a restart).
+
+use quorate_heartbeat::DecodeError;
+
+/// Datagrams dropped, by reason. All counters only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    /// Shorter than its own encoding says.
+    pub truncated: u64,
+    /// Larger than the datagram limit.
+    pub oversized: u64,
+    /// A format version this build does not read.
+    pub unknown_version: u64,
+    /// Another cluster's id.
+    pub foreign_cluster: u64,
+    /// Not a valid message (includes trailing bytes).
+    pub malformed: u64,
+    /// From a node that is not a configured member.
+    pub unknown_sender: u64,
+    /// The message's sender differs from the authenticated peer, or is this node.
+    pub sender_mismatch: u64,
+    /// From an incarnation older than one already heard.
+    pub stale_incarnation: u64,
+    /// A sequence number already covered: duplicate, reordered or replayed.
+    pub replayed: u64,
+}
+
+impl DropCounters {
+    /// Sum of all reasons.
+    pub fn total(&self) -> u64 {
+        self.truncated
+            + self.oversized
+            + self.unknown_version
+            + self.foreign_cluster
+            + self.malformed
+            + self.unknown_sender
+            + self.sender_mismatch
+            + self.stale_incarnation
+            + self.replayed
+    }
+
+    pub(crate) fn count_decode(&mut self, e: &DecodeError) {
+        let slot = match e {
+            DecodeError::Truncated { .. } => &mut self.truncated,
+            DecodeError::Oversized { .. } => &mut self.oversized,
+            DecodeError::UnknownVersion { .. } => &mut self.unknown_version,
+            DecodeError::ForeignCluster { .. } => &mut self.foreign_cluster,
+            _ => &mut self.malformed,
+        };
+        *slot += 1;
+    }
+}
+
+/// Everything a node counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Heartbeats handed to the driver to send.
+    pub heartbeats_sent: u64,
+    /// Heartbeats accepted as fresh contact.
+    pub heartbeats_accepted: u64,
+    /// Acks that extended or confirmed a lease.
+    pub acks_accepted: u64,
+    /// Acks naming another incarnation of this node (sent before the peer heard this life).
+    pub acks_stale: u64,
+    /// Acks of heartbeats older than the send log keeps.
+    pub acks_forgotten: u64,
+    /// Acks naming a heartbeat this node never sent: hostile or corrupt, never used.
+    pub acks_bogus: u64,
+    /// Times a peer was heard in a new incarnation (restarts).
+    pub peer_restarts: u64,
+    /// Datagrams dropped, by reason.
+    pub dropped: DropCounters,
+}

@@ -1,0 +1,304 @@
+//! [`Node`]: one node's protocol, sans-IO. The runtime and the simulator drive this.
+//!
+//! ```text
+//!   handle_datagram(now, from, bytes)     handle_timeout(now)
+//!          │ decode, authenticate sender,        │ detector timeouts, lease deadline,
+//!          │ refuse stale/replayed               │ heartbeats due
+//!          ▼                                      ▼
+//!   Link (seq/ack) ──ack──► Gate (leases, epoch) ◄── Detector (phi, floors) ──► peer states
+//!          │                        │
+//!          ▼                        ▼
+//!   poll_transmit()          poll_event() + QuorumGate handles (atomics, watch, broadcast)
+//! ```
+//!
+//! `from` is the peer the transport authenticated (mutual TLS). A datagram whose sender
+//! field disagrees with it is dropped, so nothing unauthenticated reaches the detector or
+//! the gate. Every refusal is counted in [`Counters`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use quorate_detector::{Detector, PeerState};
+use quorate_gate::{Clock, Epoch, Gate, QuorumEvent, QuorumGate};
+use quorate_heartbeat::{
+    decode, encode, AckOutcome, ClusterId, Heartbeat, Incarnation, Instant, Link, Message, NodeId, Refused,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{Config, ConfigError};
+use crate::counters::Counters;
+
+/// Datagrams waiting for the driver before the oldest is dropped. A heartbeat round queues
+/// one per peer; a driver that polls after every call never comes near this.
+pub const TRANSMIT_QUEUE_MAX: usize = 65_536;
+
+/// Upper bound on the per-link log of send times, whatever the lease and interval.
+pub const SENT_LOG_MAX: usize = 4096;
+
+/// Heartbeats go out up to this fraction of an interval early, at random, so that nodes
+/// started together do not send in lockstep. Early, never late: every timing rule that
+/// assumes one heartbeat per interval stays true.
+const JITTER_FRACTION: f64 = 0.1;
+
+/// A datagram for the driver to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The peer to send it to.
+    pub to: NodeId,
+    /// The encoded message.
+    pub payload: Vec<u8>,
+}
+
+/// One node's protocol state machine.
+#[derive(Debug)]
+pub struct Node {
+    cluster: ClusterId,
+    me: NodeId,
+    incarnation: Incarnation,
+    interval: Duration,
+    stall_threshold: Duration,
+    links: BTreeMap<NodeId, Link>,
+    detector: Detector,
+    gate: Gate,
+    rng: ChaCha8Rng,
+    transmits: VecDeque<Transmit>,
+    next_heartbeat: Instant,
+    last_tick: Instant,
+    last_now: Instant,
+    counters: Counters,
+}
+
+impl Node {
+    /// A node in its life `incarnation`, started at `now` on `clock` (the clock its gate
+    /// handles will read; `now` must come from it). `seed` drives every random choice.
+    ///
+    /// Returns the node and the first handle on its gate. The node starts fenced.
+    pub fn new(
+        config: Config,
+        incarnation: Incarnation,
+        clock: Clock,
+        now: Instant,
+        seed: u64,
+    ) -> Result<(Node, QuorumGate), ConfigError> {
+        config.validate()?;
+        let votes = config.vote_table()?;
+        let peers: Vec<NodeId> = votes.members().map(|(id, _)| id).filter(|id| *id != config.me).collect();
+        let detector = Detector::new(config.detector.clone(), now, peers.iter().copied())
+            .map_err(quorate_gate::GateConfigError::from)?;
+        let (gate, handle) =
+            Gate::new(config.gate.clone(), &config.detector, votes, config.me, incarnation, clock, now)?;
+        let log_len = sent_log_len(config.gate.lease, config.detector.heartbeat_interval);
+        let links = peers.iter().map(|id| (*id, Link::new(log_len))).collect();
+        let node = Node {
+            cluster: config.cluster,
+            me: config.me,
+            incarnation,
+            interval: config.detector.heartbeat_interval,
+            stall_threshold: config.detector.stall_threshold,
+            links,
+            detector,
+            gate,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            transmits: VecDeque::new(),
+            next_heartbeat: now,
+            last_tick: now,
+            last_now: now,
+            counters: Counters::default(),
+        };
+        Ok((node, handle))
+    }
+
+    /// A datagram from the authenticated peer `from` arrived at `now`.
+    pub fn handle_datagram(&mut self, now: Instant, from: NodeId, bytes: &[u8]) {
+        let now = self.advance(now);
+        if now - self.last_tick > self.stall_threshold {
+            // This node was stalled and the driver delivers the backlog before the timer:
+            // let the detector see the stall first so the backlog is not read as silence.
+            self.tick(now);
+        }
+        let message = match decode(bytes, self.cluster) {
+            Ok(m) => m,
+            Err(e) => {
+                self.counters.dropped.count_decode(&e);
+                return;
+            }
+        };
+        match message {
+            Message::Heartbeat(hb) => self.on_heartbeat(now, from, &hb),
+            // A message kind this node does not handle (added to the format later).
+            _ => self.counters.dropped.malformed += 1,
+        }
+        self.gate.flush_status(now);
+    }
+
+    /// Time passed; do whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.advance(now);
+        self.tick(now);
+        if now >= self.next_heartbeat {
+            self.send_heartbeats(now);
+        }
+        self.gate.flush_status(now);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event (also sent to the gate's subscribers).
+    pub fn poll_event(&mut self) -> Option<QuorumEvent> {
+        self.gate.poll_event()
+    }
+
+    /// When to call [`Node::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [Some(self.next_heartbeat), self.detector.poll_timeout(), self.gate.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Fences this node for good; handles answer `Stopped`.
+    pub fn shutdown(&mut self, now: Instant) {
+        let now = self.advance(now);
+        self.gate.shutdown(now);
+    }
+
+    /// Another handle on this node's gate.
+    pub fn gate(&self) -> QuorumGate {
+        self.gate.handle()
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
+    }
+
+    /// Whether the gate is writable at local time `now`.
+    pub fn is_writable(&self, now: Instant) -> bool {
+        self.gate.is_writable(now)
+    }
+
+    /// The current fencing epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.gate.epoch()
+    }
+
+    /// What this node's detector thinks of `peer`.
+    pub fn peer_state(&self, peer: NodeId) -> Option<PeerState> {
+        self.detector.state(peer)
+    }
+
+    /// Until when this node holds `peer`'s vote.
+    pub fn lease_until(&self, peer: NodeId) -> Option<Instant> {
+        self.gate.lease_until(peer)
+    }
+
+    /// The detector, for inspection (phi, last heard, floors).
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// What this node sent, accepted and dropped.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Clamps time that runs backwards (a driver bug or a broken clock) to the last
+    /// instant seen: the protocol never sees time go back.
+    fn advance(&mut self, now: Instant) -> Instant {
+        self.last_now = self.last_now.max(now);
+        self.last_now
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.detector.handle_timeout(now);
+        self.last_tick = now;
+        self.apply_detector_events();
+        self.gate.handle_timeout(now);
+    }
+
+    fn on_heartbeat(&mut self, now: Instant, from: NodeId, hb: &Heartbeat) {
+        if hb.from != from || from == self.me {
+            self.counters.dropped.sender_mismatch += 1;
+            return;
+        }
+        let Some(link) = self.links.get_mut(&from) else {
+            self.counters.dropped.unknown_sender += 1;
+            return;
+        };
+        match link.on_heartbeat(hb) {
+            Ok(received) => {
+                if received.new_incarnation && link.peer_incarnation().is_some() {
+                    self.counters.peer_restarts += 1;
+                }
+            }
+            Err(Refused::StaleIncarnation { .. }) => {
+                self.counters.dropped.stale_incarnation += 1;
+                return;
+            }
+            Err(_) => {
+                self.counters.dropped.replayed += 1;
+                return;
+            }
+        }
+        self.counters.heartbeats_accepted += 1;
+        let ack = hb.ack.map(|ack| link.on_ack(ack, self.incarnation));
+        self.detector.handle_heartbeat(now, from);
+        self.gate.on_heard(now, from);
+        self.apply_detector_events();
+        match ack {
+            Some(AckOutcome::Sent { sent_at, .. }) => {
+                self.counters.acks_accepted += 1;
+                self.gate.on_ack(now, from, sent_at);
+            }
+            Some(AckOutcome::OtherIncarnation) => self.counters.acks_stale += 1,
+            Some(AckOutcome::Forgotten) => self.counters.acks_forgotten += 1,
+            Some(AckOutcome::NeverSent) => self.counters.acks_bogus += 1,
+            None => {}
+        }
+    }
+
+    fn apply_detector_events(&mut self) {
+        while let Some(ev) = self.detector.poll_event() {
+            self.gate.on_peer_state(ev.at, ev.peer, ev.to);
+        }
+    }
+
+    fn send_heartbeats(&mut self, now: Instant) {
+        for (peer, link) in &mut self.links {
+            let hb = link.next_heartbeat(now, self.me, self.incarnation);
+            match encode(self.cluster, &Message::Heartbeat(hb)) {
+                Ok(payload) => {
+                    if self.transmits.len() >= TRANSMIT_QUEUE_MAX {
+                        // The driver is not draining: the oldest heartbeat is the least useful.
+                        self.transmits.pop_front();
+                    }
+                    self.transmits.push_back(Transmit { to: *peer, payload });
+                    self.counters.heartbeats_sent += 1;
+                }
+                // A heartbeat with an empty digest is a few dozen bytes; failing to encode
+                // one is a bug, and skipping it only delays this peer's lease renewal.
+                Err(e) => debug_assert!(false, "heartbeat failed to encode: {e}"),
+            }
+        }
+        let early = self.interval.mul_f64(self.rng.random_range(0.0..JITTER_FRACTION));
+        self.next_heartbeat = now + (self.interval - early);
+    }
+}
+
+/// Send times to remember per link: twice the heartbeats a lease spans, plus slack for
+/// jitter, so any ack that could still extend a lease finds its send time.
+fn sent_log_len(lease: Duration, interval: Duration) -> NonZeroUsize {
+    let per_lease = lease.as_nanos().div_ceil(interval.as_nanos().max(1));
+    let len = usize::try_from(per_lease.saturating_mul(2).saturating_add(8)).unwrap_or(SENT_LOG_MAX);
+    NonZeroUsize::new(len.min(SENT_LOG_MAX)).unwrap_or(NonZeroUsize::MIN)
+}

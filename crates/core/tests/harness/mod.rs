@@ -1,0 +1,313 @@
+//! A small deterministic network for driving several real `Node`s by hand: per-node clock
+//! offset and rate within the drift bound, per-datagram loss, duplication and random
+//! delay (which reorders), one-way cuts, pauses and restarts. Every random choice comes from
+//! one seed.
+//!
+//! Drift model (the one the lease rule assumes): one second of a node's clock lasts between
+//! `1 - rho` and `1 + rho` real seconds.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::time::Duration;
+
+use quorate_core::{Config, Member, Node};
+use quorate_detector::PeerState;
+use quorate_gate::{Clock, ManualClock, QuorumEvent, QuorumGate};
+use quorate_heartbeat::{ClusterId, Incarnation, Instant, NodeId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub const MS: u64 = 1_000_000;
+
+pub struct SimNode {
+    pub node: Node,
+    pub gate: QuorumGate,
+    hand: ManualClock,
+    /// Local nanoseconds at real time zero.
+    offset: u64,
+    /// Real seconds per local second.
+    secs_per_local: f64,
+    pub paused: bool,
+    /// Datagrams that arrived while paused, delivered on resume.
+    backlog: Vec<InFlight>,
+    pub incarnation: u64,
+    pub events: Vec<QuorumEvent>,
+}
+
+impl SimNode {
+    pub fn local(&self, real: u64) -> Instant {
+        Instant::from_nanos(self.offset + (real as f64 / self.secs_per_local) as u64)
+    }
+
+    /// The first real instant at which the local clock reads at least `local`.
+    fn real_at(&self, local: Instant) -> u64 {
+        let since = local.as_nanos().saturating_sub(self.offset) as f64;
+        let mut real = (since * self.secs_per_local).ceil() as u64;
+        while self.local(real) < local {
+            real += 1;
+        }
+        real
+    }
+
+    /// Whether the gate handle answers "writable" at real time `real`.
+    pub fn can_write_at(&self, real: u64) -> bool {
+        self.hand.set(self.local(real));
+        self.gate.can_write()
+    }
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at: u64,
+    order: u64,
+    from: usize,
+    to: usize,
+    bytes: Vec<u8>,
+}
+
+pub struct Net {
+    pub now: u64,
+    pub nodes: Vec<SimNode>,
+    pub config: Config,
+    flight: BinaryHeap<Reverse<InFlight>>,
+    order: u64,
+    pub rng: ChaCha8Rng,
+    pub loss: f64,
+    pub dup: f64,
+    pub delay_min: u64,
+    pub delay_max: u64,
+    /// Directed links (from, to) that drop everything.
+    pub cut: BTreeSet<(usize, usize)>,
+    pub rho: f64,
+    /// Violations of "whenever B considers A down, A does not count B's vote".
+    pub lease_violations: Vec<String>,
+}
+
+pub fn config_for(n: usize, me: usize) -> Config {
+    let members = (1..=n as u64).map(Member::voter).collect();
+    Config::new(ClusterId::from_name("harness"), NodeId(me as u64 + 1), members)
+}
+
+impl Net {
+    pub fn new(n: usize, seed: u64) -> Net {
+        Self::with_config(n, seed, config_for(n, 0))
+    }
+
+    pub fn with_config(n: usize, seed: u64, config: Config) -> Net {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let rho = config.gate.max_clock_drift;
+        let mut net = Net {
+            now: 0,
+            nodes: Vec::new(),
+            config,
+            flight: BinaryHeap::new(),
+            order: 0,
+            rng: ChaCha8Rng::seed_from_u64(0),
+            loss: 0.0,
+            dup: 0.0,
+            delay_min: MS / 10,
+            delay_max: 2 * MS,
+            cut: BTreeSet::new(),
+            rho,
+            lease_violations: Vec::new(),
+        };
+        for i in 0..n {
+            let offset = rng.random_range(0..1_000_000 * MS);
+            let secs_per_local = 1.0 + rng.random_range(-rho..=rho);
+            let node = net.make_node(i, offset, secs_per_local, 1, rng.random());
+            net.nodes.push(node);
+        }
+        net.rng = rng;
+        net
+    }
+
+    fn make_node(&self, i: usize, offset: u64, secs_per_local: f64, incarnation: u64, seed: u64) -> SimNode {
+        let mut config = self.config.clone();
+        config.me = NodeId(i as u64 + 1);
+        let local = Instant::from_nanos(offset + (self.now as f64 / secs_per_local) as u64);
+        let (clock, hand) = Clock::manual(local);
+        let made = Node::new(config, Incarnation(incarnation), clock, local, seed);
+        let (node, gate) = made.unwrap_or_else(|e| panic!("harness config invalid: {e}"));
+        SimNode {
+            node,
+            gate,
+            hand,
+            offset,
+            secs_per_local,
+            paused: false,
+            backlog: Vec::new(),
+            incarnation,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn id(i: usize) -> NodeId {
+        NodeId(i as u64 + 1)
+    }
+
+    /// Cuts both directions between the two groups.
+    pub fn partition(&mut self, a: &[usize], b: &[usize]) {
+        for &x in a {
+            for &y in b {
+                self.cut.insert((x, y));
+                self.cut.insert((y, x));
+            }
+        }
+    }
+
+    pub fn rng_bool(&mut self, p: f64) -> bool {
+        self.rng.random_bool(p)
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Restarts node `i` with a new incarnation; datagrams in flight to it are lost.
+    pub fn restart(&mut self, i: usize) {
+        let old = &self.nodes[i];
+        let (offset, rate, inc) = (old.offset, old.secs_per_local, old.incarnation + 1);
+        let seed = self.rng.random();
+        self.nodes[i] = self.make_node(i, offset, rate, inc, seed);
+        let kept: Vec<_> = self.flight.drain().filter(|Reverse(f)| f.to != i).collect();
+        self.flight.extend(kept);
+    }
+
+    /// Stops running node `i` (no timers, no reads) as SIGSTOP would.
+    pub fn pause(&mut self, i: usize) {
+        self.nodes[i].paused = true;
+    }
+
+    /// Resumes node `i`; what arrived meanwhile is delivered at once, in arrival order.
+    pub fn resume(&mut self, i: usize) {
+        self.nodes[i].paused = false;
+        for f in std::mem::take(&mut self.nodes[i].backlog) {
+            self.order += 1;
+            self.flight.push(Reverse(InFlight { at: self.now, order: self.order, ..f }));
+        }
+    }
+
+    /// Injects raw bytes from `from` to `to`, delivered now.
+    pub fn inject(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        let local = self.nodes[to].local(self.now);
+        self.nodes[to].hand.set(local);
+        self.nodes[to].node.handle_datagram(local, Self::id(from), &bytes);
+        self.drain(to);
+    }
+
+    /// Runs until real time `until`, checking lease safety after every step.
+    pub fn run_until(&mut self, until: u64) {
+        self.run_until_with(until, |_| {});
+    }
+
+    /// Like `run_until`, calling `check` after every step.
+    pub fn run_until_with(&mut self, until: u64, mut check: impl FnMut(&Net)) {
+        loop {
+            let next_timer = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| !n.paused)
+                .filter_map(|(i, n)| n.node.poll_timeout().map(|t| (n.real_at(t).max(self.now), i)))
+                .min();
+            let next_packet = self.flight.peek().map(|Reverse(f)| f.at);
+            let step = match (next_timer, next_packet) {
+                (Some((t, _)), Some(p)) if p <= t => Some(p),
+                (Some((t, _)), _) => Some(t),
+                (None, p) => p,
+            };
+            let Some(at) = step.filter(|at| *at <= until) else {
+                self.now = until;
+                return;
+            };
+            self.now = at;
+            if next_packet == Some(at) {
+                if let Some(Reverse(f)) = self.flight.pop() {
+                    self.deliver(f);
+                }
+            } else if let Some((_, i)) = next_timer {
+                let local = self.nodes[i].local(at);
+                self.nodes[i].hand.set(local);
+                self.nodes[i].node.handle_timeout(local);
+                self.drain(i);
+            }
+            self.check_lease_safety();
+            check(self);
+        }
+    }
+
+    fn deliver(&mut self, f: InFlight) {
+        if self.nodes[f.to].paused {
+            // A paused process does not read its socket: the datagram waits for it.
+            self.nodes[f.to].backlog.push(f);
+            return;
+        }
+        let local = self.nodes[f.to].local(self.now);
+        self.nodes[f.to].hand.set(local);
+        self.nodes[f.to].node.handle_datagram(local, Self::id(f.from), &f.bytes);
+        self.drain(f.to);
+    }
+
+    fn drain(&mut self, i: usize) {
+        while let Some(ev) = self.nodes[i].node.poll_event() {
+            self.nodes[i].events.push(ev);
+        }
+        while let Some(t) = self.nodes[i].node.poll_transmit() {
+            let to = (t.to.0 - 1) as usize;
+            if self.cut.contains(&(i, to)) || self.rng.random_bool(self.loss) {
+                continue;
+            }
+            let copies = if self.rng.random_bool(self.dup) { 2 } else { 1 };
+            for _ in 0..copies {
+                let delay = self.rng.random_range(self.delay_min..=self.delay_max);
+                self.order += 1;
+                let f = InFlight {
+                    at: self.now + delay,
+                    order: self.order,
+                    from: i,
+                    to,
+                    bytes: t.payload.clone(),
+                };
+                self.flight.push(Reverse(f));
+            }
+        }
+    }
+
+    /// Whenever B considers A down, A must not hold B's vote at this real instant.
+    fn check_lease_safety(&mut self) {
+        for b in 0..self.nodes.len() {
+            for a in 0..self.nodes.len() {
+                if a == b || self.nodes[b].node.peer_state(Self::id(a)) != Some(PeerState::Unreachable) {
+                    continue;
+                }
+                let a_now = self.nodes[a].local(self.now);
+                if let Some(until) = self.nodes[a].node.lease_until(Self::id(b)) {
+                    if until > a_now {
+                        self.lease_violations.push(format!(
+                            "t={}ms: node {} considers node {} down, but node {} holds its vote until {:?} \
+                             (now {:?})",
+                            self.now / MS,
+                            b + 1,
+                            a + 1,
+                            a + 1,
+                            until,
+                            a_now
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bound on fencing after a cut: the lease, stretched by the slowest allowed clock.
+    pub fn fence_bound(&self) -> u64 {
+        let lease = self.config.gate.lease.as_nanos() as f64;
+        (lease * (1.0 + self.rho)).ceil() as u64
+    }
+
+    pub fn lease(&self) -> Duration {
+        self.config.gate.lease
+    }
+}

@@ -1,0 +1,565 @@
+//! [`Gate`]: the sans-IO state machine that turns acks into vote leases, leases into a
+//! quorum deadline, and publishes it to the [`QuorumGate`] handles.
+//!
+//! ```text
+//!   on_ack(now, peer, sent_at) ──► lease[peer] = max(lease, sent_at + lease)
+//!   on_heard / on_peer_state  ──► peer table, PeerUp/Suspect/Down events
+//!   handle_timeout(now)       ──► notices a deadline that passed: QuorumLost
+//!            │
+//!            ▼  evaluate(now): deadline = quorum_deadline(leases)
+//!   publish (epoch, deadline) to the atomics; QuorumGained with a new epoch after any gap
+//! ```
+//!
+//! Leases only grow (an ack for an older heartbeat, a duplicate or a reordered ack cannot
+//! shorten one, and cannot extend one either beyond `a_s + lease` of what the peer heard).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quorate_detector::{DetectorConfig, PeerState};
+use quorate_heartbeat::{Incarnation, Instant, NodeId};
+use tokio::sync::broadcast;
+
+use crate::clock::Clock;
+use crate::config::{GateConfig, GateConfigError};
+use crate::events::QuorumEvent;
+use crate::handle::{QuorumGate, Shared};
+use crate::quorum::VoteTable;
+use crate::status::{Epoch, PeerStatus, QuorumStatus, Why};
+
+/// Events kept for `poll_event` before the oldest is dropped (and counted). The driver
+/// polls after every call, so this only fills when a driver forgets to.
+pub const EVENT_QUEUE_MAX: usize = 4096;
+
+/// The sans-IO quorum gate of one node.
+#[derive(Debug)]
+pub struct Gate {
+    config: GateConfig,
+    me: NodeId,
+    votes: VoteTable,
+    peers: BTreeMap<NodeId, Peer>,
+    epoch: Epoch,
+    /// Whether the core believes the node is in a stretch of quorum (published deadline
+    /// was in the future at the last evaluation).
+    quorate: bool,
+    /// The deadline last published.
+    deadline: Instant,
+    /// Voters not heard yet, while `wait_for_all` holds the first quorum back.
+    waiting_for: BTreeSet<NodeId>,
+    shared: Arc<Shared>,
+    events_tx: broadcast::Sender<QuorumEvent>,
+    events: VecDeque<QuorumEvent>,
+    events_dropped: u64,
+    status_every: Duration,
+    status_dirty: bool,
+    status_published: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    votes: u32,
+    state: PeerState,
+    last_heard: Option<Instant>,
+    lease_until: Option<Instant>,
+}
+
+impl Gate {
+    /// A gate for node `me`, fenced until it earns leases. Validates `config` against
+    /// `detector` (the lease safety rule) and returns the gate with its first handle.
+    ///
+    /// `incarnation` seeds the epoch so epochs grow across restarts; `clock` must be the
+    /// clock the core is driven with.
+    pub fn new(
+        config: GateConfig,
+        detector: &DetectorConfig,
+        votes: VoteTable,
+        me: NodeId,
+        incarnation: Incarnation,
+        clock: Clock,
+        now: Instant,
+    ) -> Result<(Gate, QuorumGate), GateConfigError> {
+        config.validate(detector)?;
+        let peers: BTreeMap<NodeId, Peer> = votes
+            .members()
+            .filter(|(id, _)| *id != me)
+            .map(|(id, votes)| {
+                (id, Peer { votes, state: PeerState::Unknown, last_heard: None, lease_until: None })
+            })
+            .collect();
+        let waiting_for = if config.wait_for_all {
+            peers.iter().filter(|(_, p)| p.votes > 0).map(|(id, _)| *id).collect()
+        } else {
+            BTreeSet::new()
+        };
+        let (events_tx, _) = broadcast::channel(config.event_capacity.get());
+        let epoch = Epoch::base(incarnation);
+        let own_votes = u64::from(votes.votes(me));
+        let mut gate = Gate {
+            config,
+            me,
+            votes,
+            peers,
+            epoch,
+            quorate: false,
+            deadline: Instant::ZERO,
+            waiting_for,
+            shared: Arc::new(Shared::new(clock, epoch, own_votes, placeholder_status(me), &events_tx)),
+            events_tx,
+            events: VecDeque::new(),
+            events_dropped: 0,
+            status_every: detector.heartbeat_interval,
+            status_dirty: true,
+            status_published: None,
+        };
+        gate.evaluate(now);
+        gate.flush_status(now);
+        let handle = gate.handle();
+        Ok((gate, handle))
+    }
+
+    /// Another handle on this gate.
+    pub fn handle(&self) -> QuorumGate {
+        QuorumGate::new(self.shared.clone())
+    }
+
+    /// Peer `peer` acked the heartbeat this node sent at `sent_at`: hold its vote until
+    /// `sent_at + lease`.
+    pub fn on_ack(&mut self, now: Instant, peer: NodeId, sent_at: Instant) {
+        let lease = self.config.lease;
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let until = sent_at + lease;
+        if p.lease_until.is_none_or(|old| until > old) {
+            p.lease_until = Some(until);
+            self.evaluate(now);
+        }
+    }
+
+    /// A fresh heartbeat from `peer` arrived at `now`.
+    pub fn on_heard(&mut self, now: Instant, peer: NodeId) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        p.last_heard = Some(now);
+        if self.waiting_for.remove(&peer) {
+            self.status_dirty = true;
+            self.evaluate(now);
+        }
+    }
+
+    /// The detector moved `peer` to `state` at `now`: record it and emit the peer event.
+    pub fn on_peer_state(&mut self, now: Instant, peer: NodeId, state: PeerState) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        if p.state == state {
+            return;
+        }
+        p.state = state;
+        self.status_dirty = true;
+        let event = match state {
+            PeerState::Reachable => QuorumEvent::PeerUp { peer, at: now },
+            PeerState::Suspect => QuorumEvent::PeerSuspect { peer, at: now },
+            PeerState::Unreachable => QuorumEvent::PeerDown { peer, at: now },
+            PeerState::Unknown => return,
+        };
+        self.emit(event);
+    }
+
+    /// Re-evaluates at `now`: notices a lease deadline that has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.evaluate(now);
+    }
+
+    /// When the gate next needs `handle_timeout`: the deadline of the current quorum.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (self.quorate && self.deadline != Instant::MAX).then_some(self.deadline)
+    }
+
+    /// The next event for the driver. Every event is also sent to subscribers.
+    pub fn poll_event(&mut self) -> Option<QuorumEvent> {
+        self.events.pop_front()
+    }
+
+    /// Fences the node for good (graceful shutdown): handles answer `Stopped` from now on.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shared.stop();
+        if self.quorate {
+            self.quorate = false;
+            self.emit(QuorumEvent::QuorumLost { epoch: self.epoch, at: now, why: Why::Stopped });
+        }
+        self.deadline = Instant::ZERO;
+        self.status_dirty = true;
+        self.flush_status(now);
+    }
+
+    /// Publishes the status snapshot if something material changed, or if a heartbeat
+    /// interval has passed since the last one (lease expiries move on every ack; publishing
+    /// each of them would cost more than it tells).
+    pub fn flush_status(&mut self, now: Instant) {
+        let due = self.status_published.is_none_or(|at| now >= at + self.status_every);
+        if self.status_dirty || due {
+            self.shared.publish_status(self.status(now));
+            self.status_dirty = false;
+            self.status_published = Some(now);
+        }
+    }
+
+    /// Whether the gate is writable at `now` by its own published deadline (what the
+    /// handles answer at that clock reading).
+    pub fn is_writable(&self, now: Instant) -> bool {
+        now < self.deadline
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// The deadline last published.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Until when this node holds `peer`'s vote, if it ever did.
+    pub fn lease_until(&self, peer: NodeId) -> Option<Instant> {
+        self.peers.get(&peer).and_then(|p| p.lease_until)
+    }
+
+    /// The vote table.
+    pub fn votes(&self) -> &VoteTable {
+        &self.votes
+    }
+
+    /// Events dropped because the driver did not poll them (they still went to
+    /// subscribers).
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
+    }
+
+    /// A full snapshot at `now`.
+    pub fn status(&self, now: Instant) -> QuorumStatus {
+        let held_votes = u64::from(self.votes.votes(self.me))
+            + self
+                .peers
+                .values()
+                .filter(|p| p.lease_until.is_some_and(|u| u > now))
+                .map(|p| u64::from(p.votes))
+                .sum::<u64>();
+        QuorumStatus {
+            node: self.me,
+            as_of: now,
+            writable: self.is_writable(now),
+            epoch: self.epoch,
+            deadline: self.deadline,
+            held_votes,
+            needed_votes: self.votes.majority(),
+            total_votes: self.votes.total(),
+            tie_breaker: self.votes.tie_breaker(),
+            peers: self
+                .peers
+                .iter()
+                .map(|(id, p)| PeerStatus {
+                    id: *id,
+                    votes: p.votes,
+                    state: p.state,
+                    last_heard: p.last_heard,
+                    lease_until: p.lease_until,
+                })
+                .collect(),
+            waiting_for: self.waiting_for.iter().copied().collect(),
+        }
+    }
+
+    fn evaluate(&mut self, now: Instant) {
+        let deadline = if self.waiting_for.is_empty() {
+            let leases = self.peers.iter().filter_map(|(id, p)| p.lease_until.map(|u| (*id, u)));
+            self.votes.quorum_deadline(now, self.me, leases)
+        } else {
+            Instant::ZERO
+        };
+        // A published deadline at or before `now` means the handles already answered "no"
+        // for a while: that stretch of quorum is over, whatever the new leases say.
+        if self.quorate && self.deadline <= now {
+            self.quorate = false;
+            let why = self.status(now).fence_reason();
+            self.emit(QuorumEvent::QuorumLost { epoch: self.epoch, at: self.deadline, why });
+        }
+        if deadline > now {
+            if !self.quorate {
+                self.quorate = true;
+                self.epoch = self.epoch.next();
+                self.deadline = deadline;
+                self.shared.publish(self.epoch, deadline);
+                self.status_dirty = true;
+                let held_votes = self.status(now).held_votes;
+                self.emit(QuorumEvent::QuorumGained {
+                    epoch: self.epoch,
+                    at: now,
+                    held_votes,
+                    needed_votes: self.votes.majority(),
+                });
+            } else if deadline != self.deadline {
+                self.deadline = deadline;
+                self.shared.publish(self.epoch, deadline);
+            }
+        } else if self.quorate {
+            // Leases were withdrawn before their end (not reachable through acks, which
+            // only extend them; kept so that a future revocation path stays safe).
+            self.quorate = false;
+            self.deadline = Instant::ZERO;
+            self.shared.fence();
+            self.status_dirty = true;
+            let why = self.status(now).fence_reason();
+            self.emit(QuorumEvent::QuorumLost { epoch: self.epoch, at: now, why });
+        } else if self.deadline != Instant::ZERO {
+            self.deadline = Instant::ZERO;
+            self.shared.fence();
+            self.status_dirty = true;
+        }
+    }
+
+    fn emit(&mut self, event: QuorumEvent) {
+        // No subscribers is not an error: the event is still queued for the driver.
+        let _ = self.events_tx.send(event.clone());
+        if self.events.len() >= EVENT_QUEUE_MAX {
+            self.events.pop_front();
+            self.events_dropped += 1;
+        }
+        self.events.push_back(event);
+        self.status_dirty = true;
+    }
+}
+
+fn placeholder_status(me: NodeId) -> QuorumStatus {
+    QuorumStatus {
+        node: me,
+        as_of: Instant::ZERO,
+        writable: false,
+        epoch: Epoch(0),
+        deadline: Instant::ZERO,
+        held_votes: 0,
+        needed_votes: 0,
+        total_votes: 0,
+        tie_breaker: None,
+        peers: Vec::new(),
+        waiting_for: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::quorum::TieBreaker;
+    use crate::status::Why;
+
+    const MS: u64 = 1_000_000;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * MS)
+    }
+
+    struct Fixture {
+        gate: Gate,
+        handle: QuorumGate,
+        hand: ManualClock,
+    }
+
+    fn five_nodes(config: GateConfig) -> Fixture {
+        let votes = VoteTable::new((1..=5).map(|i| (NodeId(i), 1)), TieBreaker::LowestId);
+        let votes = votes.unwrap_or_else(|e| panic!("{e}"));
+        let (clock, hand) = Clock::manual(at(0));
+        let made =
+            Gate::new(config, &DetectorConfig::default(), votes, NodeId(1), Incarnation(7), clock, at(0));
+        let (gate, handle) = made.unwrap_or_else(|e| panic!("{e}"));
+        Fixture { gate, handle, hand }
+    }
+
+    impl Fixture {
+        fn tick(&mut self, ms: u64) {
+            self.hand.set(at(ms));
+            self.gate.handle_timeout(at(ms));
+        }
+        fn ack(&mut self, now_ms: u64, peer: u64, sent_ms: u64) {
+            self.hand.set(at(now_ms));
+            self.gate.on_ack(at(now_ms), NodeId(peer), at(sent_ms));
+        }
+        fn drain(&mut self) -> Vec<QuorumEvent> {
+            std::iter::from_fn(|| self.gate.poll_event()).collect()
+        }
+    }
+
+    #[test]
+    fn starts_fenced_and_gains_quorum_with_a_majority_of_acks() {
+        let mut f = five_nodes(GateConfig::default());
+        assert!(!f.handle.can_write());
+        assert!(matches!(f.handle.permit(), Err(e) if matches!(e.why, Why::MissingVotes { held: 1, .. })));
+        f.ack(10, 2, 0);
+        assert!(!f.handle.can_write());
+        f.ack(12, 3, 0);
+        assert!(f.handle.can_write());
+        let events = f.drain();
+        assert!(matches!(
+            events.as_slice(),
+            [QuorumEvent::QuorumGained { held_votes: 3, needed_votes: 3, .. }]
+        ));
+        let permit = f.handle.permit().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(permit.valid_until(), at(900));
+        assert_eq!(permit.epoch(), Epoch(Epoch::base(Incarnation(7)).0 + 1));
+    }
+
+    #[test]
+    fn fences_by_the_clock_even_if_the_core_never_runs_again() {
+        let mut f = five_nodes(GateConfig::default());
+        f.ack(10, 2, 0);
+        f.ack(10, 3, 5);
+        f.hand.set(at(899));
+        assert!(f.handle.can_write());
+        // Nobody calls the gate: the process is "paused". The handle still fences on time.
+        f.hand.set(at(900));
+        assert!(!f.handle.can_write());
+        assert!(f.handle.permit().is_err());
+    }
+
+    #[test]
+    fn lost_quorum_is_reported_at_the_deadline_and_regain_bumps_the_epoch() {
+        let mut f = five_nodes(GateConfig::default());
+        f.ack(10, 2, 0);
+        f.ack(10, 3, 0);
+        let first = f.handle.permit().unwrap_or_else(|e| panic!("{e}"));
+        f.drain();
+        f.tick(1_500);
+        let events = f.drain();
+        assert!(
+            matches!(events.as_slice(), [QuorumEvent::QuorumLost { at: lost, .. }] if *lost == at(900)),
+            "{events:?}"
+        );
+        f.ack(1_510, 2, 1_400);
+        f.ack(1_510, 4, 1_400);
+        assert!(f.handle.can_write());
+        assert_eq!(f.handle.epoch(), first.epoch().next());
+        let err = first.check().err().map(|e| e.why);
+        assert_eq!(err, Some(Why::EpochChanged { permit: first.epoch(), current: first.epoch().next() }));
+    }
+
+    #[test]
+    fn a_gap_unseen_by_the_core_still_starts_a_new_epoch() {
+        let mut f = five_nodes(GateConfig::default());
+        f.ack(10, 2, 0);
+        f.ack(10, 3, 0);
+        let e1 = f.handle.epoch();
+        f.drain();
+        // The core stalls past the deadline (900) and its first act is a fresh ack.
+        f.ack(2_000, 2, 1_900);
+        f.ack(2_000, 3, 1_900);
+        assert!(f.handle.can_write());
+        assert_eq!(f.handle.epoch(), e1.next());
+        let events = f.drain();
+        assert!(matches!(
+            events.as_slice(),
+            [QuorumEvent::QuorumLost { .. }, QuorumEvent::QuorumGained { .. }]
+        ));
+    }
+
+    #[test]
+    fn renewed_leases_keep_permit_valid_past_its_first_deadline() {
+        let mut f = five_nodes(GateConfig::default());
+        f.ack(10, 2, 0);
+        f.ack(10, 3, 0);
+        let permit = f.handle.permit().unwrap_or_else(|e| panic!("{e}"));
+        f.ack(800, 2, 700);
+        f.ack(800, 3, 700);
+        f.hand.set(at(1_000));
+        assert_eq!(permit.check(), Ok(()));
+        assert!(f.gate.poll_timeout() == Some(at(1_600)));
+    }
+
+    #[test]
+    fn old_and_duplicate_acks_never_shorten_a_lease() {
+        let mut f = five_nodes(GateConfig::default());
+        f.ack(10, 2, 500);
+        f.ack(11, 2, 100);
+        f.ack(12, 2, 500);
+        assert_eq!(f.gate.lease_until(NodeId(2)), Some(at(1_400)));
+    }
+
+    #[test]
+    fn acks_from_non_members_are_ignored() {
+        let mut f = five_nodes(GateConfig::default());
+        f.ack(10, 9, 0);
+        f.ack(10, 1, 0); // itself
+        f.ack(10, 2, 0);
+        assert!(!f.handle.can_write());
+    }
+
+    #[test]
+    fn wait_for_all_holds_first_quorum_until_every_voter_was_heard() {
+        let mut f = five_nodes(GateConfig { wait_for_all: true, ..GateConfig::default() });
+        for peer in [2, 3, 4] {
+            f.gate.on_heard(at(5), NodeId(peer));
+            f.ack(10, peer, 0);
+        }
+        f.gate.flush_status(at(10));
+        assert!(!f.handle.can_write());
+        let why = f.handle.permit().err().map(|e| e.why);
+        assert_eq!(why, Some(Why::WaitingForAll { unseen: vec![NodeId(5)] }));
+        f.gate.on_heard(at(20), NodeId(5));
+        assert!(f.handle.can_write());
+    }
+
+    #[test]
+    fn peer_state_changes_become_events_and_status() {
+        let mut f = five_nodes(GateConfig::default());
+        let mut sub = f.handle.subscribe();
+        f.gate.on_peer_state(at(1), NodeId(3), PeerState::Reachable);
+        f.gate.on_peer_state(at(2), NodeId(3), PeerState::Reachable);
+        f.gate.on_peer_state(at(3), NodeId(3), PeerState::Unreachable);
+        f.gate.flush_status(at(3));
+        let got: Vec<_> = std::iter::from_fn(|| sub.try_recv().ok().flatten()).collect();
+        assert_eq!(
+            got,
+            vec![
+                QuorumEvent::PeerUp { peer: NodeId(3), at: at(1) },
+                QuorumEvent::PeerDown { peer: NodeId(3), at: at(3) }
+            ]
+        );
+        let status = f.handle.status();
+        let p3 = status.peers.iter().find(|p| p.id == NodeId(3)).map(|p| p.state);
+        assert_eq!(p3, Some(PeerState::Unreachable));
+        assert_eq!(f.handle.watch().borrow().peers.len(), 4);
+    }
+
+    #[test]
+    fn slow_subscriber_sees_lagged_and_the_gate_does_not_block() {
+        let config = GateConfig {
+            event_capacity: core::num::NonZeroUsize::new(2).unwrap_or(core::num::NonZeroUsize::MIN),
+            ..GateConfig::default()
+        };
+        let mut f = five_nodes(config);
+        let mut sub = f.handle.subscribe();
+        for i in 0..10 {
+            let state = if i % 2 == 0 { PeerState::Suspect } else { PeerState::Reachable };
+            f.gate.on_peer_state(at(i), NodeId(2), state);
+        }
+        assert!(matches!(sub.try_recv(), Err(crate::events::RecvError::Lagged { missed: 8 })));
+        assert!(matches!(sub.try_recv(), Ok(Some(_))));
+    }
+
+    #[test]
+    fn shutdown_fences_and_says_stopped() {
+        let mut f = five_nodes(GateConfig::default());
+        f.ack(10, 2, 0);
+        f.ack(10, 3, 0);
+        let permit = f.handle.permit().unwrap_or_else(|e| panic!("{e}"));
+        f.gate.shutdown(at(20));
+        assert!(!f.handle.can_write());
+        assert_eq!(permit.check().err().map(|e| e.why), Some(Why::Stopped));
+        assert!(matches!(f.drain().last(), Some(QuorumEvent::QuorumLost { why: Why::Stopped, .. })));
+    }
+
+    #[test]
+    fn stream_reports_closed_once_the_gate_is_gone() {
+        let f = five_nodes(GateConfig::default());
+        let handle = f.handle.clone();
+        drop(f);
+        let mut sub = handle.subscribe();
+        assert_eq!(sub.try_recv(), Err(crate::events::RecvError::Closed));
+    }
+}
