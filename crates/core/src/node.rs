@@ -58,14 +58,12 @@ pub struct Node {
     me: NodeId,
     incarnation: Incarnation,
     interval: Duration,
-    stall_threshold: Duration,
     links: BTreeMap<NodeId, Link>,
     detector: Detector,
     gate: Gate,
     rng: ChaCha8Rng,
     transmits: VecDeque<Transmit>,
     next_heartbeat: Instant,
-    last_tick: Instant,
     last_now: Instant,
     counters: Counters,
 }
@@ -96,14 +94,12 @@ impl Node {
             me: config.me,
             incarnation,
             interval: config.detector.heartbeat_interval,
-            stall_threshold: config.detector.stall_threshold,
             links,
             detector,
             gate,
             rng: ChaCha8Rng::seed_from_u64(seed),
             transmits: VecDeque::new(),
             next_heartbeat: now,
-            last_tick: now,
             last_now: now,
             counters: Counters::default(),
         };
@@ -112,12 +108,9 @@ impl Node {
 
     /// A datagram from the authenticated peer `from` arrived at `now`.
     pub fn handle_datagram(&mut self, now: Instant, from: NodeId, bytes: &[u8]) {
+        // If this node was stalled and the driver delivers the backlog before the timer,
+        // the detector notices the stall on the first heartbeat (not as silence).
         let now = self.advance(now);
-        if now - self.last_tick > self.stall_threshold {
-            // This node was stalled and the driver delivers the backlog before the timer:
-            // let the detector see the stall first so the backlog is not read as silence.
-            self.tick(now);
-        }
         let message = match decode(bytes, self.cluster) {
             Ok(m) => m,
             Err(e) => {
@@ -221,7 +214,6 @@ impl Node {
 
     fn tick(&mut self, now: Instant) {
         self.detector.handle_timeout(now);
-        self.last_tick = now;
         self.apply_detector_events();
         self.gate.handle_timeout(now);
     }

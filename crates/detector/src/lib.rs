@@ -1,1 +1,626 @@
-//! placeholder
+//! Phi accrual failure detection and per-peer reachability for quorate, sans-IO.
+//!
+//! The [`Detector`] decides which peers this node can currently reach. The quorum gate
+//! counts the Reachable ones; leases elsewhere rely on one promise made here, the **floor**:
+//! no peer is declared [`PeerState::Unreachable`] sooner than
+//! [`DetectorConfig::down_after_min`] after it was last heard, nor sooner than that after
+//! the detector started.
+//!
+//! The flow, driven by the runtime (which owns the clock and the sockets):
+//!
+//! ```text
+//!   heartbeat from peer ──▶ handle_heartbeat(now, from)  ─┐
+//!   timer fires         ──▶ handle_timeout(now)           ├─▶ poll_event()   → DetectorEvent*
+//!                                                          └─▶ poll_timeout() → next timer
+//! ```
+//!
+//! * [`Detector::handle_heartbeat`] marks the peer Reachable and feeds its inter-arrival
+//!   window ([`phi::ArrivalWindow`]).
+//! * [`Detector::handle_timeout`] first checks whether *this* node was stalled (a gap
+//!   between ticks longer than [`DetectorConfig::stall_threshold`]); if so every peer gets a
+//!   fresh grace period instead of being convicted for our own silence. It then applies the
+//!   transitions due at `now` ([`reachability`] explains the instants).
+//! * [`Detector::poll_event`] hands out one [`DetectorEvent`] per transition, in order.
+//! * [`Detector::poll_timeout`] says when to call `handle_timeout` next.
+//!
+//! Nothing here reads a clock, spawns a thread or does I/O: time is always the `now`
+//! parameter, an [`Instant`] of this node's monotonic clock. A `now` earlier than one seen
+//! before is treated as "no time passed".
+
+pub mod config;
+pub mod phi;
+pub mod reachability;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use quorate_heartbeat::{Instant, NodeId};
+
+pub use config::{DetectorConfig, DetectorConfigError};
+pub use reachability::PeerState;
+
+use reachability::{PeerTracker, Timing};
+
+/// Most events held for [`Detector::poll_event`]; when full, the oldest is dropped and
+/// counted in [`Detector::events_dropped`]. A runtime draining events after every call never
+/// comes close: one call produces at most one event per peer.
+pub const EVENTS_MAX: usize = 4096;
+
+/// Most peers one detector tracks.
+pub const PEERS_MAX: usize = 4096;
+
+/// A change of one peer's [`PeerState`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetectorEvent {
+    /// The peer whose state changed.
+    pub peer: NodeId,
+    /// Its state before.
+    pub from: PeerState,
+    /// Its state now.
+    pub to: PeerState,
+    /// The `now` of the call that made the change.
+    pub at: Instant,
+}
+
+/// A snapshot of what the detector knows about one peer, for status pages and debugging.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeerView {
+    /// Current state.
+    pub state: PeerState,
+    /// When the last heartbeat arrived; `None` if never in this detector's life.
+    pub last_heard: Option<Instant>,
+    /// Mean inter-arrival time in the window (seeded with the first-heartbeat estimate).
+    pub mean: Duration,
+    /// Measured standard deviation of inter-arrival times, before `min_std_dev` is applied.
+    pub std_dev: Duration,
+    /// When the peer turns Suspect if not heard before; `None` unless Reachable.
+    pub suspect_at: Option<Instant>,
+    /// When the peer turns Unreachable if not heard before; `None` once Unreachable.
+    pub down_at: Option<Instant>,
+}
+
+/// The partition detector: heartbeats in, reachability events out. See the crate docs.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    config: DetectorConfig,
+    timing: Timing,
+    /// Ordered so iteration, and hence event order, is deterministic for the simulator.
+    peers: BTreeMap<NodeId, PeerTracker>,
+    events: EventQueue,
+    stalls: u64,
+    /// The `now` of the last tick (or stall check), for stall detection.
+    last_tick: Instant,
+    /// The latest `now` seen by any call; earlier ones are raised to it.
+    clock: Instant,
+}
+
+impl Detector {
+    /// A detector started at `now` that watches `peers` (duplicates are ignored; do not
+    /// include this node). Every peer starts [`PeerState::Unknown`].
+    ///
+    /// Fails when `config` breaks a [`DetectorConfig::validate`] rule or more than
+    /// [`PEERS_MAX`] distinct peers are given.
+    pub fn new(
+        config: DetectorConfig,
+        now: Instant,
+        peers: impl IntoIterator<Item = NodeId>,
+    ) -> Result<Self, DetectorConfigError> {
+        config.validate()?;
+        let timing = Timing::new(&config, now);
+        let mut map = BTreeMap::new();
+        for peer in peers {
+            map.entry(peer).or_insert_with(|| PeerTracker::new(&timing));
+            if map.len() > PEERS_MAX {
+                return Err(DetectorConfigError::TooManyPeers { max: PEERS_MAX });
+            }
+        }
+        Ok(Detector {
+            config,
+            timing,
+            peers: map,
+            events: EventQueue::new(EVENTS_MAX),
+            stalls: 0,
+            last_tick: now,
+            clock: now,
+        })
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// A heartbeat from `from` arrived at `now`: fresh contact, so the peer becomes
+    /// Reachable (with an event if it was not) and the interval since its previous
+    /// heartbeat becomes a sample, unless that interval spans a stall of this node.
+    ///
+    /// Returns `false`, changing nothing, when `from` is not one of the peers. If this node
+    /// was stalled since the last tick, the stall is detected here first, as in
+    /// [`Detector::handle_timeout`].
+    pub fn handle_heartbeat(&mut self, now: Instant, from: NodeId) -> bool {
+        if !self.peers.contains_key(&from) {
+            return false;
+        }
+        let now = self.observe(now);
+        self.detect_stall(now);
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return false;
+        };
+        if let Some(previous) = peer.on_heartbeat(now, &self.timing) {
+            self.events.push(DetectorEvent { peer: from, from: previous, to: PeerState::Reachable, at: now });
+        }
+        true
+    }
+
+    /// The timer fired at `now`: detect a stall of this node, then apply every transition
+    /// due at `now`, one event per transition (Reachable may go straight to Unreachable).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.observe(now);
+        self.detect_stall(now);
+        self.last_tick = now;
+        for (&id, peer) in &mut self.peers {
+            if let Some((from, to)) = peer.advance(now, &self.timing) {
+                self.events.push(DetectorEvent { peer: id, from, to, at: now });
+            }
+        }
+    }
+
+    /// When to call [`Detector::handle_timeout`] next: the earliest pending transition, but
+    /// no later than one `heartbeat_interval` after the last tick. The regular tick is what
+    /// lets the detector tell its own stalls from its peers' silence (a runtime that sleeps
+    /// until the next transition would look stalled). `None` only without peers.
+    ///
+    /// Right after `handle_timeout(now)` the result is always later than `now`. An instant
+    /// in the past (possible after heartbeats with a later `now`) means "call it now".
+    /// A runtime that ticks less often than `stall_threshold` makes every tick look like a
+    /// stall, and peers then never get convicted: safe, but blind.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let transitions = self.peers.values().filter_map(PeerTracker::deadline).min();
+        if self.peers.is_empty() {
+            return None;
+        }
+        let tick = self.last_tick.saturating_add(self.config.heartbeat_interval);
+        Some(transitions.map_or(tick, |t| t.min(tick)))
+    }
+
+    /// The next state change, oldest first.
+    pub fn poll_event(&mut self) -> Option<DetectorEvent> {
+        self.events.pop()
+    }
+
+    /// The state of `peer`, or `None` if it is not one of the peers.
+    pub fn state(&self, peer: NodeId) -> Option<PeerState> {
+        self.peers.get(&peer).map(PeerTracker::state)
+    }
+
+    /// Phi of `peer` at `now` (`None` if not one of the peers). Silence counts from the
+    /// later of its last heartbeat (the start, if never heard) and this node's last stall,
+    /// so the value agrees with the state transitions; `acceptable_pause` and `min_std_dev`
+    /// are applied.
+    pub fn phi(&self, peer: NodeId, now: Instant) -> Option<f64> {
+        self.peers.get(&peer).map(|p| p.phi_at(now, &self.timing))
+    }
+
+    /// When the last heartbeat from `peer` arrived; `None` if never, or not a peer.
+    pub fn last_heard(&self, peer: NodeId) -> Option<Instant> {
+        self.peers.get(&peer).and_then(PeerTracker::last_heard)
+    }
+
+    /// A snapshot of every peer, in `NodeId` order.
+    pub fn peers(&self) -> impl Iterator<Item = (NodeId, PeerView)> + '_ {
+        self.peers.iter().map(|(&id, p)| {
+            let view = PeerView {
+                state: p.state(),
+                last_heard: p.last_heard(),
+                mean: micros_to_duration(p.window().mean_us()),
+                std_dev: micros_to_duration(p.window().std_dev_us()),
+                suspect_at: p.suspect_at(),
+                down_at: p.down_at(),
+            };
+            (id, view)
+        })
+    }
+
+    /// How many stalls of this node were detected since start.
+    pub fn stalls(&self) -> u64 {
+        self.stalls
+    }
+
+    /// How many events were dropped because [`EVENTS_MAX`] were already queued.
+    pub fn events_dropped(&self) -> u64 {
+        self.events.dropped
+    }
+
+    /// Raises `now` to the latest instant seen, so time never runs backwards inside.
+    fn observe(&mut self, now: Instant) -> Instant {
+        self.clock = self.clock.max(now);
+        self.clock
+    }
+
+    /// If more than `stall_threshold` passed since the last tick, this node was stalled:
+    /// count it and give every peer that is not Unreachable a fresh grace period from `now`.
+    fn detect_stall(&mut self, now: Instant) {
+        if now - self.last_tick <= self.config.stall_threshold {
+            return;
+        }
+        self.stalls = self.stalls.saturating_add(1);
+        self.last_tick = now;
+        for peer in self.peers.values_mut() {
+            peer.on_stall(now, &self.timing);
+        }
+    }
+}
+
+/// A microsecond count from the window as a [`Duration`] (windows hold at most 60 s values).
+fn micros_to_duration(us: f64) -> Duration {
+    // `as` saturates: NaN and negatives become 0.
+    Duration::from_nanos((us * 1e3) as u64)
+}
+
+/// A bounded FIFO of events that drops (and counts) the oldest when full.
+#[derive(Debug, Clone)]
+struct EventQueue {
+    queue: VecDeque<DetectorEvent>,
+    capacity: usize,
+    dropped: u64,
+}
+
+impl EventQueue {
+    fn new(capacity: usize) -> Self {
+        EventQueue { queue: VecDeque::new(), capacity, dropped: 0 }
+    }
+
+    fn push(&mut self, event: DetectorEvent) {
+        if self.queue.len() >= self.capacity && self.queue.pop_front().is_some() {
+            self.dropped = self.dropped.saturating_add(1);
+        }
+        self.queue.push_back(event);
+    }
+
+    fn pop(&mut self) -> Option<DetectorEvent> {
+        self.queue.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const A: NodeId = NodeId(1);
+    const B: NodeId = NodeId(2);
+    const C: NodeId = NodeId(3);
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_nanos(n * 1_000_000)
+    }
+
+    /// Every detector in these tests starts at 10 s, so time can also run backwards.
+    const START_MS: u64 = 10_000;
+
+    fn drain(d: &mut Detector) -> Vec<DetectorEvent> {
+        core::iter::from_fn(|| d.poll_event()).collect()
+    }
+
+    fn event(peer: NodeId, from: PeerState, to: PeerState, at: Instant) -> DetectorEvent {
+        DetectorEvent { peer, from, to, at }
+    }
+
+    /// Drives `d` as a runtime would, from `now` to `end`: it wakes at the earlier of the
+    /// next heartbeat in `heartbeats` (sorted) and `poll_timeout()`. Returns all events.
+    fn drive(
+        d: &mut Detector,
+        now: Instant,
+        end: Instant,
+        heartbeats: &[(Instant, NodeId)],
+    ) -> Vec<DetectorEvent> {
+        let mut events = Vec::new();
+        let mut next_hb = heartbeats.iter().filter(|(t, _)| *t >= now).peekable();
+        loop {
+            let timer = d.poll_timeout().unwrap_or(Instant::MAX);
+            match next_hb.peek() {
+                Some(&&(t, from)) if t <= timer && t <= end => {
+                    d.handle_heartbeat(t, from);
+                    next_hb.next();
+                }
+                _ if timer <= end => d.handle_timeout(timer),
+                _ => break,
+            }
+            events.extend(drain(d));
+        }
+        events
+    }
+
+    /// Heartbeats from `peer` every `every_ms` from `from_ms` (inclusive) to `to_ms`
+    /// (exclusive), with a deterministic jitter of up to `jitter_ms` either way.
+    fn beats(
+        peer: NodeId,
+        from_ms: u64,
+        to_ms: u64,
+        every_ms: u64,
+        jitter_ms: u64,
+    ) -> Vec<(Instant, NodeId)> {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        (from_ms..to_ms)
+            .step_by(every_ms as usize)
+            .map(|t| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                let jitter = if jitter_ms == 0 { 0 } else { (seed >> 33) % (2 * jitter_ms + 1) };
+                (ms(t + jitter).saturating_sub(Duration::from_millis(jitter_ms)), peer)
+            })
+            .collect()
+    }
+
+    fn merged(mut a: Vec<(Instant, NodeId)>, b: Vec<(Instant, NodeId)>) -> Vec<(Instant, NodeId)> {
+        a.extend(b);
+        a.sort();
+        a
+    }
+
+    /// Phi thresholds so low that phi alone would convict a peer within a heartbeat.
+    fn trigger_happy() -> DetectorConfig {
+        DetectorConfig { suspect_phi: 0.1, down_phi: 0.2, ..DetectorConfig::default() }
+    }
+
+    #[test]
+    fn peer_is_never_declared_down_before_the_floor_after_last_heard() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(trigger_happy(), ms(START_MS), [A])?;
+        let mut events = drive(&mut d, ms(START_MS), ms(13_000), &beats(A, 10_000, 12_000, 100, 0));
+        // Tick every millisecond around the floor, much finer than poll_timeout asks for.
+        for t in 12_000..13_500 {
+            d.handle_timeout(ms(t));
+            events.extend(drain(&mut d));
+        }
+        let heard = d.last_heard(A).unwrap_or(Instant::MAX);
+        assert_eq!(heard, ms(11_900));
+        let down: Vec<_> = events.iter().filter(|e| e.to == PeerState::Unreachable).collect();
+        assert_eq!(down.len(), 1);
+        assert_eq!(down[0].at, heard + d.config().down_after_min);
+        Ok(())
+    }
+
+    #[test]
+    fn peer_is_never_declared_down_within_floor_after_start() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(trigger_happy(), ms(START_MS), [A, B])?;
+        d.handle_heartbeat(ms(START_MS), A);
+        let mut events = drain(&mut d);
+        for t in START_MS..START_MS + 1_500 {
+            d.handle_timeout(ms(t));
+            events.extend(drain(&mut d));
+        }
+        let floor_end = ms(START_MS) + d.config().down_after_min;
+        assert!(events.iter().filter(|e| e.to == PeerState::Unreachable).all(|e| e.at >= floor_end));
+        assert!(events.contains(&event(B, PeerState::Unknown, PeerState::Unreachable, floor_end)));
+        assert!(events.contains(&event(A, PeerState::Suspect, PeerState::Unreachable, floor_end)));
+        Ok(())
+    }
+
+    #[test]
+    fn steady_heartbeats_keep_peer_reachable() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let events = drive(&mut d, ms(START_MS), ms(70_000), &beats(A, 10_050, 70_000, 100, 15));
+        let only: Vec<_> = events.iter().map(|e| (e.peer, e.from, e.to)).collect();
+        assert_eq!(only, vec![(A, PeerState::Unknown, PeerState::Reachable)]);
+        assert_eq!(d.stalls(), 0);
+        let phi = d.phi(A, ms(70_000)).unwrap_or(f64::INFINITY);
+        assert!(phi < d.config().suspect_phi, "phi {phi}");
+        Ok(())
+    }
+
+    #[test]
+    fn silent_peer_goes_suspect_then_unreachable_then_back_to_reachable_on_heartbeat(
+    ) -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut events = drive(&mut d, ms(START_MS), ms(20_000), &beats(A, 10_000, 15_000, 100, 0));
+        let heard = ms(14_900);
+        assert_eq!(d.last_heard(A), Some(heard));
+        assert_eq!(d.state(A), Some(PeerState::Unreachable));
+        d.handle_heartbeat(ms(20_000), A);
+        events.extend(drain(&mut d));
+        let steps: Vec<_> = events.iter().map(|e| (e.from, e.to)).collect();
+        use PeerState::*;
+        assert_eq!(
+            steps,
+            vec![
+                (Unknown, Reachable),
+                (Reachable, Suspect),
+                (Suspect, Unreachable),
+                (Unreachable, Reachable)
+            ]
+        );
+        // Regular 100 ms arrivals, std dev floored at 20 ms: phi 5 at about 4.26 sd.
+        let suspect_after = events[1].at - heard;
+        assert!(suspect_after > Duration::from_millis(150) && suspect_after < Duration::from_millis(200));
+        // Phi 8 is reached within ~215 ms; the 1 s floor decides.
+        assert_eq!(events[2].at, heard + Duration::from_secs(1));
+        assert_eq!(events[3].at, ms(20_000));
+        Ok(())
+    }
+
+    #[test]
+    fn stalled_detector_does_not_convict_peers_for_its_own_stall() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A, C])?;
+        let before = merged(beats(A, 10_000, 15_000, 100, 0), beats(C, 10_000, 15_000, 100, 0));
+        drive(&mut d, ms(START_MS), ms(15_000), &before);
+        // This node stalls from 15 s to 20 s: no call at all. Then its timer fires.
+        d.handle_timeout(ms(20_000));
+        assert_eq!(d.stalls(), 1);
+        assert_eq!(drain(&mut d), vec![]);
+        assert_eq!((d.state(A), d.state(C)), (Some(PeerState::Reachable), Some(PeerState::Reachable)));
+        // A resumes; C really is gone, and is convicted a full floor after our wake-up.
+        let events = drive(&mut d, ms(20_000), ms(25_000), &beats(A, 20_020, 25_000, 100, 0));
+        assert_eq!(d.stalls(), 1);
+        assert!(events.iter().all(|e| e.peer == C));
+        let down = events.iter().find(|e| e.to == PeerState::Unreachable).map(|e| e.at);
+        assert_eq!(down, Some(ms(21_000)));
+        Ok(())
+    }
+
+    #[test]
+    fn stall_interval_is_not_recorded_as_a_sample() -> Result<(), DetectorConfigError> {
+        for timer_first in [false, true] {
+            let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+            drive(&mut d, ms(START_MS), ms(15_000), &beats(A, 10_000, 15_000, 100, 0));
+            let view = |d: &Detector| d.peers().map(|(_, v)| (v.mean, v.std_dev)).next();
+            let stats = view(&d);
+            if timer_first {
+                d.handle_timeout(ms(20_000));
+            }
+            // The first heartbeat after the stall: 5.1 s since the previous one.
+            d.handle_heartbeat(ms(20_000), A);
+            assert_eq!(d.stalls(), 1);
+            assert_eq!(view(&d), stats, "timer_first = {timer_first}");
+            d.handle_heartbeat(ms(20_100), A);
+            assert_eq!(view(&d).map(|(mean, _)| mean), Some(Duration::from_millis(100)));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn heartbeats_from_unknown_peers_are_ignored() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        assert!(!d.handle_heartbeat(ms(10_100), B));
+        assert_eq!(d.poll_event(), None);
+        assert_eq!((d.state(B), d.phi(B, ms(10_100)), d.last_heard(B)), (None, None, None));
+        assert_eq!(d.peers().count(), 1);
+        assert!(d.handle_heartbeat(ms(10_100), A));
+        Ok(())
+    }
+
+    #[test]
+    fn time_going_backwards_counts_as_no_time_passing() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        d.handle_heartbeat(ms(10_100), A);
+        d.handle_timeout(ms(10_150));
+        d.handle_timeout(ms(1));
+        d.handle_heartbeat(ms(2), A);
+        d.handle_timeout(Instant::ZERO);
+        assert_eq!(d.last_heard(A), Some(ms(10_150)));
+        assert_eq!(d.stalls(), 0);
+        let events: Vec<_> = drain(&mut d).into_iter().map(|e| e.to).collect();
+        assert_eq!(events, vec![PeerState::Reachable]);
+        Ok(())
+    }
+
+    #[test]
+    fn poll_timeout_asks_for_a_tick_every_heartbeat_interval() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        assert_eq!(d.poll_timeout(), Some(ms(10_100)));
+        d.handle_timeout(ms(10_100));
+        assert_eq!(d.poll_timeout(), Some(ms(10_200)));
+        // Even with every peer Unreachable, ticks continue so a stall is still told apart.
+        for t in (10_200..=11_000).step_by(100) {
+            d.handle_timeout(ms(t));
+        }
+        assert_eq!(d.state(A), Some(PeerState::Unreachable));
+        assert_eq!(d.poll_timeout(), Some(ms(11_100)));
+        let empty = Detector::new(DetectorConfig::default(), ms(START_MS), [])?;
+        assert_eq!(empty.poll_timeout(), None);
+        Ok(())
+    }
+
+    #[test]
+    fn phi_rises_with_silence_and_resets_on_heartbeat() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        drive(&mut d, ms(START_MS), ms(12_000), &beats(A, 10_000, 12_000, 100, 0));
+        let at = |d: &Detector, t| d.phi(A, ms(t)).unwrap_or(f64::NAN);
+        assert!(at(&d, 11_950) < at(&d, 12_000) && at(&d, 12_000) < at(&d, 12_100));
+        d.handle_heartbeat(ms(12_100), A);
+        assert_eq!(at(&d, 12_100), 0.0);
+        Ok(())
+    }
+
+    #[test]
+    fn new_refuses_invalid_config_and_too_many_peers() {
+        let bad = DetectorConfig { down_phi: f64::NAN, ..DetectorConfig::default() };
+        assert!(matches!(
+            Detector::new(bad, ms(START_MS), [A]),
+            Err(DetectorConfigError::DownPhiInvalid { .. })
+        ));
+        let many = (0..=PEERS_MAX as u64).map(NodeId);
+        assert!(matches!(
+            Detector::new(DetectorConfig::default(), ms(START_MS), many),
+            Err(DetectorConfigError::TooManyPeers { max: PEERS_MAX })
+        ));
+        let dup = Detector::new(DetectorConfig::default(), ms(START_MS), [A, A, B]);
+        assert_eq!(dup.map(|d| d.peers().count()).ok(), Some(2));
+    }
+
+    #[test]
+    fn event_queue_drops_the_oldest_when_full_and_counts_it() {
+        let mut q = EventQueue::new(2);
+        for t in 0..3 {
+            q.push(event(A, PeerState::Unknown, PeerState::Reachable, ms(t)));
+        }
+        assert_eq!(q.dropped, 1);
+        assert_eq!(q.pop().map(|e| e.at), Some(ms(1)));
+        assert_eq!(q.pop().map(|e| e.at), Some(ms(2)));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Heartbeat from peer index (3 = not a peer) after a step in ms (may be negative).
+        Heartbeat(u64, i64),
+        /// Timer after a step in ms (may be negative).
+        Timeout(i64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (1u64..5, -50i64..300).prop_map(|(p, dt)| Op::Heartbeat(p, dt)),
+            3 => (-50i64..1_200).prop_map(Op::Timeout),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn random_schedules_respect_the_floor_and_poll_timeout_stays_ahead(
+            floor_ms in 200u64..3_000,
+            down_phi in 0.05f64..12.0,
+            suspect_frac in 0.1f64..=1.0,
+            ops in proptest::collection::vec(op(), 1..300),
+        ) {
+            let config = DetectorConfig {
+                down_after_min: Duration::from_millis(floor_ms),
+                suspect_phi: down_phi * suspect_frac,
+                down_phi,
+                ..DetectorConfig::default()
+            };
+            let floor = config.down_after_min;
+            let started = ms(START_MS);
+            let mut d = Detector::new(config, started, [A, B, C])
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut now = started;
+            let mut latest = started;
+            for op in ops {
+                let heard: Vec<_> = [A, B, C].iter().map(|&p| (p, d.last_heard(p))).collect();
+                let step = |now: Instant, dt: i64| if dt >= 0 {
+                    now + Duration::from_millis(dt.unsigned_abs())
+                } else {
+                    now - Duration::from_millis(dt.unsigned_abs())
+                };
+                // An ignored heartbeat (not a peer) changes nothing, not even the clock.
+                let accepted = match op {
+                    Op::Heartbeat(p, dt) => { now = step(now, dt); d.handle_heartbeat(now, NodeId(p)) }
+                    Op::Timeout(dt) => { now = step(now, dt); d.handle_timeout(now); true }
+                };
+                if accepted {
+                    latest = latest.max(now);
+                }
+                for e in drain(&mut d) {
+                    prop_assert_eq!(e.at, latest);
+                    prop_assert_eq!(d.state(e.peer), Some(e.to));
+                    if e.to == PeerState::Unreachable {
+                        prop_assert!(e.at >= started + floor, "down within floor after start");
+                        let last = heard.iter().find(|(p, _)| *p == e.peer).and_then(|(_, h)| *h);
+                        prop_assert!(last.is_none_or(|h| e.at >= h + floor), "down within floor after heard");
+                    }
+                }
+                if matches!(op, Op::Timeout(_)) {
+                    prop_assert!(d.poll_timeout().is_some_and(|t| t > latest), "poll_timeout in the past");
+                }
+            }
+        }
+    }
+}

@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench -p quorate-gate --bench gate`
 
+#![allow(missing_docs)] // criterion_group! generates undocumented items.
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -99,7 +99,7 @@ impl QuorumStatus {
         let missing = self
             .peers
             .iter()
-            .filter(|p| p.votes > 0 && !p.lease_until.is_some_and(|u| u > self.as_of))
+            .filter(|p| p.votes > 0 && p.lease_until.is_none_or(|u| u <= self.as_of))
             .map(|p| MissingVote { peer: p.id, votes: p.votes, state: p.state })
             .collect();
         Why::MissingVotes {
