@@ -9,17 +9,24 @@
 //! * [`time`]: [`Instant`], a reading of a node's monotonic clock in nanoseconds.
 //! * [`ids`]: [`NodeId`], [`ClusterId`], [`Incarnation`], [`Seq`].
 //!
-//! Everything here is sans-IO: no sockets, no clock reads. The QUIC transport that carries
-//! these bytes lives beside it and does not depend on the protocol state machines.
+//! Everything above is sans-IO: no sockets, no clock reads. The QUIC transport that carries
+//! these bytes, [`transport`] (cargo feature `quic`), lives beside it and does not depend on
+//! the protocol state machines; none of them depends on it.
 
 pub mod ids;
 pub mod sequencing;
 pub mod time;
+#[cfg(feature = "quic")]
+pub mod transport;
 pub mod wire;
 
 pub use ids::{ClusterId, Incarnation, NodeId, Seq};
 pub use sequencing::{AckOutcome, Link, Received, Refused, SentLog};
 pub use time::Instant;
+#[cfg(feature = "quic")]
+pub use transport::{
+    generate_dev_pki, DevPki, Inbound, TlsIdentity, Transport, TransportConfig, TransportError,
+};
 pub use wire::{
     decode, encode, Ack, DecodeError, EncodeError, Heartbeat, Message, RowVersion, DATAGRAM_BYTES_MAX,
     WIRE_VERSION,

@@ -1,0 +1,630 @@
+//! The [`Transport`]: one QUIC endpoint per node that both listens and dials, one dial loop
+//! per peer, one accept loop, and the public send/request/filter/counter API.
+//!
+//! Tasks and their bounds:
+//!
+//! * accept loop: refuses (silently) any source address that is not a member's before any
+//!   crypto work, and runs at most `handshakes_in_flight` handshakes at once;
+//! * one dial loop per peer: dials when there is no live connection, with jittered
+//!   exponential backoff between `reconnect_backoff_min` and `reconnect_backoff_max`;
+//! * one task per installed connection (datagrams and incoming streams) and one per request
+//!   stream, at most `streams_per_peer` per connection.
+//!
+//! Every task is spawned through [`Shared::spawn`], which ends it at shutdown and lets
+//! [`Transport::shutdown`] wait for all of them.
+//!
+//! # Stateless reset across restarts
+//!
+//! The endpoint's stateless-reset key and connection-id key are derived from the node's
+//! private key, so they are the same in every life of the node. When a node restarts on the
+//! same address, the first packet a peer sends on the old connection (a keep-alive at the
+//! latest) is answered with a stateless reset the peer can verify, and the peer re-dials
+//! within one keep-alive interval instead of waiting out the idle timeout.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Connection, ConnectionError, VarInt};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use super::certs::{node_dns_name, validate_cluster_name};
+use super::config::{canonical, TransportConfig, TransportLimits, TransportTiming};
+use super::counters::{add, bump, Counters, TransportCounters};
+use super::peer::{serve_connection, Backoff, Installation, Peer, ResetOnDrop};
+use super::tls::{
+    self, classify_handshake_error, identify_client, CertRefusal, HandshakeFailure, MemberNames, PkiError,
+};
+use super::{
+    DatagramDropped, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED, CLOSE_SHUTDOWN,
+    MESSAGE_BYTES_MAX, RESET_OVERLOADED, RESET_TOO_LARGE, RESET_UNANSWERED,
+};
+use crate::ids::NodeId;
+
+/// How long [`Transport::shutdown`] waits for its tasks to end before returning anyway.
+pub const SHUTDOWN_WAIT_MAX: Duration = Duration::from_secs(2);
+
+/// How long [`Transport::shutdown`] then waits for closed connections to drain. The
+/// CONNECTION_CLOSE frames leave on the first transmit after closing; draining only answers
+/// stray packets, and a half-finished handshake can drain for seconds (its timers still use
+/// the initial RTT estimate), so this bound is short.
+pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_millis(500);
+
+/// A connection that lived at least this long resets the reconnect backoff when it ends;
+/// one that dies sooner counts as a failed attempt, so a peer that accepts and then drops us
+/// is not re-dialed in a tight loop.
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(1);
+
+/// Extra stream receive window beyond [`MESSAGE_BYTES_MAX`], so an oversized message is seen
+/// as too long (and refused at once) rather than stalling on flow control.
+const STREAM_WINDOW_SLACK_BYTES: u64 = 4 * 1024;
+
+/// A running QUIC transport. Cheap to clone; all clones share one endpoint.
+///
+/// Dropping the last clone starts a shutdown without waiting for it; call
+/// [`Transport::shutdown`] to close connections gracefully and wait.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    handle: Arc<Handle>,
+}
+
+/// Owned by the user's clones only (tasks hold [`Shared`]), so its drop means nobody can use
+/// the transport any more.
+#[derive(Debug)]
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.begin_shutdown();
+    }
+}
+
+/// State shared by the handle and every task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    me: NodeId,
+    local_addr: SocketAddr,
+    endpoint: quinn::Endpoint,
+    client_config: quinn::ClientConfig,
+    peers: HashMap<NodeId, Arc<Peer>>,
+    members_at: HashMap<SocketAddr, NodeId>,
+    names: MemberNames,
+    pub(crate) counters: Counters,
+    pub(crate) inbound: mpsc::Sender<Inbound>,
+    pub(crate) timing: TransportTiming,
+    limits: TransportLimits,
+    runtime: tokio::runtime::Handle,
+    shutdown: watch::Sender<bool>,
+    /// Every task holds a clone; `None` once shutdown began, so no new task starts.
+    task_guard: Mutex<Option<mpsc::Sender<()>>>,
+    /// Yields `None` once every task (and so every guard clone) is gone.
+    tasks_done: Mutex<Option<mpsc::Receiver<()>>>,
+    next_seq: AtomicU64,
+}
+
+impl Transport {
+    /// Binds `config.listen`, starts listening and dialing every other member, and returns the
+    /// transport with the receiving end of its inbound channel (capacity
+    /// `limits.inbound_channel_capacity`).
+    ///
+    /// Must be called within a tokio runtime with time and I/O enabled; the transport's tasks
+    /// run on that runtime. The receiver yields `None` only after shutdown, once every clone of
+    /// the transport is dropped.
+    pub async fn start(
+        config: TransportConfig,
+    ) -> Result<(Transport, mpsc::Receiver<Inbound>), TransportError> {
+        config.validate()?;
+        let socket = std::net::UdpSocket::bind(config.listen)
+            .map_err(|source| TransportError::Bind { addr: config.listen, source })?;
+        Self::start_on(config, socket).await
+    }
+
+    /// Like [`Transport::start`], on a socket the caller bound already, e.g. to learn an
+    /// OS-assigned port before telling the other members. `config.listen` is ignored in favour
+    /// of the socket's address.
+    pub async fn start_on(
+        config: TransportConfig,
+        socket: std::net::UdpSocket,
+    ) -> Result<(Transport, mpsc::Receiver<Inbound>), TransportError> {
+        config.validate()?;
+        validate_cluster_name(&config.cluster_name)?;
+        let my_name = node_dns_name(&config.cluster_name, config.me);
+        if !config.tls.names(&my_name) {
+            return Err(PkiError::NotThisNode {
+                node: config.me,
+                cluster_name: config.cluster_name.clone(),
+                expected: my_name,
+            }
+            .into());
+        }
+        let bind_err = |source| TransportError::Bind { addr: config.listen, source };
+        let local_addr = socket.local_addr().map_err(bind_err)?;
+        socket.set_nonblocking(true).map_err(bind_err)?;
+
+        let transport_config = Arc::new(quic_transport_config(&config)?);
+        let server_crypto = QuicServerConfig::try_from(tls::server_config(&config.tls)?)
+            .map_err(|e| PkiError::Config { reason: format!("QUIC server crypto: {e}") })?;
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+        server_config.transport_config(transport_config.clone());
+        // The remote address is part of a peer's identity (checked once, after the
+        // handshake), so a connection must not move to another address afterwards.
+        server_config.migration(false);
+        let client_crypto = QuicClientConfig::try_from(tls::client_config(&config.tls)?)
+            .map_err(|e| PkiError::Config { reason: format!("QUIC client crypto: {e}") })?;
+        let mut client_config = quinn::ClientConfig::new(Arc::new(client_crypto));
+        client_config.transport_config(transport_config);
+
+        let endpoint = quinn::Endpoint::new(
+            endpoint_config(config.tls.key_secret()),
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| TransportError::Bind { addr: local_addr, source })?;
+
+        let mut peers = HashMap::new();
+        let mut members_at = HashMap::new();
+        for &(node, addr) in config.members.iter().filter(|(n, _)| *n != config.me) {
+            let addr = canonical(addr);
+            let name = node_dns_name(&config.cluster_name, node);
+            peers.insert(node, Arc::new(Peer::new(node, addr, name)));
+            members_at.insert(addr, node);
+        }
+        let names = MemberNames::new(
+            &config.cluster_name,
+            config.members.iter().map(|(n, _)| *n).chain([config.me]),
+        )?;
+
+        let (inbound_tx, inbound_rx) = mpsc::channel(config.limits.inbound_channel_capacity);
+        let (guard_tx, guard_rx) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            me: config.me,
+            local_addr,
+            endpoint,
+            client_config,
+            peers,
+            members_at,
+            names,
+            counters: Counters::default(),
+            inbound: inbound_tx,
+            timing: config.timing,
+            limits: config.limits,
+            runtime: tokio::runtime::Handle::current(),
+            shutdown: watch::channel(false).0,
+            task_guard: Mutex::new(Some(guard_tx)),
+            tasks_done: Mutex::new(Some(guard_rx)),
+            next_seq: AtomicU64::new(0),
+        });
+
+        shared.spawn(accept_loop(shared.clone()));
+        for peer in shared.peers.values() {
+            shared.spawn(dial_loop(shared.clone(), peer.clone()));
+        }
+        tracing::info!(me = %config.me, addr = %local_addr, peers = shared.peers.len(), "transport started");
+        Ok((Transport { handle: Arc::new(Handle { shared }) }, inbound_rx))
+    }
+
+    /// Sends `bytes` to `to` as one QUIC datagram, without blocking and without queueing
+    /// behind a backlog.
+    ///
+    /// `Err` says why the datagram was dropped (it is also counted). A datagram blocked by the
+    /// link filter returns `Ok`: to the caller it looks lost on the wire, as under a real
+    /// partition. `Ok` never means delivered; datagrams are unreliable.
+    pub fn send_datagram(&self, to: NodeId, bytes: Bytes) -> Result<(), DatagramDropped> {
+        let shared = &self.handle.shared;
+        let c = &shared.counters;
+        let Some(peer) = shared.peers.get(&to) else {
+            bump(&c.dg_unknown_peer);
+            return Err(DatagramDropped::UnknownPeer { peer: to });
+        };
+        if peer.blocked_out() {
+            bump(&c.dg_blocked_outbound);
+            return Ok(());
+        }
+        let Some(conn) = peer.connection() else {
+            bump(&c.dg_no_connection);
+            return Err(DatagramDropped::NoConnection { peer: to });
+        };
+        let len = bytes.len();
+        let max = conn.max_datagram_size().unwrap_or(0);
+        if len > max {
+            bump(&c.dg_too_large);
+            return Err(DatagramDropped::TooLarge { peer: to, len, max });
+        }
+        // quinn would make room by discarding the oldest queued datagrams; we drop the new
+        // one instead and count it. (A concurrent sender may still race us between the check
+        // and the send; then quinn drops an older datagram, which is equally stale.)
+        if len > conn.datagram_send_buffer_space() {
+            bump(&c.dg_send_buffer_full);
+            return Err(DatagramDropped::SendBufferFull { peer: to });
+        }
+        match conn.send_datagram(bytes) {
+            Ok(()) => {
+                bump(&c.datagrams_sent);
+                add(&c.bytes_sent, len);
+                Ok(())
+            }
+            Err(quinn::SendDatagramError::ConnectionLost(_)) => {
+                bump(&c.dg_no_connection);
+                Err(DatagramDropped::NoConnection { peer: to })
+            }
+            Err(_) => {
+                bump(&c.dg_too_large);
+                Err(DatagramDropped::TooLarge { peer: to, len, max })
+            }
+        }
+    }
+
+    /// Sends `bytes` to `to` on a new reliable stream and waits up to `timeout` for the reply.
+    ///
+    /// Requests and replies are at most [`MESSAGE_BYTES_MAX`] bytes. A request blocked by the
+    /// link filter (either direction) waits out `timeout` and returns
+    /// [`TransportError::Timeout`], as a lost request would.
+    pub async fn request(
+        &self,
+        to: NodeId,
+        bytes: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, TransportError> {
+        let shared = &self.handle.shared;
+        let c = &shared.counters;
+        if bytes.len() > MESSAGE_BYTES_MAX {
+            bump(&c.rq_too_large);
+            return Err(TransportError::MessageTooLarge { len: bytes.len(), max: MESSAGE_BYTES_MAX });
+        }
+        let peer = shared.peers.get(&to).ok_or(TransportError::UnknownPeer { peer: to })?;
+        let exchange = async {
+            if peer.blocked_out() {
+                bump(&c.rq_blocked_outbound);
+                return std::future::pending().await;
+            }
+            let conn = peer.connection().ok_or(TransportError::NotConnected { peer: to })?;
+            let lost = |e: &dyn std::fmt::Display| TransportError::ConnectionLost {
+                peer: to,
+                reason: e.to_string(),
+            };
+            let (send, mut recv) = conn.open_bi().await.map_err(|e| lost(&e))?;
+            let mut send = ResetOnDrop::new(send);
+            if !send.write_all_and_finish(&bytes).await {
+                return Err(lost(&"the request stream failed while writing"));
+            }
+            add(&c.bytes_sent, bytes.len());
+            let reply = match recv.read_to_end(MESSAGE_BYTES_MAX).await {
+                Ok(reply) => reply,
+                Err(quinn::ReadToEndError::TooLong) => {
+                    bump(&c.rq_too_large);
+                    return Err(TransportError::ReplyTooLarge { peer: to, max: MESSAGE_BYTES_MAX });
+                }
+                Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code))) => {
+                    return Err(TransportError::Rejected { peer: to, reason: reset_reason(code) });
+                }
+                Err(quinn::ReadToEndError::Read(e)) => return Err(lost(&e)),
+            };
+            if peer.blocked_in() {
+                bump(&c.rq_blocked_inbound);
+                return std::future::pending().await;
+            }
+            bump(&c.requests_sent);
+            add(&c.bytes_received, reply.len());
+            Ok(Bytes::from(reply))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(TransportError::Timeout { peer: to, after: timeout }))
+    }
+
+    /// The link filter: silently drop traffic from `peer` (`inbound`) and/or to `peer`
+    /// (`outbound`), counting every drop; `false, false` restores delivery. QUIC itself keeps
+    /// running underneath (keep-alives, the connection), so lifting the filter restores
+    /// delivery at once. For tests and the in-process demo's partitions.
+    pub fn set_blocked(&self, peer: NodeId, inbound: bool, outbound: bool) -> Result<(), TransportError> {
+        let p = self.handle.shared.peers.get(&peer).ok_or(TransportError::UnknownPeer { peer })?;
+        p.set_blocked(inbound, outbound);
+        tracing::info!(%peer, inbound, outbound, "link filter set");
+        Ok(())
+    }
+
+    /// A copy of the counters.
+    pub fn counters(&self) -> TransportCounters {
+        self.handle.shared.counters.snapshot()
+    }
+
+    /// The address the endpoint is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.shared.local_addr
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> NodeId {
+        self.handle.shared.me
+    }
+
+    /// Peers with a live, authenticated connection, in id order.
+    pub fn connected_peers(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> =
+            self.handle.shared.peers.values().filter(|p| p.connection().is_some()).map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The live connection to `peer`, described; `None` if there is none.
+    pub fn link(&self, peer: NodeId) -> Option<LinkInfo> {
+        let p = self.handle.shared.peers.get(&peer)?;
+        let (conn, dialed_by) = p.connection_and_dialer()?;
+        Some(LinkInfo { peer, remote: conn.remote_address(), dialed_by, rtt: conn.rtt() })
+    }
+
+    /// QUIC connections the endpoint holds, including ones being refused, closed as
+    /// duplicates or draining. Settles at one per connected peer.
+    pub fn open_connections(&self) -> usize {
+        self.handle.shared.endpoint.open_connections()
+    }
+
+    /// Closes every connection (peers see [`CLOSE_SHUTDOWN`]), stops all tasks, and waits up
+    /// to [`SHUTDOWN_WAIT_MAX`] for the tasks to end and [`SHUTDOWN_DRAIN_MAX`] for the
+    /// connections to drain.
+    /// Idempotent. The UDP socket is released once the last clone is dropped.
+    pub async fn shutdown(&self) {
+        let shared = &self.handle.shared;
+        shared.begin_shutdown();
+        let done = shared.tasks_done.lock().take();
+        if let Some(mut done) = done {
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT_MAX, done.recv()).await;
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_DRAIN_MAX, shared.endpoint.wait_idle()).await;
+        tracing::info!(me = %shared.me, "transport shut down");
+    }
+}
+
+impl Shared {
+    /// Spawns `task` so that it ends at shutdown and holds a guard `shutdown` can wait on.
+    /// After shutdown began, does nothing.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let Some(guard) = self.task_guard.lock().clone() else { return };
+        let mut shutdown = self.shutdown.subscribe();
+        self.runtime.spawn(async move {
+            let _guard = guard;
+            tokio::select! {
+                () = task => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
+        });
+    }
+
+    fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+        self.task_guard.lock().take();
+        self.endpoint.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"node shutting down");
+        for peer in self.peers.values() {
+            peer.clear();
+        }
+    }
+
+    /// Offers an authenticated connection to `peer`'s slot and serves it if it is kept.
+    fn install(self: &Arc<Self>, peer: &Arc<Peer>, conn: Connection, dialer: NodeId) {
+        let c = &self.counters;
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        match peer.install(self.me, conn.clone(), dialer, seq) {
+            Installation::Kept { replaced, reconnect } => {
+                bump(&c.connections_established);
+                if reconnect {
+                    bump(&c.reconnects);
+                }
+                if let Some(old) = replaced {
+                    old.close(VarInt::from_u32(CLOSE_DUPLICATE), b"duplicate connection");
+                    bump(&c.duplicates_closed);
+                }
+                tracing::debug!(peer = %peer.id, dialed_by = %dialer, "connection up");
+                self.spawn(serve_connection(self.clone(), peer.clone(), conn, seq));
+            }
+            Installation::Lost => {
+                conn.close(VarInt::from_u32(CLOSE_DUPLICATE), b"duplicate connection");
+                bump(&c.duplicates_closed);
+            }
+        }
+    }
+
+    /// One outbound attempt. `Ok` if a connection was authenticated (kept or not); `Err` if
+    /// the attempt failed, which the dial loop answers with backoff.
+    async fn dial(self: &Arc<Self>, peer: &Arc<Peer>) -> Result<(), ()> {
+        let c = &self.counters;
+        let connecting =
+            match self.endpoint.connect_with(self.client_config.clone(), peer.addr, &peer.server_name) {
+                Ok(connecting) => connecting,
+                Err(e) => {
+                    tracing::warn!(peer = %peer.id, error = %e, "cannot dial");
+                    bump(&c.dial_failures);
+                    return Err(());
+                }
+            };
+        // rustls has checked the server's chain to the cluster CA and its name
+        // `node-<peer>.<cluster>.quorate`, and we chose the address: nothing more to check.
+        match tokio::time::timeout(self.timing.handshake_timeout, connecting).await {
+            Ok(Ok(conn)) => {
+                self.install(peer, conn, self.me);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                match classify_handshake_error(&e) {
+                    HandshakeFailure::BadChain => bump(&c.refused_bad_chain),
+                    HandshakeFailure::NoCert | HandshakeFailure::Other => bump(&c.dial_failures),
+                }
+                tracing::debug!(peer = %peer.id, error = %e, "dial failed");
+                Err(())
+            }
+            Err(_) => {
+                bump(&c.dial_failures);
+                Err(())
+            }
+        }
+    }
+
+    /// Completes an inbound handshake and accepts the connection only if its certificate
+    /// names a member other than us and it comes from that member's configured address.
+    async fn accept(self: Arc<Self>, incoming: quinn::Incoming) {
+        let c = &self.counters;
+        let connecting = match incoming.accept() {
+            Ok(connecting) => connecting,
+            Err(_) => {
+                bump(&c.refused_handshake_failed);
+                return;
+            }
+        };
+        let conn = match tokio::time::timeout(self.timing.handshake_timeout, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                match classify_handshake_error(&e) {
+                    HandshakeFailure::NoCert => bump(&c.refused_no_client_cert),
+                    HandshakeFailure::BadChain => bump(&c.refused_bad_chain),
+                    HandshakeFailure::Other => bump(&c.refused_handshake_failed),
+                }
+                tracing::debug!(error = %e, "inbound handshake failed");
+                return;
+            }
+            Err(_) => {
+                bump(&c.refused_handshake_failed);
+                return;
+            }
+        };
+        let refuse = |counter: &AtomicU64, why: &'static str| {
+            bump(counter);
+            tracing::warn!(remote = %conn.remote_address(), why, "refused connection");
+            conn.close(VarInt::from_u32(CLOSE_REFUSED), why.as_bytes());
+        };
+        let node = match identify_client(conn.peer_identity(), &self.names, self.me) {
+            Ok(node) => node,
+            Err(CertRefusal::NoClientCert) => {
+                return refuse(&c.refused_no_client_cert, "no client certificate")
+            }
+            Err(CertRefusal::BadChain) => return refuse(&c.refused_bad_chain, "unreadable certificate"),
+            Err(CertRefusal::UnknownNode) => {
+                return refuse(&c.refused_unknown_node, "certificate names no peer")
+            }
+        };
+        let Some(peer) = self.peers.get(&node) else {
+            return refuse(&c.refused_unknown_node, "certificate names no peer");
+        };
+        if canonical(conn.remote_address()) != peer.addr {
+            return refuse(&c.refused_address_mismatch, "address is not the member's");
+        }
+        self.install(peer, conn, node);
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>) {
+    let handshakes = Arc::new(Semaphore::new(shared.limits.handshakes_in_flight));
+    let c = &shared.counters;
+    while let Some(incoming) = shared.endpoint.accept().await {
+        // Strangers get no answer and cost no crypto work.
+        if !shared.members_at.contains_key(&canonical(incoming.remote_address())) {
+            bump(&c.refused_address_mismatch);
+            tracing::debug!(remote = %incoming.remote_address(), "ignored connection from a non-member address");
+            incoming.ignore();
+            continue;
+        }
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            bump(&c.refused_handshake_failed);
+            incoming.ignore();
+            continue;
+        };
+        let accepting = shared.clone().accept(incoming);
+        shared.spawn(async move {
+            let _permit = permit;
+            accepting.await;
+        });
+    }
+}
+
+async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
+    let seed = shared.me.0.rotate_left(32) ^ peer.id.0 ^ 0x71_75_6f_72_61_74_65;
+    let mut backoff =
+        Backoff::new(shared.timing.reconnect_backoff_min, shared.timing.reconnect_backoff_max, seed);
+    loop {
+        if let Some(conn) = peer.connection() {
+            let watched_since = tokio::time::Instant::now();
+            let reason = conn.closed().await;
+            let brief = watched_since.elapsed() < BACKOFF_RESET_AFTER;
+            if matches!(reason, ConnectionError::LocallyClosed) {
+                // We closed it: replaced by a winning duplicate, or shutting down.
+            } else if peer_did_not_want(&reason) || brief {
+                // The peer closed it as a duplicate or refused us (it holds a connection it
+                // prefers and may not know yet that it is dead), or the connection died
+                // young (e.g. our certificate is refused after the handshake): back off
+                // rather than churn handshakes.
+                tokio::time::sleep(backoff.next_delay()).await;
+            } else {
+                backoff.reset();
+            }
+            continue;
+        }
+        if shared.dial(&peer).await.is_err() {
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+}
+
+fn peer_did_not_want(reason: &ConnectionError) -> bool {
+    match reason {
+        ConnectionError::ApplicationClosed(close) => {
+            close.error_code == VarInt::from_u32(CLOSE_DUPLICATE)
+                || close.error_code == VarInt::from_u32(CLOSE_REFUSED)
+        }
+        _ => false,
+    }
+}
+
+fn reset_reason(code: VarInt) -> &'static str {
+    match u32::try_from(code.into_inner()) {
+        Ok(RESET_TOO_LARGE) => "the request exceeds the peer's size limit",
+        Ok(RESET_OVERLOADED) => "the peer's inbound queue is full",
+        Ok(RESET_UNANSWERED) => "the peer did not answer in time",
+        _ => "the peer abandoned the request",
+    }
+}
+
+/// quinn's per-connection transport parameters, from our timing and limits.
+fn quic_transport_config(config: &TransportConfig) -> Result<quinn::TransportConfig, TransportError> {
+    let timing = &config.timing;
+    let limits = &config.limits;
+    let too_big = |what: &str| PkiError::Config { reason: format!("{what} does not fit QUIC's encoding") };
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(timing.keep_alive));
+    t.max_idle_timeout(Some(
+        quinn::IdleTimeout::try_from(timing.idle_timeout)
+            .map_err(|_| super::ConfigError::IdleTimeoutTooLong { idle_timeout: timing.idle_timeout })?,
+    ));
+    t.datagram_receive_buffer_size(Some(limits.datagram_receive_buffer_bytes));
+    t.datagram_send_buffer_size(limits.datagram_send_buffer_bytes);
+    t.max_concurrent_bidi_streams(VarInt::from_u32(limits.streams_per_peer));
+    t.max_concurrent_uni_streams(VarInt::from_u32(0));
+    let stream_window = MESSAGE_BYTES_MAX as u64 + STREAM_WINDOW_SLACK_BYTES;
+    t.stream_receive_window(VarInt::from_u64(stream_window).map_err(|_| too_big("stream window"))?);
+    let connection_window = stream_window
+        .saturating_mul(u64::from(limits.streams_per_peer))
+        .saturating_add(limits.datagram_receive_buffer_bytes as u64);
+    t.receive_window(VarInt::from_u64(connection_window).map_err(|_| too_big("receive window"))?);
+    t.send_window(connection_window);
+    Ok(t)
+}
+
+/// The endpoint config with the reset and connection-id keys derived from the node's private
+/// key (see the module docs). HMAC-SHA256 with distinct labels keeps the two keys independent
+/// of each other and reveals nothing about the private key.
+fn endpoint_config(secret: &[u8]) -> quinn::EndpointConfig {
+    let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let reset_secret = ring::hmac::sign(&root, b"quorate/1 stateless reset key");
+    let cid_secret = ring::hmac::sign(&root, b"quorate/1 connection id key");
+    let cid_key = cid_secret.as_ref().iter().take(8).fold(0u64, |k, b| (k << 8) | u64::from(*b));
+    let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_secret.as_ref());
+    let mut config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+    config
+}
