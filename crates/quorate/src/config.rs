@@ -1,0 +1,590 @@
+//! Node configuration: one struct with validated defaults and presets, loadable from TOML.
+//!
+//! ```toml
+//! [node]
+//! cluster = "demo"                 # DNS-label characters; part of every certificate name
+//! id = 1
+//! listen = "127.0.0.1:7001"        # default: this node's member address
+//! admin = "127.0.0.1:9001"         # optional: /metrics and /status over HTTP
+//! events_out = "events.jsonl"      # optional: JSON lines of events; "-" for stdout
+//!
+//! [[members]]
+//! id = 1
+//! addr = "127.0.0.1:7001"
+//! votes = 1                        # default 1; 0 makes an observer
+//!
+//! [tls]
+//! dir = "certs"                    # ca.pem, node-<id>.pem, node-<id>.key (quorate certs init)
+//! # or: ca = "...", cert = "...", key = "..."
+//!
+//! [timing]
+//! preset = "lan"                   # or "wan"; fields below override it
+//! heartbeat_interval = "100ms"
+//! down_after_min = "1s"
+//! lease = "900ms"
+//! max_clock_drift = 0.01
+//!
+//! [quorum]
+//! tie_breaker = "lowest-id"        # "none", or a node id
+//! wait_for_all = false
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quorate_core::Member;
+use quorate_detector::{DetectorConfig, DetectorConfigError};
+use quorate_gate::{GateConfig, GateConfigError, MembershipError, TieBreaker};
+use quorate_heartbeat::transport::TlsIdentity;
+use quorate_heartbeat::{ClusterId, NodeId};
+use serde::Deserialize;
+
+/// Config files larger than this are refused unread.
+pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
+
+/// Everything a node needs to start.
+#[derive(Clone)]
+pub struct Config {
+    /// The cluster's name: DNS-label characters (`a-z`, `0-9`, `-`, dots between labels).
+    /// Nodes of different clusters never talk: the name is in every certificate and its
+    /// hash is on every message.
+    pub cluster: String,
+    /// This node.
+    pub id: NodeId,
+    /// Where this node listens and dials from. Default: its member address.
+    pub listen: SocketAddr,
+    /// Every member, this node included.
+    pub members: Vec<MemberAddr>,
+    /// Where the certificates come from.
+    pub tls: TlsSource,
+    /// Heartbeat timing and failure detection.
+    pub detector: DetectorConfig,
+    /// Leases, drift bound, tie-breaker, `wait_for_all`.
+    pub gate: GateConfig,
+    /// Where to serve `/metrics` and `/status`; `None` (default) serves nothing.
+    pub admin: Option<SocketAddr>,
+    /// Where to write events as JSON lines; `None` (default) writes none.
+    pub events_out: Option<EventsOut>,
+}
+
+/// A member and where it listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberAddr {
+    /// Its node id, as named in its certificate.
+    pub id: NodeId,
+    /// Its QUIC address.
+    pub addr: SocketAddr,
+    /// Its votes; 0 makes an observer.
+    pub votes: u32,
+}
+
+/// Where a node's TLS material comes from.
+#[derive(Clone)]
+pub enum TlsSource {
+    /// A directory laid out by `quorate certs init`: `ca.pem`, `node-<id>.pem`, `node-<id>.key`.
+    Dir(PathBuf),
+    /// Three PEM files.
+    Files {
+        /// The cluster CA certificate.
+        ca: PathBuf,
+        /// This node's certificate.
+        cert: PathBuf,
+        /// This node's private key.
+        key: PathBuf,
+    },
+    /// Already loaded (for example from a development PKI generated in memory).
+    Identity(Arc<TlsIdentity>),
+}
+
+/// Where events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsOut {
+    /// Standard output.
+    Stdout,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+/// A configuration that cannot be used: which field, what value, which rule.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A field breaks a rule.
+    #[error("invalid {field} = {value}: {rule}")]
+    Invalid {
+        /// The field, as written in the TOML file (`timing.lease`).
+        field: String,
+        /// The offending value.
+        value: String,
+        /// The rule it breaks.
+        rule: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file (or `<string>`).
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(field: &str, value: impl std::fmt::Display, rule: impl Into<String>) -> Self {
+        ConfigError::Invalid { field: field.to_owned(), value: value.to_string(), rule: rule.into() }
+    }
+}
+
+impl Config {
+    /// LAN defaults (100 ms heartbeats, 1 s down floor, 900 ms lease, 1% drift).
+    pub fn lan(cluster: impl Into<String>, id: NodeId, members: Vec<MemberAddr>, tls: TlsSource) -> Self {
+        let listen = members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.addr)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        Config {
+            cluster: cluster.into(),
+            id,
+            listen,
+            members,
+            tls,
+            detector: DetectorConfig::lan(),
+            gate: GateConfig::default(),
+            admin: None,
+            events_out: None,
+        }
+    }
+
+    /// WAN defaults: 250 ms heartbeats, 3 s down floor, 2.5 s lease.
+    pub fn wan(cluster: impl Into<String>, id: NodeId, members: Vec<MemberAddr>, tls: TlsSource) -> Self {
+        let mut config = Self::lan(cluster, id, members, tls);
+        config.detector = DetectorConfig::wan();
+        config.gate.lease = Duration::from_millis(2_500);
+        config
+    }
+
+    /// The cluster id derived from the name.
+    pub fn cluster_id(&self) -> ClusterId {
+        ClusterId::from_name(&self.cluster)
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let read_err = |source| ConfigError::Read { path: path.to_owned(), source };
+        let len = std::fs::metadata(path).map_err(read_err)?.len();
+        if len > CONFIG_BYTES_MAX {
+            return Err(ConfigError::invalid("file size", len, format!("at most {CONFIG_BYTES_MAX} bytes")));
+        }
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses and validates TOML text; relative paths are taken from the current directory.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text, "<string>", Path::new("."))
+    }
+
+    fn parse(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_owned(), message: e.to_string() })?;
+        let config = raw.into_config(base)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every rule, naming the field at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        quorate_heartbeat::transport::validate_cluster_name(&self.cluster).map_err(|e| {
+            ConfigError::invalid("node.cluster", format!("{:?}", self.cluster), e.to_string())
+        })?;
+        let mut seen_addrs = std::collections::BTreeSet::new();
+        for m in &self.members {
+            if !seen_addrs.insert(m.addr) {
+                return Err(ConfigError::invalid(
+                    "members.addr",
+                    m.addr,
+                    "two members share this address; each needs its own",
+                ));
+            }
+        }
+        self.core_config().validate().map_err(|e| match e {
+            quorate_core::ConfigError::Membership(m) => membership_error(m, self.id),
+            quorate_core::ConfigError::Gate(g) => gate_error(g),
+            other => ConfigError::invalid("config", "", other.to_string()),
+        })?;
+        if let Some(own) = self.members.iter().find(|m| m.id == self.id) {
+            if own.addr.port() != self.listen.port() {
+                return Err(ConfigError::invalid(
+                    "node.listen",
+                    self.listen,
+                    format!(
+                        "must use the port of this node's member address {} (peers accept its \
+                         connections only from that address)",
+                        own.addr
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sans-IO core's view of this configuration.
+    pub fn core_config(&self) -> quorate_core::Config {
+        quorate_core::Config {
+            cluster: self.cluster_id(),
+            me: self.id,
+            members: self.members.iter().map(|m| Member { id: m.id, votes: m.votes }).collect(),
+            detector: self.detector.clone(),
+            gate: self.gate.clone(),
+        }
+    }
+
+    /// Loads the TLS identity this configuration names.
+    pub fn tls_identity(&self) -> Result<Arc<TlsIdentity>, quorate_heartbeat::transport::PkiError> {
+        match &self.tls {
+            TlsSource::Identity(id) => Ok(id.clone()),
+            TlsSource::Files { ca, cert, key } => TlsIdentity::from_pem_files(ca, cert, key).map(Arc::new),
+            TlsSource::Dir(dir) => {
+                let id = self.id.0;
+                TlsIdentity::from_pem_files(
+                    dir.join("ca.pem"),
+                    dir.join(format!("node-{id}.pem")),
+                    dir.join(format!("node-{id}.key")),
+                )
+                .map(Arc::new)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("cluster", &self.cluster)
+            .field("id", &self.id)
+            .field("listen", &self.listen)
+            .field("members", &self.members)
+            .field("detector", &self.detector)
+            .field("gate", &self.gate)
+            .field("admin", &self.admin)
+            .field("events_out", &self.events_out)
+            .finish_non_exhaustive()
+    }
+}
+
+fn membership_error(e: MembershipError, me: NodeId) -> ConfigError {
+    match e {
+        MembershipError::DuplicateMember { id } => ConfigError::invalid("members.id", id.0, "listed twice"),
+        MembershipError::NoVoters => {
+            ConfigError::invalid("members.votes", 0, "at least one member needs votes > 0")
+        }
+        MembershipError::NotAMember { .. } => {
+            ConfigError::invalid("node.id", me.0, "must be one of the [[members]] ids")
+        }
+        MembershipError::TieBreakerNotVoter { id } => {
+            ConfigError::invalid("quorum.tie_breaker", id.0, "must name a member with votes > 0")
+        }
+        other => ConfigError::invalid("members", "", other.to_string()),
+    }
+}
+
+fn gate_error(e: GateConfigError) -> ConfigError {
+    match e {
+        GateConfigError::LeaseTooLong { lease, .. } => {
+            ConfigError::invalid("timing.lease", fmt_d(lease), e.to_string())
+        }
+        GateConfigError::LeaseTooShort { lease, .. } => {
+            ConfigError::invalid("timing.lease", fmt_d(lease), e.to_string())
+        }
+        GateConfigError::BadDrift { max_clock_drift } => {
+            ConfigError::invalid("timing.max_clock_drift", max_clock_drift, e.to_string())
+        }
+        GateConfigError::Detector(d) => detector_error(d),
+        other => ConfigError::invalid("timing", "", other.to_string()),
+    }
+}
+
+fn detector_error(e: DetectorConfigError) -> ConfigError {
+    let field = match &e {
+        DetectorConfigError::HeartbeatIntervalZero => "timing.heartbeat_interval",
+        DetectorConfigError::DownAfterMinTooShort { .. } => "timing.down_after_min",
+        DetectorConfigError::SuspectPhiInvalid { .. } | DetectorConfigError::SuspectAboveDown { .. } => {
+            "timing.suspect_phi"
+        }
+        DetectorConfigError::DownPhiInvalid { .. } => "timing.down_phi",
+        DetectorConfigError::StallThresholdTooShort { .. } => "timing.stall_threshold",
+        DetectorConfigError::WindowLenOutOfRange { .. } => "timing.window_len",
+        DetectorConfigError::FirstHeartbeatEstimateZero => "timing.first_heartbeat_estimate",
+        _ => "timing",
+    };
+    ConfigError::Invalid { field: field.to_owned(), value: String::new(), rule: e.to_string() }
+}
+
+fn fmt_d(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+// ---- TOML schema ------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node: RawNode,
+    #[serde(default)]
+    members: Vec<RawMember>,
+    tls: RawTls,
+    #[serde(default)]
+    timing: RawTiming,
+    #[serde(default)]
+    quorum: RawQuorum,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    cluster: String,
+    id: u64,
+    listen: Option<String>,
+    admin: Option<String>,
+    events_out: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMember {
+    id: u64,
+    addr: String,
+    votes: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    dir: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTiming {
+    preset: Option<String>,
+    heartbeat_interval: Option<String>,
+    down_after_min: Option<String>,
+    lease: Option<String>,
+    max_clock_drift: Option<f64>,
+    suspect_phi: Option<f64>,
+    down_phi: Option<f64>,
+    min_std_dev: Option<String>,
+    acceptable_pause: Option<String>,
+    stall_threshold: Option<String>,
+    window_len: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawQuorum {
+    tie_breaker: Option<toml::Value>,
+    wait_for_all: Option<bool>,
+}
+
+fn addr(field: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        ConfigError::invalid(field, format!("{text:?}"), "expected IP:PORT, e.g. 127.0.0.1:7001")
+    })
+}
+
+fn duration(field: &str, text: &Option<String>, into: &mut Duration) -> Result<(), ConfigError> {
+    if let Some(text) = text {
+        *into = humantime::parse_duration(text).map_err(|e| {
+            ConfigError::invalid(field, format!("{text:?}"), format!("{e}; write e.g. \"100ms\" or \"1s\""))
+        })?;
+    }
+    Ok(())
+}
+
+impl RawConfig {
+    fn into_config(self, base: &Path) -> Result<Config, ConfigError> {
+        let id = NodeId(self.node.id);
+        let mut members = Vec::with_capacity(self.members.len());
+        for m in &self.members {
+            members.push(MemberAddr {
+                id: NodeId(m.id),
+                addr: addr("members.addr", &m.addr)?,
+                votes: m.votes.unwrap_or(1),
+            });
+        }
+        let path = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let tls = match self.tls {
+            RawTls { dir: Some(dir), ca: None, cert: None, key: None } => TlsSource::Dir(path(dir)),
+            RawTls { dir: None, ca: Some(ca), cert: Some(cert), key: Some(key) } => {
+                TlsSource::Files { ca: path(ca), cert: path(cert), key: path(key) }
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    "tls",
+                    "",
+                    "give either `dir`, or all of `ca`, `cert` and `key`",
+                ))
+            }
+        };
+        let mut config = match self.timing.preset.as_deref() {
+            None | Some("lan") => Config::lan(self.node.cluster, id, members, tls),
+            Some("wan") => Config::wan(self.node.cluster, id, members, tls),
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "timing.preset",
+                    format!("{other:?}"),
+                    "expected \"lan\" or \"wan\"",
+                ))
+            }
+        };
+        if let Some(listen) = &self.node.listen {
+            config.listen = addr("node.listen", listen)?;
+        } else if !config.members.iter().any(|m| m.id == id) {
+            return Err(ConfigError::invalid("node.id", id.0, "must be one of the [[members]] ids"));
+        }
+        config.admin = self.node.admin.as_deref().map(|a| addr("node.admin", a)).transpose()?;
+        config.events_out = self.node.events_out.map(|o| {
+            if o == "-" {
+                EventsOut::Stdout
+            } else {
+                EventsOut::File(path(o.into()))
+            }
+        });
+        let t = &self.timing;
+        let d = &mut config.detector;
+        duration("timing.heartbeat_interval", &t.heartbeat_interval, &mut d.heartbeat_interval)?;
+        duration("timing.down_after_min", &t.down_after_min, &mut d.down_after_min)?;
+        duration("timing.min_std_dev", &t.min_std_dev, &mut d.min_std_dev)?;
+        duration("timing.acceptable_pause", &t.acceptable_pause, &mut d.acceptable_pause)?;
+        duration("timing.stall_threshold", &t.stall_threshold, &mut d.stall_threshold)?;
+        if t.heartbeat_interval.is_some() {
+            d.first_heartbeat_estimate = d.heartbeat_interval;
+        }
+        d.suspect_phi = t.suspect_phi.unwrap_or(d.suspect_phi);
+        d.down_phi = t.down_phi.unwrap_or(d.down_phi);
+        if let Some(len) = t.window_len {
+            d.window_len = std::num::NonZeroUsize::new(len)
+                .ok_or_else(|| ConfigError::invalid("timing.window_len", len, "must be at least 2"))?;
+        }
+        duration("timing.lease", &t.lease, &mut config.gate.lease)?;
+        config.gate.max_clock_drift = t.max_clock_drift.unwrap_or(config.gate.max_clock_drift);
+        config.gate.wait_for_all = self.quorum.wait_for_all.unwrap_or(false);
+        config.gate.tie_breaker = match &self.quorum.tie_breaker {
+            None => TieBreaker::LowestId,
+            Some(toml::Value::String(s)) if s == "lowest-id" => TieBreaker::LowestId,
+            Some(toml::Value::String(s)) if s == "none" => TieBreaker::None,
+            Some(toml::Value::Integer(n)) if *n > 0 => TieBreaker::Node(NodeId(*n as u64)),
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "quorum.tie_breaker",
+                    format!("{other:?}"),
+                    "expected \"lowest-id\", \"none\" or a node id",
+                ))
+            }
+        };
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [node]
+        cluster = "demo"
+        id = 2
+
+        [[members]]
+        id = 1
+        addr = "127.0.0.1:7001"
+        [[members]]
+        id = 2
+        addr = "127.0.0.1:7002"
+        [[members]]
+        id = 3
+        addr = "127.0.0.1:7003"
+        votes = 0
+
+        [tls]
+        dir = "certs"
+
+        [timing]
+        heartbeat_interval = "50ms"
+        down_after_min = "600ms"
+        lease = "500ms"
+    "#;
+
+    fn err(text: &str) -> String {
+        match Config::from_toml_str(text) {
+            Ok(_) => "accepted".to_owned(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn parses_a_full_config_with_human_durations() -> Result<(), ConfigError> {
+        let c = Config::from_toml_str(GOOD)?;
+        assert_eq!(c.id, NodeId(2));
+        assert_eq!(c.listen, addr("x", "127.0.0.1:7002")?);
+        assert_eq!(c.members[2].votes, 0);
+        assert_eq!(c.detector.heartbeat_interval, Duration::from_millis(50));
+        assert_eq!(c.gate.lease, Duration::from_millis(500));
+        assert!(matches!(&c.tls, TlsSource::Dir(d) if d.ends_with("certs")));
+        Ok(())
+    }
+
+    #[test]
+    fn unsafe_lease_names_the_field_the_value_and_the_rule() {
+        let text = GOOD.replace("lease = \"500ms\"", "lease = \"700ms\"");
+        let e = err(&text);
+        assert!(
+            e.starts_with(
+                "invalid timing.lease = 700ms: lease (700ms) must be shorter than down_after_min (600ms)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn interval_too_long_for_the_floor_names_the_field() {
+        let e = err(&GOOD.replace("\"50ms\"", "\"400ms\""));
+        assert!(e.contains("timing.down_after_min") && e.contains("2 x heartbeat_interval"), "{e}");
+    }
+
+    #[test]
+    fn typos_bad_addresses_and_bad_durations_are_named() {
+        assert!(err(&GOOD.replace("[timing]", "[timing]\nleese = \"1s\"")).contains("unknown field `leese`"));
+        assert!(err(&GOOD.replace("127.0.0.1:7003", "localhost"))
+            .contains("invalid members.addr = \"localhost\""));
+        assert!(err(&GOOD.replace("\"50ms\"", "\"fast\""))
+            .contains("invalid timing.heartbeat_interval = \"fast\""));
+        assert!(err(&GOOD.replace("id = 2\n", "id = 9\n")).contains("node.id"));
+        assert!(
+            err(&GOOD.replace("cluster = \"demo\"", "cluster = \"Demo Cluster\"")).contains("node.cluster")
+        );
+        assert!(err(&GOOD.replace("dir = \"certs\"", "ca = \"x\"")).contains("invalid tls"));
+    }
+
+    #[test]
+    fn duplicate_member_address_is_refused() {
+        let e = err(&GOOD.replace("127.0.0.1:7003", "127.0.0.1:7001"));
+        assert!(e.contains("members.addr"), "{e}");
+    }
+}

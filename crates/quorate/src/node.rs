@@ -1,0 +1,310 @@
+//! [`Node`]: the tokio runtime that wires the QUIC transport to the sans-IO core.
+//!
+//! ```text
+//!   Transport (quinn) ──Inbound::Datagram──► driver task ──► core.handle_datagram(now, ..)
+//!        ▲                                      │  sleep until core.poll_timeout()
+//!        └──────── send_datagram ◄── poll_transmit          core.handle_timeout(now)
+//!                                               └─► poll_event ─► event log (bounded)
+//! ```
+//!
+//! One driver task owns the loop; the core sits behind a mutex only so that `status()` can
+//! read it. Nothing on the receive path waits for anything but that mutex: datagrams that
+//! cannot be sent are dropped by the transport, event lines that the writer cannot keep up
+//! with are dropped and counted. `now` always comes from the gate's clock, so the handles and
+//! the core agree on time.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use quorate_core::Node as Core;
+use quorate_gate::{Clock, QuorumGate};
+use quorate_heartbeat::transport::{Inbound, PkiError, Transport, TransportConfig, TransportError};
+use quorate_heartbeat::{Incarnation, NodeId};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::admin;
+use crate::config::{Config, ConfigError, EventsOut};
+use crate::events::{event_json, EventSink};
+use crate::status::{self, NodeStatus};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The certificates could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(#[from] PkiError),
+    /// The QUIC endpoint could not start (address in use, bad certificate...).
+    #[error("transport: {0}")]
+    Transport(#[from] TransportError),
+    /// A socket could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The event log could not be opened.
+    #[error("cannot open event log {path}: {source}")]
+    EventLog {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running quorate node. Dropping it without [`Node::shutdown`] stops it abruptly (peers
+/// see a crash); `shutdown` fences the gate first.
+#[derive(Debug)]
+pub struct Node {
+    shared: Arc<Shared>,
+    gate: QuorumGate,
+    stop: watch::Sender<bool>,
+    driver: Option<JoinHandle<()>>,
+    admin: Option<JoinHandle<()>>,
+    admin_addr: Option<SocketAddr>,
+    log_writer: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) cluster: String,
+    pub(crate) core: Mutex<Core>,
+    pub(crate) transport: Transport,
+    pub(crate) clock: Clock,
+    pub(crate) gate: QuorumGate,
+    pub(crate) events_dropped: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn status(&self) -> NodeStatus {
+        let gate_status = self.gate.status();
+        let now = self.clock.now();
+        let counters = self.transport.counters();
+        let core = self.core.lock();
+        status::build(&self.cluster, &core, &gate_status, now, |p| self.transport.link(p), &counters)
+    }
+}
+
+impl Node {
+    /// Starts a node: binds `config.listen`, connects to the members and begins
+    /// heartbeating. The node starts fenced and becomes writable once it holds a quorum of
+    /// vote leases (typically within two heartbeat intervals of its peers being up).
+    pub async fn start(config: Config) -> Result<Node, StartError> {
+        config.validate()?;
+        let socket = UdpSocket::bind(config.listen)
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        Self::start_on(config, socket).await
+    }
+
+    /// Like [`Node::start`], on a UDP socket the caller bound already (to learn an
+    /// OS-assigned port before telling the other members).
+    pub async fn start_on(config: Config, socket: UdpSocket) -> Result<Node, StartError> {
+        config.validate()?;
+        let identity = config.tls_identity()?;
+        let listen =
+            socket.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let members = config.members.iter().map(|m| (m.id, m.addr)).collect();
+        let transport_config =
+            TransportConfig::new(config.id, config.cluster.clone(), listen, members, (*identity).clone());
+        let (transport, inbound) = Transport::start_on(transport_config, socket).await?;
+
+        let clock = Clock::system();
+        let now = clock.now();
+        let incarnation = Incarnation(wall_clock_ms().max(1));
+        let seed = incarnation.0 ^ config.id.0.rotate_left(32);
+        let (core, gate) = match Core::new(config.core_config(), incarnation, clock.clone(), now, seed) {
+            Ok(made) => made,
+            Err(e) => {
+                transport.shutdown().await;
+                return Err(StartError::Config(ConfigError::Invalid {
+                    field: "config".into(),
+                    value: String::new(),
+                    rule: e.to_string(),
+                }));
+            }
+        };
+
+        let (sink, log_writer) = match open_event_log(&config.events_out)? {
+            Some(out) => {
+                let (sink, task) = EventSink::start(out);
+                (Some(sink), Some(task))
+            }
+            None => (None, None),
+        };
+        let shared = Arc::new(Shared {
+            cluster: config.cluster.clone(),
+            core: Mutex::new(core),
+            transport,
+            clock,
+            gate: gate.clone(),
+            events_dropped: AtomicU64::new(0),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let driver = tokio::spawn(drive(shared.clone(), inbound, stop_rx, sink, config.id));
+        let (admin, admin_addr) = match config.admin {
+            Some(addr) => {
+                let (task, bound) = admin::serve(addr, shared.clone(), stop.subscribe())
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                (Some(task), Some(bound))
+            }
+            None => (None, None),
+        };
+        tracing::info!(node = config.id.0, %listen, incarnation = incarnation.0, "quorate node started");
+        Ok(Node { shared, gate, stop, driver: Some(driver), admin, admin_addr, log_writer })
+    }
+
+    /// The write gate: cheap to clone, `Send + Sync`.
+    pub fn gate(&self) -> QuorumGate {
+        self.gate.clone()
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.transport.me()
+    }
+
+    /// The QUIC address this node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.transport.local_addr()
+    }
+
+    /// The admin address (`/metrics`, `/status`) actually bound, if any.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The cluster as this node sees it now.
+    pub fn status(&self) -> NodeStatus {
+        self.shared.status()
+    }
+
+    /// Event lines dropped because the log writer fell behind.
+    pub fn events_dropped(&self) -> u64 {
+        self.shared.events_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Drops traffic to (`outbound`) and from (`inbound`) `peer`, as a network partition
+    /// would: the in-process link filter for demos and tests. `false, false` lifts it.
+    pub fn set_link_blocked(
+        &self,
+        peer: NodeId,
+        inbound: bool,
+        outbound: bool,
+    ) -> Result<(), TransportError> {
+        self.shared.transport.set_blocked(peer, inbound, outbound)
+    }
+
+    /// Leaves gracefully: the gate fences first (every handle answers `Stopped`), then the
+    /// driver stops and connections close.
+    pub async fn shutdown(mut self) {
+        self.stop_all().await;
+    }
+
+    async fn stop_all(&mut self) {
+        {
+            let now = self.shared.clock.now();
+            self.shared.core.lock().shutdown(now);
+        }
+        let _ = self.stop.send(true);
+        for task in [self.driver.take(), self.admin.take()].into_iter().flatten() {
+            let _ = task.await;
+        }
+        self.shared.transport.shutdown().await;
+        if let Some(task) = self.log_writer.take() {
+            // The writer ends when the driver's sink is dropped; give it a moment to flush.
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Not shut down gracefully: at least fence the gate and stop the tasks.
+        if self.driver.is_some() {
+            let now = self.shared.clock.now();
+            self.shared.core.lock().shutdown(now);
+            let _ = self.stop.send(true);
+        }
+    }
+}
+
+/// The driver loop: datagrams and timers into the core, transmits and events out.
+async fn drive(
+    shared: Arc<Shared>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut stop: watch::Receiver<bool>,
+    sink: Option<EventSink>,
+    me: NodeId,
+) {
+    loop {
+        let wait = {
+            let core = shared.core.lock();
+            core.poll_timeout().map(|t| t - shared.clock.now()).unwrap_or(Duration::from_secs(1))
+        };
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            msg = inbound.recv() => match msg {
+                Some(Inbound::Datagram { from, bytes }) => {
+                    let now = shared.clock.now();
+                    shared.core.lock().handle_datagram(now, from, &bytes);
+                }
+                // No request kinds are served yet: dropping `reply` refuses the request.
+                Some(_) => {}
+                None => break,
+            },
+            _ = tokio::time::sleep(wait) => {
+                let now = shared.clock.now();
+                shared.core.lock().handle_timeout(now);
+            }
+        }
+        flush(&shared, sink.as_ref(), me);
+    }
+    flush(&shared, sink.as_ref(), me);
+}
+
+fn flush(shared: &Shared, sink: Option<&EventSink>, me: NodeId) {
+    let mut core = shared.core.lock();
+    while let Some(t) = core.poll_transmit() {
+        // Dropped sends are counted by the transport; a heartbeat is never queued.
+        let _ = shared.transport.send_datagram(t.to, Bytes::from(t.payload));
+    }
+    while let Some(event) = core.poll_event() {
+        tracing::info!(node = me.0, ?event, "quorum event");
+        if let Some(sink) = sink {
+            if !sink.send(event_json(me, &event).to_string()) {
+                shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn open_event_log(out: &Option<EventsOut>) -> Result<Option<Box<dyn std::io::Write + Send>>, StartError> {
+    match out {
+        None => Ok(None),
+        Some(EventsOut::Stdout) => Ok(Some(Box::new(std::io::stdout()))),
+        Some(EventsOut::File(path)) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(|f| Some(Box::new(std::io::BufWriter::new(f)) as Box<dyn std::io::Write + Send>))
+            .map_err(|source| StartError::EventLog { path: path.display().to_string(), source }),
+    }
+}
+
+/// Milliseconds since the Unix epoch: the incarnation, so later lives get larger ones.
+fn wall_clock_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(1)
+}

@@ -1,0 +1,220 @@
+//! [`NodeStatus`]: what `/status`, `/metrics` and `quorate status` show.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use quorate_core::Node as Core;
+use quorate_detector::PeerState;
+use quorate_gate::QuorumStatus;
+use quorate_heartbeat::transport::{LinkInfo, TransportCounters};
+use quorate_heartbeat::{Instant, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// A node's view of the cluster at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// This node's id.
+    pub node: u64,
+    /// The cluster name.
+    pub cluster: String,
+    /// This node's incarnation (start time in wall-clock milliseconds).
+    pub incarnation: u64,
+    /// Whether the gate answers "writable" now.
+    pub writable: bool,
+    /// The current (or last) fencing epoch.
+    pub epoch: u64,
+    /// Votes held now, own included.
+    pub held_votes: u64,
+    /// Votes for a strict majority.
+    pub needed_votes: u64,
+    /// All configured votes.
+    pub total_votes: u64,
+    /// Why the node is not writable, in words; `None` when it is.
+    pub why_not: Option<String>,
+    /// Every other member.
+    pub peers: Vec<PeerReport>,
+    /// Datagrams dropped by the core, by reason.
+    pub drops: BTreeMap<String, u64>,
+    /// Transport counters (datagrams, bytes, refused connections), by name.
+    pub transport: BTreeMap<String, u64>,
+}
+
+/// One peer in a [`NodeStatus`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerReport {
+    /// The peer's id.
+    pub id: u64,
+    /// Its votes.
+    pub votes: u32,
+    /// "reachable", "suspect", "down" or "unknown" (never heard).
+    pub state: String,
+    /// Current suspicion level (phi accrual).
+    pub phi: f64,
+    /// QUIC's round-trip estimate, if connected.
+    pub rtt_ms: Option<f64>,
+    /// Milliseconds since the last fresh heartbeat.
+    pub last_heard_ms_ago: Option<f64>,
+    /// Milliseconds until the lease on its vote ends (0 if ended).
+    pub lease_left_ms: Option<f64>,
+    /// Whether a QUIC connection is up.
+    pub connected: bool,
+}
+
+pub(crate) fn state_name(state: PeerState) -> &'static str {
+    match state {
+        PeerState::Unknown => "unknown",
+        PeerState::Reachable => "reachable",
+        PeerState::Suspect => "suspect",
+        PeerState::Unreachable => "down",
+    }
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1_000.0
+}
+
+pub(crate) fn build(
+    cluster: &str,
+    core: &Core,
+    gate: &QuorumStatus,
+    now: Instant,
+    links: impl Fn(NodeId) -> Option<LinkInfo>,
+    transport: &TransportCounters,
+) -> NodeStatus {
+    let peers = gate
+        .peers
+        .iter()
+        .map(|p| {
+            let link = links(p.id);
+            PeerReport {
+                id: p.id.0,
+                votes: p.votes,
+                state: state_name(core.peer_state(p.id).unwrap_or(p.state)).to_owned(),
+                phi: core.detector().phi(p.id, now).unwrap_or(0.0),
+                rtt_ms: link.map(|l| ms(l.rtt)),
+                last_heard_ms_ago: core.detector().last_heard(p.id).map(|t| ms(now - t)),
+                lease_left_ms: core.lease_until(p.id).map(|u| ms(u - now)),
+                connected: link.is_some(),
+            }
+        })
+        .collect();
+    let d = core.counters().dropped;
+    let drops = [
+        ("truncated", d.truncated),
+        ("oversized", d.oversized),
+        ("unknown_version", d.unknown_version),
+        ("foreign_cluster", d.foreign_cluster),
+        ("malformed", d.malformed),
+        ("unknown_sender", d.unknown_sender),
+        ("sender_mismatch", d.sender_mismatch),
+        ("stale_incarnation", d.stale_incarnation),
+        ("replayed", d.replayed),
+        ("bogus_ack", core.counters().acks_bogus),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    NodeStatus {
+        node: gate.node.0,
+        cluster: cluster.to_owned(),
+        incarnation: core.incarnation().0,
+        writable: gate.writable,
+        epoch: gate.epoch.0,
+        held_votes: gate.held_votes,
+        needed_votes: gate.needed_votes,
+        total_votes: gate.total_votes,
+        why_not: gate.why_not().map(|w| w.to_string()),
+        peers,
+        drops,
+        transport: transport_counters(transport),
+    }
+}
+
+fn transport_counters(t: &TransportCounters) -> BTreeMap<String, u64> {
+    let (dg, rq, rf) = (&t.datagrams_dropped, &t.requests_dropped, &t.refused);
+    [
+        ("datagrams_sent", t.datagrams_sent),
+        ("datagrams_received", t.datagrams_received),
+        ("datagrams_dropped_unknown_peer", dg.unknown_peer),
+        ("datagrams_dropped_no_connection", dg.no_connection),
+        ("datagrams_dropped_too_large", dg.too_large),
+        ("datagrams_dropped_send_buffer_full", dg.send_buffer_full),
+        ("datagrams_dropped_blocked_outbound", dg.blocked_outbound),
+        ("datagrams_dropped_blocked_inbound", dg.blocked_inbound),
+        ("datagrams_dropped_inbound_channel_full", dg.inbound_channel_full),
+        ("requests_sent", t.requests_sent),
+        ("requests_received", t.requests_received),
+        ("requests_dropped_too_large", rq.too_large),
+        ("requests_dropped_blocked_outbound", rq.blocked_outbound),
+        ("requests_dropped_blocked_inbound", rq.blocked_inbound),
+        ("requests_dropped_inbound_channel_full", rq.inbound_channel_full),
+        ("requests_dropped_unanswered", rq.unanswered),
+        ("bytes_sent", t.bytes_sent),
+        ("bytes_received", t.bytes_received),
+        ("refused_no_client_cert", rf.no_client_cert),
+        ("refused_bad_chain", rf.bad_chain),
+        ("refused_unknown_node", rf.unknown_node),
+        ("refused_address_mismatch", rf.address_mismatch),
+        ("refused_handshake_failed", rf.handshake_failed),
+        ("dial_failures", t.dial_failures),
+        ("connections_established", t.connections_established),
+        ("reconnects", t.reconnects),
+        ("duplicates_closed", t.duplicates_closed),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+impl NodeStatus {
+    /// The status as Prometheus text exposition.
+    pub fn to_prometheus(&self) -> String {
+        let mut s = String::new();
+        let n = self.node;
+        let _ = writeln!(s, "# HELP quorate_writable 1 if this node may write now.");
+        let _ = writeln!(s, "# TYPE quorate_writable gauge");
+        let _ = writeln!(s, "quorate_writable{{node=\"{n}\"}} {}", u8::from(self.writable));
+        let _ = writeln!(s, "# TYPE quorate_epoch gauge");
+        let _ = writeln!(s, "quorate_epoch{{node=\"{n}\"}} {}", self.epoch);
+        let _ = writeln!(s, "# TYPE quorate_votes_held gauge");
+        let _ = writeln!(s, "quorate_votes_held{{node=\"{n}\"}} {}", self.held_votes);
+        let _ = writeln!(s, "# TYPE quorate_votes_needed gauge");
+        let _ = writeln!(s, "quorate_votes_needed{{node=\"{n}\"}} {}", self.needed_votes);
+        let _ = writeln!(s, "# TYPE quorate_peer_phi gauge");
+        for p in &self.peers {
+            let _ = writeln!(s, "quorate_peer_phi{{node=\"{n}\",peer=\"{}\"}} {}", p.id, p.phi);
+        }
+        let _ = writeln!(s, "# TYPE quorate_peer_reachable gauge");
+        for p in &self.peers {
+            let up = u8::from(p.state == "reachable");
+            let _ = writeln!(s, "quorate_peer_reachable{{node=\"{n}\",peer=\"{}\"}} {up}", p.id);
+        }
+        let _ = writeln!(s, "# TYPE quorate_peer_rtt_seconds gauge");
+        for p in &self.peers {
+            if let Some(rtt) = p.rtt_ms {
+                let _ =
+                    writeln!(s, "quorate_peer_rtt_seconds{{node=\"{n}\",peer=\"{}\"}} {}", p.id, rtt / 1e3);
+            }
+        }
+        let _ = writeln!(s, "# TYPE quorate_peer_lease_seconds gauge");
+        for p in &self.peers {
+            if let Some(left) = p.lease_left_ms {
+                let _ = writeln!(
+                    s,
+                    "quorate_peer_lease_seconds{{node=\"{n}\",peer=\"{}\"}} {}",
+                    p.id,
+                    left / 1e3
+                );
+            }
+        }
+        let _ = writeln!(s, "# TYPE quorate_dropped_total counter");
+        for (reason, v) in &self.drops {
+            let _ = writeln!(s, "quorate_dropped_total{{node=\"{n}\",reason=\"{reason}\"}} {v}");
+        }
+        let _ = writeln!(s, "# TYPE quorate_transport_total counter");
+        for (name, v) in &self.transport {
+            let _ = writeln!(s, "quorate_transport_total{{node=\"{n}\",counter=\"{name}\"}} {v}");
+        }
+        s
+    }
+}

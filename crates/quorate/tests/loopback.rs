@@ -1,0 +1,117 @@
+//! Real nodes over real QUIC on 127.0.0.1: convergence, a stopped node, a cut-off node.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use quorate::transport::generate_dev_pki;
+use quorate::{Config, MemberAddr, Node, NodeId, QuorumEvent, TlsSource};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Starts `n` nodes on OS-assigned loopback ports with a generated PKI.
+async fn cluster(n: u64) -> Result<Vec<Node>, Box<dyn std::error::Error>> {
+    let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
+    let pki = generate_dev_pki("loopback", &ids)?;
+    let sockets: Vec<UdpSocket> =
+        ids.iter().map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    let members: Vec<MemberAddr> = ids
+        .iter()
+        .zip(&sockets)
+        .map(|(id, s)| Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: 1 }))
+        .collect::<Result<_, std::io::Error>>()?;
+    let mut nodes = Vec::new();
+    for (id, socket) in ids.iter().zip(sockets) {
+        let tls = TlsSource::Identity(std::sync::Arc::new(pki.identity(*id)?));
+        let config = Config::lan("loopback", *id, members.clone(), tls);
+        nodes.push(Node::start_on(config, socket).await?);
+    }
+    Ok(nodes)
+}
+
+async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_and_five_nodes_converge_to_all_writable_within_a_second() -> TestResult {
+    for n in [3, 5] {
+        let nodes = cluster(n).await?;
+        let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
+        let took = wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await;
+        println!("{n} nodes: all writable after {took:?}");
+        assert!(took.is_some_and(|t| t < Duration::from_secs(1)), "{n} nodes: {took:?}");
+        let status = nodes[0].status();
+        assert!(status.writable && status.peers.iter().all(|p| p.connected && p.state == "reachable"));
+        for node in nodes {
+            node.shutdown().await;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_node_is_marked_down_after_the_floor_and_the_rest_stay_writable() -> TestResult {
+    let mut nodes = cluster(3).await?;
+    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
+    wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
+    let mut events = gates[0].subscribe();
+    let stopped = nodes.remove(2);
+    let stopped_at = std::time::Instant::now();
+    stopped.shutdown().await;
+    let down = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(QuorumEvent::PeerDown { peer, .. }) = events.recv().await {
+                if peer == NodeId(3) {
+                    return stopped_at.elapsed();
+                }
+            }
+        }
+    })
+    .await?;
+    let peer3 = nodes[0].status().peers.into_iter().find(|p| p.id == 3).ok_or("no peer 3")?;
+    println!(
+        "stopped node declared down {down:?} after stop, {:?} ms after last heard",
+        peer3.last_heard_ms_ago
+    );
+    // The floor counts from the last heartbeat heard, which is up to one interval before
+    // the stop.
+    assert!(peer3.last_heard_ms_ago.is_some_and(|ms| ms >= 1_000.0), "{peer3:?}");
+    assert!(down < Duration::from_millis(1_500), "detection took {down:?}");
+    assert!(gates[0].can_write() && gates[1].can_write());
+    assert_eq!(peer3.state, "down");
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_node_fences_within_lease_times_drift() -> TestResult {
+    let nodes = cluster(3).await?;
+    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
+    wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
+    let cut = gates[0].clock().now();
+    for peer in [2, 3] {
+        nodes[0].set_link_blocked(NodeId(peer), true, true)?;
+        nodes[(peer - 1) as usize].set_link_blocked(NodeId(1), true, true)?;
+    }
+    let fenced = wait_until(Duration::from_secs(3), || !gates[0].can_write()).await.ok_or("never fenced")?;
+    let fence = gates[0].clock().now() - cut;
+    println!("cut-off node fenced after {fence:?} (polled {fenced:?})");
+    // lease 900 ms x (1 + 1%) plus 50 ms for the polling loop and scheduling.
+    assert!(fence <= Duration::from_millis(909 + 50), "{fence:?}");
+    assert!(gates[1].can_write() && gates[2].can_write(), "the majority must stay writable");
+    let err = gates[0].permit().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.starts_with("not quorate: holding 1 of 3 votes, 2 needed"), "{err}");
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
