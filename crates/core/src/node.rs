@@ -82,7 +82,7 @@ impl Node {
     ) -> Result<(Node, QuorumGate), ConfigError> {
         config.validate()?;
         let votes = config.vote_table()?;
-        let peers: Vec<NodeId> = votes.members().map(|(id, _)| id).filter(|id| *id != config.me).collect();
+        let peers = votes.peers_of(config.me);
         let detector = Detector::new(config.detector.clone(), now, peers.iter().copied())
             .map_err(quorate_gate::GateConfigError::from)?;
         let (gate, handle) =

@@ -81,9 +81,10 @@ impl Gate {
     ) -> Result<(Gate, QuorumGate), GateConfigError> {
         config.validate(detector)?;
         let peers: BTreeMap<NodeId, Peer> = votes
-            .members()
-            .filter(|(id, _)| *id != me)
-            .map(|(id, votes)| {
+            .peers_of(me)
+            .into_iter()
+            .map(|id| {
+                let votes = votes.votes(id);
                 (id, Peer { votes, state: PeerState::Unknown, last_heard: None, lease_until: None })
             })
             .collect();

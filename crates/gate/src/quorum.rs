@@ -113,6 +113,15 @@ impl VoteTable {
         self.votes.iter().map(|(id, v)| (*id, *v))
     }
 
+    /// The members node `me` exchanges heartbeats with: every other member if `me` is a
+    /// voter; only the voters if `me` is an observer. Observers never heartbeat each other,
+    /// so an observer's load depends on the number of voters, not on the cluster's size,
+    /// and a voter's grows with the cluster (it acks every observer).
+    pub fn peers_of(&self, me: NodeId) -> Vec<NodeId> {
+        let observer = self.votes(me) == 0;
+        self.votes.iter().filter(|(id, v)| **id != me && (!observer || **v > 0)).map(|(id, _)| *id).collect()
+    }
+
     /// The resolved tie-breaker, if exact halves can win.
     pub fn tie_breaker(&self) -> Option<NodeId> {
         self.tie_breaker
@@ -253,6 +262,13 @@ mod tests {
                 "case {i}: votes {votes:?}, tie-breaker {tb:?}, holders {holders:?}"
             );
         }
+    }
+
+    #[test]
+    fn observers_track_only_voters_and_voters_track_everyone() {
+        let t = table(&[1, 1, 0, 0], TieBreaker::None);
+        assert_eq!(t.peers_of(NodeId(1)), ids(&[2, 3, 4]));
+        assert_eq!(t.peers_of(NodeId(3)), ids(&[1, 2]));
     }
 
     #[test]
