@@ -61,6 +61,10 @@ impl DropCounters {
 pub struct Counters {
     /// Heartbeats handed to the driver to send.
     pub heartbeats_sent: u64,
+    /// Direct polls sent to peers that turned suspect.
+    pub polls_sent: u64,
+    /// Polls from peers answered with a fresh heartbeat.
+    pub polls_answered: u64,
     /// Heartbeats accepted as fresh contact.
     pub heartbeats_accepted: u64,
     /// Acks that extended or confirmed a lease.

@@ -16,4 +16,4 @@ mod node;
 
 pub use config::{Config, ConfigError, Member};
 pub use counters::{Counters, DropCounters};
-pub use node::{Node, Transmit, SENT_LOG_MAX, TRANSMIT_QUEUE_MAX};
+pub use node::{Delivery, Node, Transmit, SENT_LOG_MAX, TRANSMIT_QUEUE_MAX};

@@ -42,13 +42,26 @@ pub const SENT_LOG_MAX: usize = 4096;
 /// assumes one heartbeat per interval stays true.
 const JITTER_FRACTION: f64 = 0.1;
 
-/// A datagram for the driver to send.
+/// A message for the driver to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// The peer to send it to.
     pub to: NodeId,
     /// The encoded message.
     pub payload: Vec<u8>,
+    /// How to send it.
+    pub delivery: Delivery,
+}
+
+/// How the driver sends a [`Transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// As an unreliable datagram; dropped rather than queued if it cannot go now.
+    Datagram,
+    /// As a request on a reliable stream with a short deadline (a direct poll of a
+    /// suspect peer). The peer answers through [`Node::handle_poll`]; hand its reply to
+    /// [`Node::handle_datagram`]. No reply by the deadline: do nothing.
+    Poll,
 }
 
 /// One node's protocol state machine.
@@ -124,6 +137,20 @@ impl Node {
             _ => self.counters.dropped.malformed += 1,
         }
         self.gate.flush_status(now);
+    }
+
+    /// A poll (see [`Delivery::Poll`]) from the authenticated peer `from` arrived at
+    /// `now`. Handles it like a datagram and returns the reply to send back: a fresh
+    /// heartbeat to `from`, which carries this node's ack. `None` for a sender this node
+    /// does not exchange heartbeats with.
+    pub fn handle_poll(&mut self, now: Instant, from: NodeId, bytes: &[u8]) -> Option<Vec<u8>> {
+        self.handle_datagram(now, from, bytes);
+        let now = self.last_now;
+        let link = self.links.get_mut(&from)?;
+        let hb = link.next_heartbeat(now, self.me, self.incarnation);
+        let reply = encode(self.cluster, &Message::Heartbeat(hb)).ok()?;
+        self.counters.polls_answered += 1;
+        Some(reply)
     }
 
     /// Time passed; do whatever is due at `now`.
@@ -214,7 +241,7 @@ impl Node {
 
     fn tick(&mut self, now: Instant) {
         self.detector.handle_timeout(now);
-        self.apply_detector_events();
+        self.apply_detector_events(now);
         self.gate.handle_timeout(now);
     }
 
@@ -246,7 +273,7 @@ impl Node {
         let ack = hb.ack.map(|ack| link.on_ack(ack, self.incarnation));
         self.detector.handle_heartbeat(now, from);
         self.gate.on_heard(now, from);
-        self.apply_detector_events();
+        self.apply_detector_events(now);
         match ack {
             Some(AckOutcome::Sent { sent_at, .. }) => {
                 self.counters.acks_accepted += 1;
@@ -259,31 +286,45 @@ impl Node {
         }
     }
 
-    fn apply_detector_events(&mut self) {
+    fn apply_detector_events(&mut self, now: Instant) {
         while let Some(ev) = self.detector.poll_event() {
             self.gate.on_peer_state(ev.at, ev.peer, ev.to);
+            if ev.to == PeerState::Suspect {
+                // Hybrid push + poll: heartbeats are late, so ask the peer directly over a
+                // reliable stream; its reply counts as contact and carries its ack.
+                self.send_heartbeat(now, ev.peer, Delivery::Poll);
+            }
         }
     }
 
     fn send_heartbeats(&mut self, now: Instant) {
-        for (peer, link) in &mut self.links {
-            let hb = link.next_heartbeat(now, self.me, self.incarnation);
-            match encode(self.cluster, &Message::Heartbeat(hb)) {
-                Ok(payload) => {
-                    if self.transmits.len() >= TRANSMIT_QUEUE_MAX {
-                        // The driver is not draining: the oldest heartbeat is the least useful.
-                        self.transmits.pop_front();
-                    }
-                    self.transmits.push_back(Transmit { to: *peer, payload });
-                    self.counters.heartbeats_sent += 1;
-                }
-                // A heartbeat with an empty digest is a few dozen bytes; failing to encode
-                // one is a bug, and skipping it only delays this peer's lease renewal.
-                Err(e) => debug_assert!(false, "heartbeat failed to encode: {e}"),
-            }
+        let peers: Vec<NodeId> = self.links.keys().copied().collect();
+        for peer in peers {
+            self.send_heartbeat(now, peer, Delivery::Datagram);
         }
         let early = self.interval.mul_f64(self.rng.random_range(0.0..JITTER_FRACTION));
         self.next_heartbeat = now + (self.interval - early);
+    }
+
+    fn send_heartbeat(&mut self, now: Instant, peer: NodeId, delivery: Delivery) {
+        let Some(link) = self.links.get_mut(&peer) else { return };
+        let hb = link.next_heartbeat(now, self.me, self.incarnation);
+        match encode(self.cluster, &Message::Heartbeat(hb)) {
+            Ok(payload) => {
+                if self.transmits.len() >= TRANSMIT_QUEUE_MAX {
+                    // The driver is not draining: the oldest heartbeat is the least useful.
+                    self.transmits.pop_front();
+                }
+                self.transmits.push_back(Transmit { to: peer, payload, delivery });
+                match delivery {
+                    Delivery::Datagram => self.counters.heartbeats_sent += 1,
+                    Delivery::Poll => self.counters.polls_sent += 1,
+                }
+            }
+            // A heartbeat with an empty digest is a few dozen bytes; failing to encode
+            // one is a bug, and skipping it only delays this peer's lease renewal.
+            Err(e) => debug_assert!(false, "heartbeat failed to encode: {e}"),
+        }
     }
 }
 

@@ -183,6 +183,43 @@ fn garbage_and_forged_datagrams_change_nothing_and_are_counted() {
     assert!(net.nodes[target].can_write_at(net.now));
 }
 
+#[test]
+fn when_every_datagram_is_lost_polls_still_carry_contact_and_acks() {
+    let mut net = Net::new(3, 9);
+    net.run_until(2 * SEC);
+    // From now on every heartbeat datagram is lost; polls travel on reliable streams.
+    net.loss = 1.0;
+    let before = net.nodes[0].node.counters();
+    let start = net.now;
+    net.run_until(start + 5 * SEC);
+    let after = net.nodes[0].node.counters();
+    assert!(after.polls_sent >= before.polls_sent + 4, "{after:?}");
+    // Every answered poll is fresh contact with an ack, exactly like a heartbeat: node 1
+    // kept hearing its peers and renewing leases with no datagram delivered at all.
+    assert!(after.heartbeats_accepted >= before.heartbeats_accepted + 4, "{after:?}");
+    assert!(after.acks_accepted >= before.acks_accepted + 4, "{after:?}");
+    assert!(net.polls_delivered >= 8);
+    assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
+}
+
+#[test]
+fn late_peer_is_polled_and_answers_after_its_pause() {
+    let mut net = Net::new(3, 10);
+    net.run_until(2 * SEC);
+    // Pause node 2 long enough for node 1 to suspect and poll it; the poll waits in its
+    // socket and is answered on resume.
+    net.pause(1);
+    let until = net.now + 600 * MS;
+    net.run_until(until);
+    net.resume(1);
+    let until = net.now + 2 * SEC;
+    net.run_until(until);
+    assert!(net.nodes[0].node.counters().polls_sent >= 1);
+    assert_eq!(net.nodes[0].node.peer_state(NodeId(2)), Some(PeerState::Reachable));
+    assert!(net.polls_delivered >= 1);
+    assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 

@@ -29,7 +29,7 @@ mod node;
 mod status;
 
 pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, CONFIG_BYTES_MAX};
-pub use node::{Node, StartError};
+pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
 pub use status::{NodeStatus, PeerReport};
 
 pub use quorate_detector::{DetectorConfig, PeerState};

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use quorate_core::Node as Core;
+use quorate_core::{Delivery, Node as Core};
 use quorate_gate::{Clock, QuorumGate};
 use quorate_heartbeat::transport::{Inbound, PkiError, Transport, TransportConfig, TransportError};
 use quorate_heartbeat::{Incarnation, NodeId};
@@ -31,6 +31,13 @@ use crate::admin;
 use crate::config::{Config, ConfigError, EventsOut};
 use crate::events::{event_json, EventSink};
 use crate::status::{self, NodeStatus};
+
+/// A direct poll of a suspect peer gives up after this many heartbeat intervals: long
+/// enough for a QUIC retransmission or two, short enough to matter before the down floor.
+pub const POLL_DEADLINE_INTERVALS: u32 = 3;
+
+/// Poll replies waiting for the driver.
+const POLL_REPLIES_MAX: usize = 256;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +91,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     pub(crate) gate: QuorumGate,
     pub(crate) events_dropped: AtomicU64,
+    /// How long a direct poll of a suspect peer may take.
+    pub(crate) poll_deadline: Duration,
 }
 
 impl Shared {
@@ -149,6 +158,7 @@ impl Node {
             clock,
             gate: gate.clone(),
             events_dropped: AtomicU64::new(0),
+            poll_deadline: config.detector.heartbeat_interval * POLL_DEADLINE_INTERVALS,
         });
         let (stop, stop_rx) = watch::channel(false);
         let driver = tokio::spawn(drive(shared.clone(), inbound, stop_rx, sink, config.id));
@@ -248,6 +258,10 @@ async fn drive(
     sink: Option<EventSink>,
     me: NodeId,
 ) {
+    // Replies to our polls come back through here; bounded like everything else (a poll
+    // is only sent when a peer turns suspect, so this never fills in practice).
+    let (poll_tx, mut poll_rx) = mpsc::channel::<(NodeId, Bytes)>(POLL_REPLIES_MAX);
+    let poll_deadline = shared.poll_deadline;
     loop {
         let wait = {
             let core = shared.core.lock();
@@ -261,25 +275,58 @@ async fn drive(
                     let now = shared.clock.now();
                     shared.core.lock().handle_datagram(now, from, &bytes);
                 }
-                // No request kinds are served yet: dropping `reply` refuses the request.
+                Some(Inbound::Request { from, bytes, reply }) => {
+                    let now = shared.clock.now();
+                    let answer = shared.core.lock().handle_poll(now, from, &bytes);
+                    if let Some(answer) = answer {
+                        // The poller may have given up; nothing to do then.
+                        let _ = reply.send(Bytes::from(answer));
+                    }
+                }
                 Some(_) => {}
                 None => break,
             },
+            Some((from, bytes)) = poll_rx.recv() => {
+                let now = shared.clock.now();
+                shared.core.lock().handle_datagram(now, from, &bytes);
+            }
             _ = tokio::time::sleep(wait) => {
                 let now = shared.clock.now();
                 shared.core.lock().handle_timeout(now);
             }
         }
-        flush(&shared, sink.as_ref(), me);
+        flush(&shared, sink.as_ref(), me, &poll_tx, poll_deadline);
     }
-    flush(&shared, sink.as_ref(), me);
+    flush(&shared, sink.as_ref(), me, &poll_tx, poll_deadline);
 }
 
-fn flush(shared: &Shared, sink: Option<&EventSink>, me: NodeId) {
+fn flush(
+    shared: &Arc<Shared>,
+    sink: Option<&EventSink>,
+    me: NodeId,
+    polls: &mpsc::Sender<(NodeId, Bytes)>,
+    poll_deadline: Duration,
+) {
     let mut core = shared.core.lock();
     while let Some(t) = core.poll_transmit() {
-        // Dropped sends are counted by the transport; a heartbeat is never queued.
-        let _ = shared.transport.send_datagram(t.to, Bytes::from(t.payload));
+        match t.delivery {
+            // Dropped sends are counted by the transport; a heartbeat is never queued.
+            Delivery::Datagram => {
+                let _ = shared.transport.send_datagram(t.to, Bytes::from(t.payload));
+            }
+            Delivery::Poll => {
+                let (shared, polls) = (shared.clone(), polls.clone());
+                tokio::spawn(async move {
+                    let asked = shared.transport.request(t.to, Bytes::from(t.payload), poll_deadline).await;
+                    match asked {
+                        Ok(reply) => {
+                            let _ = polls.try_send((t.to, reply));
+                        }
+                        Err(e) => tracing::debug!(peer = t.to.0, error = %e, "poll unanswered"),
+                    }
+                });
+            }
+        }
     }
     while let Some(event) = core.poll_event() {
         tracing::info!(node = me.0, ?event, "quorum event");

@@ -115,3 +115,97 @@ async fn cut_off_node_fences_within_lease_times_drift() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_udp_flood_does_not_disturb_an_established_cluster() -> TestResult {
+    let nodes = cluster(3).await?;
+    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
+    wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
+    let epoch = gates[0].epoch();
+    let target = nodes[0].local_addr();
+    let attacker = UdpSocket::bind("127.0.0.1:0")?;
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut sent, mut fenced_checks) = (0u64, 0u64);
+    let started = std::time::Instant::now();
+    // Bounded: 200 bursts of 500 packets, at most 5 s.
+    for _ in 0..200 {
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        for _ in 0..500 {
+            let len = (next() % 1_400) as usize + 1;
+            let mut packet: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Half of them look like QUIC long-header packets (Initial) to reach deeper.
+            if next() % 2 == 0 {
+                packet[0] = 0xc0 | (packet[0] & 0x0f);
+            }
+            if attacker.send_to(&packet, target).is_ok() {
+                sent += 1;
+            }
+        }
+        if !gates.iter().all(|g| g.can_write()) {
+            fenced_checks += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    println!("flooded node 1 with {sent} garbage packets in {:?}", started.elapsed());
+    assert!(sent >= 10_000, "flood too small to mean anything: {sent}");
+    assert_eq!(fenced_checks, 0, "a gate was fenced during the flood");
+    assert_eq!(gates[0].epoch(), epoch, "quorum was lost and regained during the flood");
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_with_a_certificate_from_another_ca_is_refused_and_changes_no_quorum() -> TestResult {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let pki = generate_dev_pki("loopback", &ids)?;
+    let rogue_pki = generate_dev_pki("loopback", &ids)?; // same names, another CA
+    let sockets: Vec<UdpSocket> =
+        ids.iter().map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    let members: Vec<MemberAddr> = ids
+        .iter()
+        .zip(&sockets)
+        .map(|(id, s)| Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: 1 }))
+        .collect::<Result<_, std::io::Error>>()?;
+    let mut nodes = Vec::new();
+    for (id, socket) in ids.iter().zip(sockets) {
+        let source = if *id == NodeId(3) { &rogue_pki } else { &pki };
+        let tls = TlsSource::Identity(std::sync::Arc::new(source.identity(*id)?));
+        nodes.push(Node::start_on(Config::lan("loopback", *id, members.clone(), tls), socket).await?);
+    }
+    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
+    wait_until(Duration::from_secs(3), || gates[0].can_write() && gates[1].can_write())
+        .await
+        .ok_or("no quorum")?;
+    let epochs = (gates[0].epoch(), gates[1].epoch());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!((gates[0].epoch(), gates[1].epoch()), epochs, "quorum changed");
+    assert!(gates[0].can_write() && gates[1].can_write());
+    assert!(!gates[2].can_write(), "the rogue node must never hold a quorum");
+    for node in &nodes[..2] {
+        let status = node.status();
+        let rogue = status.peers.iter().find(|p| p.id == 3).ok_or("no peer 3")?;
+        assert!(!rogue.connected && rogue.state != "reachable" && rogue.lease_left_ms.is_none(), "{rogue:?}");
+        let refused: u64 =
+            status.transport.iter().filter(|(k, _)| k.starts_with("refused_")).map(|(_, v)| v).sum();
+        let dial_failures = status.transport.get("dial_failures").copied().unwrap_or(0);
+        assert!(
+            refused + dial_failures > 0,
+            "the rogue's connections were not refused: {:?}",
+            status.transport
+        );
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}

@@ -65,6 +65,8 @@ struct InFlight {
     from: usize,
     to: usize,
     bytes: Vec<u8>,
+    /// A direct poll: the receiver answers through `handle_poll` and the reply travels back.
+    poll: bool,
 }
 
 pub struct Net {
@@ -81,6 +83,8 @@ pub struct Net {
     /// Directed links (from, to) that drop everything.
     pub cut: BTreeSet<(usize, usize)>,
     pub rho: f64,
+    /// Polls delivered to their target.
+    pub polls_delivered: u64,
     /// Violations of "whenever B considers A down, A does not count B's vote".
     pub lease_violations: Vec<String>,
 }
@@ -112,6 +116,7 @@ impl Net {
             cut: BTreeSet::new(),
             rho,
             lease_violations: Vec::new(),
+            polls_delivered: 0,
         };
         for i in 0..n {
             let offset = rng.random_range(0..1_000_000 * MS);
@@ -246,7 +251,24 @@ impl Net {
         }
         let local = self.nodes[f.to].local(self.now);
         self.nodes[f.to].hand.set(local);
-        self.nodes[f.to].node.handle_datagram(local, Self::id(f.from), &f.bytes);
+        if f.poll {
+            self.polls_delivered += 1;
+            let reply = self.nodes[f.to].node.handle_poll(local, Self::id(f.from), &f.bytes);
+            if let (Some(bytes), false) = (reply, self.cut.contains(&(f.to, f.from))) {
+                self.order += 1;
+                let at = self.now + self.delay_min;
+                self.flight.push(Reverse(InFlight {
+                    at,
+                    order: self.order,
+                    from: f.to,
+                    to: f.from,
+                    bytes,
+                    poll: false,
+                }));
+            }
+        } else {
+            self.nodes[f.to].node.handle_datagram(local, Self::id(f.from), &f.bytes);
+        }
         self.drain(f.to);
     }
 
@@ -256,7 +278,9 @@ impl Net {
         }
         while let Some(t) = self.nodes[i].node.poll_transmit() {
             let to = (t.to.0 - 1) as usize;
-            if self.cut.contains(&(i, to)) || self.rng.random_bool(self.loss) {
+            let poll = t.delivery == quorate_core::Delivery::Poll;
+            if self.cut.contains(&(i, to)) || (!poll && self.rng.random_bool(self.loss)) {
+                // A poll travels on a reliable stream: a cut stops it, loss only delays it.
                 continue;
             }
             let copies = if self.rng.random_bool(self.dup) { 2 } else { 1 };
@@ -269,6 +293,7 @@ impl Net {
                     from: i,
                     to,
                     bytes: t.payload.clone(),
+                    poll,
                 };
                 self.flight.push(Reverse(f));
             }

@@ -359,7 +359,15 @@ impl Transport {
     pub fn link(&self, peer: NodeId) -> Option<LinkInfo> {
         let p = self.handle.shared.peers.get(&peer)?;
         let (conn, dialed_by) = p.connection_and_dialer()?;
-        Some(LinkInfo { peer, remote: conn.remote_address(), dialed_by, rtt: conn.rtt() })
+        let udp_tx = conn.stats().udp_tx;
+        Some(LinkInfo {
+            peer,
+            remote: conn.remote_address(),
+            dialed_by,
+            rtt: conn.rtt(),
+            udp_tx_datagrams: udp_tx.datagrams,
+            udp_tx_bytes: udp_tx.bytes,
+        })
     }
 
     /// QUIC connections the endpoint holds, including ones being refused, closed as

@@ -141,6 +141,11 @@ pub struct LinkInfo {
     pub dialed_by: NodeId,
     /// QUIC's current round-trip estimate.
     pub rtt: Duration,
+    /// UDP datagrams this node sent on the connection (QUIC packets, acks and keep-alives
+    /// included).
+    pub udp_tx_datagrams: u64,
+    /// UDP payload bytes this node sent on the connection.
+    pub udp_tx_bytes: u64,
 }
 
 /// Why [`Transport::send_datagram`] dropped a datagram. Every drop is also counted.
