@@ -42,6 +42,6 @@ pub use quorate_heartbeat::{ClusterId, Instant, NodeId};
 /// The QUIC transport's certificate tools and types.
 pub mod transport {
     pub use quorate_heartbeat::transport::{
-        generate_dev_pki, DevPki, NodeCredentials, PkiError, TlsIdentity, TransportCounters,
+        generate_dev_pki, DevPki, LinkInfo, NodeCredentials, PkiError, TlsIdentity, TransportCounters,
     };
 }

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use quorate_core::{Delivery, Node as Core};
 use quorate_gate::{Clock, QuorumGate};
-use quorate_heartbeat::transport::{Inbound, PkiError, Transport, TransportConfig, TransportError};
+use quorate_heartbeat::transport::{Inbound, LinkInfo, PkiError, Transport, TransportConfig, TransportError};
 use quorate_heartbeat::{Incarnation, NodeId};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -198,6 +198,11 @@ impl Node {
     /// The cluster as this node sees it now.
     pub fn status(&self) -> NodeStatus {
         self.shared.status()
+    }
+
+    /// The QUIC connection to `peer`, if one is up: RTT and UDP send statistics.
+    pub fn link_info(&self, peer: NodeId) -> Option<LinkInfo> {
+        self.shared.transport.link(peer)
     }
 
     /// Event lines dropped because the log writer fell behind.
