@@ -24,7 +24,7 @@ pub struct DropCounters {
     pub unknown_sender: u64,
     /// The message's sender differs from the authenticated peer, or is this node.
     pub sender_mismatch: u64,
-    /// From an incarnation older than one already heard.
+    /// From an incarnation older than one already heard, or from a life that left.
     pub stale_incarnation: u64,
     /// A sequence number already covered: duplicate, reordered or replayed.
     pub replayed: u64,
@@ -75,6 +75,8 @@ pub struct Counters {
     pub acks_forgotten: u64,
     /// Acks naming a heartbeat this node never sent: hostile or corrupt, never used.
     pub acks_bogus: u64,
+    /// Graceful leaves heard from peers.
+    pub leaves_heard: u64,
     /// Times a peer was heard in a new incarnation (restarts).
     pub peer_restarts: u64,
     /// Datagrams dropped, by reason.

@@ -22,7 +22,8 @@ use std::time::Duration;
 use quorate_detector::{Detector, PeerState};
 use quorate_gate::{Clock, Epoch, Gate, QuorumEvent, QuorumGate};
 use quorate_heartbeat::{
-    decode, encode, AckOutcome, ClusterId, Heartbeat, Incarnation, Instant, Link, Message, NodeId, Refused,
+    decode, encode, AckOutcome, ClusterId, Heartbeat, Incarnation, Instant, Leave, Link, Message, NodeId,
+    Refused,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -79,6 +80,7 @@ pub struct Node {
     next_heartbeat: Instant,
     last_now: Instant,
     counters: Counters,
+    stopped: bool,
 }
 
 impl Node {
@@ -115,6 +117,7 @@ impl Node {
             next_heartbeat: now,
             last_now: now,
             counters: Counters::default(),
+            stopped: false,
         };
         Ok((node, handle))
     }
@@ -124,6 +127,9 @@ impl Node {
         // If this node was stalled and the driver delivers the backlog before the timer,
         // the detector notices the stall on the first heartbeat (not as silence).
         let now = self.advance(now);
+        if self.stopped {
+            return;
+        }
         let message = match decode(bytes, self.cluster) {
             Ok(m) => m,
             Err(e) => {
@@ -133,6 +139,7 @@ impl Node {
         };
         match message {
             Message::Heartbeat(hb) => self.on_heartbeat(now, from, &hb),
+            Message::Leave(leave) => self.on_leave(now, from, leave),
             // A message kind this node does not handle (added to the format later).
             _ => self.counters.dropped.malformed += 1,
         }
@@ -144,6 +151,9 @@ impl Node {
     /// heartbeat to `from`, which carries this node's ack. `None` for a sender this node
     /// does not exchange heartbeats with.
     pub fn handle_poll(&mut self, now: Instant, from: NodeId, bytes: &[u8]) -> Option<Vec<u8>> {
+        if self.stopped {
+            return None;
+        }
         self.handle_datagram(now, from, bytes);
         let now = self.last_now;
         let link = self.links.get_mut(&from)?;
@@ -156,6 +166,9 @@ impl Node {
     /// Time passed; do whatever is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
+        if self.stopped {
+            return;
+        }
         self.tick(now);
         if now >= self.next_heartbeat {
             self.send_heartbeats(now);
@@ -175,16 +188,50 @@ impl Node {
 
     /// When to call [`Node::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            // A stopped node sends nothing and decides nothing: no timer to wait for.
+            return None;
+        }
         [Some(self.next_heartbeat), self.detector.poll_timeout(), self.gate.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
     }
 
-    /// Fences this node for good; handles answer `Stopped`.
+    /// Leaves gracefully: fences this node's gate for good (handles answer `Stopped`), then
+    /// queues a `Leave` to every peer so they need not wait for the down floor. The order
+    /// matters: a peer that hears the leave may consider this node gone at once, which is
+    /// only safe because the gate is already fenced.
     pub fn shutdown(&mut self, now: Instant) {
         let now = self.advance(now);
         self.gate.shutdown(now);
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let leave = Message::Leave(Leave { from: self.me, incarnation: self.incarnation });
+        if let Ok(payload) = encode(self.cluster, &leave) {
+            for peer in self.links.keys() {
+                self.transmits.push_back(Transmit {
+                    to: *peer,
+                    payload: payload.clone(),
+                    delivery: Delivery::Datagram,
+                });
+            }
+        }
+    }
+
+    /// Stops abruptly: fences the gate for good but tells nobody, as a crash would. Peers
+    /// declare this node down after their floor.
+    pub fn halt(&mut self, now: Instant) {
+        let now = self.advance(now);
+        self.gate.shutdown(now);
+        self.stopped = true;
+    }
+
+    /// Whether [`Node::shutdown`] or [`Node::halt`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
     }
 
     /// Another handle on this node's gate.
@@ -260,7 +307,7 @@ impl Node {
                     self.counters.peer_restarts += 1;
                 }
             }
-            Err(Refused::StaleIncarnation { .. }) => {
+            Err(Refused::StaleIncarnation { .. } | Refused::Left { .. }) => {
                 self.counters.dropped.stale_incarnation += 1;
                 return;
             }
@@ -284,6 +331,24 @@ impl Node {
             Some(AckOutcome::NeverSent) => self.counters.acks_bogus += 1,
             None => {}
         }
+    }
+
+    fn on_leave(&mut self, now: Instant, from: NodeId, leave: Leave) {
+        if leave.from != from || from == self.me {
+            self.counters.dropped.sender_mismatch += 1;
+            return;
+        }
+        let Some(link) = self.links.get_mut(&from) else {
+            self.counters.dropped.unknown_sender += 1;
+            return;
+        };
+        if !link.on_leave(leave.incarnation) {
+            self.counters.dropped.stale_incarnation += 1;
+            return;
+        }
+        self.counters.leaves_heard += 1;
+        self.detector.handle_leave(now, from);
+        self.apply_detector_events(now);
     }
 
     fn apply_detector_events(&mut self, now: Instant) {

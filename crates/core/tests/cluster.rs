@@ -220,6 +220,28 @@ fn late_peer_is_polled_and_answers_after_its_pause() {
     assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
 }
 
+#[test]
+fn graceful_leave_lets_peers_drop_the_node_at_once_and_a_new_life_is_heard_again() {
+    let mut net = Net::new(3, 11);
+    net.run_until(2 * SEC);
+    net.shutdown(2);
+    assert!(!net.nodes[2].can_write_at(net.now));
+    net.run_until(net.now + 50 * MS);
+    for i in 0..2 {
+        assert_eq!(net.nodes[i].node.peer_state(NodeId(3)), Some(PeerState::Left), "node {}", i + 1);
+        assert!(net.nodes[i].can_write_at(net.now));
+    }
+    // Fresh acks after the shutdown never make the stopped life writable again.
+    net.run_until(net.now + 2 * SEC);
+    assert!(!net.nodes[2].can_write_at(net.now));
+    net.restart(2);
+    let back = time_until_all_writable(&mut net, 3 * SEC);
+    assert!(back.is_some(), "the next life was never heard");
+    assert_eq!(net.nodes[0].node.peer_state(NodeId(3)), Some(PeerState::Reachable));
+    assert!(net.nodes[0].node.counters().leaves_heard >= 1);
+    assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 

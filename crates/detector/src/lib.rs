@@ -152,6 +152,22 @@ impl Detector {
         true
     }
 
+    /// `from` announced at `now` that it leaves (its gate is already fenced): it is gone at
+    /// once, with an event. Returns `false`, changing nothing, for an unknown peer.
+    pub fn handle_leave(&mut self, now: Instant, from: NodeId) -> bool {
+        if !self.peers.contains_key(&from) {
+            return false;
+        }
+        let now = self.observe(now);
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return false;
+        };
+        if let Some(previous) = peer.on_leave() {
+            self.events.push(DetectorEvent { peer: from, from: previous, to: PeerState::Left, at: now });
+        }
+        true
+    }
+
     /// The timer fired at `now`: detect a stall of this node, then apply every transition
     /// due at `now`, one event per transition (Reachable may go straight to Unreachable).
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -622,5 +638,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn left_peer_is_gone_at_once_and_only_a_heartbeat_brings_it_back() -> Result<(), DetectorConfigError> {
+        let ms = |v: u64| Instant::from_nanos(v * 1_000_000);
+        let mut d = Detector::new(DetectorConfig::default(), ms(0), [NodeId(2)])?;
+        d.handle_heartbeat(ms(100), NodeId(2));
+        assert!(d.handle_leave(ms(150), NodeId(2)));
+        assert!(!d.handle_leave(ms(150), NodeId(9)));
+        assert_eq!(d.state(NodeId(2)), Some(PeerState::Left));
+        d.handle_timeout(ms(5_000));
+        assert_eq!(d.state(NodeId(2)), Some(PeerState::Left), "no timer moves a left peer");
+        d.handle_heartbeat(ms(5_100), NodeId(2));
+        assert_eq!(d.state(NodeId(2)), Some(PeerState::Reachable));
+        let events: Vec<_> = std::iter::from_fn(|| d.poll_event()).map(|e| (e.from, e.to)).collect();
+        assert!(events.contains(&(PeerState::Reachable, PeerState::Left)), "{events:?}");
+        Ok(())
     }
 }

@@ -46,6 +46,10 @@ pub enum PeerState {
     /// Phi reached `down_phi` and at least `down_after_min` passed since the peer was last
     /// heard and since the detector started. Only a heartbeat brings it back.
     Unreachable,
+    /// The peer announced a graceful leave. It fenced its own gate before saying so, so it
+    /// is gone at once, without waiting for the floor. Only a heartbeat of a later life
+    /// brings it back (the node refuses the left life's heartbeats).
+    Left,
 }
 
 /// Parameters shared by every peer, derived once from a validated [`DetectorConfig`].
@@ -136,7 +140,7 @@ impl PeerTracker {
 
     /// When the peer turns Unreachable, if that transition is still pending.
     pub(crate) fn down_at(&self) -> Option<Instant> {
-        (self.state != PeerState::Unreachable).then_some(self.down_at)
+        (!matches!(self.state, PeerState::Unreachable | PeerState::Left)).then_some(self.down_at)
     }
 
     /// The earliest pending transition, if any.
@@ -165,11 +169,19 @@ impl PeerTracker {
         (previous != PeerState::Reachable).then_some(previous)
     }
 
+    /// The peer announced a graceful leave: it is gone now. Returns the previous state when
+    /// it changed.
+    pub(crate) fn on_leave(&mut self) -> Option<PeerState> {
+        let previous = self.state;
+        self.state = PeerState::Left;
+        (previous != PeerState::Left).then_some(previous)
+    }
+
     /// This node was stalled and woke at `wake`: a peer that is not Unreachable gets a fresh
     /// grace period counted from `wake`. Unreachable peers stay so until heard.
     pub(crate) fn on_stall(&mut self, wake: Instant, timing: &Timing) {
         self.stall_wake = Some(self.stall_wake.map_or(wake, |old| old.max(wake)));
-        if self.state != PeerState::Unreachable {
+        if !matches!(self.state, PeerState::Unreachable | PeerState::Left) {
             self.recompute(timing);
         }
     }
@@ -179,7 +191,7 @@ impl PeerTracker {
     pub(crate) fn advance(&mut self, now: Instant, timing: &Timing) -> Option<(PeerState, PeerState)> {
         let from = self.state;
         let to = match from {
-            PeerState::Unreachable => return None,
+            PeerState::Unreachable | PeerState::Left => return None,
             _ if now >= self.down_at => PeerState::Unreachable,
             PeerState::Reachable if now >= self.suspect_at => PeerState::Suspect,
             _ => return None,

@@ -57,6 +57,13 @@ pub enum QuorumEvent {
         /// When.
         at: Instant,
     },
+    /// The peer left gracefully (its gate fenced itself before it said so).
+    PeerLeft {
+        /// The peer.
+        peer: NodeId,
+        /// When.
+        at: Instant,
+    },
 }
 
 impl QuorumEvent {
@@ -67,7 +74,8 @@ impl QuorumEvent {
             | QuorumEvent::QuorumLost { at, .. }
             | QuorumEvent::PeerUp { at, .. }
             | QuorumEvent::PeerSuspect { at, .. }
-            | QuorumEvent::PeerDown { at, .. } => *at,
+            | QuorumEvent::PeerDown { at, .. }
+            | QuorumEvent::PeerLeft { at, .. } => *at,
         }
     }
 }

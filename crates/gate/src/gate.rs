@@ -54,6 +54,7 @@ pub struct Gate {
     status_every: Duration,
     status_dirty: bool,
     status_published: Option<Instant>,
+    stopped: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +113,7 @@ impl Gate {
             status_every: detector.heartbeat_interval,
             status_dirty: true,
             status_published: None,
+            stopped: false,
         };
         gate.evaluate(now);
         gate.flush_status(now);
@@ -158,6 +160,7 @@ impl Gate {
             PeerState::Reachable => QuorumEvent::PeerUp { peer, at: now },
             PeerState::Suspect => QuorumEvent::PeerSuspect { peer, at: now },
             PeerState::Unreachable => QuorumEvent::PeerDown { peer, at: now },
+            PeerState::Left => QuorumEvent::PeerLeft { peer, at: now },
             PeerState::Unknown => return,
         };
         self.emit(event);
@@ -180,6 +183,7 @@ impl Gate {
 
     /// Fences the node for good (graceful shutdown): handles answer `Stopped` from now on.
     pub fn shutdown(&mut self, now: Instant) {
+        self.stopped = true;
         self.shared.stop();
         if self.quorate {
             self.quorate = false;
@@ -269,6 +273,10 @@ impl Gate {
     }
 
     fn evaluate(&mut self, now: Instant) {
+        if self.stopped {
+            // Shut down for good: no ack, however fresh, makes this life writable again.
+            return;
+        }
         let deadline = if self.waiting_for.is_empty() {
             let leases = self.peers.iter().filter_map(|(id, p)| p.lease_until.map(|u| (*id, u)));
             self.votes.quorum_deadline(now, self.me, leases)
@@ -553,6 +561,12 @@ mod tests {
         assert!(!f.handle.can_write());
         assert_eq!(permit.check().err().map(|e| e.why), Some(Why::Stopped));
         assert!(matches!(f.drain().last(), Some(QuorumEvent::QuorumLost { why: Why::Stopped, .. })));
+        // Fresh acks after shutdown must not make this life writable again.
+        f.ack(30, 2, 25);
+        f.ack(30, 3, 25);
+        f.tick(40);
+        assert!(!f.handle.can_write());
+        assert!(f.drain().is_empty());
     }
 
     #[test]

@@ -218,6 +218,7 @@ fn state_word(state: PeerState) -> &'static str {
         PeerState::Reachable => "no recent ack",
         PeerState::Suspect => "suspect",
         PeerState::Unreachable => "down",
+        PeerState::Left => "left",
     }
 }
 

@@ -28,6 +28,6 @@ pub use transport::{
     generate_dev_pki, DevPki, Inbound, TlsIdentity, Transport, TransportConfig, TransportError,
 };
 pub use wire::{
-    decode, encode, Ack, DecodeError, EncodeError, Heartbeat, Message, RowVersion, DATAGRAM_BYTES_MAX,
+    decode, encode, Ack, DecodeError, EncodeError, Heartbeat, Leave, Message, RowVersion, DATAGRAM_BYTES_MAX,
     WIRE_VERSION,
 };

@@ -21,6 +21,8 @@ pub struct Link {
     sent: SentLog,
     peer_incarnation: Option<Incarnation>,
     highest_received: Seq,
+    /// The peer's life that announced its leave: its heartbeats are refused from then on.
+    left: Option<Incarnation>,
 }
 
 /// What a received heartbeat means for the link.
@@ -53,6 +55,12 @@ pub enum Refused {
         /// The highest sequence number received.
         highest: Seq,
     },
+    /// From a life of the peer that announced its leave (a delayed packet).
+    #[error("heartbeat from {incarnation:?}, which left")]
+    Left {
+        /// The life that left.
+        incarnation: Incarnation,
+    },
 }
 
 /// What an ack is worth.
@@ -83,6 +91,7 @@ impl Link {
             sent: SentLog::new(sent_log_len),
             peer_incarnation: None,
             highest_received: Seq(0),
+            left: None,
         }
     }
 
@@ -106,6 +115,9 @@ impl Link {
     /// Records a heartbeat from the peer, or refuses it as stale or replayed. A refused
     /// heartbeat changes nothing.
     pub fn on_heartbeat(&mut self, hb: &Heartbeat) -> Result<Received, Refused> {
+        if let Some(left) = self.left.filter(|left| hb.incarnation <= *left) {
+            return Err(Refused::Left { incarnation: left });
+        }
         let new_incarnation = match self.peer_incarnation {
             Some(current) if hb.incarnation < current => {
                 return Err(Refused::StaleIncarnation { got: hb.incarnation, current });
@@ -121,6 +133,19 @@ impl Link {
         self.peer_incarnation = Some(hb.incarnation);
         self.highest_received = hb.seq;
         Ok(Received { new_incarnation })
+    }
+
+    /// The peer announced that its life `incarnation` leaves. Returns true if that is news
+    /// about a life not older than the newest heard (a leave of an older life is stale).
+    pub fn on_leave(&mut self, incarnation: Incarnation) -> bool {
+        if self.peer_incarnation.is_some_and(|current| incarnation < current)
+            || self.left >= Some(incarnation)
+        {
+            return false;
+        }
+        self.left = Some(incarnation);
+        self.peer_incarnation = Some(incarnation);
+        true
     }
 
     /// Evaluates an ack carried by the peer's heartbeat, for this node in `incarnation`.
@@ -234,6 +259,17 @@ mod tests {
         let _ = link.on_heartbeat(&hb(4, 100));
         let _ = link.on_heartbeat(&hb(5, 7));
         assert_eq!(link.ack(), before);
+    }
+
+    #[test]
+    fn after_a_leave_only_a_later_life_is_heard() {
+        let mut link = Link::new(nz(4));
+        link.on_heartbeat(&hb(5, 1)).ok();
+        assert!(!link.on_leave(Incarnation(4)), "leave of an older life is stale");
+        assert!(link.on_leave(Incarnation(5)));
+        assert!(!link.on_leave(Incarnation(5)), "duplicate leave is not news");
+        assert!(matches!(link.on_heartbeat(&hb(5, 2)), Err(Refused::Left { .. })));
+        assert_eq!(link.on_heartbeat(&hb(6, 1)), Ok(Received { new_incarnation: true }));
     }
 
     #[test]

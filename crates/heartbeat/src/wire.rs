@@ -30,6 +30,17 @@ pub const DATAGRAM_BYTES_MAX: usize = 1200;
 pub enum Message {
     /// The periodic liveness beacon, also carrying the ack that grants leases.
     Heartbeat(Heartbeat),
+    /// The sender leaves gracefully: its gate is already fenced for good in this life.
+    Leave(Leave),
+}
+
+/// "I am leaving; my gate is fenced and this life will never write again."
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leave {
+    /// The sender. Must match the node the transport authenticated.
+    pub from: NodeId,
+    /// The life that ends.
+    pub incarnation: Incarnation,
 }
 
 /// A heartbeat from `from` to one peer.
@@ -249,6 +260,13 @@ mod tests {
             decode(&huge, CLUSTER),
             Err(DecodeError::Oversized { len: DATAGRAM_BYTES_MAX + 1, max: DATAGRAM_BYTES_MAX })
         );
+        Ok(())
+    }
+
+    #[test]
+    fn leave_round_trips() -> Result<(), Box<dyn std::error::Error>> {
+        let msg = Message::Leave(Leave { from: NodeId(3), incarnation: Incarnation(1_795_000_000_123) });
+        assert_eq!(decode(&encode(CLUSTER, &msg)?, CLUSTER)?, msg);
         Ok(())
     }
 

@@ -575,7 +575,7 @@ mod tests {
             .contains("invalid members.addr = \"localhost\""));
         assert!(err(&GOOD.replace("\"50ms\"", "\"fast\""))
             .contains("invalid timing.heartbeat_interval = \"fast\""));
-        assert!(err(&GOOD.replace("id = 2\n", "id = 9\n")).contains("node.id"));
+        assert!(err(&GOOD.replacen("id = 2\n", "id = 9\n", 1)).contains("node.id"));
         assert!(
             err(&GOOD.replace("cluster = \"demo\"", "cluster = \"Demo Cluster\"")).contains("node.cluster")
         );

@@ -36,6 +36,7 @@ pub fn event_json(node: NodeId, event: &QuorumEvent) -> Value {
         QuorumEvent::PeerUp { peer, .. } => json!({"event": "peer_up", "peer": peer.0}),
         QuorumEvent::PeerSuspect { peer, .. } => json!({"event": "peer_suspect", "peer": peer.0}),
         QuorumEvent::PeerDown { peer, .. } => json!({"event": "peer_down", "peer": peer.0}),
+        QuorumEvent::PeerLeft { peer, .. } => json!({"event": "peer_left", "peer": peer.0}),
         _ => json!({"event": "other"}),
     };
     if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), fields) {

@@ -70,8 +70,9 @@ pub enum StartError {
     },
 }
 
-/// A running quorate node. Dropping it without [`Node::shutdown`] stops it abruptly (peers
-/// see a crash); `shutdown` fences the gate first.
+/// A running quorate node. Dropping it without [`Node::shutdown`] stops it abruptly: the
+/// gate fences at once but peers find out only after their down floor, as after a crash.
+/// `shutdown` fences the gate and then tells the peers, which let it go at once.
 #[derive(Debug)]
 pub struct Node {
     shared: Arc<Shared>,
@@ -229,9 +230,16 @@ impl Node {
 
     async fn stop_all(&mut self) {
         {
+            // Fence first, then tell the peers (the core queues the leaves behind the fence).
             let now = self.shared.clock.now();
-            self.shared.core.lock().shutdown(now);
+            let mut core = self.shared.core.lock();
+            core.shutdown(now);
+            while let Some(t) = core.poll_transmit() {
+                let _ = self.shared.transport.send_datagram(t.to, Bytes::from(t.payload));
+            }
         }
+        // Give the leave datagrams a moment to leave the socket before connections close.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let _ = self.stop.send(true);
         for task in [self.driver.take(), self.admin.take()].into_iter().flatten() {
             let _ = task.await;
@@ -246,10 +254,11 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        // Not shut down gracefully: at least fence the gate and stop the tasks.
+        // Not shut down gracefully: fence the gate and stop the tasks, without a leave
+        // (peers find out after their down floor, as after a crash).
         if self.driver.is_some() {
             let now = self.shared.clock.now();
-            self.shared.core.lock().shutdown(now);
+            self.shared.core.lock().halt(now);
             let _ = self.stop.send(true);
         }
     }

@@ -46,7 +46,7 @@ pub struct PeerReport {
     pub id: u64,
     /// Its votes.
     pub votes: u32,
-    /// "reachable", "suspect", "down" or "unknown" (never heard).
+    /// "reachable", "suspect", "down", "left" or "unknown" (never heard).
     pub state: String,
     /// Current suspicion level (phi accrual).
     pub phi: f64,
@@ -66,6 +66,7 @@ pub(crate) fn state_name(state: PeerState) -> &'static str {
         PeerState::Reachable => "reachable",
         PeerState::Suspect => "suspect",
         PeerState::Unreachable => "down",
+        PeerState::Left => "left",
     }
 }
 

@@ -57,14 +57,15 @@ async fn three_and_five_nodes_converge_to_all_writable_within_a_second() -> Test
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopped_node_is_marked_down_after_the_floor_and_the_rest_stay_writable() -> TestResult {
+async fn crashed_node_is_marked_down_after_the_floor_and_the_rest_stay_writable() -> TestResult {
     let mut nodes = cluster(3).await?;
     let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
     wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
     let mut events = gates[0].subscribe();
+    // Dropped, not shut down: no leave is sent, as in a crash.
     let stopped = nodes.remove(2);
     let stopped_at = std::time::Instant::now();
-    stopped.shutdown().await;
+    drop(stopped);
     let down = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Ok(QuorumEvent::PeerDown { peer, .. }) = events.recv().await {
@@ -204,6 +205,37 @@ async fn node_with_a_certificate_from_another_ca_is_refused_and_changes_no_quoru
             status.transport
         );
     }
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_fences_first_and_peers_let_the_node_go_at_once() -> TestResult {
+    let mut nodes = cluster(3).await?;
+    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
+    wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
+    let mut events = gates[0].subscribe();
+    let leaving = nodes.remove(2);
+    let started = std::time::Instant::now();
+    leaving.shutdown().await;
+    assert!(!gates[2].can_write());
+    let why = gates[2].permit().err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(why, "not quorate: the node is shut down");
+    let left = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(QuorumEvent::PeerLeft { peer, .. }) = events.recv().await {
+                if peer == NodeId(3) {
+                    return started.elapsed();
+                }
+            }
+        }
+    })
+    .await?;
+    println!("peers let the leaving node go after {left:?}");
+    assert!(left < Duration::from_millis(500), "{left:?}");
+    assert!(gates[0].can_write() && gates[1].can_write());
     for node in nodes {
         node.shutdown().await;
     }

@@ -180,6 +180,14 @@ impl Net {
         self.flight.extend(kept);
     }
 
+    /// Shuts node `i` down gracefully (fence, then leave messages).
+    pub fn shutdown(&mut self, i: usize) {
+        let local = self.nodes[i].local(self.now);
+        self.nodes[i].hand.set(local);
+        self.nodes[i].node.shutdown(local);
+        self.drain(i);
+    }
+
     /// Stops running node `i` (no timers, no reads) as SIGSTOP would.
     pub fn pause(&mut self, i: usize) {
         self.nodes[i].paused = true;

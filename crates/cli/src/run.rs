@@ -1,0 +1,310 @@
+//! `quorate run`: one node, from a config file, flags, or both (flags win).
+//!
+//! ```text
+//!   --config file ──► Config::load (validated) ──┐
+//!                                                ├─► apply flag overrides ─► validate ─► Node::start
+//!   no --config ───► Config::lan(from flags) ────┘                                       │
+//!        SIGINT / SIGTERM ──► node.shutdown() (fences first) ──► exit 0  ◄───────────────┘
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use quorate::{Config, EventsOut, MemberAddr, Node, NodeId, QuorumEvent, RecvError, TlsSource};
+
+use crate::Failure;
+
+/// `--help` epilogue of `quorate run`.
+pub(crate) const AFTER_HELP: &str = r#"Examples:
+  quorate run --config node1.toml
+  quorate run --id 1 --tls-dir certs --admin 127.0.0.1:9001 \
+      --peer 1=127.0.0.1:7001 --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003
+
+A config file (flags override it):
+  [node]
+  cluster = "prod-eu"              # must match the certificates
+  id = 1
+  admin = "127.0.0.1:9001"         # optional: /status and /metrics
+  [[members]]                      # one per node, this one included
+  id = 1
+  addr = "10.0.0.1:7001"
+  votes = 1                        # default 1; 0 makes an observer
+  [tls]
+  dir = "certs"                    # ca.pem, node-<id>.pem, node-<id>.key
+  [timing]
+  preset = "lan"                   # or "wan"; then heartbeat_interval, down_after_min, lease...
+
+The node starts fenced (not writable) and becomes writable once it holds leases on a
+majority of the votes. SIGINT or SIGTERM fences it and leaves cleanly.
+Logs go to stderr (filter with RUST_LOG, default info); quorum changes are printed there too.
+
+Exit codes:
+  0  stopped by SIGINT/SIGTERM
+  1  could not start (address in use, certificates unreadable or not for this node/cluster)
+  2  invalid configuration or flags; the message names the field, e.g. timing.lease"#;
+
+/// Flags of `quorate run`. Flags override the config file's values.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// TOML config file (layout below). Without it, --id, --peer and --tls-dir are required.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// This node's id; must be one of the members.
+    #[arg(long, value_name = "N")]
+    id: Option<u64>,
+    /// Address to bind for QUIC. Default: this node's member address.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// A member as ID=ADDR (repeat for each; include this node). Replaces the config file's
+    /// member list; each member gets 1 vote.
+    #[arg(long = "peer", value_name = "ID=ADDR", value_parser = parse_peer)]
+    peers: Vec<MemberAddr>,
+    /// Directory with ca.pem, node-<id>.pem and node-<id>.key (from `quorate certs init`).
+    #[arg(long, value_name = "DIR")]
+    tls_dir: Option<PathBuf>,
+    /// Serve GET /status (JSON) and GET /metrics (Prometheus) on this address.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+    /// Append events as JSON lines to FILE, or "-" for stdout.
+    #[arg(long, value_name = "FILE|-")]
+    events_out: Option<String>,
+    /// Cluster name; must match the certificates. Default "quorate" without --config.
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+}
+
+/// Runs a node until SIGINT or SIGTERM.
+pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
+    let config = build_config(&args)?;
+    config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
+    let id = config.id;
+    let summary = describe(&config);
+
+    let node = Node::start(config).await.map_err(|e| match e {
+        quorate::StartError::Config(e) => Failure::Usage(e.to_string()),
+        other => Failure::Runtime(format!("cannot start node {}: {other}", id.0)),
+    })?;
+    eprintln!("{summary}");
+    if let Some(admin) = node.admin_addr() {
+        eprintln!("admin: http://{admin}/status  http://{admin}/metrics");
+    }
+
+    let watcher = tokio::spawn(report_quorum_changes(node.gate().subscribe()));
+    let signal = wait_for_signal().await;
+    eprintln!("{signal}: fencing and leaving");
+    node.shutdown().await;
+    watcher.abort();
+    Ok(())
+}
+
+/// Builds the configuration from the file (if any) and the flags.
+fn build_config(args: &RunArgs) -> Result<Config, Failure> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| Failure::Usage(e.to_string()))?,
+        None => {
+            let missing: Vec<&str> = [
+                ("--id", args.id.is_none()),
+                ("--peer", args.peers.is_empty()),
+                ("--tls-dir", args.tls_dir.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(flag, missing)| missing.then_some(flag))
+            .collect();
+            if !missing.is_empty() {
+                return Err(Failure::Usage(format!(
+                    "without --config, {} must be given",
+                    missing.join(", ")
+                )));
+            }
+            let id = NodeId(args.id.unwrap_or_default());
+            let tls = TlsSource::Dir(args.tls_dir.clone().unwrap_or_default());
+            let cluster = args.cluster.clone().unwrap_or_else(|| "quorate".to_owned());
+            Config::lan(cluster, id, args.peers.clone(), tls)
+        }
+    };
+    let id_changed = args.id.is_some_and(|id| id != config.id.0);
+    if let Some(id) = args.id {
+        config.id = NodeId(id);
+    }
+    if !args.peers.is_empty() {
+        config.members = args.peers.clone();
+    }
+    if let Some(dir) = &args.tls_dir {
+        config.tls = TlsSource::Dir(dir.clone());
+    }
+    if let Some(cluster) = &args.cluster {
+        config.cluster = cluster.clone();
+    }
+    if let Some(admin) = args.admin {
+        config.admin = Some(admin);
+    }
+    if let Some(out) = &args.events_out {
+        config.events_out =
+            Some(if out == "-" { EventsOut::Stdout } else { EventsOut::File(PathBuf::from(out)) });
+    }
+    config.listen = match args.listen {
+        Some(listen) => listen,
+        None => {
+            // A file's explicit listen address (e.g. 0.0.0.0:7001) survives a new member list;
+            // it follows the member address only when it no longer fits this node.
+            let own = config.members.iter().find(|m| m.id == config.id).map(|m| m.addr);
+            match own {
+                Some(own) if id_changed || args.config.is_none() || own.port() != config.listen.port() => own,
+                _ => config.listen,
+            }
+        }
+    };
+    Ok(config)
+}
+
+/// `ID=ADDR`, e.g. `2=10.0.0.2:7001`.
+fn parse_peer(text: &str) -> Result<MemberAddr, String> {
+    let (id, addr) = text.split_once('=').ok_or_else(|| format!("expected ID=ADDR, got {text:?}"))?;
+    let id: u64 = id.trim().parse().map_err(|_| format!("node id {id:?} is not a positive integer"))?;
+    if id == 0 {
+        return Err("node id 0 is not allowed; start at 1".to_owned());
+    }
+    let addr: SocketAddr =
+        addr.trim().parse().map_err(|_| format!("{addr:?} is not IP:PORT (e.g. 127.0.0.1:7001)"))?;
+    Ok(MemberAddr { id: NodeId(id), addr, votes: 1 })
+}
+
+/// One line saying what is about to run.
+fn describe(config: &Config) -> String {
+    let members: Vec<String> = config
+        .members
+        .iter()
+        .map(|m| {
+            let votes = if m.votes == 1 { String::new() } else { format!(" ({} votes)", m.votes) };
+            format!("{}={}{votes}", m.id.0, m.addr)
+        })
+        .collect();
+    format!(
+        "quorate node {} of cluster {:?} on {}; members {}; heartbeat {}, lease {}, down after {}",
+        config.id.0,
+        config.cluster,
+        config.listen,
+        members.join(" "),
+        humantime::format_duration(config.detector.heartbeat_interval),
+        humantime::format_duration(config.gate.lease),
+        humantime::format_duration(config.detector.down_after_min),
+    )
+}
+
+/// Prints quorum changes to stderr, so an operator watching the terminal sees the gate
+/// open and close. Peer events stay in the event log (`--events-out`).
+async fn report_quorum_changes(mut events: quorate::EventStream) {
+    loop {
+        match events.recv().await {
+            Ok(QuorumEvent::QuorumGained { epoch, held_votes, needed_votes, .. }) => {
+                eprintln!("writable: epoch {epoch}, holding {held_votes} votes ({needed_votes} needed)");
+            }
+            Ok(QuorumEvent::QuorumLost { epoch, why, .. }) => {
+                eprintln!("read-only: epoch {epoch} ended; {why}");
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged { missed }) => eprintln!("(missed {missed} events)"),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and names the one that came.
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(e) => {
+                eprintln!("cannot listen for SIGTERM ({e}); stop with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(flags: &[&str]) -> RunArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let argv = std::iter::once("run").chain(flags.iter().copied());
+        match Wrap::try_parse_from(argv) {
+            Ok(w) => w.run,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_config_example_in_the_help_is_a_valid_config() {
+        let example: String = AFTER_HELP
+            .lines()
+            .skip_while(|l| !l.starts_with("A config file"))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{}\n", l.trim_start()))
+            .collect();
+        assert!(example.contains("[[members]]"), "{example}");
+        if let Err(e) = Config::from_toml_str(&example) {
+            panic!("{e}\n{example}");
+        }
+    }
+
+    #[test]
+    fn peers_parse_as_id_equals_address_with_one_vote() {
+        let m = parse_peer("2=127.0.0.1:7002");
+        assert!(matches!(m, Ok(MemberAddr { id: NodeId(2), votes: 1, .. })), "{m:?}");
+        assert!(parse_peer("127.0.0.1:7002").is_err());
+        assert!(parse_peer("x=127.0.0.1:7002").is_err());
+        assert!(parse_peer("0=127.0.0.1:7002").is_err());
+        assert!(parse_peer("2=localhost").is_err());
+    }
+
+    #[test]
+    fn flags_alone_build_a_lan_config_listening_on_the_own_member_address() {
+        let a = args(&[
+            "--id",
+            "2",
+            "--tls-dir",
+            "c",
+            "--peer",
+            "1=127.0.0.1:7001",
+            "--peer",
+            "2=127.0.0.1:7002",
+        ]);
+        let c = match build_config(&a) {
+            Ok(c) => c,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert_eq!(c.id, NodeId(2));
+        assert_eq!(c.cluster, "quorate");
+        assert_eq!(c.listen.port(), 7002);
+        assert_eq!(c.members.len(), 2);
+    }
+
+    #[test]
+    fn without_config_the_missing_flags_are_named() {
+        let a = args(&["--id", "1"]);
+        match build_config(&a) {
+            Err(Failure::Usage(msg)) => assert!(msg.contains("--peer") && msg.contains("--tls-dir"), "{msg}"),
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! `quorate status`: a running node's view of the cluster, read from `GET /status` on its
+//! admin address and printed as a table (or as the raw JSON with `--json`).
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use quorate::{NodeStatus, PeerReport};
+
+use crate::{http, Failure};
+
+/// How long the whole request may take before the node counts as unreachable.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `--help` epilogue of `quorate status`.
+pub(crate) const AFTER_HELP: &str = "\
+Columns: PHI is the detector's suspicion level (down at 8 by default); HEARD is the time since
+the last fresh heartbeat from that peer; LEASE LEFT is how long this node still holds that
+peer's vote. The node is writable while its own vote plus the leased ones are a majority.
+
+Exit codes:
+  0  status printed (whether or not the node is writable)
+  1  node unreachable within 3 s, or it answered with an error
+  2  usage error";
+
+/// Flags of `quorate status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The node's admin address (its `--admin` / `[node] admin`), e.g. 127.0.0.1:9001.
+    #[arg(long, value_name = "ADDR")]
+    admin: SocketAddr,
+    /// Print the node's JSON status document unchanged instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Fetches and prints the status; unreachable or unreadable is exit 1.
+pub(crate) async fn run(args: StatusArgs) -> Result<(), Failure> {
+    let response = http::get(args.admin, "/status", REQUEST_TIMEOUT)
+        .await
+        .map_err(|e| Failure::Runtime(format!("node unreachable: {e}")))?;
+    let body = String::from_utf8_lossy(&response.body);
+    if response.status != 200 {
+        return Err(Failure::Runtime(format!(
+            "{} answered HTTP {} to GET /status: {}",
+            args.admin,
+            response.status,
+            body.trim()
+        )));
+    }
+    if args.json {
+        println!("{}", body.trim_end());
+        return Ok(());
+    }
+    let status: NodeStatus = serde_json::from_str(&body)
+        .map_err(|e| Failure::Runtime(format!("{} sent a status this tool cannot read: {e}", args.admin)))?;
+    print!("{}", render(&status));
+    Ok(())
+}
+
+/// The table: one header line for the node, one row per peer.
+fn render(s: &NodeStatus) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "node {}  cluster {}  epoch {}  writable {}  votes {}/{}/{} held/needed/total",
+        s.node,
+        s.cluster,
+        s.epoch,
+        if s.writable { "yes" } else { "NO" },
+        s.held_votes,
+        s.needed_votes,
+        s.total_votes,
+    );
+    match (&s.why_not, s.writable) {
+        (Some(why), _) => {
+            let _ = write!(out, "  not quorate: {why}");
+        }
+        (None, false) => out.push_str("  not quorate"),
+        (None, true) => {}
+    }
+    out.push('\n');
+
+    let header = ["PEER", "VOTES", "STATE", "PHI", "RTT ms", "HEARD ms ago", "LEASE LEFT ms", "CONNECTED"];
+    let rows: Vec<[String; 8]> = s.peers.iter().map(row).collect();
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 8]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            // Text columns align left, numbers right.
+            if matches!(i, 2 | 7) {
+                let _ = write!(l, "{cell:<w$}  ");
+            } else {
+                let _ = write!(l, "{cell:>w$}  ");
+            }
+        }
+        l.trim_end().to_owned() + "\n"
+    };
+    out.push_str(&line(header));
+    for r in &rows {
+        out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7]]));
+    }
+
+    let drops: Vec<String> =
+        s.drops.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+    if !drops.is_empty() {
+        let _ = writeln!(out, "dropped datagrams: {}", drops.join(" "));
+    }
+    out
+}
+
+fn row(p: &PeerReport) -> [String; 8] {
+    [
+        p.id.to_string(),
+        p.votes.to_string(),
+        p.state.clone(),
+        format!("{:.1}", p.phi),
+        opt_ms(p.rtt_ms, 1),
+        opt_ms(p.last_heard_ms_ago, 0),
+        opt_ms(p.lease_left_ms, 0),
+        if p.connected { "yes" } else { "no" }.to_owned(),
+    ]
+}
+
+fn opt_ms(v: Option<f64>, decimals: usize) -> String {
+    match v {
+        Some(v) => format!("{v:.decimals$}"),
+        None => "-".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: u64, state: &str, connected: bool) -> PeerReport {
+        PeerReport {
+            id,
+            votes: 1,
+            state: state.to_owned(),
+            phi: 0.26,
+            rtt_ms: connected.then_some(0.43),
+            last_heard_ms_ago: Some(12.4),
+            lease_left_ms: None,
+            connected,
+        }
+    }
+
+    fn status(writable: bool, why: Option<&str>) -> Result<NodeStatus, serde_json::Error> {
+        let peers = [peer(2, "reachable", true), peer(3, "down", false)];
+        // Built from JSON so the test does not depend on every field of the struct.
+        serde_json::from_value(serde_json::json!({
+            "node": 1, "cluster": "demo", "incarnation": 7, "writable": writable, "epoch": 42,
+            "held_votes": 2, "needed_votes": 2, "total_votes": 3, "why_not": why,
+            "peers": serde_json::to_value(peers)?,
+            "drops": {"replayed": 3, "malformed": 0},
+            "transport": {},
+        }))
+    }
+
+    #[test]
+    fn table_shows_the_node_line_then_one_row_per_peer() -> Result<(), serde_json::Error> {
+        let text = render(&status(true, None)?);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("node 1  cluster demo  epoch 42  writable yes  votes 2/2/3"), "{text}");
+        assert!(lines[1].starts_with("PEER"), "{text}");
+        assert!(
+            lines[2].contains("reachable") && lines[2].contains("0.3") && lines[2].ends_with("yes"),
+            "{text}"
+        );
+        assert!(lines[3].contains("down") && lines[3].contains(" - ") && lines[3].ends_with("no"), "{text}");
+        assert_eq!(lines[4], "dropped datagrams: replayed=3");
+        Ok(())
+    }
+
+    #[test]
+    fn a_fenced_node_says_why() -> Result<(), serde_json::Error> {
+        let text = render(&status(false, Some("holding 1 of 3 votes, 2 needed"))?);
+        assert!(
+            text.lines().next().unwrap_or_default().ends_with(
+                "writable NO  votes 2/2/3 held/needed/total  not quorate: holding 1 of 3 votes, 2 needed"
+            ),
+            "{text}"
+        );
+        Ok(())
+    }
+}
