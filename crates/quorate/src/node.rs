@@ -36,6 +36,9 @@ use crate::status::{self, NodeStatus};
 /// enough for a QUIC retransmission or two, short enough to matter before the down floor.
 pub const POLL_DEADLINE_INTERVALS: u32 = 3;
 
+/// How often the driver compares the down floor with the measured round trips.
+const RTT_CHECK_EVERY: Duration = Duration::from_secs(10);
+
 /// Poll replies waiting for the driver.
 const POLL_REPLIES_MAX: usize = 256;
 
@@ -94,6 +97,7 @@ pub(crate) struct Shared {
     pub(crate) events_dropped: AtomicU64,
     /// How long a direct poll of a suspect peer may take.
     pub(crate) poll_deadline: Duration,
+    pub(crate) down_after_min: Duration,
 }
 
 impl Shared {
@@ -160,6 +164,7 @@ impl Node {
             gate: gate.clone(),
             events_dropped: AtomicU64::new(0),
             poll_deadline: config.detector.heartbeat_interval * POLL_DEADLINE_INTERVALS,
+            down_after_min: config.detector.down_after_min,
         });
         let (stop, stop_rx) = watch::channel(false);
         let driver = tokio::spawn(drive(shared.clone(), inbound, stop_rx, sink, config.id));
@@ -276,7 +281,12 @@ async fn drive(
     // is only sent when a peer turns suspect, so this never fills in practice).
     let (poll_tx, mut poll_rx) = mpsc::channel::<(NodeId, Bytes)>(POLL_REPLIES_MAX);
     let poll_deadline = shared.poll_deadline;
+    let mut next_rtt_check = tokio::time::Instant::now() + RTT_CHECK_EVERY;
     loop {
+        if tokio::time::Instant::now() >= next_rtt_check {
+            next_rtt_check = tokio::time::Instant::now() + RTT_CHECK_EVERY;
+            warn_if_floor_too_short(&shared);
+        }
         let wait = {
             let core = shared.core.lock();
             core.poll_timeout().map(|t| t - shared.clock.now()).unwrap_or(Duration::from_secs(1))
@@ -347,6 +357,27 @@ fn flush(
         if let Some(sink) = sink {
             if !sink.send(event_json(me, &event).to_string()) {
                 shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The rule of thumb from failure-detector practice: a down floor shorter than ten round
+/// trips convicts peers for ordinary network jitter. Not an error (the lease rule keeps
+/// writes safe either way) but worth a warning, with the figures.
+fn warn_if_floor_too_short(shared: &Shared) {
+    let floor = shared.down_after_min;
+    let peers: Vec<NodeId> = shared.core.lock().detector().peers().map(|(id, _)| id).collect();
+    for peer in peers {
+        if let Some(link) = shared.transport.link(peer) {
+            if floor < link.rtt * 10 {
+                tracing::warn!(
+                    peer = peer.0,
+                    rtt = ?link.rtt,
+                    down_after_min = ?floor,
+                    "down_after_min is less than 10 x the measured round-trip time; expect false suspicions \
+                     (raise timing.down_after_min or use the wan preset)"
+                );
             }
         }
     }
