@@ -100,11 +100,24 @@ impl Shared {
 /// The write fence of one node. Cheap to clone, `Send + Sync`; every clone sees the same
 /// gate.
 ///
-/// ```ignore
-/// if gate.can_write() { engine.put(k, v)?; }
-/// let permit = gate.permit()?;             // Err(NotQuorate { why }) when fenced
-/// engine.put_with_epoch(k, v, permit.epoch())?;
-/// permit.check()?;                         // still the same stretch of quorum at commit?
+/// ```
+/// # use quorate_gate::{Clock, Gate, GateConfig, TieBreaker, VoteTable};
+/// # use quorate_detector::DetectorConfig;
+/// # use quorate_heartbeat::{Incarnation, NodeId};
+/// # let votes = VoteTable::new([(NodeId(1), 1)], TieBreaker::None)?;
+/// # let clock = Clock::system();
+/// # let now = clock.now();
+/// // A single-voter cluster holds quorum on its own; real nodes get the gate from the node.
+/// let (_core, gate) = Gate::new(GateConfig::default(), &DetectorConfig::default(), votes,
+///                               NodeId(1), Incarnation(1), clock, now)?;
+/// let mut store = std::collections::BTreeMap::new();
+/// if gate.can_write() {
+///     let permit = gate.permit()?;           // Err(NotQuorate { why }) when fenced
+///     store.insert("k", ("v", permit.epoch())); // the fencing epoch travels with the write
+///     permit.check()?;                       // still the same stretch of quorum at commit?
+/// }
+/// assert_eq!(store.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct QuorumGate {
