@@ -1,0 +1,133 @@
+//! Network faults as nftables rules inside the test's namespace.
+//!
+//! Node `i` binds `127.0.0.1:(7000 + i)` for QUIC and uses that one socket both to listen
+//! and to dial, so a (source port, destination port) pair names one directed link. Rules
+//! live in the table `inet qe2e`, chain `input` on the input hook: a dropped datagram is
+//! lost on its way in, as on a real wire. (Dropping on the output hook instead would make
+//! the sender's `sendmsg` fail with `EPERM`, which no real network does.) Loopback traffic
+//! passes the input hook once per datagram, so each rule acts exactly once.
+//!
+//! Every change replaces the whole rule set in one `nft -f -` transaction. Each rule has a
+//! counter; [`crate::cluster::Cluster::dropped`] reads them.
+
+/// UDP port of node `id`'s QUIC socket.
+pub fn quic_port(id: u64) -> u64 {
+    7000 + id
+}
+
+/// TCP port of node `id`'s admin server (`/status`, `/metrics`).
+pub fn admin_port(id: u64) -> u64 {
+    9000 + id
+}
+
+/// One fault rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Drop every datagram from node `from` to node `to` (one direction).
+    Link {
+        /// Sending node.
+        from: u64,
+        /// Receiving node.
+        to: u64,
+    },
+    /// Drop `percent` of all datagrams between nodes, chosen at random per datagram
+    /// (`numgen random`).
+    Loss {
+        /// 0-100.
+        percent: u8,
+    },
+}
+
+/// A clean partition: both directions between every node of `a` and every node of `b`.
+pub fn partition(a: &[u64], b: &[u64]) -> Vec<Rule> {
+    let mut rules = one_way(a, b);
+    rules.extend(one_way(b, a));
+    rules
+}
+
+/// A one-way cut: datagrams from `from` to `to` are dropped, the reverse direction works.
+pub fn one_way(from: &[u64], to: &[u64]) -> Vec<Rule> {
+    from.iter().flat_map(|&f| to.iter().map(move |&t| Rule::Link { from: f, to: t })).collect()
+}
+
+/// The nftables script that makes `rules` the complete rule set (empty `rules`: heal).
+pub fn script(rules: &[Rule]) -> String {
+    let mut s = String::from(
+        "table inet qe2e {\n  chain input {\n    type filter hook input priority filter; policy accept;\n  }\n}\n\
+         flush chain inet qe2e input\n",
+    );
+    for rule in rules {
+        let body = match *rule {
+            Rule::Link { from, to } => {
+                format!("udp sport {} udp dport {} counter drop", quic_port(from), quic_port(to))
+            }
+            Rule::Loss { percent } => format!(
+                "udp dport {}-{} counter numgen random mod 100 < {percent} counter drop",
+                quic_port(1),
+                quic_port(99)
+            ),
+        };
+        s.push_str("add rule inet qe2e input ");
+        s.push_str(&body);
+        s.push('\n');
+    }
+    s
+}
+
+/// Sums the `counter packets N` figures of an `nft list` output, per rule line: returns
+/// (packets seen by the first counter of each rule, packets dropped by its last counter).
+pub fn counters(listing: &str) -> (u64, u64) {
+    let mut seen = 0;
+    let mut dropped = 0;
+    for line in listing.lines().filter(|l| l.contains(" drop")) {
+        let packets: Vec<u64> = line
+            .split("counter packets ")
+            .skip(1)
+            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+            .collect();
+        seen += packets.first().copied().unwrap_or(0);
+        dropped += packets.last().copied().unwrap_or(0);
+    }
+    (seen, dropped)
+}
+
+/// `{1,2} | {3,4,5}`-style text for a split.
+pub fn groups(a: &[u64], b: &[u64]) -> String {
+    format!("{} | {}", set(a), set(b))
+}
+
+/// `{1,2}`.
+pub fn set(nodes: &[u64]) -> String {
+    let inner: Vec<String> = nodes.iter().map(u64::to_string).collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_cuts_both_directions_between_groups_only() {
+        let rules = partition(&[1, 2], &[3]);
+        assert_eq!(rules.len(), 4);
+        assert!(rules.contains(&Rule::Link { from: 1, to: 3 }));
+        assert!(rules.contains(&Rule::Link { from: 3, to: 2 }));
+        assert!(!rules.contains(&Rule::Link { from: 1, to: 2 }));
+    }
+
+    #[test]
+    fn script_flushes_then_adds_port_pair_rules() {
+        let s = script(&[Rule::Link { from: 1, to: 3 }, Rule::Loss { percent: 30 }]);
+        assert!(s.contains("flush chain inet qe2e input\n"));
+        assert!(s.contains("add rule inet qe2e input udp sport 7001 udp dport 7003 counter drop\n"));
+        assert!(s.contains("numgen random mod 100 < 30 counter drop"));
+        assert!(!script(&[]).contains("add rule"));
+    }
+
+    #[test]
+    fn counters_read_seen_and_dropped_per_rule() {
+        let listing = "\t\tudp dport 7001-7099 counter packets 100 bytes 9000 numgen random mod 100 < 30 counter packets 31 bytes 2000 drop\n\
+                       \t\tudp sport 7001 udp dport 7003 counter packets 7 bytes 700 drop\n";
+        assert_eq!(counters(listing), (107, 38));
+    }
+}

@@ -1,0 +1,42 @@
+//! Real-process partition tests: several `quorate run` processes in a private network
+//! namespace, faults injected by the kernel (nftables) and by signals, and a checker that
+//! reads the nodes' own event logs, the way Jepsen tests real databases.
+//!
+//! ```text
+//!   harness ── ip netns add qe2e-<pid>-<scenario> ──► namespace with only `lo`
+//!      │          quorate run --config node-N.toml   (127.0.0.1:700N QUIC, :900N admin)
+//!      │          nft -f -   (table inet qe2e, input hook: drop by udp sport/dport, numgen)
+//!      │          SIGSTOP / SIGCONT / SIGKILL / SIGTERM, restart
+//!      ▼
+//!   events-N.jsonl (at_us: CLOCK_MONOTONIC µs) + harness marks ──► checker ──► report
+//! ```
+//!
+//! Run it with `cargo test -p quorate-e2e --test netns` (one scenario:
+//! `... --test netns -- clean-split-5`; `-- --list` lists them). It needs root, `ip`
+//! (iproute2) and `nft` (nftables); without them every scenario is reported SKIPPED with
+//! the reason, and the run exits 0 with `0 passed, 0 failed, K skipped`. `tc netem` is not
+//! used. `QE2E_KEEP=1` keeps the configs, event logs and node stderr under
+//! `$TMPDIR/qe2e-<pid>/`; `QE2E_SEED=N` replays the flapping scenario.
+//!
+//! **The binary under test** is the `quorate` command built from `crates/cli/src/main.rs`
+//! as this package's `quorate-e2e-node` target, found through `CARGO_BIN_EXE_*`: cargo
+//! builds it, in the test's profile, whenever the sources changed, so the suite never runs
+//! a missing or stale binary of another package.
+//!
+//! **Bounds.** Fencing: `lease x (1 + max_clock_drift)` (909 ms with the LAN defaults)
+//! plus [`timing::SCHEDULING_MARGIN`] (150 ms) for the real processes and `nft` commands.
+//! Heal: [`timing::HEAL_BOUND`]. Restart to writable: [`timing::REJOIN_BOUND`].
+//!
+//! **Isolation.** Each scenario gets its own namespace; nodes bind only `127.0.0.1` inside
+//! it, so no datagram can leave it. Dropping a [`cluster::Cluster`] kills its processes and
+//! deletes its namespace, also when a scenario fails or panics; namespaces left by a killed
+//! harness are removed at the next start.
+
+pub mod checker;
+pub mod cluster;
+pub mod events;
+pub mod faults;
+pub mod netns;
+pub mod runner;
+pub mod scenarios;
+pub mod timing;

@@ -1,0 +1,402 @@
+//! The scenarios: each drives a real cluster through faults and returns the checks to run
+//! on the complete log once every node has stopped.
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::checker::{
+    fenced_within, healed_within, never_fenced, no_peer_down, paused_wakes_fenced, rejoined, seen_down,
+    Report,
+};
+use crate::cluster::{Cluster, Spec, TieBreaker};
+use crate::events::{Kind, Log, Mark};
+use crate::faults::{groups, one_way, partition, set, Rule};
+use crate::timing::{secs, us, Timing, HEAL_BOUND, REJOIN_BOUND};
+
+/// The checks a scenario leaves to run on the complete log.
+pub type Check = Box<dyn FnOnce(&Log, &mut Report)>;
+
+/// One scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Its name, for filters: `cargo test -p quorate-e2e --test netns -- NAME`.
+    pub name: &'static str,
+    /// What it does, in one line.
+    pub about: &'static str,
+    /// The cluster it starts.
+    pub spec: Spec,
+    /// Drives the cluster; `Err` is a failure of the scenario itself (a wait timed out).
+    pub drive: fn(&mut Cluster) -> Result<Check, String>,
+}
+
+/// How long a fresh cluster may take until every node is writable (debug builds, 2 cores).
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// Quiet time after the cluster is writable, before the first fault.
+const SETTLE: Duration = Duration::from_millis(500);
+/// How long partitions and one-way cuts are held: well past the 1 s down floor, so the
+/// majority also declares the minority down.
+const HOLD: Duration = Duration::from_secs(3);
+/// Quiet time after the last heal before the checked span ends.
+const AFTER: Duration = Duration::from_millis(500);
+/// How long the flapping link flaps.
+const FLAP_FOR: Duration = Duration::from_secs(10);
+/// Each flap cuts the link for a random time in this range (milliseconds): mostly a few
+/// hundred, sometimes longer than the lease, so that both "too short to fence" and "must
+/// fence" occur.
+const FLAP_CUT_MS: (u64, u64) = (100, 1_500);
+/// And then reopens it for a random time in this range (milliseconds).
+const FLAP_OPEN_MS: (u64, u64) = (100, 400);
+/// The random loss scenario's rate and length.
+const LOSS_PERCENT: u8 = 30;
+const LOSS_FOR: Duration = Duration::from_secs(20);
+
+/// Every scenario, in the order they run.
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "clean-split-5",
+            about: "5 nodes, clean partition {1,2} | {3,4,5} for 3 s, then heal",
+            spec: Spec::lan(5),
+            drive: |c| split(c, &[1, 2], &[3, 4, 5]),
+        },
+        Scenario {
+            name: "tie-break-4",
+            about:
+                "4 nodes, tie_breaker = \"lowest-id\", partition {1,2} | {3,4} for 3 s: {1,2} keeps writing",
+            spec: Spec { tie_breaker: TieBreaker::LowestId, ..Spec::lan(4) },
+            drive: |c| split(c, &[3, 4], &[1, 2]),
+        },
+        Scenario {
+            name: "one-way-cut",
+            about:
+                "5 nodes, node 5's outgoing datagrams dropped for 3 s, heal, then its incoming ones for 3 s",
+            spec: Spec::lan(5),
+            drive: one_way_cut,
+        },
+        Scenario {
+            name: "flapping-link",
+            about: "5 nodes, link {1,2} | {3,4,5} cut and reopened at random for 10 s (QE2E_SEED replays)",
+            spec: Spec::lan(5),
+            drive: flapping,
+        },
+        Scenario {
+            name: "random-loss-30",
+            about: "5 nodes, 30% of all datagrams dropped at random for 20 s: nobody may fence",
+            spec: Spec::lan(5),
+            drive: random_loss,
+        },
+        Scenario {
+            name: "pause-majority-node",
+            about: "5 nodes, SIGSTOP node 3 for 2 x lease (1.8 s), SIGCONT",
+            spec: Spec::lan(5),
+            drive: pause,
+        },
+        Scenario {
+            name: "kill-restart",
+            about: "3 nodes, SIGKILL node 2, restart it 2 s later",
+            spec: Spec::lan(3),
+            drive: kill_restart,
+        },
+        Scenario {
+            name: "rolling-restart",
+            about: "5 nodes, each in turn: SIGTERM, restart, wait until all are writable",
+            spec: Spec::lan(5),
+            drive: rolling_restart,
+        },
+    ]
+}
+
+/// Waits until every node is writable, lets the cluster settle, and marks the start of
+/// the checked span. Returns the mark and when the last node became writable.
+fn started(c: &mut Cluster) -> Result<(Mark, u64), String> {
+    let ready = c.wait_all_writable(START_TIMEOUT)?;
+    sleep(SETTLE);
+    Ok((c.note("all nodes writable; checked span begins"), ready))
+}
+
+/// Waits for the cluster to heal. A timeout is not an error here: the checks that follow
+/// measure the heal against its bound and say what is missing.
+fn settle_after_heal(c: &mut Cluster, bound: Duration) {
+    let _ = c.wait_all_writable(bound + Duration::from_secs(2));
+    sleep(AFTER);
+}
+
+/// Ends the checked span after asking every node's `/status`.
+fn finish(c: &mut Cluster) -> (Result<String, String>, Mark) {
+    let status = c.check_status_all_writable();
+    (status, c.note("checked span ends; stopping all nodes"))
+}
+
+fn split(c: &mut Cluster, minority: &'static [u64], majority: &'static [u64]) -> Result<Check, String> {
+    let (begin, ready) = started(c)?;
+    let origin = c.log().origin_us;
+    let cut = c.faults(&partition(minority, majority), &format!("cut {}", groups(minority, majority)))?;
+    sleep(HOLD);
+    let heal = c.heal()?;
+    settle_after_heal(c, HEAL_BOUND);
+    let (status, end) = finish(c);
+    let timing = c.spec().timing;
+    let all = c.spec().ids();
+    Ok(Box::new(move |log, r| {
+        r.info("all writable after start", secs(ready as i64 - origin as i64));
+        r.check(
+            &format!("minority {} fenced after the cut", set(minority)),
+            fenced_within(log, minority, &cut, heal.at_us, timing.fence_bound()),
+        );
+        r.check(&format!("majority {}", set(majority)), never_fenced(log, majority, begin.at_us, end.at_us));
+        r.check("majority sees the minority down", seen_down(log, majority, minority, &cut, heal.at_us));
+        r.check("heal", healed_within(log, &all, &heal, HEAL_BOUND));
+        r.check("status", status);
+    }))
+}
+
+fn one_way_cut(c: &mut Cluster) -> Result<Check, String> {
+    let (begin, _) = started(c)?;
+    let out = c.faults(&one_way(&[5], &[1, 2, 3, 4]), "one-way cut: node 5 -> {1,2,3,4} dropped")?;
+    sleep(HOLD);
+    let heal_out = c.heal()?;
+    settle_after_heal(c, HEAL_BOUND);
+    let inbound = c.faults(&one_way(&[1, 2, 3, 4], &[5]), "one-way cut: {1,2,3,4} -> node 5 dropped")?;
+    sleep(HOLD);
+    let heal_in = c.heal()?;
+    settle_after_heal(c, HEAL_BOUND);
+    let (status, end) = finish(c);
+    let bound = c.spec().timing.fence_bound();
+    let all = c.spec().ids();
+    let rest = [1, 2, 3, 4];
+    Ok(Box::new(move |log, r| {
+        r.check(
+            "node 5 sending into the void: fenced",
+            fenced_within(log, &[5], &out, heal_out.at_us, bound),
+        );
+        r.check("  the others saw it down", seen_down(log, &rest, &[5], &out, heal_out.at_us));
+        r.check("  heal", healed_within(log, &all, &heal_out, HEAL_BOUND));
+        r.check("node 5 hearing nothing: fenced", fenced_within(log, &[5], &inbound, heal_in.at_us, bound));
+        let view = seen_down(log, &[5], &rest, &inbound, heal_in.at_us);
+        r.info("  node 5's own view", view.unwrap_or_else(|e| e));
+        r.check("  heal", healed_within(log, &all, &heal_in, HEAL_BOUND));
+        r.check("{1,2,3,4} in both phases", never_fenced(log, &rest, begin.at_us, end.at_us));
+        r.check("status", status);
+    }))
+}
+
+fn flapping(c: &mut Cluster) -> Result<Check, String> {
+    let (minority, majority): (&[u64], &[u64]) = (&[1, 2], &[3, 4, 5]);
+    let seed = seed();
+    let mut rng = SplitMix64(seed);
+    let (begin, _) = started(c)?;
+    let mut cuts = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < FLAP_FOR {
+        let cut =
+            c.faults(&partition(minority, majority), &format!("flap: cut {}", groups(minority, majority)))?;
+        sleep(Duration::from_millis(rng.between(FLAP_CUT_MS)));
+        let open = c.faults(&[], "flap: reopen")?;
+        cuts.push((cut, open));
+        sleep(Duration::from_millis(rng.between(FLAP_OPEN_MS)));
+    }
+    let last = cuts.last().map(|(_, open)| open.clone()).ok_or("no flap happened")?;
+    settle_after_heal(c, HEAL_BOUND);
+    let (status, end) = finish(c);
+    let timing = c.spec().timing;
+    let all = c.spec().ids();
+    Ok(Box::new(move |log, r| {
+        r.info("seed", format!("QE2E_SEED={seed} ({} cuts in {})", cuts.len(), secs(us(FLAP_FOR) as i64)));
+        r.check(&format!("majority {}", set(majority)), never_fenced(log, majority, begin.at_us, end.at_us));
+        r.check("cuts longer than the fence bound", long_cuts_fenced(log, minority, &cuts, timing));
+        r.check("heal after the last flap", healed_within(log, &all, &last, HEAL_BOUND));
+        r.check("status", status);
+    }))
+}
+
+/// In every cut that lasted longer than the fence bound, every minority node was fenced by
+/// the bound; for shorter cuts, reports how many fenced anyway (allowed: the lease may run
+/// out before a short cut ends).
+fn long_cuts_fenced(
+    log: &Log,
+    minority: &[u64],
+    cuts: &[(Mark, Mark)],
+    timing: Timing,
+) -> Result<String, String> {
+    let bound = us(timing.fence_bound());
+    let mut long = 0;
+    let mut fence_times = Vec::new();
+    let mut short_fenced = 0;
+    for (cut, open) in cuts {
+        if open.at_us.saturating_sub(cut.at_us) > bound {
+            long += 1;
+            let deadline = cut.at_us + bound;
+            for &node in minority {
+                if log.writable_at(node, deadline) {
+                    return Err(format!(
+                        "node {node} still writable {} into a {} cut",
+                        secs(bound as i64),
+                        secs((open.at_us - cut.at_us) as i64)
+                    ));
+                }
+                if let Some(lost) = log.of(node, Kind::QuorumLost, cut.at_us, deadline).next() {
+                    fence_times.push(lost.at_us - cut.at_us);
+                }
+            }
+        } else if minority
+            .iter()
+            .any(|&n| log.of(n, Kind::QuorumLost, cut.at_us, open.at_us).next().is_some())
+        {
+            short_fenced += 1;
+        }
+    }
+    let fence = match (fence_times.iter().min(), fence_times.iter().max()) {
+        (Some(&lo), Some(&hi)) => format!("fenced {}-{} after the cut", secs(lo as i64), secs(hi as i64)),
+        _ => "no long cut this time".into(),
+    };
+    Ok(format!(
+        "{long} of {} cuts; {fence} (bound {}); shorter cuts that fenced anyway: {short_fenced}",
+        cuts.len(),
+        secs(bound as i64)
+    ))
+}
+
+fn random_loss(c: &mut Cluster) -> Result<Check, String> {
+    let (begin, _) = started(c)?;
+    let loss = c.faults(
+        &[Rule::Loss { percent: LOSS_PERCENT }],
+        &format!("{LOSS_PERCENT}% random loss on every link"),
+    )?;
+    sleep(LOSS_FOR);
+    let dropped = c.dropped();
+    let heal = c.heal()?;
+    settle_after_heal(c, HEAL_BOUND);
+    let (status, end) = finish(c);
+    let all = c.spec().ids();
+    Ok(Box::new(move |log, r| {
+        let (seen, lost) = dropped.unwrap_or((0, 0));
+        let pct = if seen == 0 { 0.0 } else { lost as f64 * 100.0 / seen as f64 };
+        r.info("datagrams dropped", format!("{lost} of {seen} ({pct:.1}%) in {}", secs(us(LOSS_FOR) as i64)));
+        let count = |k| all.iter().map(|&n| log.of(n, k, loss.at_us, heal.at_us).count()).sum::<usize>();
+        r.info(
+            "suspicions during the loss",
+            format!("{} peer_suspect, {} peer_down", count(Kind::PeerSuspect), count(Kind::PeerDown)),
+        );
+        r.check("no false fencing", never_fenced(log, &all, begin.at_us, end.at_us));
+        r.check("status", status);
+    }))
+}
+
+fn pause(c: &mut Cluster) -> Result<Check, String> {
+    let node = 3;
+    let (begin, _) = started(c)?;
+    let timing = c.spec().timing;
+    let stop = c.pause(node)?;
+    sleep(timing.lease * 2);
+    let cont = c.resume(node)?;
+    let _ = c.wait_all_writable(HEAL_BOUND + Duration::from_secs(2));
+    // Long enough for the woken node to have declared its peers down if it blamed them.
+    sleep(timing.down_after_min + AFTER);
+    let (status, end) = finish(c);
+    let others: Vec<u64> = c.spec().ids().into_iter().filter(|&n| n != node).collect();
+    Ok(Box::new(move |log, r| {
+        r.check(
+            "paused node 3 wakes fenced (G3)",
+            paused_wakes_fenced(log, node, &stop, &cont, timing.fence_bound()),
+        );
+        r.check("the others saw it down", seen_down(log, &others, &[node], &stop, cont.at_us));
+        r.check("rejoined after SIGCONT (G4)", rejoined(log, node, &cont, HEAL_BOUND));
+        r.check("convicted nobody after waking (G6)", no_peer_down(log, node, cont.at_us, end.at_us));
+        r.check(&format!("others {}", set(&others)), never_fenced(log, &others, begin.at_us, end.at_us));
+        r.check("status", status);
+    }))
+}
+
+fn kill_restart(c: &mut Cluster) -> Result<Check, String> {
+    let node = 2;
+    let (begin, _) = started(c)?;
+    let kill = c.kill(node)?;
+    sleep(Duration::from_secs(2));
+    let start = c.spawn(node)?;
+    let _ = c.wait_all_writable(REJOIN_BOUND + Duration::from_secs(2));
+    sleep(AFTER);
+    let (status, end) = finish(c);
+    let others: Vec<u64> = c.spec().ids().into_iter().filter(|&n| n != node).collect();
+    Ok(Box::new(move |log, r| {
+        r.check("the others saw node 2 down", seen_down(log, &others, &[node], &kill, start.at_us));
+        r.check("restarted node 2 rejoined (G4)", rejoined(log, node, &start, REJOIN_BOUND));
+        r.check(&format!("others {}", set(&others)), never_fenced(log, &others, begin.at_us, end.at_us));
+        r.check("status", status);
+    }))
+}
+
+fn rolling_restart(c: &mut Cluster) -> Result<Check, String> {
+    started(c)?;
+    let mut rounds = Vec::new();
+    for node in c.spec().ids() {
+        let term = c.terminate(node)?;
+        let start = c.spawn(node)?;
+        c.wait_all_writable(REJOIN_BOUND + Duration::from_secs(2))?;
+        sleep(Duration::from_millis(300));
+        rounds.push((node, term, start));
+    }
+    let (status, end) = finish(c);
+    let all = c.spec().ids();
+    Ok(Box::new(move |log, r| {
+        for (i, (node, term, start)) in rounds.iter().enumerate() {
+            let until = rounds.get(i + 1).map_or(end.at_us, |next| next.1.at_us);
+            let others: Vec<u64> = all.iter().copied().filter(|n| n != node).collect();
+            r.info(
+                &format!("node {node}"),
+                format!("SIGTERM to exit {}", secs((term.done_us - term.at_us) as i64)),
+            );
+            r.check("  rejoined (G4)", rejoined(log, *node, start, REJOIN_BOUND));
+            r.check(&format!("  others {}", set(&others)), never_fenced(log, &others, term.at_us, until));
+        }
+        r.check("status", status);
+    }))
+}
+
+/// The flapping scenario's seed: `QE2E_SEED` if set, else from the clock.
+fn seed() -> u64 {
+    std::env::var("QE2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    })
+}
+
+/// SplitMix64: a small, seedable generator, enough to pick flap durations.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[lo, hi]` (modulo bias is irrelevant here).
+    fn between(&mut self, (lo, hi): (u64, u64)) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names_are_unique() {
+        let mut names: Vec<&str> = all().iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all().len());
+    }
+
+    #[test]
+    fn flap_durations_stay_in_range_and_replay_from_the_seed() {
+        let mut a = SplitMix64(7);
+        let mut b = SplitMix64(7);
+        for _ in 0..1000 {
+            let x = a.between(FLAP_CUT_MS);
+            assert!((FLAP_CUT_MS.0..=FLAP_CUT_MS.1).contains(&x));
+            assert_eq!(x, b.between(FLAP_CUT_MS));
+        }
+    }
+}
