@@ -1,0 +1,176 @@
+//! A host: the machine one simulated node runs on. It owns the node's drifting clock, its
+//! current life (a real [`quorate_core::Node`] with its gate handle and manual clock), and
+//! what the process is doing (running, paused, down).
+
+use std::collections::VecDeque;
+
+use quorate_core::{Config, ConfigError, Node};
+use quorate_gate::{Clock, ManualClock, QuorumGate};
+use quorate_heartbeat::{Incarnation, Instant, NodeId};
+
+use crate::clock::{SimClock, MS};
+use crate::reach::Liveness;
+
+/// Datagrams a paused process's socket buffers before dropping new arrivals (a Linux UDP
+/// receive buffer of a few MB holds tens of thousands of small datagrams).
+pub const BACKLOG_MAX: usize = 65_536;
+
+/// Wall-clock milliseconds at real time zero; incarnations are wall-clock milliseconds at
+/// start, as in the runtime.
+const WALL_START_MS: u64 = 1_700_000_000_000;
+
+/// One life of a node.
+#[derive(Debug)]
+pub struct Life {
+    /// The sans-IO core.
+    pub node: Node,
+    /// A handle on its gate, as a storage engine would hold.
+    pub gate: QuorumGate,
+    /// The hand on the clock the gate handle reads.
+    hand: ManualClock,
+    /// This life's incarnation.
+    pub incarnation: Incarnation,
+    /// Real time this life started.
+    pub started: u64,
+    /// Whether `Node::shutdown` was called.
+    pub shut_down: bool,
+}
+
+/// One simulated machine.
+#[derive(Debug)]
+pub struct Host {
+    /// Index `0..n`; the node id is `index + 1`.
+    pub index: usize,
+    /// Its local monotonic clock.
+    pub clock: SimClock,
+    /// Its wall clock's error, ms (incarnations come from the wall clock).
+    wall_offset_ms: u64,
+    /// The current life, `None` while down.
+    pub life: Option<Life>,
+    /// Since when the process is paused.
+    pub paused_since: Option<u64>,
+    /// Datagrams that arrived while paused: (sender index, bytes).
+    pub backlog: VecDeque<(usize, Vec<u8>)>,
+    /// The armed timer: (real time, generation); stale generations are ignored.
+    pub timer: Option<(u64, u64)>,
+    /// Generation counter for timers.
+    pub timer_gen: u64,
+    /// The last incarnation used (0 before the first start).
+    last_incarnation: u64,
+    /// Real time the host has been live (not down), ns, excluding the current stretch.
+    live_ns: u64,
+    /// Since when the current live stretch runs.
+    live_since: Option<u64>,
+    /// Datagrams handed to the network.
+    pub sent_msgs: u64,
+    /// Payload bytes handed to the network.
+    pub sent_bytes: u64,
+}
+
+impl Host {
+    /// A machine that has not started its node yet.
+    pub fn new(index: usize, clock: SimClock, wall_offset_ms: u64) -> Self {
+        Host {
+            index,
+            clock,
+            wall_offset_ms,
+            life: None,
+            paused_since: None,
+            backlog: VecDeque::new(),
+            timer: None,
+            timer_gen: 0,
+            last_incarnation: 0,
+            live_ns: 0,
+            live_since: None,
+            sent_msgs: 0,
+            sent_bytes: 0,
+        }
+    }
+
+    /// The node id.
+    pub fn id(&self) -> NodeId {
+        NodeId(self.index as u64 + 1)
+    }
+
+    /// Starts a new life at real time `now`: a fresh core with an incarnation above every
+    /// earlier one (wall-clock milliseconds, bumped if the wall clock has not moved on).
+    pub fn start(&mut self, mut config: Config, now: u64, seed: u64) -> Result<(), ConfigError> {
+        let wall = WALL_START_MS + self.wall_offset_ms + now / MS;
+        let incarnation = Incarnation(wall.max(self.last_incarnation + 1));
+        config.me = self.id();
+        let local = self.local(now);
+        let (clock, hand) = Clock::manual(local);
+        let (node, gate) = Node::new(config, incarnation, clock, local, seed)?;
+        self.last_incarnation = incarnation.0;
+        self.life = Some(Life { node, gate, hand, incarnation, started: now, shut_down: false });
+        self.paused_since = None;
+        self.backlog.clear();
+        self.live_since = Some(now);
+        Ok(())
+    }
+
+    /// The process dies at `now`: state lost, timers gone, queued datagrams gone.
+    pub fn crash(&mut self, now: u64) {
+        self.life = None;
+        self.paused_since = None;
+        self.backlog.clear();
+        self.timer = None;
+        if let Some(since) = self.live_since.take() {
+            self.live_ns += now.saturating_sub(since);
+        }
+    }
+
+    /// Graceful shutdown at `now`: the core fences itself for good; the process then exits.
+    pub fn shutdown(&mut self, now: u64) {
+        if let Some(life) = self.life.as_mut() {
+            if self.paused_since.is_none() {
+                let local = self.clock.local(now);
+                life.hand.set(local);
+                life.node.shutdown(local);
+                life.shut_down = true;
+            }
+        }
+    }
+
+    /// Whether the process is running, paused or down.
+    pub fn liveness(&self) -> Liveness {
+        match (&self.life, self.paused_since) {
+            (None, _) => Liveness::Down,
+            (Some(_), Some(_)) => Liveness::Paused,
+            (Some(_), None) => Liveness::Running,
+        }
+    }
+
+    /// Whether the current life was shut down gracefully (it is fenced for good and about
+    /// to exit; the liveness invariants do not apply to it).
+    pub fn is_shut_down(&self) -> bool {
+        self.life.as_ref().is_some_and(|l| l.shut_down)
+    }
+
+    /// The local clock reading at real time `real`.
+    pub fn local(&self, real: u64) -> Instant {
+        self.clock.local(real)
+    }
+
+    /// Sets the gate's manual clock to the local reading at `real` and returns it. Real
+    /// time only moves forward, so neither does the manual clock.
+    pub fn set_clock(&self, real: u64) -> Instant {
+        let local = self.clock.local(real);
+        if let Some(life) = &self.life {
+            life.hand.set(local);
+        }
+        local
+    }
+
+    /// What a storage engine's `can_write()` answers at real time `real`: the gate handle,
+    /// read with the manual clock set to the node's local time at that instant.
+    pub fn can_write_at(&self, real: u64) -> bool {
+        self.set_clock(real);
+        self.life.as_ref().is_some_and(|l| l.gate.can_write())
+    }
+
+    /// Real time this host has been live up to `now`, ns.
+    pub fn live_ns(&self, now: u64) -> u64 {
+        self.live_ns + self.live_since.map_or(0, |s| now.saturating_sub(s))
+    }
+}

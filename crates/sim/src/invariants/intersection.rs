@@ -1,0 +1,176 @@
+//! (c) Quorum intersection: a writable node holds unexpired leases (its **contact set**,
+//! plus its own vote if it has one) that form a quorum, and the contact sets of any two
+//! writable nodes share a voter. This is what "no split brain" means for the gate: two
+//! nodes can both accept writes (for example both sides of a bridge), but only through
+//! quorums that overlap, so a storage engine's epoch check downstream can order them.
+//!
+//! The quorum rule here is computed independently of `quorate-gate` ([`crate::model::Model`]).
+//! Contact sets are voter bitmasks; the checker keeps each writable node's last mask,
+//! grouped by mask, so a step costs one comparison per distinct mask (at most `2^voters`,
+//! in practice a handful) instead of one per node.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use quorate_gate::QuorumEvent;
+use quorate_heartbeat::NodeId;
+
+use super::{Invariant, Out, StepKind};
+use crate::sim::World;
+
+const NAME: &str = "quorum-intersection";
+
+/// The intersection checker.
+#[derive(Debug)]
+pub struct Intersection {
+    /// Each node's contact set when last seen writable.
+    mask: Vec<Option<u64>>,
+    /// Writable nodes grouped by contact set.
+    by_mask: BTreeMap<u64, BTreeSet<usize>>,
+}
+
+impl Intersection {
+    /// A checker for `n` nodes.
+    pub fn new(n: usize) -> Self {
+        Intersection { mask: vec![None; n], by_mask: BTreeMap::new() }
+    }
+
+    fn set(&mut self, i: usize, mask: Option<u64>) {
+        if let Some(old) = self.mask[i] {
+            if let Some(nodes) = self.by_mask.get_mut(&old) {
+                nodes.remove(&i);
+                if nodes.is_empty() {
+                    self.by_mask.remove(&old);
+                }
+            }
+        }
+        self.mask[i] = mask;
+        if let Some(m) = mask {
+            self.by_mask.entry(m).or_default().insert(i);
+        }
+    }
+
+    /// Checks node `i`'s fresh contact set against quorum and every other writable set.
+    fn check(&self, w: &World, i: usize, mask: u64, out: &mut Out) {
+        if let Some(e) = short_of_quorum(&w.model, i, mask) {
+            out.violate(NAME, w.now, e);
+        }
+        for (&other, nodes) in &self.by_mask {
+            if let Some(j) = nodes.iter().find(|j| **j != i) {
+                if let Some(e) = disjoint((i, mask), (*j, other)) {
+                    out.violate(NAME, w.now, e);
+                }
+            }
+        }
+    }
+}
+
+/// Why writable node `i` with contact set `mask` breaks the rule, if it does.
+fn short_of_quorum(model: &crate::model::Model, i: usize, mask: u64) -> Option<String> {
+    (!model.is_quorum(mask))
+        .then(|| format!("n{} is writable but holds the votes of {} only: not a quorum", i + 1, show(mask)))
+}
+
+/// Why two writable nodes' contact sets break the rule, if they do.
+fn disjoint((i, a): (usize, u64), (j, b): (usize, u64)) -> Option<String> {
+    (a & b == 0).then(|| {
+        format!(
+            "split brain: n{} is writable with the votes of {} and n{} with the votes of {}: no voter in common",
+            i + 1,
+            show(a),
+            j + 1,
+            show(b)
+        )
+    })
+}
+
+/// The contact set of node `i` if it is writable now.
+fn contact_set(w: &World, i: usize) -> Option<u64> {
+    let host = &w.hosts[i];
+    if !host.can_write_at(w.now) {
+        return None;
+    }
+    let life = host.life.as_ref()?;
+    let now = host.local(w.now);
+    let mut mask = w.model.bit(i);
+    for v in (0..w.model.voters.min(64)).filter(|v| *v != i) {
+        if life.node.lease_until(NodeId(v as u64 + 1)).is_some_and(|u| u > now) {
+            mask |= 1 << v;
+        }
+    }
+    Some(mask)
+}
+
+/// `{n1,n3}` for mask 0b101.
+fn show(mask: u64) -> String {
+    let ids: Vec<String> = (0..64).filter(|v| mask & (1 << v) != 0).map(|v| format!("n{}", v + 1)).collect();
+    format!("{{{}}}", ids.join(","))
+}
+
+impl Invariant for Intersection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn after_step(
+        &mut self,
+        w: &World,
+        node: usize,
+        _kind: StepKind,
+        _events: &[QuorumEvent],
+        out: &mut Out,
+    ) {
+        let fresh = contact_set(w, node);
+        self.set(node, None);
+        if let Some(m) = fresh {
+            self.check(w, node, m, out);
+        }
+        self.set(node, fresh);
+    }
+
+    fn after_fault(&mut self, w: &World, out: &mut Out) {
+        self.sweep(w, out);
+    }
+
+    fn sweep(&mut self, w: &World, out: &mut Out) {
+        for i in 0..self.mask.len() {
+            let fresh = contact_set(w, i);
+            self.set(i, fresh);
+        }
+        let masks: Vec<(usize, u64)> =
+            self.by_mask.iter().filter_map(|(m, nodes)| nodes.first().map(|n| (*n, *m))).collect();
+        for (k, &(i, m)) in masks.iter().enumerate() {
+            if let Some(e) = short_of_quorum(&w.model, i, m) {
+                out.violate(NAME, w.now, e);
+            }
+            for &other in &masks[k + 1..] {
+                if let Some(e) = disjoint((i, m), other) {
+                    out.violate(NAME, w.now, e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disjoint_quorums_and_writable_minorities_are_reported() {
+        let model =
+            crate::model::Model { lease: 1, rho: 0.01, interval: 1, max_delay: 1, voters: 5, nodes: 5 };
+        assert_eq!(short_of_quorum(&model, 0, 0b00111), None);
+        let minority = short_of_quorum(&model, 0, 0b00011).unwrap_or_default();
+        assert!(minority.contains("{n1,n2} only"), "{minority}");
+        // Two quorums of the bridge scenario share the bridge voter: fine.
+        assert_eq!(disjoint((0, 0b00111), (4, 0b11100)), None);
+        let split = disjoint((0, 0b00011), (4, 0b11100)).unwrap_or_default();
+        assert!(split.starts_with("split brain: n1"), "{split}");
+    }
+
+    #[test]
+    fn masks_print_as_node_ids() {
+        assert_eq!(show(0b10101), "{n1,n3,n5}");
+        assert_eq!(show(0), "{}");
+    }
+}

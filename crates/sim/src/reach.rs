@@ -1,0 +1,191 @@
+//! Who can exchange heartbeats with a quorum, and since when: the ground truth the
+//! checkers compare the cores' decisions with.
+//!
+//! Recomputed after every fault (partition, cut, loss change, crash, restart, pause,
+//! resume), in `O(nodes x voters)`. Between faults connectivity does not change, so the
+//! "since" instants are exact. A node **exchanges** with voter `v` when both run (not
+//! crashed, not paused) and both directed links are up.
+//!
+//! * **cut off**: a live node whose exchange set plus itself (if it votes) is not a quorum.
+//!   Paused nodes are cut off: they exchange with nobody.
+//! * **connected**: a running node whose exchange set plus itself is a quorum.
+//! * **protected**: connected through links whose loss stays within [`crate::model::LOSS_BOUND`]
+//!   for the redundancy those links give. The no-false-fence and heal invariants apply to
+//!   protected nodes.
+
+use crate::model::Model;
+use crate::net::Net;
+
+/// Whether a node's process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Crashed, shut down, or not started.
+    Down,
+    /// Alive but not running (SIGSTOP).
+    Paused,
+    /// Running.
+    Running,
+}
+
+/// What the network currently allows one node, and since when.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NodeReach {
+    /// Since when this live node has been cut off from every quorum.
+    pub cut_since: Option<u64>,
+    /// Since when this running node has been able to exchange with a quorum.
+    pub connected_since: Option<u64>,
+    /// Since when it has been connected through links within the loss bound.
+    pub protected_since: Option<u64>,
+    /// The worst loss on the links that protect it (for the heal bound).
+    pub protected_loss: f64,
+    /// The worst loss on its links with the voters it exchanges with.
+    pub connected_loss: f64,
+    /// The redundancy of its protecting links ([`Model::redundancy`]).
+    pub redundancy: u32,
+}
+
+/// Connectivity of every node.
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    nodes: Vec<NodeReach>,
+    all_protected_since: Option<u64>,
+}
+
+impl Reach {
+    /// No information yet for `n` nodes.
+    pub fn new(n: usize) -> Self {
+        Reach { nodes: vec![NodeReach::default(); n], all_protected_since: None }
+    }
+
+    /// What node `i` can do.
+    pub fn node(&self, i: usize) -> &NodeReach {
+        &self.nodes[i]
+    }
+
+    /// Since when every live node has been protected (the network is healed).
+    pub fn all_protected_since(&self) -> Option<u64> {
+        self.all_protected_since
+    }
+
+    /// Recomputes everything at real time `now`.
+    pub fn recompute(&mut self, now: u64, live: &[Liveness], net: &Net, model: &Model) {
+        let mut all = true;
+        for x in 0..self.nodes.len() {
+            let fresh = assess(x, live, net, model);
+            let old = self.nodes[x];
+            let keep = |was: Option<u64>, is: bool| if is { Some(was.unwrap_or(now)) } else { None };
+            self.nodes[x] = NodeReach {
+                cut_since: keep(old.cut_since, fresh.cut),
+                connected_since: keep(old.connected_since, fresh.connected),
+                protected_since: keep(old.protected_since, fresh.protected.is_some()),
+                protected_loss: fresh.protected.map_or(0.0, |(loss, _)| loss),
+                connected_loss: fresh.connected_loss,
+                redundancy: fresh.protected.map_or(0, |(_, r)| r),
+            };
+            all &= live[x] == Liveness::Down || fresh.protected.is_some();
+        }
+        self.all_protected_since = if all { Some(self.all_protected_since.unwrap_or(now)) } else { None };
+    }
+}
+
+struct Assessment {
+    cut: bool,
+    connected: bool,
+    connected_loss: f64,
+    /// (worst loss, redundancy) when protected.
+    protected: Option<(f64, u32)>,
+}
+
+fn assess(x: usize, live: &[Liveness], net: &Net, model: &Model) -> Assessment {
+    if live[x] == Liveness::Down {
+        return Assessment { cut: false, connected: false, connected_loss: 0.0, protected: None };
+    }
+    let own = model.bit(x);
+    let running = live[x] == Liveness::Running;
+    let mut exchange = 0u64;
+    for v in (0..model.voters.min(64)).filter(|v| *v != x) {
+        if running && live[v] == Liveness::Running && net.link_up(x, v) && net.link_up(v, x) {
+            exchange |= 1 << v;
+        }
+    }
+    let quorum = model.is_quorum(own | exchange);
+    let connected = running && quorum;
+    let mut protected = None;
+    if connected {
+        // Try the most demanding redundancy first: its loss bound is the most generous.
+        for r in (1..=crate::model::LOSS_BOUND.len() as u32).rev() {
+            let Some(bound) = Model::loss_bound(r) else { continue };
+            let (low, worst) = links_within(x, exchange, bound, net);
+            let have = model.redundancy(own, low);
+            if have >= r {
+                protected = Some((worst, have));
+                break;
+            }
+        }
+    }
+    let (_, connected_loss) = links_within(x, exchange, 1.0, net);
+    Assessment { cut: !quorum, connected, connected_loss, protected }
+}
+
+/// The voters of `exchange` whose links with `x` lose at most `bound` both ways, and the
+/// worst loss among them.
+fn links_within(x: usize, exchange: u64, bound: f64, net: &Net) -> (u64, f64) {
+    let mut low = 0;
+    let mut worst: f64 = 0.0;
+    for v in 0..64 {
+        if exchange & (1 << v) == 0 {
+            continue;
+        }
+        let loss = net.loss(x, v).max(net.loss(v, x));
+        if loss <= bound {
+            low |= 1 << v;
+            worst = worst.max(loss);
+        }
+    }
+    (low, worst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::MS;
+    use crate::net::NetParams;
+
+    fn model(voters: usize, nodes: usize) -> Model {
+        Model { lease: 900 * MS, rho: 0.01, interval: 100 * MS, max_delay: 23 * MS, voters, nodes }
+    }
+
+    #[test]
+    fn minority_is_cut_off_since_the_partition_and_majority_stays_protected() {
+        let m = model(5, 5);
+        let mut net = Net::new(5, NetParams::default(), 0);
+        let live = vec![Liveness::Running; 5];
+        let mut reach = Reach::new(5);
+        reach.recompute(0, &live, &net, &m);
+        assert_eq!(reach.node(0).protected_since, Some(0));
+        assert_eq!(reach.all_protected_since(), Some(0));
+        net.set_group(0, 1);
+        net.set_group(1, 1);
+        reach.recompute(7, &live, &net, &m);
+        assert_eq!(reach.node(0).cut_since, Some(7));
+        assert_eq!(reach.node(2).protected_since, Some(0), "majority keeps its stretch");
+        assert_eq!(reach.node(2).redundancy, 1);
+        assert_eq!(reach.all_protected_since(), None);
+    }
+
+    #[test]
+    fn paused_node_is_cut_off_and_lossy_links_are_not_protected() {
+        let m = model(3, 4);
+        let mut net = Net::new(4, NetParams::default(), 0);
+        let mut live = vec![Liveness::Running; 4];
+        live[3] = Liveness::Paused;
+        let mut reach = Reach::new(4);
+        reach.recompute(0, &live, &net, &m);
+        assert_eq!(reach.node(3).cut_since, Some(0));
+        assert_eq!(reach.node(3).connected_since, None);
+        net.set_burst_loss(0.5);
+        reach.recompute(5, &live, &net, &m);
+        assert_eq!(reach.node(0).connected_since, Some(0));
+        assert_eq!(reach.node(0).protected_since, None);
+    }
+}

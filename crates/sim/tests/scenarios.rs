@@ -1,0 +1,70 @@
+//! Every named scenario and a few hundred random ones hold every invariant. Each test
+//! prints the simulated node-hours it covered (`cargo test -p quorate-sim -- --nocapture`).
+
+use quorate_sim::{run, Scenario, Stats, LOSS_BOUND, NAMED};
+
+fn check_all(label: &str, runs: impl Iterator<Item = (u64, Scenario)>) -> Stats {
+    let mut total = Stats::default();
+    let mut failures = Vec::new();
+    for (seed, scenario) in runs {
+        let report = run(scenario, seed).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(f) = &report.failure {
+            failures.push(f.to_string());
+        }
+        total.merge(&report.stats);
+    }
+    println!(
+        "{label}: {} runs, {:.3} simulated node-hours\n{}",
+        total.runs,
+        total.node_hours(),
+        total.render()
+    );
+    assert!(failures.is_empty(), "{} failing runs; first:\n{}", failures.len(), failures[0]);
+    total
+}
+
+fn named(name: &'static str, seeds: std::ops::Range<u64>) -> impl Iterator<Item = (u64, Scenario)> {
+    seeds.map(move |seed| (seed, Scenario::named(name, seed, None, None).unwrap_or_else(|e| panic!("{e}"))))
+}
+
+#[test]
+fn named_scenarios_hold_every_invariant() {
+    let runs = NAMED.iter().flat_map(|name| named(name, 0..30));
+    let total = check_all("named scenarios x 30 seeds", runs);
+    assert!(total.fence_voter.len() > 100, "partitions did fence minorities");
+    let bound = 909_000_000 + 1_000;
+    assert!(total.fence_voter.iter().all(|ns| *ns <= bound));
+    assert!(!total.heal.is_empty() && !total.rejoin.is_empty());
+}
+
+#[test]
+fn random_scenarios_of_two_to_nine_nodes_hold_every_invariant() {
+    let runs = (0..300u64).map(|seed| {
+        let nodes = 2 + (seed % 8) as usize;
+        (seed, Scenario::random(seed, Some(nodes), None).unwrap_or_else(|e| panic!("{e}")))
+    });
+    check_all("random scenarios, 2..9 nodes x 300 seeds", runs);
+}
+
+#[test]
+fn random_scenarios_with_observers_hold_every_invariant() {
+    let runs = (1_000..1_012u64).map(|seed| {
+        let nodes = [12, 20, 50][(seed % 3) as usize];
+        (seed, Scenario::random(seed, Some(nodes), None).unwrap_or_else(|e| panic!("{e}")))
+    });
+    let total = check_all("random scenarios, 12..50 nodes x 12 seeds", runs);
+    assert!(!total.fence_observer.is_empty(), "observers were cut off and fenced too");
+}
+
+#[test]
+fn loss_at_the_documented_bound_never_fences_a_connected_majority() {
+    // 3 voters give every node redundancy 2; 5 voters give redundancy 3 (see LOSS_BOUND).
+    let at_bound = |voters: usize, r: usize, seed: u64| {
+        let pct = (LOSS_BOUND[r - 1] * 100.0).round() as u32;
+        let name = format!("loss-{pct}pct-{voters}");
+        (seed, Scenario::named(&name, seed, None, None).unwrap_or_else(|e| panic!("{e}")))
+    };
+    let runs = (0..4).map(|seed| at_bound(3, 2, seed)).chain((0..4).map(|seed| at_bound(5, 3, seed)));
+    let total = check_all("loss at the documented bound", runs);
+    assert_eq!(total.loss_fences, 0);
+}
