@@ -167,7 +167,11 @@ impl Node {
             down_after_min: config.detector.down_after_min,
         });
         let (stop, stop_rx) = watch::channel(false);
-        let driver = tokio::spawn(drive(shared.clone(), inbound, stop_rx, sink, config.id));
+        let span = tracing::info_span!("quorate_node", node = config.id.0, incarnation = incarnation.0);
+        let driver = tokio::spawn(tracing::Instrument::instrument(
+            drive(shared.clone(), inbound, stop_rx, sink, config.id),
+            span,
+        ));
         let (admin, admin_addr) = match config.admin {
             Some(addr) => {
                 let (task, bound) = admin::serve(addr, shared.clone(), stop.subscribe())

@@ -208,6 +208,17 @@ impl NodeStatus {
                 );
             }
         }
+        let _ = writeln!(s, "# TYPE quorate_peer_last_heard_seconds gauge");
+        for p in &self.peers {
+            if let Some(ago) = p.last_heard_ms_ago {
+                let _ = writeln!(
+                    s,
+                    "quorate_peer_last_heard_seconds{{node=\"{n}\",peer=\"{}\"}} {}",
+                    p.id,
+                    ago / 1e3
+                );
+            }
+        }
         let _ = writeln!(s, "# TYPE quorate_dropped_total counter");
         for (reason, v) in &self.drops {
             let _ = writeln!(s, "quorate_dropped_total{{node=\"{n}\",reason=\"{reason}\"}} {v}");
