@@ -224,6 +224,40 @@ async fn a_node_with_a_certificate_from_another_ca_is_refused_and_never_heard() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_an_expired_certificate_is_refused_and_never_heard() {
+    let pki =
+        quorate_heartbeat::transport::generate_dev_pki_with_expired(CLUSTER, &ids(3), &[NodeId(3)]).unwrap();
+    let sockets: Vec<UdpSocket> = (0..3).map(|_| bind()).collect();
+    let members: Vec<(NodeId, SocketAddr)> = ids(3).into_iter().zip(sockets.iter().map(addr)).collect();
+    let mut sockets = sockets.into_iter();
+    let (s1, s2, s3) = (sockets.next().unwrap(), sockets.next().unwrap(), sockets.next().unwrap());
+    let mut n1 = start(&pki, NodeId(1), s1, &members).await;
+    let n2 = start(&pki, NodeId(2), s2, &members).await;
+    // Node 3's certificate chains to the cluster CA and names node 3, but expired in 2001.
+    let mut n3 = start(&pki, NodeId(3), s3, &members).await;
+
+    let refused = |t: &Transport| {
+        let c = t.counters();
+        c.refused.bad_chain + c.refused.handshake_failed + c.dial_failures
+    };
+    let counted = eventually(Duration::from_secs(3), || refused(&n1.t) > 0 && refused(&n2.t) > 0).await;
+    assert!(counted, "n1 {:?}\nn2 {:?}", n1.t.counters(), n2.t.counters());
+    for _ in 0..20 {
+        let _ = n3.t.send_datagram(NodeId(1), Bytes::from_static(b"still valid?"));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(next_datagram(&mut n1.rx, Duration::from_millis(100)).await.is_none());
+    assert!(!n1.t.connected_peers().contains(&NodeId(3)));
+    assert!(!n2.t.connected_peers().contains(&NodeId(3)));
+    assert!(n3.t.connected_peers().is_empty());
+    assert!(eventually(Duration::from_secs(1), || n1.t.connected_peers() == vec![NodeId(2)]).await);
+    let _ = next_datagram(&mut n3.rx, Duration::from_millis(1)).await;
+    n3.t.shutdown().await;
+    n1.t.shutdown().await;
+    n2.t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_certificate_from_the_wrong_address_is_refused() {
     let pki = generate_dev_pki(CLUSTER, &ids(3)).unwrap();
     let sockets: Vec<UdpSocket> = (0..3).map(|_| bind()).collect();

@@ -134,6 +134,21 @@ impl core::fmt::Debug for NodeCredentials {
 /// Certificates use rcgen's default validity (1975 to 4096): this is a development PKI; a
 /// production CA should issue shorter-lived certificates with the same names.
 pub fn generate_dev_pki(cluster_name: &str, nodes: &[NodeId]) -> Result<DevPki, PkiError> {
+    generate(cluster_name, nodes, &[])
+}
+
+/// Like [`generate_dev_pki`], but the certificates of the nodes in `expired` were valid only
+/// during the year 2000. For tests that check expired certificates are refused.
+#[doc(hidden)]
+pub fn generate_dev_pki_with_expired(
+    cluster_name: &str,
+    nodes: &[NodeId],
+    expired: &[NodeId],
+) -> Result<DevPki, PkiError> {
+    generate(cluster_name, nodes, expired)
+}
+
+fn generate(cluster_name: &str, nodes: &[NodeId], expired: &[NodeId]) -> Result<DevPki, PkiError> {
     validate_cluster_name(cluster_name)?;
     if nodes.len() > DEV_PKI_NODES_MAX {
         return Err(PkiError::TooManyNodes { count: nodes.len(), max: DEV_PKI_NODES_MAX });
@@ -165,6 +180,10 @@ pub fn generate_dev_pki(cluster_name: &str, nodes: &[NodeId]) -> Result<DevPki, 
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages =
             vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        if expired.contains(&node) {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
         let cert = params.signed_by(&key, &ca).map_err(gen_err(format!("certificate for {node}")))?;
         issued.push(NodeCredentials { node, cert_pem: cert.pem(), key_pem: key.serialize_pem() });
     }

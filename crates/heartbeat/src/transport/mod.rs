@@ -74,8 +74,8 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 pub use certs::{
-    generate_dev_pki, node_dns_name, validate_cluster_name, DevPki, NodeCredentials, CLUSTER_NAME_BYTES_MAX,
-    DEV_PKI_NODES_MAX,
+    generate_dev_pki, generate_dev_pki_with_expired, node_dns_name, validate_cluster_name, DevPki,
+    NodeCredentials, CLUSTER_NAME_BYTES_MAX, DEV_PKI_NODES_MAX,
 };
 pub use config::{
     ConfigError, TransportConfig, TransportLimits, TransportTiming, DATAGRAM_RECEIVE_BUFFER_BYTES_DEFAULT,
