@@ -32,6 +32,8 @@ pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Default limit on how long the receiving side waits for a request's bytes and then for the
 /// consumer's reply before giving up on the stream.
 pub const SERVE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// Default [`TransportTiming::initial_rtt`].
+pub const INITIAL_RTT_DEFAULT: Duration = Duration::from_millis(50);
 /// Largest request or reply, in bytes. Heartbeats travel as datagrams; requests carry direct
 /// polls and gossip rows, which fit well within this.
 pub const MESSAGE_BYTES_MAX: usize = 64 * 1024;
@@ -146,6 +148,12 @@ pub struct TransportTiming {
     /// How long the receiving side of a request waits for its bytes, then for the consumer's
     /// reply. Default 5 s.
     pub serve_timeout: Duration,
+    /// The round-trip estimate a new connection starts from, before it has measured one.
+    /// QUIC's handshake retransmission timer grows from it, doubling per loss; QUIC's
+    /// default of 333 ms let a lossy handshake stay half-open for seconds, during which the
+    /// one-connection rule kept the link down. Default 50 ms (a LAN or a region); a
+    /// higher real RTT only costs a few early handshake retransmissions.
+    pub initial_rtt: Duration,
 }
 
 impl Default for TransportTiming {
@@ -157,6 +165,7 @@ impl Default for TransportTiming {
             reconnect_backoff_min: RECONNECT_BACKOFF_MIN,
             reconnect_backoff_max: RECONNECT_BACKOFF_MAX,
             serve_timeout: SERVE_TIMEOUT_DEFAULT,
+            initial_rtt: INITIAL_RTT_DEFAULT,
         }
     }
 }
@@ -170,6 +179,7 @@ impl TransportTiming {
             ("reconnect_backoff_min", self.reconnect_backoff_min),
             ("reconnect_backoff_max", self.reconnect_backoff_max),
             ("serve_timeout", self.serve_timeout),
+            ("initial_rtt", self.initial_rtt),
         ];
         if let Some((field, _)) = named.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::ZeroDuration { field });

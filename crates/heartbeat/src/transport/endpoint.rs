@@ -605,6 +605,7 @@ fn quic_transport_config(config: &TransportConfig) -> Result<quinn::TransportCon
     let too_big = |what: &str| PkiError::Config { reason: format!("{what} does not fit QUIC's encoding") };
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(timing.keep_alive));
+    t.initial_rtt(timing.initial_rtt);
     t.max_idle_timeout(Some(
         quinn::IdleTimeout::try_from(timing.idle_timeout)
             .map_err(|_| super::ConfigError::IdleTimeoutTooLong { idle_timeout: timing.idle_timeout })?,
