@@ -1,0 +1,3 @@
+//! Placeholder until the gate cost benchmark lands.
+
+fn main() {}
