@@ -11,7 +11,9 @@
 //! after it and still be told apart. The cluster id is checked before the message body is
 //! parsed, so traffic from another cluster costs nine bytes of reading. Every failure is a
 //! typed [`DecodeError`]; nothing here panics or allocates beyond the input's length, and
-//! input longer than [`DATAGRAM_BYTES_MAX`] is refused unread.
+//! input longer than the limit is refused unread: [`DATAGRAM_BYTES_MAX`] for datagrams
+//! ([`encode`], [`decode`]), [`STREAM_BYTES_MAX`] for requests and replies on reliable
+//! streams ([`encode_stream`], [`decode_stream`]: gossip rows and fence checks).
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +26,9 @@ pub const WIRE_VERSION: u8 = 1;
 /// guarantees on any path (RFC 9000, section 14), so a heartbeat never needs fragmenting.
 pub const DATAGRAM_BYTES_MAX: usize = 1200;
 
+/// The largest request or reply on a reliable stream, in bytes.
+pub const STREAM_BYTES_MAX: usize = 64 * 1024;
+
 /// Everything one node says to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -32,6 +37,118 @@ pub enum Message {
     Heartbeat(Heartbeat),
     /// The sender leaves gracefully: its gate is already fenced for good in this life.
     Leave(Leave),
+    /// Gossip of reachability rows (scuttlebutt): a digest, rows the peer lacks, or both.
+    Gossip(Gossip),
+    /// "Do you consider `peer` down now?": one question of a fence check.
+    FenceQuery(FenceQuery),
+    /// The answer to a [`FenceQuery`].
+    FenceAnswer(FenceAnswer),
+}
+
+/// One gossip exchange. A request carries the sender's digest (and maybe rows); the reply
+/// carries the rows newer than that digest and the replier's digest; a final push carries
+/// the rows the replier lacked and no digest. An empty message is a no-op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gossip {
+    /// The sender. Must match the node the transport authenticated.
+    pub from: NodeId,
+    /// The sender's current life.
+    pub incarnation: Incarnation,
+    /// Versions of the rows the sender holds; empty when it wants nothing back.
+    pub digest: Vec<RowVersion>,
+    /// Rows (or their changes) the sender believes the receiver lacks.
+    pub rows: Vec<RowDelta>,
+}
+
+/// A member's view of the cluster as gossip carries it: every entry, or only the entries
+/// that changed after `base`.
+///
+/// The owner raises `version` every gossip round (it doubles as the owner's heartbeat
+/// counter: a row whose version keeps rising comes from a live owner) and stamps each
+/// entry with the version at which it last changed, so a peer that holds version `v`
+/// needs only the entries stamped after `v`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowDelta {
+    /// The node that owns (and alone writes) the row.
+    pub owner: NodeId,
+    /// The owner's life when it wrote this version.
+    pub incarnation: Incarnation,
+    /// The row's version.
+    pub version: u64,
+    /// `None`: every entry of the row follows. `Some(v)`: only the entries that changed
+    /// after version `v` of the same life follow.
+    pub base: Option<u64>,
+    /// The entries.
+    pub entries: Vec<RowEntry>,
+}
+
+/// One cell of a row: what the row's owner thinks of `peer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowEntry {
+    /// The member this entry is about.
+    pub peer: NodeId,
+    /// Whether the owner hears it.
+    pub view: View,
+    /// The peer's incarnation as the owner last heard it; `None` if never heard.
+    pub incarnation: Option<Incarnation>,
+    /// The row version at which this entry last changed.
+    pub changed: u64,
+}
+
+/// What a row's owner thinks of one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum View {
+    /// Never heard since the owner started.
+    Unknown,
+    /// Heard recently (the owner's detector says reachable).
+    Heard,
+    /// Heartbeats are late (suspect), not yet down.
+    Suspect,
+    /// Down: not heard for at least the down floor.
+    Down,
+    /// Left gracefully.
+    Left,
+}
+
+impl View {
+    /// Whether the owner still hears the peer (reachable or only suspect).
+    pub fn hears(self) -> bool {
+        matches!(self, View::Heard | View::Suspect)
+    }
+}
+
+/// One question of a fence check: "do you consider `peer` down now?". The receiver
+/// answers with a [`FenceAnswer`]; if it says yes it also promises not to acknowledge
+/// `peer`'s heartbeats for `hold_us` of its own clock (see `docs/guarantees.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceQuery {
+    /// The asking node. Must match the node the transport authenticated.
+    pub from: NodeId,
+    /// The asker's current life.
+    pub incarnation: Incarnation,
+    /// The asker's number for this check, echoed in the answer.
+    pub check: u64,
+    /// The member the question is about.
+    pub peer: NodeId,
+}
+
+/// The answer to a [`FenceQuery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceAnswer {
+    /// The answering node. Must match the node the transport authenticated.
+    pub from: NodeId,
+    /// The answerer's current life.
+    pub incarnation: Incarnation,
+    /// The check this answers.
+    pub check: u64,
+    /// The member the question was about.
+    pub peer: NodeId,
+    /// `Some(d)`: the answerer has considered `peer` down for `d` microseconds of its own
+    /// clock. `None`: it does not consider `peer` down.
+    pub down_for_us: Option<u64>,
+    /// With a yes: for how long (microseconds of the answerer's clock, from when it
+    /// answered) the answerer withholds acks from `peer`. Zero with a no.
+    pub hold_us: u64,
 }
 
 /// "I am leaving; my gate is fenced and this life will never write again."
@@ -78,6 +195,8 @@ pub struct Ack {
 pub struct RowVersion {
     /// The node that owns (and alone writes) the row.
     pub owner: NodeId,
+    /// The owner's life the row belongs to.
+    pub incarnation: Incarnation,
     /// The row's version counter.
     pub version: u64,
 }
@@ -144,24 +263,44 @@ pub enum EncodeError {
     Serialize,
 }
 
-/// Encodes `message` for `cluster` into a fresh buffer.
+/// Encodes `message` for `cluster` into a fresh buffer, to travel as a datagram.
 pub fn encode(cluster: ClusterId, message: &Message) -> Result<Vec<u8>, EncodeError> {
+    encode_within(cluster, message, DATAGRAM_BYTES_MAX)
+}
+
+/// Encodes `message` for `cluster`, to travel on a reliable stream (up to
+/// [`STREAM_BYTES_MAX`]).
+pub fn encode_stream(cluster: ClusterId, message: &Message) -> Result<Vec<u8>, EncodeError> {
+    encode_within(cluster, message, STREAM_BYTES_MAX)
+}
+
+fn encode_within(cluster: ClusterId, message: &Message, max: usize) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(64);
     out.push(WIRE_VERSION);
     let out = postcard::to_extend(&(cluster, message), out).map_err(|_| EncodeError::Serialize)?;
-    if out.len() > DATAGRAM_BYTES_MAX {
-        return Err(EncodeError::Oversized { len: out.len(), max: DATAGRAM_BYTES_MAX });
+    if out.len() > max {
+        return Err(EncodeError::Oversized { len: out.len(), max });
     }
     Ok(out)
 }
 
-/// Decodes one message addressed to cluster `expected`.
+/// Decodes one datagram addressed to cluster `expected`.
 ///
 /// Checks, in order: size limits, version byte, cluster id, body, trailing bytes.
 pub fn decode(bytes: &[u8], expected: ClusterId) -> Result<Message, DecodeError> {
+    decode_within(bytes, expected, DATAGRAM_BYTES_MAX)
+}
+
+/// Decodes one request or reply from a reliable stream (up to [`STREAM_BYTES_MAX`]),
+/// with the same checks as [`decode`].
+pub fn decode_stream(bytes: &[u8], expected: ClusterId) -> Result<Message, DecodeError> {
+    decode_within(bytes, expected, STREAM_BYTES_MAX)
+}
+
+fn decode_within(bytes: &[u8], expected: ClusterId, max: usize) -> Result<Message, DecodeError> {
     let len = bytes.len();
-    if len > DATAGRAM_BYTES_MAX {
-        return Err(DecodeError::Oversized { len, max: DATAGRAM_BYTES_MAX });
+    if len > max {
+        return Err(DecodeError::Oversized { len, max });
     }
     let (&version, rest) = bytes.split_first().ok_or(DecodeError::Truncated { len })?;
     if version != WIRE_VERSION {
@@ -272,7 +411,8 @@ mod tests {
 
     #[test]
     fn refuses_to_encode_a_digest_that_does_not_fit() {
-        let digest = vec![RowVersion { owner: NodeId(u64::MAX), version: u64::MAX }; 100];
+        let digest =
+            vec![RowVersion { owner: NodeId(u64::MAX), incarnation: Incarnation(u64::MAX), version: u64::MAX }; 100];
         let msg = Message::Heartbeat(Heartbeat {
             from: NodeId(1),
             incarnation: Incarnation(1),
@@ -283,13 +423,76 @@ mod tests {
         assert!(matches!(encode(CLUSTER, &msg), Err(EncodeError::Oversized { .. })));
     }
 
+    fn gossip_of(owners: u64, peers: u64) -> Message {
+        let entry = |p| RowEntry {
+            peer: NodeId(p),
+            view: View::Heard,
+            incarnation: Some(Incarnation(1_795_000_000_000 + p)),
+            changed: 86_400 * 4,
+        };
+        let row = |o| RowDelta {
+            owner: NodeId(o),
+            incarnation: Incarnation(1_795_000_000_000 + o),
+            version: 86_400 * 4,
+            base: None,
+            entries: (1..=peers).map(entry).collect(),
+        };
+        Message::Gossip(Gossip {
+            from: NodeId(1),
+            incarnation: Incarnation(1_795_000_000_001),
+            digest: (1..=owners)
+                .map(|o| RowVersion {
+                    owner: NodeId(o),
+                    incarnation: Incarnation(1_795_000_000_000 + o),
+                    version: 86_400 * 4,
+                })
+                .collect(),
+            rows: (1..=owners).map(row).collect(),
+        })
+    }
+
+    #[test]
+    fn gossip_and_fence_messages_round_trip_on_streams() -> Result<(), Box<dyn std::error::Error>> {
+        let query = Message::FenceQuery(FenceQuery {
+            from: NodeId(3),
+            incarnation: Incarnation(9),
+            check: 4,
+            peer: NodeId(1),
+        });
+        let answer = Message::FenceAnswer(FenceAnswer {
+            from: NodeId(4),
+            incarnation: Incarnation(10),
+            check: 4,
+            peer: NodeId(1),
+            down_for_us: Some(1_250_000),
+            hold_us: 1_000_000,
+        });
+        for msg in [gossip_of(5, 5), query, answer] {
+            assert_eq!(decode_stream(&encode_stream(CLUSTER, &msg)?, CLUSTER)?, msg);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn full_gossip_of_a_large_cluster_needs_a_stream_and_fits_one() -> Result<(), Box<dyn std::error::Error>> {
+        let five = encode_stream(CLUSTER, &gossip_of(5, 5))?;
+        println!("full gossip (digest + every row) of a 5-node cluster: {} bytes", five.len());
+        let big = gossip_of(50, 50);
+        assert!(matches!(encode(CLUSTER, &big), Err(EncodeError::Oversized { .. })));
+        let bytes = encode_stream(CLUSTER, &big)?;
+        println!("full gossip of a 50-node cluster: {} bytes", bytes.len());
+        assert!(matches!(decode(&bytes, CLUSTER), Err(DecodeError::Oversized { .. })));
+        assert_eq!(decode_stream(&bytes, CLUSTER)?, big);
+        Ok(())
+    }
+
     fn arb_heartbeat() -> impl Strategy<Value = Message> {
         (
             any::<u64>(),
             any::<u64>(),
             any::<u64>(),
             proptest::option::of((any::<u64>(), any::<u64>())),
-            proptest::collection::vec((any::<u64>(), any::<u64>()), 0..20),
+            proptest::collection::vec((any::<u64>(), any::<u64>(), any::<u64>()), 0..20),
         )
             .prop_map(|(from, inc, seq, ack, digest)| {
                 Message::Heartbeat(Heartbeat {
@@ -299,7 +502,11 @@ mod tests {
                     ack: ack.map(|(i, s)| Ack { incarnation: Incarnation(i), seq: Seq(s) }),
                     digest: digest
                         .into_iter()
-                        .map(|(owner, version)| RowVersion { owner: NodeId(owner), version })
+                        .map(|(owner, i, version)| RowVersion {
+                            owner: NodeId(owner),
+                            incarnation: Incarnation(i),
+                            version,
+                        })
                         .collect(),
                 })
             })
@@ -319,6 +526,25 @@ mod tests {
             bytes.extend_from_slice(&CLUSTER.0.to_le_bytes());
             bytes.extend_from_slice(&body);
             let _ = decode(&bytes, CLUSTER);
+        }
+
+        #[test]
+        fn decode_stream_never_panics_on_valid_header_and_arbitrary_body(
+            body in proptest::collection::vec(any::<u8>(), 0..4000)
+        ) {
+            let mut bytes = vec![WIRE_VERSION];
+            bytes.extend_from_slice(&CLUSTER.0.to_le_bytes());
+            bytes.extend_from_slice(&body);
+            let _ = decode_stream(&bytes, CLUSTER);
+        }
+
+        #[test]
+        fn flipping_any_byte_of_gossip_never_panics(pos in any::<prop::sample::Index>(), xor in 1u8..) {
+            let mut bytes = encode_stream(CLUSTER, &gossip_of(7, 7))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let i = pos.index(bytes.len());
+            bytes[i] ^= xor;
+            let _ = decode_stream(&bytes, CLUSTER);
         }
 
         #[test]

@@ -36,7 +36,7 @@ pub const SERVE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 pub const INITIAL_RTT_DEFAULT: Duration = Duration::from_millis(50);
 /// Largest request or reply, in bytes. Heartbeats travel as datagrams; requests carry direct
 /// polls and gossip rows, which fit well within this.
-pub const MESSAGE_BYTES_MAX: usize = 64 * 1024;
+pub const MESSAGE_BYTES_MAX: usize = crate::wire::STREAM_BYTES_MAX;
 /// Most configured members (including this node).
 pub const MEMBERS_MAX: usize = 1024;
 /// Default capacity of the inbound channel, in messages. When the consumer falls this far

@@ -1,0 +1,659 @@
+//! Gossip of reachability rows (scuttlebutt) and the partition view, sans-IO.
+//!
+//! Every member owns one row: its view of each peer it watches ([`View`]: heard, suspect,
+//! down, left), stamped with the row version at which each entry last changed. The owner
+//! raises the version once per gossip round, so the version doubles as the owner's
+//! heartbeat counter: a row whose version keeps rising comes from a live owner, and a peer
+//! that holds version `v` needs only the entries stamped after `v`.
+//!
+//! ```text
+//!   A ── Gossip { digest_A }              ──► B     (request)
+//!   A ◄── Gossip { digest_B, rows A lacks } ── B     (reply)
+//!   A ── Gossip { rows B lacks }           ──► B     (push; its reply is empty)
+//! ```
+//!
+//! [`RowTable`] holds this node's row and the freshest copy of every other member's,
+//! merges what arrives (highest version per row wins; a delta applies only on top of the
+//! version it was cut from), and answers digests within a byte budget. [`RowTable::view`]
+//! turns the fresh rows into the [`PartitionView`] (who hears whom, connected components,
+//! one-way links) and [`RowTable::liveness`] tells a dead peer from an unreachable one.
+//!
+//! Everything is bounded: rows by the member list, entries per row by the member list,
+//! bytes per message by the caller's budget. Input from the network never panics; what
+//! cannot be used is refused and counted ([`MergeOutcome`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use quorate_heartbeat::{Incarnation, Instant, NodeId, RowDelta, RowEntry, RowVersion, View};
+
+/// Bytes a delta costs before its entries, as [`RowTable::deltas_for`] budgets (an upper
+/// bound of postcard's encoding: ids, incarnation and versions as varints).
+const DELTA_OVERHEAD_BYTES: usize = 40;
+/// Bytes one entry costs at most in postcard's encoding.
+const ENTRY_BYTES: usize = 24;
+
+/// One member's row as this node holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The owner's life when it wrote this version.
+    pub incarnation: Incarnation,
+    /// The row's version.
+    pub version: u64,
+    /// What the owner thinks of each peer it watches, by peer.
+    pub entries: BTreeMap<NodeId, RowEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct Stored {
+    row: Row,
+    /// When (this node's clock) the version last rose.
+    updated: Instant,
+}
+
+/// What [`RowTable::merge`] did with a delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// Applied: the row is newer now.
+    Applied,
+    /// Not newer than what is held (a duplicate, or a reordered older copy).
+    Stale,
+    /// A delta cut from a version this node does not hold; the next exchange carries what
+    /// is missing.
+    Gap,
+    /// The owner is not a member, or is this node (only this node writes its own row).
+    UnknownOwner,
+    /// More entries than members, or an entry about a non-member.
+    Malformed,
+}
+
+/// Counts of what gossip merged and refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeCounters {
+    /// Deltas applied.
+    pub applied: u64,
+    /// Deltas not newer than the row held.
+    pub stale: u64,
+    /// Deltas cut from a version not held.
+    pub gaps: u64,
+    /// Deltas from an unknown owner, or claiming this node's row.
+    pub unknown_owner: u64,
+    /// Deltas with too many entries or entries about non-members.
+    pub malformed: u64,
+}
+
+impl MergeCounters {
+    fn count(&mut self, outcome: MergeOutcome) {
+        let slot = match outcome {
+            MergeOutcome::Applied => &mut self.applied,
+            MergeOutcome::Stale => &mut self.stale,
+            MergeOutcome::Gap => &mut self.gaps,
+            MergeOutcome::UnknownOwner => &mut self.unknown_owner,
+            MergeOutcome::Malformed => &mut self.malformed,
+        };
+        *slot += 1;
+    }
+}
+
+/// Whether a peer this node does not hear is alive elsewhere, judged from fresh rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// This node hears it directly.
+    Direct,
+    /// This node does not hear it; the members in `via` do (their fresh rows, received
+    /// after this node lost it, say heard): alive, but unreachable from here.
+    Indirect {
+        /// Who hears it.
+        via: Vec<NodeId>,
+    },
+    /// Nobody whose fresh row reached this node hears it: it crashed, or it is cut off
+    /// from everyone this node can learn from (from inside a clean partition's other side
+    /// the two look the same).
+    DownEverywhere,
+    /// Down here, and no other member's fresh row reached this node to tell.
+    Unknown,
+    /// It left gracefully.
+    Left,
+}
+
+/// Who hears whom, as far as fresh rows tell. See [`RowTable::view`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionView {
+    /// Groups of members connected by links heard in both directions (a member whose row
+    /// is not fresh joins the group of a member that hears it). Sorted; the first group
+    /// holds this node.
+    pub components: Vec<Vec<NodeId>>,
+    /// `(a, b)`: `a` hears `b` but `b` does not hear `a` (both rows fresh).
+    pub one_way: Vec<(NodeId, NodeId)>,
+    /// Members nobody with a fresh row hears (and that did not leave).
+    pub unseen: Vec<NodeId>,
+    /// Members that left gracefully.
+    pub left: Vec<NodeId>,
+}
+
+impl std::fmt::Display for PartitionView {
+    /// `partition A: {1,2}; partition B: {3,4,5}; node 2 sees 3 one-way; unseen: {6}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |ids: &[NodeId]| {
+            let inner: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+            format!("{{{}}}", inner.join(","))
+        };
+        let mut parts = Vec::new();
+        for (i, c) in self.components.iter().enumerate() {
+            parts.push(format!("partition {}: {}", group_name(i), set(c)));
+        }
+        for (a, b) in &self.one_way {
+            parts.push(format!("node {} sees {} one-way", a.0, b.0));
+        }
+        if !self.unseen.is_empty() {
+            parts.push(format!("unseen: {}", set(&self.unseen)));
+        }
+        if !self.left.is_empty() {
+            parts.push(format!("left: {}", set(&self.left)));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// `A`, `B`, ..., `Z`, `AA`, `AB`, ...
+fn group_name(mut i: usize) -> String {
+    let mut name = Vec::new();
+    loop {
+        name.push(b'A' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    name.reverse();
+    String::from_utf8_lossy(&name).into_owned()
+}
+
+/// This node's row and the freshest copy of every other member's. See the module docs.
+#[derive(Debug, Clone)]
+pub struct RowTable {
+    me: NodeId,
+    members: BTreeSet<NodeId>,
+    own: Row,
+    rows: BTreeMap<NodeId, Stored>,
+    counters: MergeCounters,
+}
+
+impl RowTable {
+    /// A table for node `me` in its life `incarnation`, in a cluster of `members` (this
+    /// node included or not; it is added).
+    pub fn new(me: NodeId, incarnation: Incarnation, members: impl IntoIterator<Item = NodeId>) -> Self {
+        let mut members: BTreeSet<NodeId> = members.into_iter().collect();
+        members.insert(me);
+        RowTable {
+            me,
+            members,
+            own: Row { incarnation, version: 0, entries: BTreeMap::new() },
+            rows: BTreeMap::new(),
+            counters: MergeCounters::default(),
+        }
+    }
+
+    /// Starts a new version of this node's row from its current views of the peers it
+    /// watches. Call once per gossip round: the version rises every call, entries are
+    /// restamped only when they changed.
+    pub fn refresh_own(&mut self, views: impl IntoIterator<Item = (NodeId, View, Option<Incarnation>)>) {
+        self.own.version += 1;
+        let version = self.own.version;
+        for (peer, view, incarnation) in views {
+            if peer == self.me || !self.members.contains(&peer) {
+                continue;
+            }
+            let entry = self.own.entries.entry(peer).or_insert(RowEntry { peer, view, incarnation, changed: version });
+            if entry.view != view || entry.incarnation != incarnation {
+                *entry = RowEntry { peer, view, incarnation, changed: version };
+            }
+        }
+    }
+
+    /// This node's row.
+    pub fn own(&self) -> &Row {
+        &self.own
+    }
+
+    /// The row of `owner` as held here (this node's own row for `me`).
+    pub fn row(&self, owner: NodeId) -> Option<&Row> {
+        if owner == self.me {
+            return Some(&self.own);
+        }
+        self.rows.get(&owner).map(|s| &s.row)
+    }
+
+    /// When the row of `owner` last rose in version (this node's clock).
+    pub fn updated(&self, owner: NodeId) -> Option<Instant> {
+        self.rows.get(&owner).map(|s| s.updated)
+    }
+
+    /// What merging refused and applied so far.
+    pub fn counters(&self) -> MergeCounters {
+        self.counters
+    }
+
+    /// Merges one delta received at `now`. See [`MergeOutcome`].
+    pub fn merge(&mut self, now: Instant, delta: &RowDelta) -> MergeOutcome {
+        let outcome = self.merge_inner(now, delta);
+        self.counters.count(outcome);
+        outcome
+    }
+
+    fn merge_inner(&mut self, now: Instant, delta: &RowDelta) -> MergeOutcome {
+        if delta.owner == self.me || !self.members.contains(&delta.owner) {
+            return MergeOutcome::UnknownOwner;
+        }
+        if delta.entries.len() > self.members.len()
+            || delta.entries.iter().any(|e| !self.members.contains(&e.peer) || e.peer == delta.owner)
+        {
+            return MergeOutcome::Malformed;
+        }
+        let held = self.rows.get(&delta.owner).map(|s| (s.row.incarnation, s.row.version));
+        let replace = match (held, delta.base) {
+            (Some((inc, _)), _) if delta.incarnation < inc => return MergeOutcome::Stale,
+            (Some((inc, version)), _) if delta.incarnation == inc && delta.version <= version => {
+                return MergeOutcome::Stale
+            }
+            (_, None) => true,
+            (Some((inc, version)), Some(base)) if delta.incarnation == inc && base <= version => false,
+            _ => return MergeOutcome::Gap,
+        };
+        let stored = self.rows.entry(delta.owner).or_insert_with(|| Stored {
+            row: Row { incarnation: delta.incarnation, version: 0, entries: BTreeMap::new() },
+            updated: now,
+        });
+        if replace {
+            stored.row.entries.clear();
+        }
+        stored.row.incarnation = delta.incarnation;
+        stored.row.version = delta.version;
+        stored.updated = now;
+        for e in &delta.entries {
+            stored.row.entries.insert(e.peer, *e);
+        }
+        MergeOutcome::Applied
+    }
+
+    /// The versions of every row held, this node's own first.
+    pub fn digest(&self) -> Vec<RowVersion> {
+        let own = RowVersion { owner: self.me, incarnation: self.own.incarnation, version: self.own.version };
+        let others = self.rows.iter().map(|(&owner, s)| RowVersion {
+            owner,
+            incarnation: s.row.incarnation,
+            version: s.row.version,
+        });
+        std::iter::once(own).chain(others).collect()
+    }
+
+    /// The rows (or their changes) that a peer whose digest is `digest` lacks, this node's
+    /// own row first, within about `budget` encoded bytes. `start` rotates where the other
+    /// rows begin, so that a small budget still spreads every row over several rounds.
+    pub fn deltas_for(&self, digest: &[RowVersion], budget: usize, start: usize) -> Vec<RowDelta> {
+        // Only members' entries matter; a hostile digest cannot make this allocate more.
+        let theirs: BTreeMap<NodeId, (Incarnation, u64)> = digest
+            .iter()
+            .filter(|v| self.members.contains(&v.owner))
+            .map(|v| (v.owner, (v.incarnation, v.version)))
+            .collect();
+        let mut out = Vec::new();
+        let mut spent = 0usize;
+        let n = self.rows.len();
+        let others = self.rows.iter().cycle().skip(if n == 0 { 0 } else { start % n }).take(n);
+        let all = std::iter::once((self.me, &self.own)).chain(others.map(|(&o, s)| (o, &s.row)));
+        for (owner, row) in all {
+            let delta = match theirs.get(&owner) {
+                Some(&(inc, version)) if inc == row.incarnation && version >= row.version => continue,
+                Some(&(inc, _)) if inc > row.incarnation => continue,
+                Some(&(inc, version)) if inc == row.incarnation => RowDelta {
+                    owner,
+                    incarnation: row.incarnation,
+                    version: row.version,
+                    base: Some(version),
+                    entries: row.entries.values().filter(|e| e.changed > version).copied().collect(),
+                },
+                _ => RowDelta {
+                    owner,
+                    incarnation: row.incarnation,
+                    version: row.version,
+                    base: None,
+                    entries: row.entries.values().copied().collect(),
+                },
+            };
+            let cost = DELTA_OVERHEAD_BYTES + ENTRY_BYTES * delta.entries.len();
+            if spent + cost > budget {
+                continue;
+            }
+            spent += cost;
+            out.push(delta);
+        }
+        out
+    }
+
+    /// Owners whose rows rose in version within `fresh_for` before `now`, with this node.
+    fn fresh(&self, now: Instant, fresh_for: Duration) -> BTreeMap<NodeId, &Row> {
+        let mut fresh: BTreeMap<NodeId, &Row> =
+            self.rows.iter().filter(|(_, s)| now - s.updated <= fresh_for).map(|(&o, s)| (o, &s.row)).collect();
+        fresh.insert(self.me, &self.own);
+        fresh
+    }
+
+    /// Owners (this node included) whose fresh rows say `peer` is down.
+    pub fn accusers(&self, now: Instant, fresh_for: Duration, peer: NodeId) -> Vec<NodeId> {
+        self.fresh(now, fresh_for)
+            .into_iter()
+            .filter(|(_, row)| row.entries.get(&peer).is_some_and(|e| e.view == View::Down))
+            .map(|(owner, _)| owner)
+            .collect()
+    }
+
+    /// Whether `peer`, which this node's own detector sees as `here`, is alive elsewhere.
+    /// Only rows that rose after `lost_at` (when this node stopped hearing the peer) count
+    /// as evidence that others still hear it, and only entries saying heard (not merely
+    /// suspect): a crashed peer turns suspect everywhere before it turns down anywhere.
+    pub fn liveness(
+        &self,
+        now: Instant,
+        fresh_for: Duration,
+        peer: NodeId,
+        here: View,
+        lost_at: Instant,
+    ) -> Liveness {
+        match here {
+            View::Left => return Liveness::Left,
+            View::Heard | View::Suspect => return Liveness::Direct,
+            View::Down | View::Unknown => {}
+        }
+        let mut others = 0usize;
+        let mut via = Vec::new();
+        for (&owner, s) in &self.rows {
+            if owner == peer || now - s.updated > fresh_for {
+                continue;
+            }
+            others += 1;
+            let heard = s.row.entries.get(&peer).is_some_and(|e| e.view == View::Heard);
+            if heard && s.updated > lost_at {
+                via.push(owner);
+            }
+        }
+        if !via.is_empty() {
+            Liveness::Indirect { via }
+        } else if others > 0 {
+            Liveness::DownEverywhere
+        } else {
+            Liveness::Unknown
+        }
+    }
+
+    /// The partition view at `now` from rows that rose within `fresh_for`. With
+    /// `corroboration` k > 1, a peer counts as not heard by its accusers only when at least
+    /// k fresh rows say it is down: one degraded node cannot accuse healthy peers alone.
+    pub fn view(&self, now: Instant, fresh_for: Duration, corroboration: usize) -> PartitionView {
+        let fresh = self.fresh(now, fresh_for);
+        let left: BTreeSet<NodeId> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| m != self.me && fresh.values().any(|r| r.entries.get(&m).is_some_and(|e| e.view == View::Left)))
+            .collect();
+        let accused: BTreeSet<NodeId> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| {
+                fresh.values().filter(|r| r.entries.get(&m).is_some_and(|e| e.view == View::Down)).count()
+                    >= corroboration.max(1)
+            })
+            .collect();
+        let hears = |a: NodeId, b: NodeId| -> bool {
+            let Some(row) = fresh.get(&a) else { return false };
+            match row.entries.get(&b).map(|e| e.view) {
+                Some(v) if v.hears() => true,
+                Some(View::Down) => !accused.contains(&b),
+                _ => false,
+            }
+        };
+        let ids: Vec<NodeId> = self.members.iter().copied().filter(|m| !left.contains(m)).collect();
+        let mut parent: Vec<usize> = (0..ids.len()).collect();
+        let mut heard_by_fresh = vec![false; ids.len()];
+        let mut one_way = Vec::new();
+        for (i, &a) in ids.iter().enumerate() {
+            if !fresh.contains_key(&a) {
+                continue;
+            }
+            for (j, &b) in ids.iter().enumerate() {
+                if a == b || !hears(a, b) {
+                    continue;
+                }
+                heard_by_fresh[j] = true;
+                let linked = if fresh.contains_key(&b) { hears(b, a) } else { true };
+                if linked {
+                    union(&mut parent, i, j);
+                } else {
+                    one_way.push((a, b));
+                }
+            }
+        }
+        let mut groups: BTreeMap<usize, Vec<NodeId>> = BTreeMap::new();
+        let mut unseen = Vec::new();
+        for (i, &id) in ids.iter().enumerate() {
+            if id != self.me && !fresh.contains_key(&id) && !heard_by_fresh[i] {
+                unseen.push(id);
+                continue;
+            }
+            groups.entry(find(&mut parent, i)).or_default().push(id);
+        }
+        let mut components: Vec<Vec<NodeId>> = groups.into_values().collect();
+        components.sort();
+        if let Some(pos) = components.iter().position(|c| c.contains(&self.me)) {
+            let own = components.remove(pos);
+            components.insert(0, own);
+        }
+        PartitionView { components, one_way, unseen, left: left.into_iter().collect() }
+    }
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+fn union(parent: &mut [usize], a: usize, b: usize) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        parent[ra.max(rb)] = ra.min(rb);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRESH: Duration = Duration::from_secs(2);
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    fn ids(v: &[u64]) -> Vec<NodeId> {
+        v.iter().map(|&i| NodeId(i)).collect()
+    }
+
+    /// A table for `me` in a cluster of `n`, holding rows in which each owner hears exactly
+    /// the members `hears(owner)` lists (and considers every other member down).
+    fn cluster(me: u64, n: u64, hears: impl Fn(u64) -> Vec<u64>) -> RowTable {
+        let members = 1..=n;
+        let views = |owner: u64| {
+            let heard = hears(owner);
+            (1..=n).filter(move |&p| p != owner).map(move |p| {
+                let view = if heard.contains(&p) { View::Heard } else { View::Down };
+                (NodeId(p), view, Some(Incarnation(p)))
+            })
+        };
+        let mut table = RowTable::new(NodeId(me), Incarnation(me), members.clone().map(NodeId));
+        table.refresh_own(views(me));
+        for owner in members.filter(|&o| o != me) {
+            let mut theirs = RowTable::new(NodeId(owner), Incarnation(owner), (1..=n).map(NodeId));
+            theirs.refresh_own(views(owner));
+            for delta in theirs.deltas_for(&[], usize::MAX, 0).into_iter().filter(|d| d.owner.0 == owner) {
+                assert_eq!(table.merge(t(100), &delta), MergeOutcome::Applied);
+            }
+        }
+        table
+    }
+
+    #[test]
+    fn highest_version_wins_and_deltas_apply_only_on_their_base() {
+        let mut a = RowTable::new(NodeId(1), Incarnation(1), ids(&[1, 2, 3]));
+        let mut b = RowTable::new(NodeId(2), Incarnation(2), ids(&[1, 2, 3]));
+        b.refresh_own([(NodeId(1), View::Heard, Some(Incarnation(1))), (NodeId(3), View::Heard, None)]);
+        let full = b.deltas_for(&a.digest(), usize::MAX, 0);
+        assert_eq!(full.len(), 1);
+        assert_eq!(full[0].base, None);
+        assert_eq!(a.merge(t(1), &full[0]), MergeOutcome::Applied);
+        assert_eq!(a.merge(t(2), &full[0]), MergeOutcome::Stale, "a duplicate is not newer");
+
+        // Two rounds later only node 3's entry changed: a delta from a's version carries it alone.
+        b.refresh_own([(NodeId(1), View::Heard, Some(Incarnation(1))), (NodeId(3), View::Heard, None)]);
+        let skipped = b.deltas_for(&a.digest(), usize::MAX, 0);
+        b.refresh_own([(NodeId(1), View::Heard, Some(Incarnation(1))), (NodeId(3), View::Down, None)]);
+        let delta = b.deltas_for(&a.digest(), usize::MAX, 0);
+        assert_eq!(delta[0].base, Some(1));
+        assert_eq!(delta[0].entries.len(), 1);
+        assert_eq!(delta[0].entries[0].view, View::Down);
+        assert_eq!(a.merge(t(3), &delta[0]), MergeOutcome::Applied);
+        assert_eq!(a.merge(t(4), &skipped[0]), MergeOutcome::Stale, "an older delta arriving late");
+        let row = a.row(NodeId(2)).map(|r| (r.version, r.entries.len(), r.entries[&NodeId(3)].view));
+        assert_eq!(row, Some((3, 2, View::Down)));
+
+        // A delta cut from a version a never held is refused, not half-applied.
+        let gap = RowDelta { base: Some(7), version: 9, ..delta[0].clone() };
+        assert_eq!(a.merge(t(5), &gap), MergeOutcome::Gap);
+        // A new life replaces the row whole, and the old life can no longer win.
+        let mut reborn = RowTable::new(NodeId(2), Incarnation(20), ids(&[1, 2, 3]));
+        reborn.refresh_own([(NodeId(1), View::Unknown, None)]);
+        let fresh = reborn.deltas_for(&a.digest(), usize::MAX, 0);
+        assert_eq!(fresh[0].base, None, "a's digest names another life");
+        assert_eq!(a.merge(t(6), &fresh[0]), MergeOutcome::Applied);
+        assert_eq!(a.merge(t(7), &delta[0]), MergeOutcome::Stale);
+        assert_eq!(a.counters().applied, 3);
+    }
+
+    #[test]
+    fn hostile_deltas_are_refused_and_counted() {
+        let mut a = RowTable::new(NodeId(1), Incarnation(1), ids(&[1, 2, 3]));
+        let entry = |p| RowEntry { peer: NodeId(p), view: View::Heard, incarnation: None, changed: 1 };
+        let delta = |owner, entries: Vec<RowEntry>| RowDelta {
+            owner: NodeId(owner),
+            incarnation: Incarnation(1),
+            version: 1,
+            base: None,
+            entries,
+        };
+        assert_eq!(a.merge(t(1), &delta(1, vec![entry(2)])), MergeOutcome::UnknownOwner, "own row");
+        assert_eq!(a.merge(t(1), &delta(9, vec![entry(2)])), MergeOutcome::UnknownOwner);
+        assert_eq!(a.merge(t(1), &delta(2, vec![entry(9)])), MergeOutcome::Malformed);
+        assert_eq!(a.merge(t(1), &delta(2, vec![entry(1); 5])), MergeOutcome::Malformed);
+        assert_eq!(a.merge(t(1), &delta(2, vec![entry(2)])), MergeOutcome::Malformed, "about itself");
+        assert_eq!(a.row(NodeId(2)), None);
+        let c = a.counters();
+        assert_eq!((c.unknown_owner, c.malformed, c.applied), (2, 3, 0));
+    }
+
+    #[test]
+    fn deltas_respect_the_byte_budget_and_rotate() {
+        let table = cluster(1, 20, |o| (1..=20).filter(|&p| p != o).collect());
+        let all = table.deltas_for(&[], usize::MAX, 0);
+        assert_eq!(all.len(), 20);
+        let budget = 2_000;
+        let some = table.deltas_for(&[], budget, 0);
+        let cost: usize = some.iter().map(|d| DELTA_OVERHEAD_BYTES + ENTRY_BYTES * d.entries.len()).sum();
+        assert!(cost <= budget && !some.is_empty() && some.len() < 20, "{} rows, {cost} bytes", some.len());
+        assert_eq!(some[0].owner, NodeId(1), "own row first");
+        let later = table.deltas_for(&[], budget, 7);
+        assert_ne!(some[1].owner, later[1].owner, "a different start spreads other rows");
+        // An up-to-date peer needs nothing.
+        assert!(table.deltas_for(&table.digest(), usize::MAX, 0).is_empty());
+    }
+
+    #[test]
+    fn clean_split_is_two_components_seen_from_inside() {
+        let side = |o: u64| if o <= 2 { vec![1, 2] } else { vec![3, 4, 5] };
+        let minority = cluster(1, 5, side);
+        let view = minority.view(t(200), FRESH, 1);
+        // Rows from the other side still count while fresh: both groups show.
+        assert_eq!(view.components, vec![ids(&[1, 2]), ids(&[3, 4, 5])]);
+        assert_eq!(view.to_string(), "partition A: {1,2}; partition B: {3,4,5}");
+        // Once the other rows stop rising, the other side is unseen; 2 (whose row is stale
+        // here too) stays in 1's group because 1 hears it.
+        let later = t(100) + FRESH + Duration::from_millis(1);
+        let view = minority.view(later, FRESH, 1);
+        assert_eq!(view.components, vec![ids(&[1, 2])]);
+        assert_eq!(view.unseen, ids(&[3, 4, 5]));
+        assert_eq!(view.to_string(), "partition A: {1,2}; unseen: {3,4,5}");
+    }
+
+    #[test]
+    fn one_way_links_and_bridges_are_named() {
+        // Everyone hears everyone, except that 3 does not hear 2 (2 still hears 3).
+        let table = cluster(1, 5, |o| (1..=5).filter(|&p| p != o && !(o == 3 && p == 2)).collect());
+        let view = table.view(t(200), FRESH, 1);
+        assert_eq!(view.one_way, vec![(NodeId(2), NodeId(3))]);
+        assert_eq!(view.components, vec![ids(&[1, 2, 3, 4, 5])], "2 and 3 are still joined through others");
+        assert_eq!(view.to_string(), "partition A: {1,2,3,4,5}; node 2 sees 3 one-way");
+
+        // Bridge: 3 hears both sides, {1,2} and {4,5} do not hear each other.
+        let bridge = cluster(1, 5, |o| match o {
+            1 | 2 => vec![1, 2, 3],
+            3 => vec![1, 2, 4, 5],
+            _ => vec![3, 4, 5],
+        });
+        let view = bridge.view(t(200), FRESH, 1);
+        assert_eq!(view.components, vec![ids(&[1, 2, 3, 4, 5])], "one component through the bridge");
+        assert!(view.one_way.is_empty());
+    }
+
+    #[test]
+    fn corroboration_ignores_a_lone_accuser() {
+        // Node 4 is degraded: it hears nobody. Everyone else hears everyone.
+        let table = cluster(1, 5, |o| if o == 4 { vec![] } else { (1..=5).filter(|&p| p != o).collect() });
+        let alone = table.view(t(200), FRESH, 1);
+        assert_eq!(alone.one_way.len(), 4, "without corroboration 4's accusations cut it off: {alone}");
+        let corroborated = table.view(t(200), FRESH, 2);
+        assert_eq!(corroborated.components, vec![ids(&[1, 2, 3, 4, 5])]);
+        assert!(corroborated.one_way.is_empty(), "{corroborated}");
+    }
+
+    #[test]
+    fn liveness_tells_a_crash_from_an_unreachable_peer() {
+        // 1 lost 3 at t=50; 2 still hears 3 (rows merged at t=100).
+        let cut = cluster(1, 5, |o| match o {
+            1 => vec![2, 4, 5],
+            3 => vec![2, 4, 5],
+            _ => (1..=5).filter(|&p| p != o).collect(),
+        });
+        let live = cut.liveness(t(200), FRESH, NodeId(3), View::Down, t(50));
+        assert_eq!(live, Liveness::Indirect { via: ids(&[2, 4, 5]) });
+        // Rows older than the loss are no evidence.
+        assert_eq!(cut.liveness(t(200), FRESH, NodeId(3), View::Down, t(150)), Liveness::DownEverywhere);
+        assert_eq!(cut.liveness(t(200), FRESH, NodeId(2), View::Heard, t(0)), Liveness::Direct);
+
+        let crashed = cluster(1, 5, |o| (1..=5).filter(|&p| p != o && p != 3).collect());
+        assert_eq!(crashed.liveness(t(200), FRESH, NodeId(3), View::Down, t(50)), Liveness::DownEverywhere);
+        let alone = RowTable::new(NodeId(1), Incarnation(1), ids(&[1, 2, 3]));
+        assert_eq!(alone.liveness(t(200), FRESH, NodeId(3), View::Down, t(50)), Liveness::Unknown);
+        assert_eq!(alone.liveness(t(200), FRESH, NodeId(3), View::Left, t(50)), Liveness::Left);
+    }
+
+    #[test]
+    fn group_names_continue_past_z() {
+        assert_eq!(group_name(0), "A");
+        assert_eq!(group_name(25), "Z");
+        assert_eq!(group_name(26), "AA");
+        assert_eq!(group_name(27), "AB");
+    }
+}
