@@ -15,7 +15,7 @@ use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
 
 use crate::events::{read_file, Action, Kind, Log, Mark};
-use crate::faults::{admin_port, counters, quic_port, script, Rule};
+use crate::faults::{admin_port, counters, http_port, quic_port, script, Rule};
 use crate::netns::{run, Namespace, Tools};
 use crate::timing::{monotonic_us, Timing};
 
@@ -42,11 +42,23 @@ pub enum TieBreaker {
     None,
 }
 
+/// Which program each node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// `quorate run --config node-N.toml`: the bare node.
+    Quorate,
+    /// `quorate-kv --config node-N.toml --data data-N --http 127.0.0.1:(8000 + N)`: the
+    /// example key-value service around the same node.
+    Kv,
+}
+
 /// What to start.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
     /// Node ids are 1..=nodes, one vote each.
     pub nodes: u64,
+    /// The program every node runs.
+    pub program: Program,
     /// Written into every node's config.
     pub timing: Timing,
     /// Written into every node's config.
@@ -56,7 +68,7 @@ pub struct Spec {
 impl Spec {
     /// `nodes` nodes with LAN timing and the default tie-breaker.
     pub fn lan(nodes: u64) -> Spec {
-        Spec { nodes, timing: Timing::LAN, tie_breaker: TieBreaker::LowestId }
+        Spec { nodes, program: Program::Quorate, timing: Timing::LAN, tie_breaker: TieBreaker::LowestId }
     }
 
     /// Node ids.
@@ -79,6 +91,8 @@ pub struct Env {
     pub tools: Tools,
     /// The `quorate` binary under test.
     pub node_bin: PathBuf,
+    /// The `quorate-kv` binary under test (the example service, [`Program::Kv`]).
+    pub kv_bin: PathBuf,
     /// The run's working directory (certificates, one subdirectory per scenario).
     pub work_dir: PathBuf,
     /// Keep scenario directories (`QE2E_KEEP=1`) instead of deleting them.
@@ -162,6 +176,17 @@ impl Cluster {
         self.dir.join(format!("events-{id}.jsonl"))
     }
 
+    /// Node `id`'s `--data` directory ([`Program::Kv`]): its database is `kv.redb` inside.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("data-{id}"))
+    }
+
+    /// The namespace's handle for `setns(2)` (`ip netns add` mounts it there): a thread that
+    /// enters it reaches the nodes' loopback addresses.
+    pub fn netns_path(&self) -> PathBuf {
+        Path::new(crate::netns::NETNS_RUN_DIR).join(self.ns.name())
+    }
+
     fn stderr_path(&self, id: u64) -> PathBuf {
         self.dir.join(format!("stderr-{id}.log"))
     }
@@ -187,8 +212,19 @@ impl Cluster {
             .append(true)
             .open(self.stderr_path(id))
             .map_err(|e| format!("open stderr log of node {id}: {e}"))?;
-        let mut cmd = self.ns.command(&self.env.node_bin);
-        cmd.arg("run").arg("--config").arg(self.config_path(id));
+        let mut cmd = match self.spec.program {
+            Program::Quorate => {
+                let mut cmd = self.ns.command(&self.env.node_bin);
+                cmd.arg("run").arg("--config").arg(self.config_path(id));
+                cmd
+            }
+            Program::Kv => {
+                let mut cmd = self.ns.command(&self.env.kv_bin);
+                cmd.arg("--config").arg(self.config_path(id)).arg("--data").arg(self.data_dir(id));
+                cmd.arg("--http").arg(format!("127.0.0.1:{}", http_port(id)));
+                cmd
+            }
+        };
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
         let (child, mark) = self.act(Action::Start(id), format!("start node {id}"), |_| {
             cmd.spawn().map_err(|e| format!("{cmd:?}: {e}"))

@@ -20,6 +20,11 @@ pub fn admin_port(id: u64) -> u64 {
     9000 + id
 }
 
+/// TCP port of node `id`'s key-value HTTP API ([`crate::cluster::Program::Kv`]).
+pub fn http_port(id: u64) -> u64 {
+    8000 + id
+}
+
 /// One fault rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {

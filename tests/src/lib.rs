@@ -21,7 +21,11 @@
 //! **The binary under test** is the `quorate` command built from `crates/cli/src/main.rs`
 //! as this package's `quorate-e2e-node` target, found through `CARGO_BIN_EXE_*`: cargo
 //! builds it, in the test's profile, whenever the sources changed, so the suite never runs
-//! a missing or stale binary of another package.
+//! a missing or stale binary of another package. The `kv-writes-split-5` scenario runs the
+//! example key-value service instead (`quorate-kv` from `crates/kv-example/src/main.rs`, as
+//! the `quorate-e2e-kv` target, found the same way), drives writes against it from threads
+//! that enter the namespace, and checks the answers against every node's database
+//! ([`kv`]).
 //!
 //! **Bounds.** Fencing: `lease x (1 + max_clock_drift)` (909 ms with the LAN defaults)
 //! plus [`timing::SCHEDULING_MARGIN`] (150 ms) for the real processes and `nft` commands.
@@ -36,6 +40,7 @@ pub mod checker;
 pub mod cluster;
 pub mod events;
 pub mod faults;
+pub mod kv;
 pub mod netns;
 pub mod runner;
 pub mod scenarios;

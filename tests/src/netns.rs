@@ -15,6 +15,9 @@ use std::process::{Command, Stdio};
 /// Every namespace this harness creates starts with this.
 pub const NAME_PREFIX: &str = "qe2e-";
 
+/// Where `ip netns add NAME` mounts the namespace handle (`/run/netns/NAME`).
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
 /// The external tools the harness needs, found once.
 #[derive(Debug, Clone)]
 pub struct Tools {

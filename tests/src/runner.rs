@@ -64,8 +64,9 @@ enum Outcome {
     Skipped,
 }
 
-/// Runs the suite with `node_bin` as the `quorate` binary and `args` from the command line.
-pub fn main(node_bin: &Path, args: impl IntoIterator<Item = String>) -> ExitCode {
+/// Runs the suite with `node_bin` as the `quorate` binary, `kv_bin` as the `quorate-kv`
+/// binary, and `args` from the command line.
+pub fn main(node_bin: &Path, kv_bin: &Path, args: impl IntoIterator<Item = String>) -> ExitCode {
     let args = Args::parse(args);
     let scenarios: Vec<Scenario> = all().into_iter().filter(|s| args.selects(s.name)).collect();
     let filtered_out = all().len() - scenarios.len();
@@ -84,7 +85,7 @@ pub fn main(node_bin: &Path, args: impl IntoIterator<Item = String>) -> ExitCode
             }
             scenarios.iter().map(|_| Outcome::Skipped).collect()
         }
-        Ok(tools) => run_all(tools, node_bin, &scenarios),
+        Ok(tools) => run_all(tools, node_bin, kv_bin, &scenarios),
     };
     let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     let failed = count(|o| matches!(o, Outcome::Failed));
@@ -120,7 +121,7 @@ impl Drop for WorkDir {
     }
 }
 
-fn run_all(tools: Tools, node_bin: &Path, scenarios: &[Scenario]) -> Vec<Outcome> {
+fn run_all(tools: Tools, node_bin: &Path, kv_bin: &Path, scenarios: &[Scenario]) -> Vec<Outcome> {
     for stale in remove_stale(&tools) {
         println!("qe2e: removed stale network namespace {stale} of an earlier run");
     }
@@ -135,7 +136,13 @@ fn run_all(tools: Tools, node_bin: &Path, scenarios: &[Scenario]) -> Vec<Outcome
         // Tells later runs' stale-directory cleanup to leave this one alone.
         let _ = std::fs::write(work.path.join(KEPT_MARKER), "");
     }
-    let env = Env { tools, node_bin: node_bin.to_owned(), work_dir: work.path.clone(), keep };
+    let env = Env {
+        tools,
+        node_bin: node_bin.to_owned(),
+        kv_bin: kv_bin.to_owned(),
+        work_dir: work.path.clone(),
+        keep,
+    };
     let prepared = std::fs::create_dir_all(&work.path)
         .map_err(|e| format!("create {}: {e}", work.path.display()))
         .and_then(|()| make_certs(node_bin, &work.path.join("certs"), NODES_MAX));

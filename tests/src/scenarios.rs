@@ -8,9 +8,13 @@ use crate::checker::{
     fenced_within, healed_within, never_fenced, no_peer_down, paused_wakes_fenced, rejoined, seen_down,
     Report,
 };
-use crate::cluster::{Cluster, Spec, TieBreaker};
+use crate::cluster::{Cluster, Program, Spec, TieBreaker};
 use crate::events::{Kind, Log, Mark};
 use crate::faults::{groups, one_way, partition, set, Rule};
+use crate::kv::{
+    acked_writes_stored, epochs_never_backwards, majority_kept_acking, minority_stopped_acking,
+    minority_writes_again, read_databases, summary, times_in_order, Writers,
+};
 use crate::timing::{secs, us, Timing, HEAL_BOUND, REJOIN_BOUND};
 
 /// The checks a scenario leaves to run on the complete log.
@@ -46,6 +50,9 @@ const FLAP_FOR: Duration = Duration::from_secs(10);
 const FLAP_CUT_MS: (u64, u64) = (100, 1_500);
 /// And then reopens it for a random time in this range (milliseconds).
 const FLAP_OPEN_MS: (u64, u64) = (100, 400);
+/// The key-value scenario: writes before the cut, and after the heal.
+const KV_BEFORE_CUT: Duration = Duration::from_millis(1_500);
+const KV_AFTER_HEAL: Duration = Duration::from_millis(1_500);
 /// The random loss scenario's rate and length.
 const LOSS_PERCENT: u8 = 30;
 const LOSS_FOR: Duration = Duration::from_secs(20);
@@ -58,6 +65,13 @@ pub fn all() -> Vec<Scenario> {
             about: "5 nodes, clean partition {1,2} | {3,4,5} for 3 s, then heal",
             spec: Spec::lan(5),
             drive: |c| split(c, &[1, 2], &[3, 4, 5]),
+        },
+        Scenario {
+            name: "kv-writes-split-5",
+            about: "5 quorate-kv nodes (redb), 2 writers per node; partition {1,2} | {3,4,5} for 3 s, heal; \
+                    answers checked against every node's database",
+            spec: Spec { program: Program::Kv, ..Spec::lan(5) },
+            drive: |c| kv_split(c, &[1, 2], &[3, 4, 5]),
         },
         Scenario {
             name: "tie-break-4",
@@ -145,6 +159,60 @@ fn split(c: &mut Cluster, minority: &'static [u64], majority: &'static [u64]) ->
         );
         r.check(&format!("majority {}", set(majority)), never_fenced(log, majority, begin.at_us, end.at_us));
         r.check("majority sees the minority down", seen_down(log, majority, minority, &cut, heal.at_us));
+        r.check("heal", healed_within(log, &all, &heal, HEAL_BOUND));
+        r.check("status", status);
+    }))
+}
+
+/// The example key-value service under load through a clean partition: see [`crate::kv`].
+fn kv_split(c: &mut Cluster, minority: &'static [u64], majority: &'static [u64]) -> Result<Check, String> {
+    let (begin, _) = started(c)?;
+    let all = c.spec().ids();
+    let writers = Writers::start(&c.netns_path(), &all);
+    let load = c.note("writers started");
+    sleep(KV_BEFORE_CUT);
+    let cut = c.faults(&partition(minority, majority), &format!("cut {}", groups(minority, majority)))?;
+    sleep(HOLD);
+    let heal = c.heal()?;
+    settle_after_heal(c, HEAL_BOUND);
+    sleep(KV_AFTER_HEAL);
+    let stop = c.note("writers stop");
+    let attempts = writers.finish();
+    let (status, end) = finish(c);
+    let dirs: Vec<_> = all.iter().map(|&id| (id, c.data_dir(id))).collect();
+    let timing = c.spec().timing;
+    Ok(Box::new(move |log, r| {
+        let attempts = match attempts {
+            Ok(a) => a,
+            Err(e) => return r.check("writers", Err(e)),
+        };
+        r.info("writes", summary(&attempts, &all));
+        r.check("answer times", times_in_order(&attempts));
+        // The nodes have exited (the runner stops them before the checks): the files are free.
+        match read_databases(&dirs) {
+            Ok(dbs) => {
+                r.check("acknowledged writes in the databases", acked_writes_stored(&attempts, &dbs));
+                r.check("stored epochs never go backwards", epochs_never_backwards(&dbs));
+            }
+            Err(e) => r.check("databases", Err(e)),
+        }
+        r.check(
+            &format!("minority {} stopped acknowledging", set(minority)),
+            minority_stopped_acking(&attempts, log, minority, &cut, &heal, timing),
+        );
+        r.check(
+            &format!("majority {} kept acknowledging", set(majority)),
+            majority_kept_acking(&attempts, majority, load.done_us, stop.at_us),
+        );
+        r.check(
+            "minority writes again after the heal",
+            minority_writes_again(&attempts, minority, &cut, &heal),
+        );
+        r.check(
+            &format!("minority {} fenced after the cut", set(minority)),
+            fenced_within(log, minority, &cut, heal.at_us, timing.fence_bound()),
+        );
+        r.check(&format!("majority {}", set(majority)), never_fenced(log, majority, begin.at_us, end.at_us));
         r.check("heal", healed_within(log, &all, &heal, HEAL_BOUND));
         r.check("status", status);
     }))

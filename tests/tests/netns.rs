@@ -2,5 +2,6 @@
 
 fn main() -> std::process::ExitCode {
     let node_bin = std::path::Path::new(env!("CARGO_BIN_EXE_quorate-e2e-node"));
-    quorate_e2e::runner::main(node_bin, std::env::args().skip(1))
+    let kv_bin = std::path::Path::new(env!("CARGO_BIN_EXE_quorate-e2e-kv"));
+    quorate_e2e::runner::main(node_bin, kv_bin, std::env::args().skip(1))
 }

@@ -75,8 +75,9 @@ pub struct Written {
     pub epoch: u64,
     /// Its sequence number.
     pub seq: u64,
-    /// `CLOCK_MONOTONIC` microseconds read just after the permit's re-check passed: the
-    /// write's place on the fencing timeline (the check happened at or before this).
+    /// `CLOCK_MONOTONIC` microseconds read just before the permit's re-check, which then
+    /// passed: the node held quorum at some instant at or after this one. Compared with a
+    /// fencing deadline, it needs no slack for the time the check itself took.
     pub checked_mono_us: u64,
     /// `CLOCK_MONOTONIC` microseconds read just after the commit returned.
     pub committed_mono_us: u64,
@@ -168,10 +169,12 @@ impl Store {
             kv.insert(key, (epoch, seq, value))?;
             seq
         };
+        // Read before the check: the check ran, and passed, at or after this instant, so the
+        // node held quorum at some moment no earlier than `checked_mono_us`.
+        let checked_mono_us = monotonic_us();
         if let Guard::Permit(p) = guard {
             p.check().map_err(StoreError::Fenced)?;
         }
-        let checked_mono_us = monotonic_us();
         txn.commit()?;
         Ok(Written { epoch, seq, checked_mono_us, committed_mono_us: monotonic_us() })
     }
