@@ -128,7 +128,7 @@ async fn run(args: Args) -> Result<(), Failure> {
     let gate = node.gate();
     // Subscribe before the service exists so that no quorum change is missed.
     let events = gate.subscribe();
-    let service = Service::new(id, gate, store, durability, gate_mode);
+    let service = Service::new(id, gate, std::sync::Arc::new(store), durability, gate_mode);
     let watcher = tokio::spawn(service.clone().watch_events(events));
     let (stop, stop_rx) = watch::channel(false);
     let server = tokio::spawn(http::serve(listener, http::router(service.clone()), stop_rx));

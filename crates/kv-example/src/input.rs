@@ -17,9 +17,9 @@ pub enum InputError {
     #[error("empty key")]
     EmptyKey,
     /// Longer than [`KEY_BYTES_MAX`].
-    #[error("key is {bytes} bytes, at most {KEY_BYTES_MAX} allowed")]
+    #[error("key longer than {KEY_BYTES_MAX} bytes (decoding stopped at {bytes})")]
     KeyTooLong {
-        /// Its length after percent-decoding (counted up to the first byte past the limit).
+        /// Bytes decoded when decoding stopped: the first length past the limit.
         bytes: usize,
     },
     /// A `%` not followed by two hex digits.

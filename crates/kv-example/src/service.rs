@@ -144,7 +144,7 @@ impl Service {
     pub fn new(
         node: NodeId,
         gate: QuorumGate,
-        store: Store,
+        store: Arc<Store>,
         durability: Durability,
         gate_mode: GateMode,
     ) -> Self {
@@ -153,7 +153,7 @@ impl Service {
             inner: Arc::new(Inner {
                 node,
                 gate,
-                store: Arc::new(store),
+                store,
                 gate_mode,
                 durability,
                 mode: Mutex::new(mode),

@@ -50,7 +50,8 @@ impl Rig {
         let store = Store::open(&dir.join("kv.redb"), Durability::Immediate)?;
         let gate = started[0].gate();
         let events = gate.subscribe();
-        let service = Service::new(NodeId(1), gate, store, Durability::Immediate, GateMode::Enforce);
+        let service =
+            Service::new(NodeId(1), gate, Arc::new(store), Durability::Immediate, GateMode::Enforce);
         tokio::spawn(service.clone().watch_events(events));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let http = listener.local_addr()?;
