@@ -38,7 +38,7 @@
 //! Modules: [`store`] (redb and the fenced write path), [`service`] (gate, read-only
 //! switch, events), [`http`] (the API), [`input`] (limits and decoding), [`client`] (a
 //! small blocking client for tests and benchmarks), [`cli`] (the `quorate-kv` command).
-//! `docs/kv-example.md` walks through a three-node run.
+//! `docs/kv-example.md` explains the design; the README has a three-node run with curl.
 //!
 //! [redb]: https://docs.rs/redb
 
