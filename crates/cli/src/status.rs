@@ -81,6 +81,13 @@ fn render(s: &NodeStatus) -> String {
         (None, true) => {}
     }
     out.push('\n');
+    if let Some(p) = &s.partition {
+        let _ = writeln!(out, "{}", p.summary);
+    }
+    if !s.fenced.is_empty() {
+        let ids: Vec<String> = s.fenced.iter().map(u64::to_string).collect();
+        let _ = writeln!(out, "confirmed fenced: {}", ids.join(","));
+    }
 
     let header = ["PEER", "VOTES", "STATE", "PHI", "RTT ms", "HEARD ms ago", "LEASE LEFT ms", "CONNECTED"];
     let rows: Vec<[String; 8]> = s.peers.iter().map(row).collect();
@@ -176,6 +183,25 @@ mod tests {
         );
         assert!(lines[3].contains("down") && lines[3].contains(" - ") && lines[3].ends_with("no"), "{text}");
         assert_eq!(lines[4], "dropped datagrams: replayed=3");
+        Ok(())
+    }
+
+    #[test]
+    fn the_partition_view_and_fenced_peers_follow_the_node_line() -> Result<(), serde_json::Error> {
+        let mut s = status(true, None)?;
+        s.partition = Some(quorate::PartitionReport {
+            summary: "partition A: {1,2}; unseen: {3}".to_owned(),
+            components: vec![vec![1, 2]],
+            one_way: vec![],
+            unseen: vec![3],
+            left: vec![],
+        });
+        s.fenced = vec![3];
+        let text = render(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "partition A: {1,2}; unseen: {3}", "{text}");
+        assert_eq!(lines[2], "confirmed fenced: 3", "{text}");
+        assert!(lines[3].starts_with("PEER"), "{text}");
         Ok(())
     }
 

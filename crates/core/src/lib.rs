@@ -12,8 +12,12 @@
 
 mod config;
 mod counters;
+mod gossip;
 mod node;
 
-pub use config::{Config, ConfigError, Member};
+pub use config::{
+    Config, ConfigError, GossipConfig, GossipConfigError, Member, GOSSIP_BYTES_MAX, GOSSIP_BYTES_MIN,
+};
 pub use counters::{Counters, DropCounters};
+pub use gossip::GossipCounters;
 pub use node::{Delivery, Node, Transmit, SENT_LOG_MAX, TRANSMIT_QUEUE_MAX};

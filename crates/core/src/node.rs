@@ -19,17 +19,18 @@ use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use quorate_detector::{Detector, PeerState};
-use quorate_gate::{Clock, Epoch, Gate, QuorumEvent, QuorumGate};
+use quorate_detector::{Detector, PartitionView, PeerState, RowTable};
+use quorate_gate::{Clock, Epoch, Gate, QuorumEvent, QuorumGate, VoteTable};
 use quorate_heartbeat::{
-    decode, encode, AckOutcome, ClusterId, Heartbeat, Incarnation, Instant, Leave, Link, Message, NodeId,
-    Refused,
+    decode, decode_stream, encode, encode_stream, AckOutcome, ClusterId, Heartbeat, Incarnation, Instant,
+    Leave, Link, Message, NodeId, Refused,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Config, ConfigError};
 use crate::counters::Counters;
+use crate::gossip::{Ctx, GossipCounters, Gossiper};
 
 /// Datagrams waiting for the driver before the oldest is dropped. A heartbeat round queues
 /// one per peer; a driver that polls after every call never comes near this.
@@ -59,10 +60,11 @@ pub struct Transmit {
 pub enum Delivery {
     /// As an unreliable datagram; dropped rather than queued if it cannot go now.
     Datagram,
-    /// As a request on a reliable stream with a short deadline (a direct poll of a
-    /// suspect peer). The peer answers through [`Node::handle_poll`]; hand its reply to
-    /// [`Node::handle_datagram`]. No reply by the deadline: do nothing.
-    Poll,
+    /// As a request on a reliable stream with a short deadline: a direct poll of a
+    /// suspect peer, a gossip exchange or a fence query. The peer answers through
+    /// [`Node::handle_request`]; hand its reply to [`Node::handle_reply`]. No reply by the
+    /// deadline: do nothing.
+    Request,
 }
 
 /// One node's protocol state machine.
@@ -75,6 +77,8 @@ pub struct Node {
     links: BTreeMap<NodeId, Link>,
     detector: Detector,
     gate: Gate,
+    votes: VoteTable,
+    gossip: Option<Gossiper>,
     rng: ChaCha8Rng,
     transmits: VecDeque<Transmit>,
     next_heartbeat: Instant,
@@ -100,10 +104,28 @@ impl Node {
         let peers = votes.peers_of(config.me);
         let detector = Detector::new(config.detector.clone(), now, peers.iter().copied())
             .map_err(quorate_gate::GateConfigError::from)?;
-        let (gate, handle) =
-            Gate::new(config.gate.clone(), &config.detector, votes, config.me, incarnation, clock, now)?;
+        let (gate, handle) = Gate::new(
+            config.gate.clone(),
+            &config.detector,
+            votes.clone(),
+            config.me,
+            incarnation,
+            clock,
+            now,
+        )?;
         let log_len = sent_log_len(config.gate.lease, config.detector.heartbeat_interval);
         let links = peers.iter().map(|id| (*id, Link::new(log_len))).collect();
+        let gossip = config.gossip.enabled.then(|| {
+            Gossiper::new(
+                config.gossip.clone(),
+                config.gate.max_clock_drift,
+                config.cluster,
+                config.me,
+                incarnation,
+                votes.members().map(|(id, _)| id),
+                now,
+            )
+        });
         let node = Node {
             cluster: config.cluster,
             me: config.me,
@@ -112,6 +134,8 @@ impl Node {
             links,
             detector,
             gate,
+            votes,
+            gossip,
             rng: ChaCha8Rng::seed_from_u64(seed),
             transmits: VecDeque::new(),
             next_heartbeat: now,
@@ -146,21 +170,140 @@ impl Node {
         self.gate.flush_status(now);
     }
 
-    /// A poll (see [`Delivery::Poll`]) from the authenticated peer `from` arrived at
-    /// `now`. Handles it like a datagram and returns the reply to send back: a fresh
-    /// heartbeat to `from`, which carries this node's ack. `None` for a sender this node
-    /// does not exchange heartbeats with.
-    pub fn handle_poll(&mut self, now: Instant, from: NodeId, bytes: &[u8]) -> Option<Vec<u8>> {
+    /// A request (see [`Delivery::Request`]) from the authenticated peer `from` arrived at
+    /// `now`. Returns the reply to send back, if any: for a direct poll a fresh heartbeat
+    /// to `from` (carrying this node's ack), for gossip the rows `from` lacks, for a fence
+    /// query the answer. `None` for a sender this node does not exchange with, or input
+    /// that is refused (and counted).
+    pub fn handle_request(&mut self, now: Instant, from: NodeId, bytes: &[u8]) -> Option<Vec<u8>> {
+        let now = self.advance(now);
         if self.stopped {
             return None;
         }
-        self.handle_datagram(now, from, bytes);
-        let now = self.last_now;
-        let link = self.links.get_mut(&from)?;
-        let hb = link.next_heartbeat(now, self.me, self.incarnation);
-        let reply = encode(self.cluster, &Message::Heartbeat(hb)).ok()?;
+        let message = self.decode_from_stream(from, bytes)?;
+        let reply = match message {
+            Message::Heartbeat(hb) => {
+                self.on_heartbeat(now, from, &hb);
+                self.poll_reply(now, from)
+            }
+            Message::Gossip(g) => self.on_gossip(now, from, &g, true),
+            Message::FenceQuery(q) => match self.gossip.as_mut() {
+                Some(gossip) => gossip.on_fence_query(now, from, &q, &self.detector),
+                None => None,
+            },
+            Message::FenceRelease(r) => {
+                if let Some(gossip) = self.gossip.as_mut() {
+                    gossip.on_fence_release(from, &r);
+                }
+                None
+            }
+            _ => {
+                self.counters.dropped.malformed += 1;
+                None
+            }
+        };
+        self.gate.flush_status(now);
+        reply
+    }
+
+    /// The reply to one of this node's requests arrived at `now` from `from`.
+    pub fn handle_reply(&mut self, now: Instant, from: NodeId, bytes: &[u8]) {
+        let now = self.advance(now);
+        if self.stopped {
+            return;
+        }
+        let Some(message) = self.decode_from_stream(from, bytes) else { return };
+        match message {
+            Message::Heartbeat(hb) => self.on_heartbeat(now, from, &hb),
+            Message::Gossip(g) => {
+                self.on_gossip(now, from, &g, false);
+            }
+            Message::FenceAnswer(a) => {
+                if let Some(gossip) = self.gossip.as_mut() {
+                    let mut ctx = Ctx {
+                        detector: &self.detector,
+                        votes: &self.votes,
+                        gate: &mut self.gate,
+                        rng: &mut self.rng,
+                        transmits: &mut self.transmits,
+                        links: &self.links,
+                    };
+                    gossip.on_fence_answer(now, from, &a, &mut ctx);
+                }
+            }
+            _ => self.counters.dropped.malformed += 1,
+        }
+        self.gate.flush_status(now);
+    }
+
+    /// Decodes a stream message and checks that its sender is `from`, a peer this node
+    /// exchanges with, in its current life. Refusals are counted.
+    fn decode_from_stream(&mut self, from: NodeId, bytes: &[u8]) -> Option<Message> {
+        let message = match decode_stream(bytes, self.cluster) {
+            Ok(m) => m,
+            Err(e) => {
+                self.counters.dropped.count_decode(&e);
+                return None;
+            }
+        };
+        // Heartbeats are checked where they are handled, like datagrams.
+        let who = match &message {
+            Message::Gossip(g) => Some((g.from, g.incarnation)),
+            Message::FenceQuery(q) | Message::FenceRelease(q) => Some((q.from, q.incarnation)),
+            Message::FenceAnswer(a) => Some((a.from, a.incarnation)),
+            _ => None,
+        };
+        let Some((sender, incarnation)) = who else { return Some(message) };
+        if sender != from || from == self.me {
+            self.counters.dropped.sender_mismatch += 1;
+            return None;
+        }
+        let Some(link) = self.links.get(&from) else {
+            self.counters.dropped.unknown_sender += 1;
+            return None;
+        };
+        if link.peer_incarnation().is_some_and(|known| incarnation < known) {
+            self.counters.dropped.stale_incarnation += 1;
+            return None;
+        }
+        Some(message)
+    }
+
+    fn poll_reply(&mut self, now: Instant, to: NodeId) -> Option<Vec<u8>> {
+        let hb = self.outgoing_heartbeat(now, to)?;
+        let reply = encode_stream(self.cluster, &Message::Heartbeat(hb)).ok()?;
         self.counters.polls_answered += 1;
         Some(reply)
+    }
+
+    fn on_gossip(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        g: &quorate_heartbeat::Gossip,
+        is_request: bool,
+    ) -> Option<Vec<u8>> {
+        let gossip = self.gossip.as_mut()?;
+        let mut ctx = Ctx {
+            detector: &self.detector,
+            votes: &self.votes,
+            gate: &mut self.gate,
+            rng: &mut self.rng,
+            transmits: &mut self.transmits,
+            links: &self.links,
+        };
+        gossip.on_gossip(now, from, g, is_request, &mut ctx)
+    }
+
+    /// The next heartbeat to `peer`, without its ack while a fence-check promise withholds
+    /// acks from that peer.
+    fn outgoing_heartbeat(&mut self, now: Instant, peer: NodeId) -> Option<Heartbeat> {
+        let link = self.links.get_mut(&peer)?;
+        let mut hb = link.next_heartbeat(now, self.me, self.incarnation);
+        if self.gossip.as_ref().is_some_and(|g| g.withholds_ack(peer, now)) {
+            hb.ack = None;
+        }
+        Some(hb)
     }
 
     /// Time passed; do whatever is due at `now`.
@@ -172,6 +315,17 @@ impl Node {
         self.tick(now);
         if now >= self.next_heartbeat {
             self.send_heartbeats(now);
+        }
+        if let Some(gossip) = self.gossip.as_mut() {
+            let mut ctx = Ctx {
+                detector: &self.detector,
+                votes: &self.votes,
+                gate: &mut self.gate,
+                rng: &mut self.rng,
+                transmits: &mut self.transmits,
+                links: &self.links,
+            };
+            gossip.handle_timeout(now, &mut ctx);
         }
         self.gate.flush_status(now);
     }
@@ -192,7 +346,8 @@ impl Node {
             // A stopped node sends nothing and decides nothing: no timer to wait for.
             return None;
         }
-        [Some(self.next_heartbeat), self.detector.poll_timeout(), self.gate.poll_timeout()]
+        let gossip = self.gossip.as_ref().map(Gossiper::poll_timeout);
+        [Some(self.next_heartbeat), self.detector.poll_timeout(), self.gate.poll_timeout(), gossip]
             .into_iter()
             .flatten()
             .min()
@@ -279,6 +434,22 @@ impl Node {
         self.counters
     }
 
+    /// What gossip did; `None` when gossip is off.
+    pub fn gossip_counters(&self) -> Option<GossipCounters> {
+        self.gossip.as_ref().map(Gossiper::counters)
+    }
+
+    /// The gossip rows this node holds; `None` when gossip is off.
+    pub fn rows(&self) -> Option<&RowTable> {
+        self.gossip.as_ref().map(Gossiper::table)
+    }
+
+    /// Who hears whom at `now`, from gossip; `None` when gossip is off.
+    pub fn partition_view(&self, now: Instant) -> Option<PartitionView> {
+        let gossip = self.gossip.as_ref()?;
+        Some(gossip.view(now))
+    }
+
     /// Clamps time that runs backwards (a driver bug or a broken clock) to the last
     /// instant seen: the protocol never sees time go back.
     fn advance(&mut self, now: Instant) -> Instant {
@@ -354,10 +525,13 @@ impl Node {
     fn apply_detector_events(&mut self, now: Instant) {
         while let Some(ev) = self.detector.poll_event() {
             self.gate.on_peer_state(ev.at, ev.peer, ev.to);
+            if let Some(gossip) = self.gossip.as_mut() {
+                gossip.on_peer_state(ev.peer, ev.to, ev.at);
+            }
             if ev.to == PeerState::Suspect {
                 // Hybrid push + poll: heartbeats are late, so ask the peer directly over a
                 // reliable stream; its reply counts as contact and carries its ack.
-                self.send_heartbeat(now, ev.peer, Delivery::Poll);
+                self.send_heartbeat(now, ev.peer, Delivery::Request);
             }
         }
     }
@@ -372,18 +546,17 @@ impl Node {
     }
 
     fn send_heartbeat(&mut self, now: Instant, peer: NodeId, delivery: Delivery) {
-        let Some(link) = self.links.get_mut(&peer) else { return };
-        let hb = link.next_heartbeat(now, self.me, self.incarnation);
-        match encode(self.cluster, &Message::Heartbeat(hb)) {
+        let Some(hb) = self.outgoing_heartbeat(now, peer) else { return };
+        let encoded = match delivery {
+            Delivery::Datagram => encode(self.cluster, &Message::Heartbeat(hb)),
+            Delivery::Request => encode_stream(self.cluster, &Message::Heartbeat(hb)),
+        };
+        match encoded {
             Ok(payload) => {
-                if self.transmits.len() >= TRANSMIT_QUEUE_MAX {
-                    // The driver is not draining: the oldest heartbeat is the least useful.
-                    self.transmits.pop_front();
-                }
-                self.transmits.push_back(Transmit { to: peer, payload, delivery });
+                push_transmit(&mut self.transmits, Transmit { to: peer, payload, delivery });
                 match delivery {
                     Delivery::Datagram => self.counters.heartbeats_sent += 1,
-                    Delivery::Poll => self.counters.polls_sent += 1,
+                    Delivery::Request => self.counters.polls_sent += 1,
                 }
             }
             // A heartbeat with an empty digest is a few dozen bytes; failing to encode
@@ -391,6 +564,15 @@ impl Node {
             Err(e) => debug_assert!(false, "heartbeat failed to encode: {e}"),
         }
     }
+}
+
+/// Queues `t` for the driver; when the queue is full the oldest goes (the driver is not
+/// draining, and the oldest message is the least useful).
+pub(crate) fn push_transmit(transmits: &mut VecDeque<Transmit>, t: Transmit) {
+    if transmits.len() >= TRANSMIT_QUEUE_MAX {
+        transmits.pop_front();
+    }
+    transmits.push_back(t);
 }
 
 /// Send times to remember per link: twice the heartbeats a lease spans, plus slack for

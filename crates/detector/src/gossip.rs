@@ -204,7 +204,12 @@ impl RowTable {
             if peer == self.me || !self.members.contains(&peer) {
                 continue;
             }
-            let entry = self.own.entries.entry(peer).or_insert(RowEntry { peer, view, incarnation, changed: version });
+            let entry = self.own.entries.entry(peer).or_insert(RowEntry {
+                peer,
+                view,
+                incarnation,
+                changed: version,
+            });
             if entry.view != view || entry.incarnation != incarnation {
                 *entry = RowEntry { peer, view, incarnation, changed: version };
             }
@@ -333,8 +338,12 @@ impl RowTable {
 
     /// Owners whose rows rose in version within `fresh_for` before `now`, with this node.
     fn fresh(&self, now: Instant, fresh_for: Duration) -> BTreeMap<NodeId, &Row> {
-        let mut fresh: BTreeMap<NodeId, &Row> =
-            self.rows.iter().filter(|(_, s)| now - s.updated <= fresh_for).map(|(&o, s)| (o, &s.row)).collect();
+        let mut fresh: BTreeMap<NodeId, &Row> = self
+            .rows
+            .iter()
+            .filter(|(_, s)| now - s.updated <= fresh_for)
+            .map(|(&o, s)| (o, &s.row))
+            .collect();
         fresh.insert(self.me, &self.own);
         fresh
     }
@@ -390,44 +399,43 @@ impl RowTable {
     /// `corroboration` k > 1, a peer counts as not heard by its accusers only when at least
     /// k fresh rows say it is down: one degraded node cannot accuse healthy peers alone.
     pub fn view(&self, now: Instant, fresh_for: Duration, corroboration: usize) -> PartitionView {
+        // O(entries x log members): one pass to count accusations and leaves, one to link.
         let fresh = self.fresh(now, fresh_for);
-        let left: BTreeSet<NodeId> = self
-            .members
-            .iter()
-            .copied()
-            .filter(|&m| m != self.me && fresh.values().any(|r| r.entries.get(&m).is_some_and(|e| e.view == View::Left)))
-            .collect();
-        let accused: BTreeSet<NodeId> = self
-            .members
-            .iter()
-            .copied()
-            .filter(|&m| {
-                fresh.values().filter(|r| r.entries.get(&m).is_some_and(|e| e.view == View::Down)).count()
-                    >= corroboration.max(1)
-            })
-            .collect();
-        let hears = |a: NodeId, b: NodeId| -> bool {
-            let Some(row) = fresh.get(&a) else { return false };
+        let mut downs: BTreeMap<NodeId, usize> = BTreeMap::new();
+        let mut left = BTreeSet::new();
+        for row in fresh.values() {
+            for e in row.entries.values() {
+                match e.view {
+                    View::Down => *downs.entry(e.peer).or_default() += 1,
+                    View::Left if e.peer != self.me => {
+                        left.insert(e.peer);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let k = corroboration.max(1);
+        let hears = |row: &Row, b: NodeId| -> bool {
             match row.entries.get(&b).map(|e| e.view) {
                 Some(v) if v.hears() => true,
-                Some(View::Down) => !accused.contains(&b),
+                Some(View::Down) => downs.get(&b).copied().unwrap_or(0) < k,
                 _ => false,
             }
         };
         let ids: Vec<NodeId> = self.members.iter().copied().filter(|m| !left.contains(m)).collect();
+        let index: BTreeMap<NodeId, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
         let mut parent: Vec<usize> = (0..ids.len()).collect();
         let mut heard_by_fresh = vec![false; ids.len()];
         let mut one_way = Vec::new();
-        for (i, &a) in ids.iter().enumerate() {
-            if !fresh.contains_key(&a) {
-                continue;
-            }
-            for (j, &b) in ids.iter().enumerate() {
-                if a == b || !hears(a, b) {
+        for (&a, row) in &fresh {
+            let Some(&i) = index.get(&a) else { continue };
+            for &b in row.entries.keys() {
+                let Some(&j) = index.get(&b) else { continue };
+                if a == b || !hears(row, b) {
                     continue;
                 }
                 heard_by_fresh[j] = true;
-                let linked = if fresh.contains_key(&b) { hears(b, a) } else { true };
+                let linked = fresh.get(&b).is_none_or(|rb| hears(rb, a));
                 if linked {
                     union(&mut parent, i, j);
                 } else {
@@ -450,6 +458,7 @@ impl RowTable {
             let own = components.remove(pos);
             components.insert(0, own);
         }
+        one_way.sort();
         PartitionView { components, one_way, unseen, left: left.into_iter().collect() }
     }
 }

@@ -64,6 +64,36 @@ pub enum QuorumEvent {
         /// When.
         at: Instant,
     },
+    /// Gossip: a peer this node considers down is heard by others (their fresh rows,
+    /// received after this node lost it, say so). It is alive but unreachable from here.
+    PeerAliveElsewhere {
+        /// The peer.
+        peer: NodeId,
+        /// The members that hear it.
+        via: Vec<NodeId>,
+        /// When this node learned it.
+        at: Instant,
+    },
+    /// Gossip: a peer this node considers down is heard by nobody whose fresh row reached
+    /// this node: it crashed, or it is cut off from every member this node can learn from.
+    PeerDownEverywhere {
+        /// The peer.
+        peer: NodeId,
+        /// When this node learned it.
+        at: Instant,
+    },
+    /// A quorum of voters confirmed, in one fence check, that they consider the peer down
+    /// and withhold their acks from it: the peer is not writable now and, while the
+    /// partition lasts, stays fenced. Every write it accepts later carries a higher epoch.
+    /// See `docs/guarantees.md` for exactly what this promises.
+    PeerFenced {
+        /// The peer.
+        peer: NodeId,
+        /// The voters (this node possibly among them) whose answers formed the quorum.
+        confirmed_by: Vec<NodeId>,
+        /// When the check concluded (this node's gate clock).
+        at: Instant,
+    },
 }
 
 impl QuorumEvent {
@@ -75,7 +105,10 @@ impl QuorumEvent {
             | QuorumEvent::PeerUp { at, .. }
             | QuorumEvent::PeerSuspect { at, .. }
             | QuorumEvent::PeerDown { at, .. }
-            | QuorumEvent::PeerLeft { at, .. } => *at,
+            | QuorumEvent::PeerLeft { at, .. }
+            | QuorumEvent::PeerAliveElsewhere { at, .. }
+            | QuorumEvent::PeerDownEverywhere { at, .. }
+            | QuorumEvent::PeerFenced { at, .. } => *at,
         }
     }
 }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorate_detector::{DetectorConfig, PeerState};
+use quorate_detector::{DetectorConfig, PartitionView, PeerState};
 use quorate_heartbeat::{Incarnation, Instant, NodeId};
 use tokio::sync::broadcast;
 
@@ -47,6 +47,10 @@ pub struct Gate {
     deadline: Instant,
     /// Voters not heard yet, while `wait_for_all` holds the first quorum back.
     waiting_for: BTreeSet<NodeId>,
+    /// The latest partition view from gossip, for status snapshots.
+    partition: Option<PartitionView>,
+    /// Peers announced fenced and not heard from since.
+    fenced: BTreeSet<NodeId>,
     shared: Arc<Shared>,
     events_tx: broadcast::Sender<QuorumEvent>,
     events: VecDeque<QuorumEvent>,
@@ -106,6 +110,8 @@ impl Gate {
             quorate: false,
             deadline: Instant::ZERO,
             waiting_for,
+            partition: None,
+            fenced: BTreeSet::new(),
             shared: Arc::new(Shared::new(clock, epoch, own_votes, placeholder_status(me), &events_tx)),
             events_tx,
             events: VecDeque::new(),
@@ -142,6 +148,9 @@ impl Gate {
     pub fn on_heard(&mut self, now: Instant, peer: NodeId) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
         p.last_heard = Some(now);
+        if self.fenced.remove(&peer) {
+            self.status_dirty = true;
+        }
         if self.waiting_for.remove(&peer) {
             self.status_dirty = true;
             self.evaluate(now);
@@ -269,6 +278,8 @@ impl Gate {
                 })
                 .collect(),
             waiting_for: self.waiting_for.iter().copied().collect(),
+            partition: self.partition.clone(),
+            fenced: self.fenced.iter().copied().collect(),
         }
     }
 
@@ -324,6 +335,24 @@ impl Gate {
         }
     }
 
+    /// Records the partition view gossip computed, for status snapshots.
+    pub fn set_partition(&mut self, view: Option<PartitionView>) {
+        if self.partition != view {
+            self.partition = view;
+            self.status_dirty = true;
+        }
+    }
+
+    /// Emits an event that the layers above the gate decided (gossip liveness, fence
+    /// checks). A [`QuorumEvent::PeerFenced`] also marks the peer fenced in the status
+    /// until [`Gate::on_heard`] hears it again.
+    pub fn announce(&mut self, event: QuorumEvent) {
+        if let QuorumEvent::PeerFenced { peer, .. } = &event {
+            self.fenced.insert(*peer);
+        }
+        self.emit(event);
+    }
+
     fn emit(&mut self, event: QuorumEvent) {
         // No subscribers is not an error: the event is still queued for the driver.
         let _ = self.events_tx.send(event.clone());
@@ -349,6 +378,8 @@ fn placeholder_status(me: NodeId) -> QuorumStatus {
         tie_breaker: None,
         peers: Vec::new(),
         waiting_for: Vec::new(),
+        partition: None,
+        fenced: Vec::new(),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use quorate_detector::PeerState;
+use quorate_detector::{PartitionView, PeerState};
 use quorate_heartbeat::{Instant, NodeId};
 
 /// A fencing epoch: increases every time this node gains quorum, and across restarts.
@@ -61,6 +61,11 @@ pub struct QuorumStatus {
     pub peers: Vec<PeerStatus>,
     /// Voters not yet heard while `wait_for_all` holds the first quorum back.
     pub waiting_for: Vec<NodeId>,
+    /// Who hears whom, from gossip; `None` when gossip is off.
+    pub partition: Option<PartitionView>,
+    /// Peers a fence check confirmed fenced (see [`crate::QuorumEvent::PeerFenced`]) and
+    /// not heard from since.
+    pub fenced: Vec<NodeId>,
 }
 
 impl QuorumStatus {
@@ -254,6 +259,8 @@ mod tests {
                 peer(5, PeerState::Unknown, None),
             ],
             waiting_for: vec![],
+            partition: None,
+            fenced: vec![],
         }
     }
 

@@ -43,6 +43,8 @@ pub enum Message {
     FenceQuery(FenceQuery),
     /// The answer to a [`FenceQuery`].
     FenceAnswer(FenceAnswer),
+    /// "My check is over; release the hold you promised for it."
+    FenceRelease(FenceQuery),
 }
 
 /// One gossip exchange. A request carries the sender's digest (and maybe rows); the reply
@@ -412,7 +414,10 @@ mod tests {
     #[test]
     fn refuses_to_encode_a_digest_that_does_not_fit() {
         let digest =
-            vec![RowVersion { owner: NodeId(u64::MAX), incarnation: Incarnation(u64::MAX), version: u64::MAX }; 100];
+            vec![
+                RowVersion { owner: NodeId(u64::MAX), incarnation: Incarnation(u64::MAX), version: u64::MAX };
+                100
+            ];
         let msg = Message::Heartbeat(Heartbeat {
             from: NodeId(1),
             incarnation: Incarnation(1),
@@ -474,7 +479,8 @@ mod tests {
     }
 
     #[test]
-    fn full_gossip_of_a_large_cluster_needs_a_stream_and_fits_one() -> Result<(), Box<dyn std::error::Error>> {
+    fn full_gossip_of_a_large_cluster_needs_a_stream_and_fits_one() -> Result<(), Box<dyn std::error::Error>>
+    {
         let five = encode_stream(CLUSTER, &gossip_of(5, 5))?;
         println!("full gossip (digest + every row) of a 5-node cluster: {} bytes", five.len());
         let big = gossip_of(50, 50);

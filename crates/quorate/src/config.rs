@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorate_core::Member;
+use quorate_core::{GossipConfig, Member};
 use quorate_detector::{DetectorConfig, DetectorConfigError};
 use quorate_gate::{GateConfig, GateConfigError, MembershipError, TieBreaker};
 use quorate_heartbeat::transport::TlsIdentity;
@@ -63,6 +63,8 @@ pub struct Config {
     pub detector: DetectorConfig,
     /// Leases, drift bound, tie-breaker, `wait_for_all`.
     pub gate: GateConfig,
+    /// Gossip of reachability rows, the partition view and fence checks (`[gossip]`).
+    pub gossip: GossipConfig,
     /// Where to serve `/metrics` and `/status`; `None` (default) serves nothing.
     pub admin: Option<SocketAddr>,
     /// Where to write events as JSON lines; `None` (default) writes none.
@@ -161,6 +163,7 @@ impl Config {
             tls,
             detector: DetectorConfig::lan(),
             gate: GateConfig::default(),
+            gossip: GossipConfig::default(),
             admin: None,
             events_out: None,
         }
@@ -223,6 +226,7 @@ impl Config {
         self.core_config().validate().map_err(|e| match e {
             quorate_core::ConfigError::Membership(m) => membership_error(m, self.id),
             quorate_core::ConfigError::Gate(g) => gate_error(g),
+            quorate_core::ConfigError::Gossip(g) => gossip_error(g, &self.gossip),
             other => ConfigError::invalid("config", "", other.to_string()),
         })?;
         if let Some(own) = self.members.iter().find(|m| m.id == self.id) {
@@ -249,6 +253,7 @@ impl Config {
             members: self.members.iter().map(|m| Member { id: m.id, votes: m.votes }).collect(),
             detector: self.detector.clone(),
             gate: self.gate.clone(),
+            gossip: self.gossip.clone(),
         }
     }
 
@@ -333,6 +338,28 @@ fn detector_error(e: DetectorConfigError) -> ConfigError {
     ConfigError::Invalid { field: field.to_owned(), value: String::new(), rule: e.to_string() }
 }
 
+fn gossip_error(e: quorate_core::GossipConfigError, g: &GossipConfig) -> ConfigError {
+    use quorate_core::GossipConfigError as E;
+    let (field, value) = match &e {
+        E::Zero { field } => {
+            let value = match *field {
+                "interval" => fmt_d(g.interval),
+                "fresh_for" => fmt_d(g.fresh_for),
+                "fence_timeout" => fmt_d(g.fence_timeout),
+                "fence_hold" => fmt_d(g.fence_hold),
+                "fanout" => g.fanout.to_string(),
+                _ => g.corroboration.to_string(),
+            };
+            (format!("gossip.{field}"), value)
+        }
+        E::FreshTooShort { fresh_for, .. } => ("gossip.fresh_for".to_owned(), fmt_d(*fresh_for)),
+        E::HoldTooShort { hold, .. } => ("gossip.fence_hold".to_owned(), fmt_d(*hold)),
+        E::BytesMax { bytes_max, .. } => ("gossip.bytes_max".to_owned(), bytes_max.to_string()),
+        _ => ("gossip".to_owned(), String::new()),
+    };
+    ConfigError::Invalid { field, value, rule: e.to_string() }
+}
+
 fn fmt_d(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
@@ -350,6 +377,21 @@ struct RawConfig {
     timing: RawTiming,
     #[serde(default)]
     quorum: RawQuorum,
+    #[serde(default)]
+    gossip: RawGossip,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGossip {
+    enabled: Option<bool>,
+    interval: Option<String>,
+    fanout: Option<usize>,
+    bytes_max: Option<usize>,
+    fresh_for: Option<String>,
+    corroboration: Option<usize>,
+    fence_timeout: Option<String>,
+    fence_hold: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -485,6 +527,15 @@ impl RawConfig {
         duration("timing.lease", &t.lease, &mut config.gate.lease)?;
         config.gate.max_clock_drift = t.max_clock_drift.unwrap_or(config.gate.max_clock_drift);
         config.gate.wait_for_all = self.quorum.wait_for_all.unwrap_or(false);
+        let (g, r) = (&mut config.gossip, &self.gossip);
+        g.enabled = r.enabled.unwrap_or(g.enabled);
+        duration("gossip.interval", &r.interval, &mut g.interval)?;
+        duration("gossip.fresh_for", &r.fresh_for, &mut g.fresh_for)?;
+        duration("gossip.fence_timeout", &r.fence_timeout, &mut g.fence_timeout)?;
+        duration("gossip.fence_hold", &r.fence_hold, &mut g.fence_hold)?;
+        g.fanout = r.fanout.unwrap_or(g.fanout);
+        g.bytes_max = r.bytes_max.unwrap_or(g.bytes_max);
+        g.corroboration = r.corroboration.unwrap_or(g.corroboration);
         config.gate.tie_breaker = match &self.quorum.tie_breaker {
             None => TieBreaker::LowestId,
             Some(toml::Value::String(s)) if s == "lowest-id" => TieBreaker::LowestId,

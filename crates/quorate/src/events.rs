@@ -37,12 +37,25 @@ pub fn event_json(node: NodeId, event: &QuorumEvent) -> Value {
         QuorumEvent::PeerSuspect { peer, .. } => json!({"event": "peer_suspect", "peer": peer.0}),
         QuorumEvent::PeerDown { peer, .. } => json!({"event": "peer_down", "peer": peer.0}),
         QuorumEvent::PeerLeft { peer, .. } => json!({"event": "peer_left", "peer": peer.0}),
+        QuorumEvent::PeerAliveElsewhere { peer, via, .. } => {
+            json!({"event": "peer_alive_elsewhere", "peer": peer.0, "via": ids(via)})
+        }
+        QuorumEvent::PeerDownEverywhere { peer, .. } => {
+            json!({"event": "peer_down_everywhere", "peer": peer.0})
+        }
+        QuorumEvent::PeerFenced { peer, confirmed_by, .. } => {
+            json!({"event": "peer_fenced", "peer": peer.0, "confirmed_by": ids(confirmed_by)})
+        }
         _ => json!({"event": "other"}),
     };
     if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), fields) {
         obj.extend(extra);
     }
     v
+}
+
+fn ids(ids: &[NodeId]) -> Vec<u64> {
+    ids.iter().map(|id| id.0).collect()
 }
 
 fn why_kind(why: &Why) -> &'static str {

@@ -30,9 +30,10 @@ mod status;
 
 pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, CONFIG_BYTES_MAX};
 pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
-pub use status::{NodeStatus, PeerReport};
+pub use status::{NodeStatus, PartitionReport, PeerReport};
 
-pub use quorate_detector::{DetectorConfig, PeerState};
+pub use quorate_core::GossipConfig;
+pub use quorate_detector::{DetectorConfig, Liveness, PartitionView, PeerState};
 pub use quorate_gate::{
     Clock, Epoch, EventStream, GateConfig, MissingVote, NotQuorate, PeerStatus, QuorumEvent, QuorumGate,
     QuorumStatus, RecvError, TieBreaker, Why, WritePermit,

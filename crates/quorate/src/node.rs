@@ -305,7 +305,7 @@ async fn drive(
                 }
                 Some(Inbound::Request { from, bytes, reply }) => {
                     let now = shared.clock.now();
-                    let answer = shared.core.lock().handle_poll(now, from, &bytes);
+                    let answer = shared.core.lock().handle_request(now, from, &bytes);
                     if let Some(answer) = answer {
                         // The poller may have given up; nothing to do then.
                         let _ = reply.send(Bytes::from(answer));
@@ -316,7 +316,7 @@ async fn drive(
             },
             Some((from, bytes)) = poll_rx.recv() => {
                 let now = shared.clock.now();
-                shared.core.lock().handle_datagram(now, from, &bytes);
+                shared.core.lock().handle_reply(now, from, &bytes);
             }
             _ = tokio::time::sleep(wait) => {
                 let now = shared.clock.now();
@@ -342,7 +342,7 @@ fn flush(
             Delivery::Datagram => {
                 let _ = shared.transport.send_datagram(t.to, Bytes::from(t.payload));
             }
-            Delivery::Poll => {
+            Delivery::Request => {
                 let (shared, polls) = (shared.clone(), polls.clone());
                 tokio::spawn(async move {
                     let asked = shared.transport.request(t.to, Bytes::from(t.payload), poll_deadline).await;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use quorate_core::Node as Core;
-use quorate_detector::PeerState;
+use quorate_detector::{PartitionView, PeerState};
 use quorate_gate::QuorumStatus;
 use quorate_heartbeat::transport::{LinkInfo, TransportCounters};
 use quorate_heartbeat::{Instant, NodeId};
@@ -37,6 +37,43 @@ pub struct NodeStatus {
     pub drops: BTreeMap<String, u64>,
     /// Transport counters (datagrams, bytes, refused connections), by name.
     pub transport: BTreeMap<String, u64>,
+    /// Who hears whom, from gossip rows; `None` when gossip is off.
+    #[serde(default)]
+    pub partition: Option<PartitionReport>,
+    /// Peers a fence check confirmed fenced (`PeerFenced`) and not heard from since.
+    #[serde(default)]
+    pub fenced: Vec<u64>,
+    /// Gossip counters by name (empty when gossip is off).
+    #[serde(default)]
+    pub gossip: BTreeMap<String, u64>,
+}
+
+/// The partition view in a [`NodeStatus`] (see `quorate_detector::PartitionView`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionReport {
+    /// In words: `partition A: {1,2}; partition B: {3,4,5}; node 2 sees 3 one-way`.
+    pub summary: String,
+    /// Groups of members that hear each other; this node's group first.
+    pub components: Vec<Vec<u64>>,
+    /// `[a, b]`: `a` hears `b`, `b` does not hear `a`.
+    pub one_way: Vec<[u64; 2]>,
+    /// Members nobody with a fresh row hears.
+    pub unseen: Vec<u64>,
+    /// Members that left.
+    pub left: Vec<u64>,
+}
+
+impl From<&PartitionView> for PartitionReport {
+    fn from(v: &PartitionView) -> Self {
+        let ids = |ids: &[NodeId]| ids.iter().map(|id| id.0).collect::<Vec<u64>>();
+        PartitionReport {
+            summary: v.to_string(),
+            components: v.components.iter().map(|c| ids(c)).collect(),
+            one_way: v.one_way.iter().map(|(a, b)| [a.0, b.0]).collect(),
+            unseen: ids(&v.unseen),
+            left: ids(&v.left),
+        }
+    }
 }
 
 /// One peer in a [`NodeStatus`].
@@ -128,7 +165,30 @@ pub(crate) fn build(
         peers,
         drops,
         transport: transport_counters(transport),
+        partition: core.partition_view(now).as_ref().map(PartitionReport::from),
+        fenced: gate.fenced.iter().map(|id| id.0).collect(),
+        gossip: core.gossip_counters().map(gossip_counters).unwrap_or_default(),
     }
+}
+
+fn gossip_counters(g: quorate_core::GossipCounters) -> BTreeMap<String, u64> {
+    [
+        ("rounds", g.rounds),
+        ("messages_sent", g.messages_sent),
+        ("messages_received", g.messages_received),
+        ("rows_applied", g.rows_applied),
+        ("rows_refused", g.rows_refused),
+        ("encode_failures", g.encode_failures),
+        ("fence_checks", g.fence_checks),
+        ("fence_confirmed", g.fence_confirmed),
+        ("fence_abandoned", g.fence_abandoned),
+        ("fence_yes_given", g.fence_yes_given),
+        ("fence_no_given", g.fence_no_given),
+        ("fence_answers_ignored", g.fence_answers_ignored),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 fn transport_counters(t: &TransportCounters) -> BTreeMap<String, u64> {
@@ -226,6 +286,16 @@ impl NodeStatus {
         let _ = writeln!(s, "# TYPE quorate_transport_total counter");
         for (name, v) in &self.transport {
             let _ = writeln!(s, "quorate_transport_total{{node=\"{n}\",counter=\"{name}\"}} {v}");
+        }
+        let _ = writeln!(s, "# TYPE quorate_gossip_total counter");
+        for (name, v) in &self.gossip {
+            let _ = writeln!(s, "quorate_gossip_total{{node=\"{n}\",counter=\"{name}\"}} {v}");
+        }
+        let _ = writeln!(s, "# HELP quorate_peer_fenced 1 if a fence check confirmed the peer fenced.");
+        let _ = writeln!(s, "# TYPE quorate_peer_fenced gauge");
+        for p in &self.peers {
+            let fenced = u8::from(self.fenced.contains(&p.id));
+            let _ = writeln!(s, "quorate_peer_fenced{{node=\"{n}\",peer=\"{}\"}} {fenced}", p.id);
         }
         s
     }

@@ -50,7 +50,7 @@ pub struct Host {
     /// Since when the process is paused.
     pub paused_since: Option<u64>,
     /// Datagrams that arrived while paused: (sender index, bytes).
-    pub backlog: VecDeque<(usize, Vec<u8>)>,
+    pub backlog: VecDeque<(usize, Vec<u8>, Carry)>,
     /// The armed timer: (real time, generation); stale generations are ignored.
     pub timer: Option<(u64, u64)>,
     /// Generation counter for timers.
@@ -173,4 +173,15 @@ impl Host {
     pub fn live_ns(&self, now: u64) -> u64 {
         self.live_ns + self.live_since.map_or(0, |s| now.saturating_sub(s))
     }
+}
+
+/// How a message travels and is handed to the receiving core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carry {
+    /// An unreliable datagram: `Node::handle_datagram`.
+    Datagram,
+    /// A request on a stream: `Node::handle_request`, whose reply travels back.
+    Request,
+    /// The reply to a request: `Node::handle_reply`.
+    Reply,
 }

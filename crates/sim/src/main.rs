@@ -42,6 +42,9 @@ struct Args {
     /// Print every run's one-line result.
     #[arg(long)]
     verbose: bool,
+    /// Turn gossip (rows, partition view, fence checks) off, to compare its cost.
+    #[arg(long)]
+    no_gossip: bool,
 }
 
 fn main() -> ExitCode {
@@ -60,7 +63,7 @@ fn main() -> ExitCode {
             None => Scenario::random(seed, args.nodes, duration),
         };
         let scenario = match scenario {
-            Ok(s) => s,
+            Ok(s) => Scenario { gossip: !args.no_gossip, ..s },
             Err(e) => {
                 eprintln!("quorate-sim: {e}");
                 return ExitCode::from(2);

@@ -9,7 +9,10 @@
 //!   given voter has failed with probability at most 1e-9 under the links' independent
 //!   loss `p`: `(1 - (1 - p)^2)^k <= 1e-9`. Without loss `k = 0`: the node's next heartbeat
 //!   (within one interval) reaches the voter (within the delay) and the voter's next
-//!   heartbeat (within one more interval) carries the ack back.
+//!   heartbeat (within one more interval) carries the ack back. With gossip on, add
+//!   `gossip.fence_hold` (400 ms): a fence check that races the heal can have voters
+//!   withhold their acks that long (normally one round trip: the asker releases them
+//!   when its check ends; the full hold when a release overtakes its query or is lost).
 //! * **Loss bound** for no false fencing: see [`LOSS_BOUND`].
 
 use quorate_core::Config;
@@ -67,6 +70,8 @@ pub struct Model {
     pub voters: usize,
     /// Cluster size.
     pub nodes: usize,
+    /// What a fence check racing a heal can add to it: `gossip.fence_hold` (0 with gossip off).
+    pub fence_hold: u64,
 }
 
 impl Model {
@@ -79,6 +84,7 @@ impl Model {
             max_delay,
             voters,
             nodes,
+            fence_hold: if config.gossip.enabled { nanos(config.gossip.fence_hold) } else { 0 },
         }
     }
 
@@ -134,7 +140,7 @@ impl Model {
     /// most `loss` (see the module docs).
     pub fn heal_bound(&self, loss: f64) -> u64 {
         let rounds = extra_rounds(loss);
-        2 * self.interval + 2 * self.max_delay + rounds * self.interval + HEAL_SLACK
+        2 * self.interval + 2 * self.max_delay + rounds * self.interval + HEAL_SLACK + self.fence_hold
     }
 
     /// The loss bound for redundancy `r` (0 means none: not a quorum).
@@ -166,7 +172,15 @@ mod tests {
     use super::*;
 
     fn model(voters: usize) -> Model {
-        Model { lease: 900 * MS, rho: 0.01, interval: 100 * MS, max_delay: 23 * MS, voters, nodes: voters }
+        Model {
+            lease: 900 * MS,
+            rho: 0.01,
+            interval: 100 * MS,
+            max_delay: 23 * MS,
+            voters,
+            nodes: voters,
+            fence_hold: 400 * MS,
+        }
     }
 
     #[test]
@@ -198,7 +212,7 @@ mod tests {
     fn bounds_follow_the_documented_formulas() {
         let m = model(5);
         assert_eq!(m.fence_deadline(0), 909 * MS + FENCE_SLACK);
-        assert_eq!(m.heal_bound(0.0), 200 * MS + 46 * MS + HEAL_SLACK);
+        assert_eq!(m.heal_bound(0.0), 200 * MS + 46 * MS + HEAL_SLACK + 400 * MS);
         // 10% loss each way: a round trip fails 19% of the time; 13 rounds reach 1e-9.
         assert_eq!(extra_rounds(0.10), 13);
         assert_eq!(Model::loss_bound(0), None);

@@ -152,7 +152,15 @@ mod tests {
     use crate::net::NetParams;
 
     fn model(voters: usize, nodes: usize) -> Model {
-        Model { lease: 900 * MS, rho: 0.01, interval: 100 * MS, max_delay: 23 * MS, voters, nodes }
+        Model {
+            lease: 900 * MS,
+            rho: 0.01,
+            interval: 100 * MS,
+            max_delay: 23 * MS,
+            voters,
+            nodes,
+            fence_hold: 0,
+        }
     }
 
     #[test]

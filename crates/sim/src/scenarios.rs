@@ -94,6 +94,8 @@ pub struct Scenario {
     /// Multiplies every node's clock rate error. 1.0 (always, outside tests) keeps clocks
     /// within `max_clock_drift`; tests raise it to show the checkers catch a broken clock.
     pub drift_scale: f64,
+    /// Gossip of reachability rows and fence checks on (the default) or off.
+    pub gossip: bool,
     /// The default size and duration, to print a replay command that omits them.
     pub defaults: (usize, u64),
 }
@@ -148,6 +150,7 @@ impl Scenario {
             net,
             faults,
             drift_scale: 1.0,
+            gossip: true,
             defaults: (default_nodes, default_secs * SEC),
         })
     }
@@ -172,6 +175,7 @@ impl Scenario {
             net,
             faults,
             drift_scale: 1.0,
+            gossip: true,
             defaults: (5, 30 * SEC),
         })
     }

@@ -18,7 +18,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
-use quorate_core::{Config, Member};
+use quorate_core::{Config, Delivery, Member};
 use quorate_gate::QuorumEvent;
 use quorate_heartbeat::{ClusterId, NodeId};
 use rand::Rng;
@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::clock::{fraction_to_ppb, SimClock, MS, SEC};
 use crate::faults::Fault;
-use crate::host::{Host, BACKLOG_MAX};
+use crate::host::{Carry, Host, BACKLOG_MAX};
 use crate::invariants::{self, Invariant, Measure, Out, StepKind, Violation};
 use crate::model::Model;
 use crate::net::{DropWhy, Fate, Net};
@@ -131,7 +131,7 @@ pub struct RunReport {
 
 #[derive(Debug)]
 enum Ev {
-    Deliver { from: usize, to: usize, payload: Vec<u8>, buffered: bool },
+    Deliver { from: usize, to: usize, payload: Vec<u8>, buffered: bool, carry: Carry },
     Timer { node: usize, gen: u64 },
     Fault(usize),
     Wake { checker: usize, node: usize },
@@ -220,7 +220,8 @@ impl Sim {
                 }
             })
             .collect();
-        let config = Config::new(ClusterId::from_name("quorate-sim"), NodeId(1), members);
+        let mut config = Config::new(ClusterId::from_name("quorate-sim"), NodeId(1), members);
+        config.gossip.enabled = scenario.gossip;
         config.validate().map_err(|e| SimError::Config(e.to_string()))?;
         let model = Model::new(&config, scenario.voters, n, scenario.net.max_delay());
         let mut node_rng = stream(seed, 3);
@@ -312,7 +313,9 @@ impl Sim {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Deliver { from, to, payload, buffered } => self.deliver(from, to, payload, buffered),
+            Ev::Deliver { from, to, payload, buffered, carry } => {
+                self.deliver(from, to, payload, buffered, carry)
+            }
             Ev::Timer { node, gen } => {
                 let host = &mut self.world.hosts[node];
                 if host.timer.map(|(_, g)| g) != Some(gen) || host.liveness() != Liveness::Running {
@@ -343,7 +346,7 @@ impl Sim {
         }
     }
 
-    fn deliver(&mut self, from: usize, to: usize, payload: Vec<u8>, buffered: bool) {
+    fn deliver(&mut self, from: usize, to: usize, payload: Vec<u8>, buffered: bool, carry: Carry) {
         let now = self.world.now;
         let liveness = self.world.hosts[to].liveness();
         // A cut also drops what is already on the wire; a datagram already in the
@@ -363,15 +366,24 @@ impl Sim {
         let host = &mut self.world.hosts[to];
         if liveness == Liveness::Paused {
             self.world.timeline.record(now, What::Queued { from, to }, &payload);
-            host.backlog.push_back((from, payload));
+            host.backlog.push_back((from, payload, carry));
             return;
         }
         let local = host.set_clock(now);
+        let sender = NodeId(from as u64 + 1);
+        let mut reply = None;
         if let Some(life) = host.life.as_mut() {
-            life.node.handle_datagram(local, NodeId(from as u64 + 1), &payload);
+            match carry {
+                Carry::Datagram => life.node.handle_datagram(local, sender, &payload),
+                Carry::Request => reply = life.node.handle_request(local, sender, &payload),
+                Carry::Reply => life.node.handle_reply(local, sender, &payload),
+            }
         }
         let what = What::Deliver { from, to, bytes: payload.len() };
         self.world.timeline.record(now, what, &payload);
+        if let Some(bytes) = reply {
+            self.send(to, from, bytes, Carry::Reply);
+        }
         self.after_step(to, StepKind::Datagram { from });
     }
 
@@ -409,24 +421,35 @@ impl Sim {
         }
         for t in transmits {
             let to = t.to.0.saturating_sub(1) as usize;
-            w.hosts[i].sent_msgs += 1;
-            w.hosts[i].sent_bytes += t.payload.len() as u64;
-            if to >= w.hosts.len() {
-                continue;
-            }
-            match w.net.route(i, to, &mut self.net_rng) {
-                Fate::Dropped(why) => w.timeline.record(now, What::Drop { from: i, to, why }, &t.payload),
-                Fate::Arrives(first, second) => {
-                    if let Some(d) = second {
-                        let copy = t.payload.clone();
-                        self.queue.push(now + d, Ev::Deliver { from: i, to, payload: copy, buffered: false });
-                    }
-                    self.queue
-                        .push(now + first, Ev::Deliver { from: i, to, payload: t.payload, buffered: false });
-                }
-            }
+            let carry = match t.delivery {
+                Delivery::Datagram => Carry::Datagram,
+                Delivery::Request => Carry::Request,
+            };
+            self.send(i, to, t.payload, carry);
         }
         events
+    }
+
+    /// Counts and routes one message from `from` to `to`. A stream message (request or
+    /// reply) is never duplicated; it can still be lost, which the sender sees as no reply.
+    fn send(&mut self, from: usize, to: usize, payload: Vec<u8>, carry: Carry) {
+        let now = self.world.now;
+        let w = &mut self.world;
+        w.hosts[from].sent_msgs += 1;
+        w.hosts[from].sent_bytes += payload.len() as u64;
+        if to >= w.hosts.len() {
+            return;
+        }
+        match w.net.route(from, to, &mut self.net_rng) {
+            Fate::Dropped(why) => w.timeline.record(now, What::Drop { from, to, why }, &payload),
+            Fate::Arrives(first, second) => {
+                if let (Some(d), Carry::Datagram) = (second, carry) {
+                    let copy = payload.clone();
+                    self.queue.push(now + d, Ev::Deliver { from, to, payload: copy, buffered: false, carry });
+                }
+                self.queue.push(now + first, Ev::Deliver { from, to, payload, buffered: false, carry });
+            }
+        }
     }
 
     fn rearm(&mut self, i: usize) {
@@ -520,8 +543,8 @@ impl Sim {
                 if host.liveness() == Liveness::Paused {
                     host.paused_since = None;
                     let backlog = std::mem::take(&mut host.backlog);
-                    for (from, payload) in backlog {
-                        self.queue.push(now, Ev::Deliver { from, to: node, payload, buffered: true });
+                    for (from, payload, carry) in backlog {
+                        self.queue.push(now, Ev::Deliver { from, to: node, payload, buffered: true, carry });
                     }
                     self.rearm(node);
                 }

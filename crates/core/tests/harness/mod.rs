@@ -65,8 +65,18 @@ struct InFlight {
     from: usize,
     to: usize,
     bytes: Vec<u8>,
-    /// A direct poll: the receiver answers through `handle_poll` and the reply travels back.
-    poll: bool,
+    /// How it is handed to the receiver.
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Datagram,
+    /// A request on a reliable stream: the receiver answers through `handle_request` and
+    /// the reply travels back.
+    Request,
+    /// The reply to a request, handed to `handle_reply`.
+    Reply,
 }
 
 pub struct Net {
@@ -83,8 +93,8 @@ pub struct Net {
     /// Directed links (from, to) that drop everything.
     pub cut: BTreeSet<(usize, usize)>,
     pub rho: f64,
-    /// Polls delivered to their target.
-    pub polls_delivered: u64,
+    /// Requests (polls, gossip, fence queries) delivered to their target.
+    pub requests_delivered: u64,
     /// Violations of "whenever B considers A down, A does not count B's vote".
     pub lease_violations: Vec<String>,
 }
@@ -116,7 +126,7 @@ impl Net {
             cut: BTreeSet::new(),
             rho,
             lease_violations: Vec::new(),
-            polls_delivered: 0,
+            requests_delivered: 0,
         };
         for i in 0..n {
             let offset = rng.random_range(0..1_000_000 * MS);
@@ -259,9 +269,9 @@ impl Net {
         }
         let local = self.nodes[f.to].local(self.now);
         self.nodes[f.to].hand.set(local);
-        if f.poll {
-            self.polls_delivered += 1;
-            let reply = self.nodes[f.to].node.handle_poll(local, Self::id(f.from), &f.bytes);
+        if f.kind == Kind::Request {
+            self.requests_delivered += 1;
+            let reply = self.nodes[f.to].node.handle_request(local, Self::id(f.from), &f.bytes);
             if let (Some(bytes), false) = (reply, self.cut.contains(&(f.to, f.from))) {
                 self.order += 1;
                 let at = self.now + self.delay_min;
@@ -271,9 +281,11 @@ impl Net {
                     from: f.to,
                     to: f.from,
                     bytes,
-                    poll: false,
+                    kind: Kind::Reply,
                 }));
             }
+        } else if f.kind == Kind::Reply {
+            self.nodes[f.to].node.handle_reply(local, Self::id(f.from), &f.bytes);
         } else {
             self.nodes[f.to].node.handle_datagram(local, Self::id(f.from), &f.bytes);
         }
@@ -286,9 +298,9 @@ impl Net {
         }
         while let Some(t) = self.nodes[i].node.poll_transmit() {
             let to = (t.to.0 - 1) as usize;
-            let poll = t.delivery == quorate_core::Delivery::Poll;
-            if self.cut.contains(&(i, to)) || (!poll && self.rng.random_bool(self.loss)) {
-                // A poll travels on a reliable stream: a cut stops it, loss only delays it.
+            let request = t.delivery == quorate_core::Delivery::Request;
+            if self.cut.contains(&(i, to)) || (!request && self.rng.random_bool(self.loss)) {
+                // A request travels on a reliable stream: a cut stops it, loss only delays it.
                 continue;
             }
             let copies = if self.rng.random_bool(self.dup) { 2 } else { 1 };
@@ -301,7 +313,7 @@ impl Net {
                     from: i,
                     to,
                     bytes: t.payload.clone(),
-                    poll,
+                    kind: if request { Kind::Request } else { Kind::Datagram },
                 };
                 self.flight.push(Reverse(f));
             }

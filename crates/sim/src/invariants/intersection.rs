@@ -157,8 +157,15 @@ mod tests {
 
     #[test]
     fn disjoint_quorums_and_writable_minorities_are_reported() {
-        let model =
-            crate::model::Model { lease: 1, rho: 0.01, interval: 1, max_delay: 1, voters: 5, nodes: 5 };
+        let model = crate::model::Model {
+            lease: 1,
+            rho: 0.01,
+            interval: 1,
+            max_delay: 1,
+            voters: 5,
+            nodes: 5,
+            fence_hold: 0,
+        };
         assert_eq!(short_of_quorum(&model, 0, 0b00111), None);
         let minority = short_of_quorum(&model, 0, 0b00011).unwrap_or_default();
         assert!(minority.contains("{n1,n2} only"), "{minority}");

@@ -8,6 +8,7 @@
 //! | [`no_false_fence`] | (d) a node connected to a quorum within the loss bound, once writable, is never fenced |
 //! | [`heal`] | (e) a node that can reach a quorum again is writable within the heal bound |
 //! | [`epoch_monotonic`] | (f) epochs only grow per node id, across restarts too |
+//! | [`fenced_sound`] | (g) when a node announces `PeerFenced { peer }`, the peer cannot write at that instant |
 //!
 //! **When each check runs.** A checker sees every step (a datagram delivered, a timer, a
 //! resume), every fault, and wake-ups it asked for. A core's state changes only in its own
@@ -20,6 +21,7 @@
 
 pub mod epoch_monotonic;
 pub mod fence_bound;
+pub mod fenced_sound;
 pub mod heal;
 pub mod intersection;
 pub mod lease_safety;
@@ -124,5 +126,6 @@ pub fn all(nodes: usize) -> Vec<Box<dyn Invariant>> {
         Box::new(no_false_fence::NoFalseFence::new(nodes)),
         Box::new(heal::Heal::new(nodes)),
         Box::new(epoch_monotonic::EpochMonotonic::new(nodes)),
+        Box::new(fenced_sound::FencedSound::new()),
     ]
 }
