@@ -117,16 +117,18 @@ impl Gossiper {
         cluster: ClusterId,
         me: NodeId,
         incarnation: Incarnation,
-        members: impl IntoIterator<Item = NodeId>,
+        votes: &VoteTable,
         now: Instant,
     ) -> Self {
+        let voters = votes.members().filter(|&(_, v)| v > 0).map(|(id, _)| id);
+        let table = RowTable::new(me, incarnation, votes.members().map(|(id, _)| id)).with_owners(voters);
         Gossiper {
             config,
             drift,
             cluster,
             me,
             incarnation,
-            table: RowTable::new(me, incarnation, members),
+            table,
             next_round: now,
             down_since: BTreeMap::new(),
             liveness: BTreeMap::new(),

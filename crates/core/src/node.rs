@@ -122,7 +122,7 @@ impl Node {
                 config.cluster,
                 config.me,
                 incarnation,
-                votes.members().map(|(id, _)| id),
+                &votes,
                 now,
             )
         });

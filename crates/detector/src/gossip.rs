@@ -174,6 +174,8 @@ fn group_name(mut i: usize) -> String {
 pub struct RowTable {
     me: NodeId,
     members: BTreeSet<NodeId>,
+    /// Members whose rows are gossiped (all members unless [`RowTable::with_owners`]).
+    owners: BTreeSet<NodeId>,
     own: Row,
     rows: BTreeMap<NodeId, Stored>,
     counters: MergeCounters,
@@ -187,11 +189,25 @@ impl RowTable {
         members.insert(me);
         RowTable {
             me,
+            owners: members.clone(),
             members,
             own: Row { incarnation, version: 0, entries: BTreeMap::new() },
             rows: BTreeMap::new(),
             counters: MergeCounters::default(),
         }
+    }
+
+    /// Gossips only the rows of `owners` (members among them): other members' rows are
+    /// refused, and this node's own row stays local unless it is one of them. A cluster of
+    /// a few voters and many observers gossips the voters' rows only, so the rows and the
+    /// digest stay as small as the voter set while every row still covers every member.
+    pub fn with_owners(mut self, owners: impl IntoIterator<Item = NodeId>) -> Self {
+        self.owners = owners.into_iter().filter(|o| self.members.contains(o)).collect();
+        self
+    }
+
+    fn publishes_own(&self) -> bool {
+        self.owners.contains(&self.me)
     }
 
     /// Starts a new version of this node's row from its current views of the peers it
@@ -247,7 +263,7 @@ impl RowTable {
     }
 
     fn merge_inner(&mut self, now: Instant, delta: &RowDelta) -> MergeOutcome {
-        if delta.owner == self.me || !self.members.contains(&delta.owner) {
+        if delta.owner == self.me || !self.owners.contains(&delta.owner) {
             return MergeOutcome::UnknownOwner;
         }
         if delta.entries.len() > self.members.len()
@@ -281,15 +297,16 @@ impl RowTable {
         MergeOutcome::Applied
     }
 
-    /// The versions of every row held, this node's own first.
+    /// The versions of every row held, this node's own first (if it publishes it).
     pub fn digest(&self) -> Vec<RowVersion> {
         let own = RowVersion { owner: self.me, incarnation: self.own.incarnation, version: self.own.version };
+        let own = self.publishes_own().then_some(own);
         let others = self.rows.iter().map(|(&owner, s)| RowVersion {
             owner,
             incarnation: s.row.incarnation,
             version: s.row.version,
         });
-        std::iter::once(own).chain(others).collect()
+        own.into_iter().chain(others).collect()
     }
 
     /// The rows (or their changes) that a peer whose digest is `digest` lacks, this node's
@@ -306,7 +323,8 @@ impl RowTable {
         let mut spent = 0usize;
         let n = self.rows.len();
         let others = self.rows.iter().cycle().skip(if n == 0 { 0 } else { start % n }).take(n);
-        let all = std::iter::once((self.me, &self.own)).chain(others.map(|(&o, s)| (o, &s.row)));
+        let own = self.publishes_own().then_some((self.me, &self.own));
+        let all = own.into_iter().chain(others.map(|(&o, s)| (o, &s.row)));
         for (owner, row) in all {
             let delta = match theirs.get(&owner) {
                 Some(&(inc, version)) if inc == row.incarnation && version >= row.version => continue,
@@ -656,6 +674,32 @@ mod tests {
         let alone = RowTable::new(NodeId(1), Incarnation(1), ids(&[1, 2, 3]));
         assert_eq!(alone.liveness(t(200), FRESH, NodeId(3), View::Down, t(50)), Liveness::Unknown);
         assert_eq!(alone.liveness(t(200), FRESH, NodeId(3), View::Left, t(50)), Liveness::Left);
+    }
+
+    #[test]
+    fn only_the_owners_rows_are_gossiped() {
+        // Node 4 is an observer: its row stays local, nobody accepts one from it.
+        let mut observer =
+            RowTable::new(NodeId(4), Incarnation(4), ids(&[1, 2, 3, 4])).with_owners(ids(&[1, 2, 3]));
+        observer.refresh_own([(NodeId(1), View::Heard, None)]);
+        assert!(observer.digest().is_empty());
+        assert!(observer.deltas_for(&[], usize::MAX, 0).is_empty());
+        let mut voter =
+            RowTable::new(NodeId(1), Incarnation(1), ids(&[1, 2, 3, 4])).with_owners(ids(&[1, 2, 3]));
+        voter.refresh_own([(NodeId(4), View::Heard, None)]);
+        let from_observer = RowDelta {
+            owner: NodeId(4),
+            incarnation: Incarnation(4),
+            version: 1,
+            base: None,
+            entries: vec![],
+        };
+        assert_eq!(voter.merge(t(1), &from_observer), MergeOutcome::UnknownOwner);
+        let deltas = voter.deltas_for(&[], usize::MAX, 0);
+        assert_eq!(observer.merge(t(1), &deltas[0]), MergeOutcome::Applied);
+        // The observer still appears in views, through the voters that hear it.
+        let view = observer.view(t(1), FRESH, 1);
+        assert_eq!(view.components, vec![ids(&[1, 4])]);
     }
 
     #[test]
