@@ -59,7 +59,7 @@ pub struct GossipCounters {
     /// `quorate_detector::MergeCounters` for the split.
     pub rows_refused: u64,
     /// Messages that could not be encoded within the stream limit (a digest of a very
-    /// large cluster); the round skips that peer.
+    /// large cluster); the message is skipped.
     pub encode_failures: u64,
     /// Fence checks started.
     pub fence_checks: u64,
@@ -185,12 +185,9 @@ impl Gossiper {
             check: check.id,
             peer,
         });
-        if let Ok(payload) = encode_stream(self.cluster, &release) {
-            let me = self.me;
-            for &to in check.yes.iter().chain(&check.asked).filter(|&&to| to != me) {
-                self.send(transmits, to, payload.clone());
-            }
-        }
+        let me = self.me;
+        let to: Vec<NodeId> = check.yes.iter().chain(&check.asked).copied().filter(|&to| to != me).collect();
+        self.send(transmits, to, &release);
     }
 
     /// The detector moved `peer` to `state` at `at`.
@@ -246,14 +243,7 @@ impl Gossiper {
             digest: self.table.digest(),
             rows: Vec::new(),
         });
-        match encode_stream(self.cluster, &request) {
-            Ok(payload) => {
-                for &peer in &peers[..fanout] {
-                    self.send(ctx.transmits, peer, payload.clone());
-                }
-            }
-            Err(_) => self.counters.encode_failures += 1,
-        }
+        self.send(ctx.transmits, peers[..fanout].iter().copied(), &request);
         let all: Vec<NodeId> =
             ctx.votes.members().filter(|&(id, v)| v > 0 && id != self.me).map(|(id, _)| id).collect();
         self.evaluate(now, ctx, &all, true);
@@ -298,13 +288,7 @@ impl Gossiper {
             let digest = if gossip.digest.is_empty() { Vec::new() } else { self.table.digest() };
             let reply =
                 Message::Gossip(Gossip { from: self.me, incarnation: self.incarnation, digest, rows });
-            return match encode_stream(self.cluster, &reply) {
-                Ok(bytes) => Some(bytes),
-                Err(_) => {
-                    self.counters.encode_failures += 1;
-                    None
-                }
-            };
+            return self.encode(&reply);
         }
         if !rows.is_empty() {
             let push = Message::Gossip(Gossip {
@@ -313,10 +297,7 @@ impl Gossiper {
                 digest: Vec::new(),
                 rows,
             });
-            match encode_stream(self.cluster, &push) {
-                Ok(payload) => self.send(ctx.transmits, from, payload),
-                Err(_) => self.counters.encode_failures += 1,
-            }
+            self.send(ctx.transmits, [from], &push);
         }
         None
     }
@@ -348,7 +329,7 @@ impl Gossiper {
             down_for_us,
             hold_us,
         });
-        encode_stream(self.cluster, &answer).ok()
+        self.encode(&answer)
     }
 
     /// An answer to one of this node's fence checks arrived at `now` from `from`.
@@ -441,11 +422,7 @@ impl Gossiper {
         }
         let query =
             Message::FenceQuery(FenceQuery { from: self.me, incarnation: self.incarnation, check: id, peer });
-        if let Ok(payload) = encode_stream(self.cluster, &query) {
-            for &to in &check.asked {
-                self.send(ctx.transmits, to, payload.clone());
-            }
-        }
+        self.send(ctx.transmits, check.asked.iter().copied(), &query);
         self.checks.insert(peer, check);
         self.try_conclude(now, peer, ctx);
     }
@@ -467,9 +444,28 @@ impl Gossiper {
         }
     }
 
-    fn send(&mut self, transmits: &mut VecDeque<Transmit>, to: NodeId, payload: Vec<u8>) {
-        self.counters.messages_sent += 1;
-        push_transmit(transmits, Transmit { to, payload, delivery: Delivery::Request });
+    /// Encodes `message` for a stream; a failure (a digest too large for one message) is
+    /// counted and the message skipped.
+    fn encode(&mut self, message: &Message) -> Option<Vec<u8>> {
+        let encoded = encode_stream(self.cluster, message);
+        if encoded.is_err() {
+            self.counters.encode_failures += 1;
+        }
+        encoded.ok()
+    }
+
+    /// Encodes `message` once and queues it as a request to each of `to`.
+    fn send(
+        &mut self,
+        transmits: &mut VecDeque<Transmit>,
+        to: impl IntoIterator<Item = NodeId>,
+        message: &Message,
+    ) {
+        let Some(payload) = self.encode(message) else { return };
+        for to in to {
+            self.counters.messages_sent += 1;
+            push_transmit(transmits, Transmit { to, payload: payload.clone(), delivery: Delivery::Request });
+        }
     }
 }
 

@@ -219,17 +219,7 @@ impl Node {
                 self.on_gossip(now, from, &g, false);
             }
             Message::FenceAnswer(a) => {
-                if let Some(gossip) = self.gossip.as_mut() {
-                    let mut ctx = Ctx {
-                        detector: &self.detector,
-                        votes: &self.votes,
-                        gate: &mut self.gate,
-                        rng: &mut self.rng,
-                        transmits: &mut self.transmits,
-                        links: &self.links,
-                    };
-                    gossip.on_fence_answer(now, from, &a, &mut ctx);
-                }
+                self.with_gossip(|gossip, ctx| gossip.on_fence_answer(now, from, &a, ctx));
             }
             _ => self.counters.dropped.malformed += 1,
         }
@@ -283,6 +273,12 @@ impl Node {
         g: &quorate_heartbeat::Gossip,
         is_request: bool,
     ) -> Option<Vec<u8>> {
+        self.with_gossip(|gossip, ctx| gossip.on_gossip(now, from, g, is_request, ctx)).flatten()
+    }
+
+    /// Runs `f` on the gossiper with the parts of this node it may use; `None` when gossip
+    /// is off.
+    fn with_gossip<R>(&mut self, f: impl FnOnce(&mut Gossiper, &mut Ctx<'_>) -> R) -> Option<R> {
         let gossip = self.gossip.as_mut()?;
         let mut ctx = Ctx {
             detector: &self.detector,
@@ -292,7 +288,7 @@ impl Node {
             transmits: &mut self.transmits,
             links: &self.links,
         };
-        gossip.on_gossip(now, from, g, is_request, &mut ctx)
+        Some(f(gossip, &mut ctx))
     }
 
     /// The next heartbeat to `peer`, without its ack while a fence-check promise withholds
@@ -316,17 +312,7 @@ impl Node {
         if now >= self.next_heartbeat {
             self.send_heartbeats(now);
         }
-        if let Some(gossip) = self.gossip.as_mut() {
-            let mut ctx = Ctx {
-                detector: &self.detector,
-                votes: &self.votes,
-                gate: &mut self.gate,
-                rng: &mut self.rng,
-                transmits: &mut self.transmits,
-                links: &self.links,
-            };
-            gossip.handle_timeout(now, &mut ctx);
-        }
+        self.with_gossip(|gossip, ctx| gossip.handle_timeout(now, ctx));
         self.gate.flush_status(now);
     }
 
