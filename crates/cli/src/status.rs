@@ -88,6 +88,12 @@ fn render(s: &NodeStatus) -> String {
         let ids: Vec<String> = s.fenced.iter().map(u64::to_string).collect();
         let _ = writeln!(out, "confirmed fenced: {}", ids.join(","));
     }
+    if !s.mismatched.is_empty() {
+        let _ = writeln!(out, "CONFIG MISMATCH: {}", s.definition);
+        for m in &s.mismatched {
+            let _ = writeln!(out, "  but {m}");
+        }
+    }
 
     let header = ["PEER", "VOTES", "STATE", "PHI", "RTT ms", "HEARD ms ago", "LEASE LEFT ms", "CONNECTED"];
     let rows: Vec<[String; 8]> = s.peers.iter().map(row).collect();

@@ -75,6 +75,15 @@ pub struct Counters {
     pub acks_forgotten: u64,
     /// Acks naming a heartbeat this node never sent: hostile or corrupt, never used.
     pub acks_bogus: u64,
+    /// Acks from a peer that runs another quorum definition: never counted.
+    pub acks_mismatched: u64,
+    /// Acks this node owed but withheld (after a restart, during a fence hold, to a peer
+    /// on another definition or whose terms are refused, or until the data directory
+    /// records the floor the ack would owe).
+    pub acks_withheld: u64,
+    /// Heartbeats whose terms cannot be honoured (drift bound of 50% or more, or a lease
+    /// needing a floor above an hour): the peer is heard but never acked.
+    pub terms_refused: u64,
     /// Graceful leaves heard from peers.
     pub leaves_heard: u64,
     /// Times a peer was heard in a new incarnation (restarts).

@@ -302,15 +302,19 @@ impl Gossiper {
         None
     }
 
-    /// Answers a fence query about `query.peer` from `from` (authenticated).
+    /// Answers a fence query about `query.peer` from `from` (authenticated). With
+    /// `may_promise` false (the data directory does not yet record this life's hold) the
+    /// answer is no: a yes is a promise that must survive a crash.
     pub(crate) fn on_fence_query(
         &mut self,
         now: Instant,
         from: NodeId,
         query: &FenceQuery,
         detector: &Detector,
+        may_promise: bool,
     ) -> Option<Vec<u8>> {
-        let down = query.peer != self.me
+        let down = may_promise
+            && query.peer != self.me
             && matches!(detector.state(query.peer), Some(PeerState::Unreachable | PeerState::Left));
         let (down_for_us, hold_us) = if down {
             let since = self.down_since.get(&query.peer).copied().unwrap_or(now);
@@ -380,13 +384,19 @@ impl Gossiper {
             }
         }
         for &peer in candidates {
+            // A quorum under the accused's own definition must accuse it: that is the
+            // quorum whose votes it cannot write without.
+            let Some(theirs) = ctx.definition_of(peer) else {
+                self.announced.remove(&peer);
+                continue;
+            };
             let accusers: Vec<NodeId> = self
                 .table
                 .accusers(now, fresh_for, peer)
                 .into_iter()
-                .filter(|&a| ctx.votes.votes(a) > 0)
+                .filter(|&a| theirs.votes(a) > 0)
                 .collect();
-            let nominated = ctx.votes.is_quorum_set(accusers.iter().copied());
+            let nominated = theirs.is_quorum_set(accusers.iter().copied());
             if !nominated {
                 self.announced.remove(&peer);
                 continue;
@@ -431,7 +441,9 @@ impl Gossiper {
         let Some(check) = self.checks.get(&peer) else { return };
         let elapsed = (now - check.started).as_secs_f64();
         let in_time = check.min_hold.as_secs_f64() * (1.0 - self.drift) > elapsed * (1.0 + self.drift);
-        if ctx.votes.is_quorum_set(check.yes.iter().copied()) && in_time {
+        // Confirmed only by a quorum under the accused's definition (unknown: never).
+        let confirmed = ctx.definition_of(peer).is_some_and(|t| t.is_quorum_set(check.yes.iter().copied()));
+        if confirmed && in_time {
             let confirmed_by = check.yes.iter().copied().collect();
             self.counters.fence_confirmed += 1;
             self.announced.insert(peer);
@@ -478,6 +490,17 @@ pub(crate) struct Ctx<'a> {
     pub(crate) transmits: &'a mut VecDeque<Transmit>,
     /// The links, for each peer's incarnation as last heard.
     pub(crate) links: &'a BTreeMap<NodeId, Link>,
+}
+
+impl Ctx<'_> {
+    /// The definition `peer` runs: this node's own, or the other one its heartbeats
+    /// announced once it arrived; `None` while that one is unknown.
+    fn definition_of(&self, peer: NodeId) -> Option<&VoteTable> {
+        match self.gate.foreign_definition(peer) {
+            None => Some(self.votes),
+            Some((_, table)) => table,
+        }
+    }
 }
 
 fn view_of(state: PeerState) -> View {

@@ -14,6 +14,7 @@ mod config;
 mod counters;
 mod gossip;
 mod node;
+mod promises;
 
 pub use config::{
     Config, ConfigError, GossipConfig, GossipConfigError, Member, GOSSIP_BYTES_MAX, GOSSIP_BYTES_MIN,
@@ -21,3 +22,4 @@ pub use config::{
 pub use counters::{Counters, DropCounters};
 pub use gossip::GossipCounters;
 pub use node::{Delivery, Node, Transmit, SENT_LOG_MAX, TRANSMIT_QUEUE_MAX};
+pub use promises::{required_floor, Memory, Promises, FLOOR_MAX};

@@ -15,15 +15,15 @@
 //! field disagrees with it is dropped, so nothing unauthenticated reaches the detector or
 //! the gate. Every refusal is counted in [`Counters`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use quorate_detector::{Detector, PartitionView, PeerState, RowTable};
 use quorate_gate::{Clock, Epoch, Gate, QuorumEvent, QuorumGate, VoteTable};
 use quorate_heartbeat::{
-    decode, decode_stream, encode, encode_stream, AckOutcome, ClusterId, Heartbeat, Incarnation, Instant,
-    Leave, Link, Message, NodeId, Refused,
+    decode, decode_stream, encode, encode_stream, AckOutcome, ClusterId, Definition, DefinitionDigest,
+    Heartbeat, Incarnation, Instant, Leave, Link, Message, NodeId, Refused, Terms,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,6 +31,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::{Config, ConfigError};
 use crate::counters::Counters;
 use crate::gossip::{Ctx, GossipCounters, Gossiper};
+use crate::promises::{required_floor, Ledger, Memory, Promises};
 
 /// Datagrams waiting for the driver before the oldest is dropped. A heartbeat round queues
 /// one per peer; a driver that polls after every call never comes near this.
@@ -38,6 +39,9 @@ pub const TRANSMIT_QUEUE_MAX: usize = 65_536;
 
 /// Upper bound on the per-link log of send times, whatever the lease and interval.
 pub const SENT_LOG_MAX: usize = 4096;
+
+/// How often a peer that runs an unknown definition is asked for it again.
+const DEFINITION_RETRY: Duration = Duration::from_secs(1);
 
 /// Heartbeats go out up to this fraction of an interval early, at random, so that nodes
 /// started together do not send in lockstep. Early, never late: every timing rule that
@@ -67,6 +71,18 @@ pub enum Delivery {
     Request,
 }
 
+/// What a peer's heartbeats say of its terms, as this node honours them.
+#[derive(Debug, Clone, Copy)]
+struct PeerTerms {
+    /// The floor this node keeps for the peer; `None` when its terms cannot be honoured
+    /// (it is never acked).
+    floor: Option<Duration>,
+    /// The peer's definition digest, when it differs from this node's.
+    foreign: Option<DefinitionDigest>,
+    /// When this node last asked the peer for its definition.
+    asked_definition: Option<Instant>,
+}
+
 /// One node's protocol state machine.
 #[derive(Debug)]
 pub struct Node {
@@ -75,6 +91,14 @@ pub struct Node {
     incarnation: Incarnation,
     interval: Duration,
     links: BTreeMap<NodeId, Link>,
+    /// What this node's heartbeats say of its lease, drift and definition.
+    terms: Terms,
+    drift: f64,
+    /// What each peer's heartbeats said of its terms.
+    peer_terms: BTreeMap<NodeId, PeerTerms>,
+    /// Definitions peers sent, by digest (at most one per peer is referenced).
+    definitions: BTreeMap<DefinitionDigest, VoteTable>,
+    ledger: Ledger,
     detector: Detector,
     gate: Gate,
     votes: VoteTable,
@@ -90,6 +114,7 @@ pub struct Node {
 impl Node {
     /// A node in its life `incarnation`, started at `now` on `clock` (the clock its gate
     /// handles will read; `now` must come from it). `seed` drives every random choice.
+    /// Nothing is kept across restarts ([`Memory::Volatile`]); see [`Node::with_memory`].
     ///
     /// Returns the node and the first handle on its gate. The node starts fenced.
     pub fn new(
@@ -99,12 +124,35 @@ impl Node {
         now: Instant,
         seed: u64,
     ) -> Result<(Node, QuorumGate), ConfigError> {
+        Node::with_memory(config, incarnation, Memory::Volatile, clock, now, seed)
+    }
+
+    /// Like [`Node::new`], for a node that keeps its promises in a data directory:
+    /// `memory` says what the earlier lives left there. The driver persists whatever
+    /// [`Node::poll_persist`] returns and confirms with [`Node::handle_persisted`].
+    pub fn with_memory(
+        config: Config,
+        incarnation: Incarnation,
+        memory: Memory,
+        clock: Clock,
+        now: Instant,
+        seed: u64,
+    ) -> Result<(Node, QuorumGate), ConfigError> {
         config.validate()?;
         let votes = config.vote_table()?;
         let peers = votes.peers_of(config.me);
-        let detector = Detector::new(config.detector.clone(), now, peers.iter().copied())
+        let own_hold = if config.gossip.enabled { config.gossip.fence_hold } else { Duration::ZERO };
+        let ledger = Ledger::new(memory, own_hold, now);
+        let mut detector = Detector::new(config.detector.clone(), now, peers.iter().copied())
             .map_err(quorate_gate::GateConfigError::from)?;
-        let (gate, handle) = Gate::new(
+        detector.raise_start_floor(ledger.start_floor());
+        let definition = votes.digest(config.cluster);
+        let terms = Terms {
+            lease_us: u32::try_from(config.gate.lease.as_micros()).unwrap_or(u32::MAX),
+            drift_ppm: (config.gate.max_clock_drift * 1e6).ceil() as u32,
+            definition,
+        };
+        let (mut gate, handle) = Gate::new(
             config.gate.clone(),
             &config.detector,
             votes.clone(),
@@ -113,6 +161,7 @@ impl Node {
             clock,
             now,
         )?;
+        gate.set_definition(definition);
         let log_len = sent_log_len(config.gate.lease, config.detector.heartbeat_interval);
         let links = peers.iter().map(|id| (*id, Link::new(log_len))).collect();
         let gossip = config.gossip.enabled.then(|| {
@@ -132,6 +181,11 @@ impl Node {
             incarnation,
             interval: config.detector.heartbeat_interval,
             links,
+            terms,
+            drift: config.gate.max_clock_drift,
+            peer_terms: BTreeMap::new(),
+            definitions: BTreeMap::new(),
+            ledger,
             detector,
             gate,
             votes,
@@ -187,10 +241,17 @@ impl Node {
                 self.poll_reply(now, from)
             }
             Message::Gossip(g) => self.on_gossip(now, from, &g, true),
-            Message::FenceQuery(q) => match self.gossip.as_mut() {
-                Some(gossip) => gossip.on_fence_query(now, from, &q, &self.detector),
-                None => None,
-            },
+            Message::FenceQuery(q) => {
+                let may_promise = self.ledger.covers_hold();
+                match self.gossip.as_mut() {
+                    Some(gossip) => gossip.on_fence_query(now, from, &q, &self.detector, may_promise),
+                    None => None,
+                }
+            }
+            Message::Definition(d) => {
+                self.on_definition(now, from, &d);
+                encode_stream(self.cluster, &Message::Definition(self.own_definition())).ok()
+            }
             Message::FenceRelease(r) => {
                 if let Some(gossip) = self.gossip.as_mut() {
                     gossip.on_fence_release(from, &r);
@@ -221,6 +282,7 @@ impl Node {
             Message::FenceAnswer(a) => {
                 self.with_gossip(|gossip, ctx| gossip.on_fence_answer(now, from, &a, ctx));
             }
+            Message::Definition(d) => self.on_definition(now, from, &d),
             _ => self.counters.dropped.malformed += 1,
         }
         self.gate.flush_status(now);
@@ -241,6 +303,7 @@ impl Node {
             Message::Gossip(g) => Some((g.from, g.incarnation)),
             Message::FenceQuery(q) | Message::FenceRelease(q) => Some((q.from, q.incarnation)),
             Message::FenceAnswer(a) => Some((a.from, a.incarnation)),
+            Message::Definition(d) => Some((d.from, d.incarnation)),
             _ => None,
         };
         let Some((sender, incarnation)) = who else { return Some(message) };
@@ -291,15 +354,51 @@ impl Node {
         Some(f(gossip, &mut ctx))
     }
 
-    /// The next heartbeat to `peer`, without its ack while a fence-check promise withholds
-    /// acks from that peer.
+    /// The next heartbeat to `peer`, without its ack unless [`Node::may_ack`] allows it.
     fn outgoing_heartbeat(&mut self, now: Instant, peer: NodeId) -> Option<Heartbeat> {
+        let may_ack = self.may_ack(now, peer);
         let link = self.links.get_mut(&peer)?;
-        let mut hb = link.next_heartbeat(now, self.me, self.incarnation);
-        if self.gossip.as_ref().is_some_and(|g| g.withholds_ack(peer, now)) {
+        let mut hb = link.next_heartbeat(now, self.me, self.incarnation, self.terms);
+        if !may_ack && hb.ack.is_some() {
             hb.ack = None;
+            self.counters.acks_withheld += 1;
         }
         Some(hb)
+    }
+
+    /// Whether an ack to `peer` may go out at `now`: an ack lends the peer this node's
+    /// vote, so it needs every promise around it kept. Not while an earlier life's fence
+    /// holds may still bind, nor while a fence-check yes withholds acks from the peer; not
+    /// to a peer on another quorum definition; not to a peer whose lease this node's floor
+    /// for it cannot cover, or whose floor the data directory does not record yet.
+    fn may_ack(&self, now: Instant, peer: NodeId) -> bool {
+        if !self.ledger.acks_allowed(now) || self.gossip.as_ref().is_some_and(|g| g.withholds_ack(peer, now))
+        {
+            return false;
+        }
+        match self.peer_terms.get(&peer) {
+            Some(t) => t.foreign.is_none() && t.floor.is_some_and(|f| self.ledger.covers_floor(f)),
+            // Never heard: there is nothing to ack yet.
+            None => false,
+        }
+    }
+
+    /// This node's definition as a message.
+    fn own_definition(&self) -> Definition {
+        let (members, tie_breaker) = self.votes.parts();
+        Definition { from: self.me, incarnation: self.incarnation, members, tie_breaker }
+    }
+
+    /// A write the driver must make to the data directory before the node relies on it
+    /// (see [`Memory::Durable`]); `None` when the record is up to date or nothing is kept.
+    /// Asked again on every call until confirmed, so a failed write is simply retried.
+    pub fn poll_persist(&self) -> Option<Promises> {
+        self.ledger.poll_persist(self.last_now)
+    }
+
+    /// The driver wrote `promises` (from [`Node::poll_persist`]) durably.
+    pub fn handle_persisted(&mut self, promises: Promises) {
+        self.ledger.persisted(promises);
     }
 
     /// Time passed; do whatever is due at `now`.
@@ -383,6 +482,22 @@ impl Node {
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.me
+    }
+
+    /// What this node's heartbeats say of its lease, drift bound and quorum definition.
+    pub fn terms(&self) -> Terms {
+        self.terms
+    }
+
+    /// This node's quorum definition (members, votes, resolved tie-breaker).
+    pub fn definition(&self) -> &VoteTable {
+        &self.votes
+    }
+
+    /// The floor this node keeps for `peer` after last contact: its own `down_after_min`,
+    /// or more when the peer's lease needs more.
+    pub fn floor_for(&self, peer: NodeId) -> Option<Duration> {
+        self.detector.floor(peer)
     }
 
     /// This node's incarnation.
@@ -475,10 +590,14 @@ impl Node {
         }
         self.counters.heartbeats_accepted += 1;
         let ack = hb.ack.map(|ack| link.on_ack(ack, self.incarnation));
+        // The peer's terms first: its floor is raised before anything could ack it.
+        let foreign = self.on_terms(now, from, &hb.terms);
         self.detector.handle_heartbeat(now, from);
         self.gate.on_heard(now, from);
         self.apply_detector_events(now);
         match ack {
+            // A peer on another definition lends no vote here, as it gets none.
+            Some(AckOutcome::Sent { .. }) if foreign => self.counters.acks_mismatched += 1,
             Some(AckOutcome::Sent { sent_at, .. }) => {
                 self.counters.acks_accepted += 1;
                 self.gate.on_ack(now, from, sent_at);
@@ -488,6 +607,84 @@ impl Node {
             Some(AckOutcome::NeverSent) => self.counters.acks_bogus += 1,
             None => {}
         }
+    }
+
+    /// Takes in the terms a fresh heartbeat from `from` carried: raises the detector's
+    /// floor for the peer to what its lease needs, and notices a definition other than
+    /// this node's. Returns whether the peer runs another definition.
+    fn on_terms(&mut self, now: Instant, from: NodeId, terms: &Terms) -> bool {
+        let mut entry = self.peer_terms.get(&from).copied().unwrap_or(PeerTerms {
+            floor: None,
+            foreign: None,
+            asked_definition: None,
+        });
+        match required_floor(terms, self.drift) {
+            Some(f) => {
+                // Floors only grow within this life: an ack given under an older, longer
+                // lease of the peer may still be held.
+                entry.floor = Some(entry.floor.map_or(f, |old| old.max(f)));
+                self.detector.raise_floor(from, f);
+                self.ledger.owe_floor(f);
+            }
+            None => {
+                entry.floor = None;
+                self.counters.terms_refused += 1;
+            }
+        }
+        let theirs = (terms.definition != self.terms.definition).then_some(terms.definition);
+        let changed = entry.foreign != theirs;
+        if changed {
+            entry.foreign = theirs;
+            entry.asked_definition = None;
+        }
+        let ask = theirs.is_some_and(|d| !self.definitions.contains_key(&d))
+            && entry.asked_definition.is_none_or(|at| now >= at + DEFINITION_RETRY);
+        if ask {
+            entry.asked_definition = Some(now);
+        }
+        self.peer_terms.insert(from, entry);
+        if changed {
+            let known = theirs.map(|d| (d, self.definitions.get(&d).cloned()));
+            self.gate.on_peer_definition(now, from, known);
+            self.prune_definitions();
+        }
+        if ask {
+            if let Ok(payload) = encode_stream(self.cluster, &Message::Definition(self.own_definition())) {
+                push_transmit(
+                    &mut self.transmits,
+                    Transmit { to: from, payload, delivery: Delivery::Request },
+                );
+            }
+        }
+        theirs.is_some()
+    }
+
+    /// A peer sent its definition (as a request or a reply).
+    fn on_definition(&mut self, now: Instant, from: NodeId, d: &Definition) {
+        let Ok(table) = VoteTable::from_parts(&d.members, d.tie_breaker) else {
+            self.counters.dropped.malformed += 1;
+            return;
+        };
+        let digest = table.digest(self.cluster);
+        // Only the definition the peer's heartbeats announce counts: a stale or
+        // inconsistent one is ignored.
+        if self.peer_terms.get(&from).and_then(|t| t.foreign) != Some(digest) {
+            return;
+        }
+        self.definitions.insert(digest, table);
+        // Every peer known to run it (the sender first among them) gets it.
+        let runners: Vec<NodeId> =
+            self.peer_terms.iter().filter(|(_, t)| t.foreign == Some(digest)).map(|(p, _)| *p).collect();
+        for peer in runners {
+            let table = self.definitions.get(&digest).cloned();
+            self.gate.on_peer_definition(now, peer, Some((digest, table)));
+        }
+    }
+
+    /// Forgets definitions no peer runs any more (at most one is kept per peer).
+    fn prune_definitions(&mut self) {
+        let in_use: BTreeSet<DefinitionDigest> = self.peer_terms.values().filter_map(|t| t.foreign).collect();
+        self.definitions.retain(|d, _| in_use.contains(d));
     }
 
     fn on_leave(&mut self, now: Instant, from: NodeId, leave: Leave) {

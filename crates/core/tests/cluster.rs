@@ -162,6 +162,7 @@ fn garbage_and_forged_datagrams_change_nothing_and_are_counted() {
                 incarnation: net.nodes[target].node.incarnation(),
                 seq: quorate_heartbeat::Seq(ack_seq),
             }),
+            terms: net.nodes[target].node.terms(),
             digest: vec![],
         };
         quorate_heartbeat::encode(ClusterId::from_name(cluster), &quorate_heartbeat::Message::Heartbeat(hb))

@@ -170,6 +170,47 @@ impl Detector {
         true
     }
 
+    /// Raises the floor for `peer`: from now on it is never declared down sooner than
+    /// `floor` after it was last heard (or after a stall of this node). The node calls this
+    /// with what the peer's own lease needs (its lease scaled by drift), before it acks the
+    /// peer, so a peer with a longer lease than this node's `down_after_min` is still safe.
+    /// Never lowers a floor. Returns `false` for an unknown peer.
+    pub fn raise_floor(&mut self, peer: NodeId, floor: Duration) -> bool {
+        let timing = &self.timing;
+        match self.peers.get_mut(&peer) {
+            Some(p) => {
+                p.raise_floor(floor, timing);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The floor currently applied to `peer` after last contact.
+    pub fn floor(&self, peer: NodeId) -> Option<Duration> {
+        self.peers.get(&peer).map(|p| p.floor().max(self.timing.floor))
+    }
+
+    /// Raises the start floor: no peer is declared down sooner than `floor` after this
+    /// detector started. A restarted node sets it to what its previous life may have owed
+    /// any peer (that life's leases on this node's acks can outlive the new life's start
+    /// by up to that long). Never lowers it.
+    pub fn raise_start_floor(&mut self, floor: Duration) {
+        if floor <= self.timing.start_floor {
+            return;
+        }
+        self.timing.start_floor = floor;
+        let timing = &self.timing;
+        for peer in self.peers.values_mut() {
+            peer.on_start_floor(timing);
+        }
+    }
+
+    /// The floor counted from this detector's start.
+    pub fn start_floor(&self) -> Duration {
+        self.timing.start_floor
+    }
+
     /// The timer fired at `now`: detect a stall of this node, then apply every transition
     /// due at `now`, one event per transition (Reachable may go straight to Unreachable).
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -378,6 +419,36 @@ mod tests {
     /// Phi thresholds so low that phi alone would convict a peer within a heartbeat.
     fn trigger_happy() -> DetectorConfig {
         DetectorConfig { suspect_phi: 0.1, down_phi: 0.2, ..DetectorConfig::default() }
+    }
+
+    #[test]
+    fn a_raised_floor_holds_a_peer_up_for_its_own_lease() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(trigger_happy(), ms(START_MS), [A, B])?;
+        // A's lease needs 2.6 s of silence before A may be called down; B keeps the 1 s floor.
+        assert!(d.raise_floor(A, Duration::from_millis(2_600)));
+        assert!(!d.raise_floor(C, Duration::from_secs(9)));
+        let beats = merged(beats(A, 10_000, 11_000, 100, 0), beats(B, 10_000, 11_000, 100, 0));
+        let events = drive(&mut d, ms(START_MS), ms(14_000), &beats);
+        let down_at = |p| events.iter().find(|e| e.peer == p && e.to == PeerState::Unreachable).map(|e| e.at);
+        assert_eq!(down_at(B), Some(ms(10_900 + 1_000)));
+        assert_eq!(down_at(A), Some(ms(10_900 + 2_600)));
+        // Lowering is ignored: the floor only grows.
+        d.raise_floor(A, Duration::from_millis(10));
+        assert_eq!(d.floor(A), Some(Duration::from_millis(2_600)));
+        Ok(())
+    }
+
+    #[test]
+    fn a_raised_start_floor_keeps_never_heard_peers_from_being_declared_down(
+    ) -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(trigger_happy(), ms(START_MS), [A])?;
+        d.raise_start_floor(Duration::from_secs(3));
+        d.raise_start_floor(Duration::from_secs(2));
+        assert_eq!(d.start_floor(), Duration::from_secs(3));
+        let events = drive(&mut d, ms(START_MS), ms(20_000), &[]);
+        let down: Vec<_> = events.iter().filter(|e| e.to == PeerState::Unreachable).map(|e| e.at).collect();
+        assert_eq!(down, vec![ms(START_MS + 3_000)]);
+        Ok(())
     }
 
     #[test]

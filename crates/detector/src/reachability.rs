@@ -59,6 +59,9 @@ pub(crate) struct Timing {
     pub(crate) started: Instant,
     /// `down_after_min`.
     pub(crate) floor: Duration,
+    /// The floor counted from the start for every peer: at least `floor`, raised to what an
+    /// earlier life of this node may have owed a peer (see [`crate::Detector::raise_start_floor`]).
+    pub(crate) start_floor: Duration,
     /// `acceptable_pause`.
     pub(crate) pause: Duration,
     /// `min_std_dev` in microseconds, the window's unit.
@@ -79,6 +82,7 @@ impl Timing {
         Timing {
             started,
             floor: config.down_after_min,
+            start_floor: config.down_after_min,
             pause: config.acceptable_pause,
             min_std_dev_us: config.min_std_dev.as_secs_f64() * 1e6,
             z_suspect: z_for_phi(config.suspect_phi),
@@ -101,6 +105,9 @@ pub(crate) struct PeerTracker {
     suspect_at: Instant,
     /// Anything but Unreachable becomes Unreachable at this instant.
     down_at: Instant,
+    /// This peer's floor after last contact: `down_after_min`, or more when the peer's
+    /// lease needs more (see [`crate::Detector::raise_floor`]). Never lowered.
+    floor: Duration,
 }
 
 impl PeerTracker {
@@ -113,6 +120,7 @@ impl PeerTracker {
             window: ArrivalWindow::seeded(timing.window_len, timing.first_estimate),
             suspect_at: Instant::MAX,
             down_at: Instant::MAX,
+            floor: timing.floor,
         };
         tracker.recompute(timing);
         tracker
@@ -126,6 +134,30 @@ impl PeerTracker {
     /// When the last heartbeat arrived, if any.
     pub(crate) fn last_heard(&self) -> Option<Instant> {
         self.last_heard
+    }
+
+    /// This peer's floor after last contact.
+    pub(crate) fn floor(&self) -> Duration {
+        self.floor
+    }
+
+    /// Raises this peer's floor to `floor` (never lowers it). Returns whether it rose.
+    pub(crate) fn raise_floor(&mut self, floor: Duration, timing: &Timing) -> bool {
+        if floor <= self.floor {
+            return false;
+        }
+        self.floor = floor;
+        if !matches!(self.state, PeerState::Unreachable | PeerState::Left) {
+            self.recompute(timing);
+        }
+        true
+    }
+
+    /// The start floor rose: recompute the pending verdict.
+    pub(crate) fn on_start_floor(&mut self, timing: &Timing) {
+        if !matches!(self.state, PeerState::Unreachable | PeerState::Left) {
+            self.recompute(timing);
+        }
     }
 
     /// The inter-arrival window.
@@ -200,8 +232,8 @@ impl PeerTracker {
             // The safety floor: leases elsewhere are sized on the promise that no peer is
             // declared down within down_after_min of last contact or of our start. down_at
             // includes both terms, so a failure here is a bug in recompute().
-            debug_assert!(now >= timing.started.saturating_add(timing.floor));
-            debug_assert!(self.last_heard.is_none_or(|h| now >= h.saturating_add(timing.floor)));
+            debug_assert!(now >= timing.started.saturating_add(timing.start_floor));
+            debug_assert!(self.last_heard.is_none_or(|h| now >= h.saturating_add(self.floor)));
         }
         self.state = to;
         Some((from, to))
@@ -219,18 +251,19 @@ impl PeerTracker {
     /// Recomputes `suspect_at` and `down_at` from the current arrivals, window and stall.
     fn recompute(&mut self, timing: &Timing) {
         let from = self.silence_from(timing);
-        let floor_from_start = timing.started.saturating_add(timing.floor);
-        let floor_from_wake = self.stall_wake.map_or(Instant::ZERO, |w| w.saturating_add(timing.floor));
+        let floor = self.floor.max(timing.floor);
+        let floor_from_start = timing.started.saturating_add(timing.start_floor.max(timing.floor));
+        let floor_from_wake = self.stall_wake.map_or(Instant::ZERO, |w| w.saturating_add(floor));
         match self.last_heard {
             None => {
                 self.suspect_at = Instant::MAX;
-                self.down_at = from.saturating_add(timing.floor).max(floor_from_start).max(floor_from_wake);
+                self.down_at = from.saturating_add(floor).max(floor_from_start).max(floor_from_wake);
             }
             Some(heard) => {
                 self.suspect_at = from.saturating_add(self.crossing(timing.z_suspect, timing));
                 self.down_at = from
                     .saturating_add(self.crossing(timing.z_down, timing))
-                    .max(heard.saturating_add(timing.floor))
+                    .max(heard.saturating_add(floor))
                     .max(floor_from_start)
                     .max(floor_from_wake);
             }

@@ -5,7 +5,7 @@
 //! [`RecvError::Lagged`] with the number of events it missed, after which it can read the
 //! latest state from `QuorumGate::watch()` or `status()` and carry on.
 
-use quorate_heartbeat::{Instant, NodeId};
+use quorate_heartbeat::{DefinitionDigest, Instant, NodeId};
 use tokio::sync::broadcast;
 
 use crate::status::{Epoch, Why};
@@ -94,6 +94,27 @@ pub enum QuorumEvent {
         /// When the check concluded (this node's gate clock).
         at: Instant,
     },
+    /// A peer runs another quorum definition (members, votes or tie-breaker) than this
+    /// node: neither counts the other's vote, and this node writes only on votes that are
+    /// a quorum under both definitions. Emitted when the mismatch is first seen and when
+    /// the peer's definition changes again.
+    ConfigMismatch {
+        /// The peer.
+        peer: NodeId,
+        /// Digest of this node's definition.
+        ours: DefinitionDigest,
+        /// Digest of the peer's.
+        theirs: DefinitionDigest,
+        /// When this node heard it.
+        at: Instant,
+    },
+    /// A peer that ran another definition now runs this node's.
+    ConfigMatched {
+        /// The peer.
+        peer: NodeId,
+        /// When this node heard it.
+        at: Instant,
+    },
 }
 
 impl QuorumEvent {
@@ -108,7 +129,9 @@ impl QuorumEvent {
             | QuorumEvent::PeerLeft { at, .. }
             | QuorumEvent::PeerAliveElsewhere { at, .. }
             | QuorumEvent::PeerDownEverywhere { at, .. }
-            | QuorumEvent::PeerFenced { at, .. } => *at,
+            | QuorumEvent::PeerFenced { at, .. }
+            | QuorumEvent::ConfigMismatch { at, .. }
+            | QuorumEvent::ConfigMatched { at, .. } => *at,
         }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quorate_detector::{DetectorConfig, PartitionView, PeerState};
-use quorate_heartbeat::{Incarnation, Instant, NodeId};
+use quorate_heartbeat::{DefinitionDigest, Incarnation, Instant, NodeId};
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
@@ -26,7 +26,7 @@ use crate::config::{GateConfig, GateConfigError};
 use crate::events::QuorumEvent;
 use crate::handle::{QuorumGate, Shared};
 use crate::quorum::VoteTable;
-use crate::status::{Epoch, PeerStatus, QuorumStatus, Why};
+use crate::status::{Epoch, ForeignDefinition, PeerStatus, QuorumStatus, Why};
 
 /// Events kept for `poll_event` before the oldest is dropped (and counted). The driver
 /// polls after every call, so this only fills when a driver forgets to.
@@ -51,6 +51,10 @@ pub struct Gate {
     partition: Option<PartitionView>,
     /// Peers announced fenced and not heard from since.
     fenced: BTreeSet<NodeId>,
+    /// Digest of this node's definition.
+    definition: DefinitionDigest,
+    /// Peers last heard running another definition, with that definition once known.
+    foreign: BTreeMap<NodeId, (DefinitionDigest, Option<VoteTable>)>,
     shared: Arc<Shared>,
     events_tx: broadcast::Sender<QuorumEvent>,
     events: VecDeque<QuorumEvent>,
@@ -112,6 +116,8 @@ impl Gate {
             waiting_for,
             partition: None,
             fenced: BTreeSet::new(),
+            definition: DefinitionDigest::default(),
+            foreign: BTreeMap::new(),
             shared: Arc::new(Shared::new(clock, epoch, own_votes, placeholder_status(me), &events_tx)),
             events_tx,
             events: VecDeque::new(),
@@ -142,6 +148,52 @@ impl Gate {
             p.lease_until = Some(until);
             self.evaluate(now);
         }
+    }
+
+    /// Names this node's own definition digest (for status and mismatch events).
+    pub fn set_definition(&mut self, digest: DefinitionDigest) {
+        self.definition = digest;
+        self.status_dirty = true;
+    }
+
+    /// `peer` was heard at `now` running the definition `theirs`: `None` when it is this
+    /// node's own, else its digest and, once the peer sent it, its vote table. While any
+    /// peer runs another definition, the node is writable only when the votes it holds
+    /// are a quorum under that definition too (an unknown one counts as "not a quorum").
+    pub fn on_peer_definition(
+        &mut self,
+        now: Instant,
+        peer: NodeId,
+        theirs: Option<(DefinitionDigest, Option<VoteTable>)>,
+    ) {
+        if !self.peers.contains_key(&peer) {
+            return;
+        }
+        let before = self.foreign.get(&peer).map(|(d, t)| (*d, t.is_some()));
+        let after = theirs.as_ref().map(|(d, t)| (*d, t.is_some()));
+        if before == after {
+            return;
+        }
+        match theirs {
+            Some((digest, table)) => {
+                if before.map(|(d, _)| d) != Some(digest) {
+                    let ours = self.definition;
+                    self.emit(QuorumEvent::ConfigMismatch { peer, ours, theirs: digest, at: now });
+                }
+                self.foreign.insert(peer, (digest, table));
+            }
+            None => {
+                self.foreign.remove(&peer);
+                self.emit(QuorumEvent::ConfigMatched { peer, at: now });
+            }
+        }
+        self.status_dirty = true;
+        self.evaluate(now);
+    }
+
+    /// The vote table `peer` runs when it is not this node's, if known.
+    pub fn foreign_definition(&self, peer: NodeId) -> Option<(DefinitionDigest, Option<&VoteTable>)> {
+        self.foreign.get(&peer).map(|(d, t)| (*d, t.as_ref()))
     }
 
     /// A fresh heartbeat from `peer` arrived at `now`.
@@ -280,6 +332,16 @@ impl Gate {
             waiting_for: self.waiting_for.iter().copied().collect(),
             partition: self.partition.clone(),
             fenced: self.fenced.iter().copied().collect(),
+            definition: self.definition,
+            mismatched: self
+                .foreign
+                .iter()
+                .map(|(peer, (digest, table))| ForeignDefinition {
+                    peer: *peer,
+                    digest: *digest,
+                    members: table.as_ref().map(VoteTable::parts),
+                })
+                .collect(),
         }
     }
 
@@ -288,9 +350,21 @@ impl Gate {
             // Shut down for good: no ack, however fresh, makes this life writable again.
             return;
         }
+        // The handles compare the deadline with the clock as they read it, which may be
+        // later than the `now` the driver read before it got here: judge whether the
+        // current stretch of quorum is over by the later of the two, so an epoch never
+        // resumes after a handle already answered "no" for it.
+        let now = now.max(self.shared.clock.now());
         let deadline = if self.waiting_for.is_empty() {
-            let leases = self.peers.iter().filter_map(|(id, p)| p.lease_until.map(|u| (*id, u)));
-            self.votes.quorum_deadline(now, self.me, leases)
+            let leases: Vec<(NodeId, Instant)> =
+                self.peers.iter().filter_map(|(id, p)| p.lease_until.map(|u| (*id, u))).collect();
+            let own = self.votes.quorum_deadline(now, self.me, leases.iter().copied());
+            // Under every other definition in use, the same votes must be a quorum too; a
+            // definition not yet received is never satisfied.
+            self.foreign.values().fold(own, |deadline, (_, table)| match table {
+                Some(table) => deadline.min(table.quorum_deadline(now, self.me, leases.iter().copied())),
+                None => Instant::ZERO,
+            })
         } else {
             Instant::ZERO
         };
@@ -380,6 +454,8 @@ fn placeholder_status(me: NodeId) -> QuorumStatus {
         waiting_for: Vec::new(),
         partition: None,
         fenced: Vec::new(),
+        definition: DefinitionDigest::default(),
+        mismatched: Vec::new(),
     }
 }
 
@@ -496,6 +572,71 @@ mod tests {
             events.as_slice(),
             [QuorumEvent::QuorumLost { .. }, QuorumEvent::QuorumGained { .. }]
         ));
+    }
+
+    #[test]
+    fn a_stretch_that_ended_by_the_clock_never_resumes_its_epoch() {
+        let mut f = five_nodes(GateConfig::default());
+        f.ack(10, 2, 0);
+        f.ack(10, 3, 0);
+        let e1 = f.handle.epoch();
+        // The handles read 950: past the 900 deadline, they already answer "no".
+        f.hand.set(at(950));
+        assert!(!f.handle.can_write());
+        // The driver read its `now` (850) before it got the core: a fresh ack must not
+        // stretch the old epoch over the gap the handles saw.
+        f.gate.on_ack(at(850), NodeId(2), at(800));
+        f.gate.on_ack(at(850), NodeId(3), at(800));
+        assert!(f.handle.can_write());
+        assert_eq!(f.handle.epoch(), e1.next());
+    }
+
+    #[test]
+    fn a_peer_on_another_definition_must_agree_the_votes_are_a_quorum() {
+        let mut f = five_nodes(GateConfig::default());
+        f.gate.set_definition(quorate_heartbeat::DefinitionDigest([1; 8]));
+        f.ack(10, 2, 0);
+        f.ack(10, 3, 0);
+        assert!(f.handle.can_write());
+        let e1 = f.handle.epoch();
+        f.drain();
+        // Node 4 runs seven members: {1,2,3} is 3 of 7 there, not a quorum.
+        let seven = VoteTable::new((1..=7).map(|i| (NodeId(i), 1)), TieBreaker::LowestId);
+        let seven = seven.unwrap_or_else(|e| panic!("{e}"));
+        let theirs = quorate_heartbeat::DefinitionDigest([7; 8]);
+        // Until the definition itself arrives, the node is not writable.
+        f.gate.on_peer_definition(at(20), NodeId(4), Some((theirs, None)));
+        f.hand.set(at(20));
+        assert!(!f.handle.can_write());
+        f.gate.on_peer_definition(at(21), NodeId(4), Some((theirs, Some(seven.clone()))));
+        f.gate.flush_status(at(21));
+        assert!(!f.handle.can_write());
+        let why = f.handle.permit().err().map(|e| e.why);
+        assert!(
+            matches!(why, Some(Why::DefinitionMismatch { ref theirs, .. }) if theirs.len() == 1),
+            "{why:?}"
+        );
+        let text = why.map(|w| w.to_string()).unwrap_or_default();
+        assert!(text.contains("node 4 runs definition 0707070707070707 (members 1:1,2:1"), "{text}");
+        let events = f.drain();
+        assert!(
+            matches!(
+                events.as_slice(),
+                [QuorumEvent::ConfigMismatch { peer: NodeId(4), .. }, QuorumEvent::QuorumLost { .. }]
+            ),
+            "{events:?}"
+        );
+        // With two more votes the held set {1,2,3,5} is 4 of 7... still not; all five is 5 of 7.
+        f.ack(30, 4, 25);
+        f.ack(30, 5, 25);
+        assert!(f.handle.can_write());
+        // Node 4 comes back on this node's definition: the extra condition goes away.
+        f.gate.on_peer_definition(at(40), NodeId(4), None);
+        assert!(matches!(
+            f.drain().as_slice(),
+            [QuorumEvent::QuorumGained { .. }, QuorumEvent::ConfigMatched { .. }]
+        ));
+        assert!(f.handle.epoch() > e1);
     }
 
     #[test]

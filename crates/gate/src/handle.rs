@@ -25,7 +25,7 @@ const SNAPSHOT_RETRIES_MAX: usize = 64;
 /// State shared by a node's core (writer) and all gate handles (readers).
 #[derive(Debug)]
 pub(crate) struct Shared {
-    clock: Clock,
+    pub(crate) clock: Clock,
     /// Nanoseconds of `clock` until which the node may write; 0 when fenced.
     deadline: AtomicU64,
     /// The current epoch. Written before the deadline of its first quorum (see `publish`).

@@ -27,5 +27,5 @@ pub use config::{lease_bound, GateConfig, GateConfigError};
 pub use events::{EventStream, QuorumEvent, RecvError};
 pub use gate::{Gate, EVENT_QUEUE_MAX};
 pub use handle::{QuorumGate, WritePermit};
-pub use quorum::{MembershipError, TieBreaker, VoteTable};
-pub use status::{Epoch, MissingVote, NotQuorate, PeerStatus, QuorumStatus, Why};
+pub use quorum::{DefinitionParts, MembershipError, TieBreaker, VoteTable};
+pub use status::{Epoch, ForeignDefinition, MissingVote, NotQuorate, PeerStatus, QuorumStatus, Why};

@@ -8,7 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use quorate_heartbeat::{Instant, NodeId};
+use quorate_heartbeat::{ClusterId, DefinitionDigest, Instant, NodeId};
+
+/// A definition as plain data: every member's `(id, votes)` in id order, and the resolved
+/// tie-breaker (`None`: an exact half never wins).
+pub type DefinitionParts = (Vec<(NodeId, u32)>, Option<NodeId>);
 
 /// How an exact half of the votes is decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -122,6 +126,51 @@ impl VoteTable {
         self.votes.iter().filter(|(id, v)| **id != me && (!observer || **v > 0)).map(|(id, _)| *id).collect()
     }
 
+    /// A digest of this definition in `cluster`: equal digests count votes the same way.
+    ///
+    /// 64-bit FNV-1a over a canonical byte string (cluster id, then every member's id and
+    /// votes in id order, then the resolved tie-breaker), stable across versions and
+    /// platforms. `lowest-id` and the same node named explicitly give the same digest: they
+    /// decide every split alike.
+    pub fn digest(&self, cluster: ClusterId) -> DefinitionDigest {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut bytes = Vec::with_capacity(8 + 12 * self.votes.len() + 9);
+        bytes.extend_from_slice(&cluster.0.to_le_bytes());
+        for (id, v) in &self.votes {
+            bytes.extend_from_slice(&id.0.to_le_bytes());
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        match self.tie_breaker {
+            Some(id) => {
+                bytes.push(1);
+                bytes.extend_from_slice(&id.0.to_le_bytes());
+            }
+            None => bytes.push(0),
+        }
+        let hash = bytes.iter().fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
+        DefinitionDigest(hash.to_le_bytes())
+    }
+
+    /// The members as `(id, votes)` pairs and the resolved tie-breaker: what a peer needs
+    /// to rebuild this table ([`VoteTable::from_parts`]).
+    pub fn parts(&self) -> DefinitionParts {
+        (self.members().collect(), self.tie_breaker)
+    }
+
+    /// Rebuilds a table a peer sent as [`VoteTable::parts`]; the same checks as
+    /// [`VoteTable::new`] apply (a peer's definition is input like any other).
+    pub fn from_parts(
+        members: &[(NodeId, u32)],
+        tie_breaker: Option<NodeId>,
+    ) -> Result<Self, MembershipError> {
+        let rule = match tie_breaker {
+            Some(id) => TieBreaker::Node(id),
+            None => TieBreaker::None,
+        };
+        VoteTable::new(members.iter().copied(), rule)
+    }
+
     /// The resolved tie-breaker, if exact halves can win.
     pub fn tie_breaker(&self) -> Option<NodeId> {
         self.tie_breaker
@@ -187,6 +236,29 @@ impl VoteTable {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn digest_tells_definitions_apart_and_ignores_how_the_tie_breaker_was_named() {
+        let cluster = ClusterId(7);
+        let three = table(&[1, 1, 1], TieBreaker::LowestId);
+        let named = table(&[1, 1, 1], TieBreaker::Node(NodeId(1)));
+        assert_eq!(three.digest(cluster), named.digest(cluster));
+        let different = [
+            table(&[1, 1, 1], TieBreaker::None),
+            table(&[1, 1, 1], TieBreaker::Node(NodeId(3))),
+            table(&[1, 1, 1, 1, 1], TieBreaker::LowestId),
+            table(&[2, 1, 1], TieBreaker::LowestId),
+            table(&[1, 1, 0], TieBreaker::LowestId),
+        ];
+        for other in &different {
+            assert_ne!(three.digest(cluster), other.digest(cluster), "{other:?}");
+        }
+        assert_ne!(three.digest(cluster), three.digest(ClusterId(8)));
+        let (members, tb) = three.parts();
+        assert_eq!(VoteTable::from_parts(&members, tb).ok(), Some(three.clone()));
+        assert!(VoteTable::from_parts(&[(NodeId(1), 1), (NodeId(1), 1)], None).is_err());
+        assert!(VoteTable::from_parts(&[(NodeId(1), 1)], Some(NodeId(9))).is_err());
+    }
 
     fn table(votes: &[u32], tb: TieBreaker) -> VoteTable {
         let members = votes.iter().enumerate().map(|(i, v)| (NodeId(i as u64 + 1), *v));

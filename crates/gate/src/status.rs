@@ -3,7 +3,7 @@
 use core::fmt;
 
 use quorate_detector::{PartitionView, PeerState};
-use quorate_heartbeat::{Instant, NodeId};
+use quorate_heartbeat::{DefinitionDigest, Instant, NodeId};
 
 /// A fencing epoch: increases every time this node gains quorum, and across restarts.
 ///
@@ -66,6 +66,43 @@ pub struct QuorumStatus {
     /// Peers a fence check confirmed fenced (see [`crate::QuorumEvent::PeerFenced`]) and
     /// not heard from since.
     pub fenced: Vec<NodeId>,
+    /// Digest of this node's quorum definition (cluster, members, votes, tie-breaker).
+    pub definition: DefinitionDigest,
+    /// Peers last heard running another quorum definition. Their votes are not counted
+    /// (and they get no acks from here), and while any is listed the node writes only if
+    /// the votes it holds are a quorum under every listed definition as well as its own.
+    pub mismatched: Vec<ForeignDefinition>,
+}
+
+/// A peer that runs another quorum definition than this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignDefinition {
+    /// The peer.
+    pub peer: NodeId,
+    /// Digest of its definition.
+    pub digest: DefinitionDigest,
+    /// Its members as `(id, votes)` and its resolved tie-breaker, once the peer sent them;
+    /// `None` until then (the node is not writable while a definition is unknown).
+    pub members: Option<crate::quorum::DefinitionParts>,
+}
+
+impl fmt::Display for ForeignDefinition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} runs definition {}", self.peer, self.digest)?;
+        match &self.members {
+            Some((members, tb)) => {
+                f.write_str(" (members")?;
+                for (i, (id, votes)) in members.iter().enumerate() {
+                    write!(f, "{}{}:{votes}", if i == 0 { " " } else { "," }, id.0)?;
+                }
+                match tb {
+                    Some(tb) => write!(f, "; tie-breaker {})", tb.0),
+                    None => f.write_str("; no tie-breaker)"),
+                }
+            }
+            None => f.write_str(" (not yet received)"),
+        }
+    }
 }
 
 impl QuorumStatus {
@@ -101,6 +138,9 @@ impl QuorumStatus {
         if !self.waiting_for.is_empty() {
             return Why::WaitingForAll { unseen: self.waiting_for.clone() };
         }
+        if !self.mismatched.is_empty() && self.holds_own_quorum() {
+            return Why::DefinitionMismatch { ours: self.definition, theirs: self.mismatched.clone() };
+        }
         let missing = self
             .peers
             .iter()
@@ -113,6 +153,19 @@ impl QuorumStatus {
             total: self.total_votes,
             missing,
         }
+    }
+}
+
+impl QuorumStatus {
+    /// Whether the votes held at `as_of` are a quorum under this node's own definition
+    /// (more than half, or half with the tie-breaker among the holders).
+    fn holds_own_quorum(&self) -> bool {
+        let tie_breaker_held = self.tie_breaker.is_some_and(|tb| {
+            tb == self.node
+                || self.peers.iter().any(|p| p.id == tb && p.lease_until.is_some_and(|u| u > self.as_of))
+        });
+        2 * self.held_votes > self.total_votes
+            || (2 * self.held_votes == self.total_votes && tie_breaker_held)
     }
 }
 
@@ -177,6 +230,15 @@ pub enum Why {
     },
     /// The node is shut down.
     Stopped,
+    /// Members run other quorum definitions, and the votes held are not a quorum under
+    /// every one of them (a node never writes on a quorum that another definition in use
+    /// does not also call a quorum).
+    DefinitionMismatch {
+        /// Digest of this node's definition.
+        ours: DefinitionDigest,
+        /// The peers that run other definitions.
+        theirs: Vec<ForeignDefinition>,
+    },
 }
 
 /// A vote the node does not hold.
@@ -213,6 +275,13 @@ impl fmt::Display for Why {
                 write!(f, "quorum was lost and regained since the permit (epoch {permit} -> {current})")
             }
             Why::Stopped => f.write_str("the node is shut down"),
+            Why::DefinitionMismatch { ours, theirs } => {
+                write!(f, "quorum definitions differ: this node runs {ours}")?;
+                for t in theirs {
+                    write!(f, "; {t}")?;
+                }
+                f.write_str("; the votes held are not a quorum under all of them")
+            }
         }
     }
 }
@@ -261,6 +330,8 @@ mod tests {
             waiting_for: vec![],
             partition: None,
             fenced: vec![],
+            definition: DefinitionDigest::default(),
+            mismatched: vec![],
         }
     }
 

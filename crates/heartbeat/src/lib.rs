@@ -28,7 +28,7 @@ pub use transport::{
     generate_dev_pki, DevPki, Inbound, TlsIdentity, Transport, TransportConfig, TransportError,
 };
 pub use wire::{
-    decode, decode_stream, encode, encode_stream, Ack, DecodeError, EncodeError, FenceAnswer, FenceQuery,
-    Gossip, Heartbeat, Leave, Message, RowDelta, RowEntry, RowVersion, View, DATAGRAM_BYTES_MAX,
-    STREAM_BYTES_MAX, WIRE_VERSION,
+    decode, decode_stream, encode, encode_stream, Ack, DecodeError, Definition, DefinitionDigest,
+    EncodeError, FenceAnswer, FenceQuery, Gossip, Heartbeat, Leave, Message, RowDelta, RowEntry, RowVersion,
+    Terms, View, DATAGRAM_BYTES_MAX, STREAM_BYTES_MAX, WIRE_VERSION,
 };

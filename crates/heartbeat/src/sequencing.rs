@@ -12,7 +12,7 @@ use core::num::NonZeroUsize;
 
 use crate::ids::{Incarnation, NodeId, Seq};
 use crate::time::Instant;
-use crate::wire::{Ack, Heartbeat};
+use crate::wire::{Ack, Heartbeat, Terms};
 
 /// Bookkeeping for one link.
 #[derive(Debug, Clone)]
@@ -95,11 +95,18 @@ impl Link {
         }
     }
 
-    /// Builds the next heartbeat to the peer at local time `now` and records its send time.
-    pub fn next_heartbeat(&mut self, now: Instant, me: NodeId, incarnation: Incarnation) -> Heartbeat {
+    /// Builds the next heartbeat to the peer at local time `now`, under `terms`, and records
+    /// its send time.
+    pub fn next_heartbeat(
+        &mut self,
+        now: Instant,
+        me: NodeId,
+        incarnation: Incarnation,
+        terms: Terms,
+    ) -> Heartbeat {
         self.last_sent = Seq(self.last_sent.0.saturating_add(1));
         self.sent.record(self.last_sent, now);
-        Heartbeat { from: me, incarnation, seq: self.last_sent, ack: self.ack(), digest: Vec::new() }
+        Heartbeat { from: me, incarnation, seq: self.last_sent, ack: self.ack(), terms, digest: Vec::new() }
     }
 
     /// The ack this node owes the peer: its highest heartbeat received, in its incarnation.
@@ -206,7 +213,14 @@ mod tests {
     }
 
     fn hb(inc: u64, seq: u64) -> Heartbeat {
-        Heartbeat { from: NodeId(2), incarnation: Incarnation(inc), seq: Seq(seq), ack: None, digest: vec![] }
+        Heartbeat {
+            from: NodeId(2),
+            incarnation: Incarnation(inc),
+            seq: Seq(seq),
+            ack: None,
+            terms: Terms::default(),
+            digest: vec![],
+        }
     }
 
     #[test]
@@ -215,7 +229,7 @@ mod tests {
         let me = Incarnation(10);
         let t = |ms| Instant::from_nanos(ms * 1_000_000);
         for i in 1..=3 {
-            let sent = link.next_heartbeat(t(i * 100), NodeId(1), me);
+            let sent = link.next_heartbeat(t(i * 100), NodeId(1), me, Terms::default());
             assert_eq!(sent.seq, Seq(i));
         }
         assert_eq!(
@@ -229,7 +243,7 @@ mod tests {
         let mut link = Link::new(nz(4));
         let me = Incarnation(10);
         for i in 0..10 {
-            link.next_heartbeat(Instant::from_nanos(i), NodeId(1), me);
+            link.next_heartbeat(Instant::from_nanos(i), NodeId(1), me, Terms::default());
         }
         let ack = |inc, seq| Ack { incarnation: Incarnation(inc), seq: Seq(seq) };
         assert_eq!(link.on_ack(ack(9, 10), me), AckOutcome::OtherIncarnation);
@@ -275,10 +289,10 @@ mod tests {
     #[test]
     fn heartbeats_carry_the_ack_owed_to_the_peer() {
         let mut link = Link::new(nz(4));
-        let first = link.next_heartbeat(Instant::ZERO, NodeId(1), Incarnation(1));
+        let first = link.next_heartbeat(Instant::ZERO, NodeId(1), Incarnation(1), Terms::default());
         assert_eq!(first.ack, None);
         link.on_heartbeat(&hb(9, 42)).ok();
-        let second = link.next_heartbeat(Instant::ZERO, NodeId(1), Incarnation(1));
+        let second = link.next_heartbeat(Instant::ZERO, NodeId(1), Incarnation(1), Terms::default());
         assert_eq!(second.ack, Some(Ack { incarnation: Incarnation(9), seq: Seq(42) }));
     }
 }

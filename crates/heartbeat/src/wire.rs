@@ -20,7 +20,11 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ClusterId, Incarnation, NodeId, Seq};
 
 /// The format version this build writes and the only one it reads.
-pub const WIRE_VERSION: u8 = 1;
+///
+/// Version 2 added [`Terms`] to every heartbeat (the sender's lease, drift bound and
+/// quorum definition). A node refuses every message of another version, counted as
+/// `unknown_version`: nodes of the two formats never count each other's votes.
+pub const WIRE_VERSION: u8 = 2;
 
 /// The largest message quorate sends or accepts, in bytes. 1200 is the payload QUIC
 /// guarantees on any path (RFC 9000, section 14), so a heartbeat never needs fragmenting.
@@ -45,6 +49,22 @@ pub enum Message {
     FenceAnswer(FenceAnswer),
     /// "My check is over; release the hold you promised for it."
     FenceRelease(FenceQuery),
+    /// "This is the quorum definition I run": sent as a request when a heartbeat shows a
+    /// definition digest the receiver does not know; the reply is the receiver's own.
+    Definition(Definition),
+}
+
+/// A node's quorum definition in full (its digest travels in every heartbeat's [`Terms`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Definition {
+    /// The sender. Must match the node the transport authenticated.
+    pub from: NodeId,
+    /// The sender's current life.
+    pub incarnation: Incarnation,
+    /// Every member and its votes, in id order.
+    pub members: Vec<(NodeId, u32)>,
+    /// The resolved tie-breaker; `None` when an exact half never wins.
+    pub tie_breaker: Option<NodeId>,
 }
 
 /// One gossip exchange. A request carries the sender's digest (and maybe rows); the reply
@@ -178,9 +198,43 @@ pub struct Heartbeat {
     /// The highest heartbeat the sender has received from the destination, naming the
     /// destination's incarnation. `None` until the sender has heard the destination.
     pub ack: Option<Ack>,
+    /// What the receiver must honour before it acks: the sender's lease and drift bound,
+    /// and the quorum definition it counts votes under.
+    pub terms: Terms,
     /// Versions of the gossip rows the sender holds (scuttlebutt digest). Empty until
     /// gossip is enabled.
     pub digest: Vec<RowVersion>,
+}
+
+/// The rules a heartbeat's sender lives by, which its receiver needs before it may grant
+/// the sender a lease: every rule that relates two nodes' configurations travels here, so
+/// nodes with different files still keep their promises to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Terms {
+    /// The sender's lease, in microseconds: an ack from the receiver holds the receiver's
+    /// vote for this long (the sender's clock) from when the acked heartbeat was sent.
+    pub lease_us: u32,
+    /// The sender's clock drift bound, in parts per million.
+    pub drift_ppm: u32,
+    /// Digest of the sender's quorum definition (cluster, members, votes, tie-breaker).
+    pub definition: DefinitionDigest,
+}
+
+/// A 64-bit digest of a quorum definition, fixed 8 bytes on the wire. Two nodes with
+/// equal digests count votes the same way.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct DefinitionDigest(pub [u8; 8]);
+
+impl core::fmt::Debug for DefinitionDigest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "definition {self}")
+    }
+}
+
+impl core::fmt::Display for DefinitionDigest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
 }
 
 /// "I have received your heartbeat `seq` of your life `incarnation`."
@@ -342,6 +396,11 @@ mod tests {
             incarnation: Incarnation(1_795_000_000_123),
             seq: Seq(day_of_heartbeats),
             ack: Some(Ack { incarnation: Incarnation(1_795_000_000_456), seq: Seq(day_of_heartbeats) }),
+            terms: Terms {
+                lease_us: 900_000,
+                drift_ppm: 10_000,
+                definition: DefinitionDigest([0x9e, 0x37, 0x79, 0xb9, 0x7f, 0x4a, 0x7c, 0x15]),
+            },
             digest: Vec::new(),
         })
     }
@@ -376,8 +435,8 @@ mod tests {
     #[test]
     fn rejects_unknown_version() -> Result<(), Box<dyn std::error::Error>> {
         let mut bytes = encode(CLUSTER, &realistic_heartbeat())?;
-        bytes[0] = 2;
-        assert_eq!(decode(&bytes, CLUSTER), Err(DecodeError::UnknownVersion { version: 2 }));
+        bytes[0] = 1;
+        assert_eq!(decode(&bytes, CLUSTER), Err(DecodeError::UnknownVersion { version: 1 }));
         Ok(())
     }
 
@@ -423,6 +482,7 @@ mod tests {
             incarnation: Incarnation(1),
             seq: Seq(1),
             ack: None,
+            terms: Terms::default(),
             digest,
         });
         assert!(matches!(encode(CLUSTER, &msg), Err(EncodeError::Oversized { .. })));
@@ -472,7 +532,13 @@ mod tests {
             down_for_us: Some(1_250_000),
             hold_us: 1_000_000,
         });
-        for msg in [gossip_of(5, 5), query, answer] {
+        let definition = Message::Definition(Definition {
+            from: NodeId(2),
+            incarnation: Incarnation(11),
+            members: (1..=5).map(|i| (NodeId(i), 1)).collect(),
+            tie_breaker: Some(NodeId(1)),
+        });
+        for msg in [gossip_of(5, 5), query, answer, definition] {
             assert_eq!(decode_stream(&encode_stream(CLUSTER, &msg)?, CLUSTER)?, msg);
         }
         Ok(())
@@ -499,13 +565,15 @@ mod tests {
             any::<u64>(),
             proptest::option::of((any::<u64>(), any::<u64>())),
             proptest::collection::vec((any::<u64>(), any::<u64>(), any::<u64>()), 0..20),
+            (any::<u32>(), any::<u32>(), any::<[u8; 8]>()),
         )
-            .prop_map(|(from, inc, seq, ack, digest)| {
+            .prop_map(|(from, inc, seq, ack, digest, (lease_us, drift_ppm, definition))| {
                 Message::Heartbeat(Heartbeat {
                     from: NodeId(from),
                     incarnation: Incarnation(inc),
                     seq: Seq(seq),
                     ack: ack.map(|(i, s)| Ack { incarnation: Incarnation(i), seq: Seq(s) }),
+                    terms: Terms { lease_us, drift_ppm, definition: DefinitionDigest(definition) },
                     digest: digest
                         .into_iter()
                         .map(|(owner, i, version)| RowVersion {

@@ -46,6 +46,13 @@ pub fn event_json(node: NodeId, event: &QuorumEvent) -> Value {
         QuorumEvent::PeerFenced { peer, confirmed_by, .. } => {
             json!({"event": "peer_fenced", "peer": peer.0, "confirmed_by": ids(confirmed_by)})
         }
+        QuorumEvent::ConfigMismatch { peer, ours, theirs, .. } => json!({
+            "event": "config_mismatch",
+            "peer": peer.0,
+            "ours": ours.to_string(),
+            "theirs": theirs.to_string(),
+        }),
+        QuorumEvent::ConfigMatched { peer, .. } => json!({"event": "config_matched", "peer": peer.0}),
         _ => json!({"event": "other"}),
     };
     if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), fields) {
@@ -64,6 +71,7 @@ fn why_kind(why: &Why) -> &'static str {
         Why::WaitingForAll { .. } => "waiting_for_all",
         Why::EpochChanged { .. } => "epoch_changed",
         Why::Stopped => "stopped",
+        Why::DefinitionMismatch { .. } => "definition_mismatch",
         _ => "other",
     }
 }

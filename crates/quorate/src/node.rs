@@ -357,6 +357,16 @@ fn flush(
         }
     }
     while let Some(event) = core.poll_event() {
+        if let quorate_gate::QuorumEvent::ConfigMismatch { peer, ours, theirs, .. } = &event {
+            tracing::warn!(
+                node = me.0,
+                peer = peer.0,
+                %ours,
+                %theirs,
+                "peer runs another quorum definition (members, votes or tie-breaker): no votes are \
+                 counted across it, and this node writes only on a quorum under both; see /status"
+            );
+        }
         tracing::info!(node = me.0, ?event, "quorum event");
         if let Some(sink) = sink {
             if !sink.send(event_json(me, &event).to_string()) {

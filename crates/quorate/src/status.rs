@@ -46,6 +46,18 @@ pub struct NodeStatus {
     /// Gossip counters by name (empty when gossip is off).
     #[serde(default)]
     pub gossip: BTreeMap<String, u64>,
+    /// This node's quorum definition in words:
+    /// `node 1 runs definition 3f..a2 (members 1:1,2:1,3:1; tie-breaker 1)`.
+    #[serde(default)]
+    pub definition: String,
+    /// Peers last heard running another quorum definition, each in the same words. Their
+    /// votes are not counted, and this node writes only on votes that are a quorum under
+    /// every definition listed here as well as its own.
+    #[serde(default)]
+    pub mismatched: Vec<String>,
+    /// The ids of the peers in `mismatched`.
+    #[serde(default)]
+    pub mismatched_peers: Vec<u64>,
 }
 
 /// The partition view in a [`NodeStatus`] (see `quorate_detector::PartitionView`).
@@ -148,6 +160,8 @@ pub(crate) fn build(
         ("stale_incarnation", d.stale_incarnation),
         ("replayed", d.replayed),
         ("bogus_ack", core.counters().acks_bogus),
+        ("ack_other_definition", core.counters().acks_mismatched),
+        ("terms_refused", core.counters().terms_refused),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -168,6 +182,17 @@ pub(crate) fn build(
         partition: core.partition_view(now).as_ref().map(PartitionReport::from),
         fenced: gate.fenced.iter().map(|id| id.0).collect(),
         gossip: core.gossip_counters().map(gossip_counters).unwrap_or_default(),
+        definition: own_definition(core, gate).to_string(),
+        mismatched: gate.mismatched.iter().map(ToString::to_string).collect(),
+        mismatched_peers: gate.mismatched.iter().map(|m| m.peer.0).collect(),
+    }
+}
+
+fn own_definition(core: &Core, gate: &QuorumStatus) -> quorate_gate::ForeignDefinition {
+    quorate_gate::ForeignDefinition {
+        peer: gate.node,
+        digest: gate.definition,
+        members: Some(core.definition().parts()),
     }
 }
 
@@ -290,6 +315,12 @@ impl NodeStatus {
         let _ = writeln!(s, "# TYPE quorate_gossip_total counter");
         for (name, v) in &self.gossip {
             let _ = writeln!(s, "quorate_gossip_total{{node=\"{n}\",counter=\"{name}\"}} {v}");
+        }
+        let _ = writeln!(s, "# HELP quorate_config_mismatch 1 if the peer runs another quorum definition.");
+        let _ = writeln!(s, "# TYPE quorate_config_mismatch gauge");
+        for p in &self.peers {
+            let mismatch = u8::from(self.mismatched_peers.contains(&p.id));
+            let _ = writeln!(s, "quorate_config_mismatch{{node=\"{n}\",peer=\"{}\"}} {mismatch}", p.id);
         }
         let _ = writeln!(s, "# HELP quorate_peer_fenced 1 if a fence check confirmed the peer fenced.");
         let _ = writeln!(s, "# TYPE quorate_peer_fenced gauge");
