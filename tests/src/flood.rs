@@ -40,6 +40,8 @@ pub const SENT_MIN: u64 = 4_000;
 const PACKETS_MAX: u64 = 60_000;
 /// Longest a flood runs, should nobody stop it.
 const RUN_MAX: Duration = Duration::from_secs(15);
+/// Most replies read after one burst.
+const REPLIES_READ_MAX: u64 = 1_024;
 /// Size of a QUIC Initial: servers ignore smaller ones (RFC 9000, 14.1), so a forged
 /// Initial must be this large to be examined at all.
 const INITIAL_BYTES: usize = 1_200;
@@ -163,17 +165,22 @@ fn flood_loop(netns: &Path, targets: &[u64], stop: &AtomicBool) -> Result<FloodS
                 stats.sent[i].1 += 1;
             }
         }
-        // Bounded by the socket's buffer: non-blocking reads end when it is empty.
-        while socket.recv_from(&mut buf).is_ok() {
-            stats.replies += 1;
-        }
+        stats.replies += read_replies(&socket, &mut buf);
         std::thread::sleep(BURST_EVERY);
     }
-    while socket.recv_from(&mut buf).is_ok() {
-        stats.replies += 1;
-    }
+    stats.replies += read_replies(&socket, &mut buf);
     stats.rcvbuf_errors = rcvbuf_errors()?.saturating_sub(errors_before);
     Ok(stats)
+}
+
+/// Reads what the nodes sent back, without blocking: at most [`REPLIES_READ_MAX`] a call
+/// (more stay queued or are dropped by the kernel, and are not counted).
+fn read_replies(socket: &UdpSocket, buf: &mut [u8]) -> u64 {
+    let mut n = 0;
+    while n < REPLIES_READ_MAX && socket.recv_from(buf).is_ok() {
+        n += 1;
+    }
+    n
 }
 
 /// Random bytes of random length: mostly nothing QUIC can parse.
