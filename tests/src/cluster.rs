@@ -15,7 +15,7 @@ use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
 
 use crate::events::{read_file, Action, Kind, Log, Mark};
-use crate::faults::{admin_port, counters, http_port, quic_port, script, Rule};
+use crate::faults::{admin_port, count_script, counters, http_port, port_counters, quic_port, script, Rule};
 use crate::netns::{run, Namespace, Tools};
 use crate::timing::{monotonic_us, Timing};
 
@@ -263,11 +263,16 @@ impl Cluster {
     }
 
     /// SIGTERM: a graceful leave (the node fences, tells its peers, exits 0). Returns once
-    /// the process exited; SIGKILLs it and fails if it takes longer than [`EXIT_WAIT_MAX`].
+    /// the process exited; fails if it had already exited, exits with another status, or
+    /// takes longer than [`EXIT_WAIT_MAX`] (then it is SIGKILLed).
     pub fn terminate(&mut self, id: u64) -> Result<Mark, String> {
         let (r, m) = self.act(Action::Stop(id), format!("SIGTERM node {id}, wait for its exit"), |c| {
-            c.signal(id, Signal::TERM)?;
             let mut child = c.children.remove(&id).ok_or_else(|| format!("node {id} is not running"))?;
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("node {id} had already exited ({status}) before SIGTERM"));
+            }
+            kill_process(Pid::from_child(&child), Signal::TERM)
+                .map_err(|e| format!("signal node {id}: {e}"))?;
             let deadline = Instant::now() + EXIT_WAIT_MAX;
             loop {
                 match child.try_wait() {
@@ -302,6 +307,17 @@ impl Cluster {
     /// (datagrams seen, datagrams dropped) by the current fault rules' counters.
     pub fn dropped(&self) -> Result<(u64, u64), String> {
         self.ns.nft_args(&["list", "chain", "inet", "qe2e", "input"]).map(|l| counters(&l))
+    }
+
+    /// Counts the datagrams from source port `sport` to each of `targets` from now on
+    /// (see [`crate::faults::count_script`]); read them with [`Cluster::counted_from`].
+    pub fn count_from(&mut self, sport: u16, targets: &[u64]) -> Result<(), String> {
+        self.ns.nft(&count_script(sport, targets)).map(|_| ())
+    }
+
+    /// (node, datagrams) counted since [`Cluster::count_from`].
+    pub fn counted_from(&self) -> Result<Vec<(u64, u64)>, String> {
+        self.ns.nft_args(&["list", "table", "inet", "qe2e_count"]).map(|l| port_counters(&l))
     }
 
     /// The slowest `nft` command so far, in microseconds.
@@ -438,17 +454,20 @@ impl Cluster {
     }
 
     /// Stops every node gracefully (SIGTERM; SIGKILL after [`EXIT_WAIT_MAX`]) and returns
-    /// the complete log. Call [`Cluster::note`] with the end of the checked span first.
-    pub fn stop_all(&mut self) -> Log {
+    /// the complete log, and what went wrong with each node that did not exit 0 in time
+    /// (a clean exit is part of what the nodes promise). Call [`Cluster::note`] with the
+    /// end of the checked span first.
+    pub fn stop_all(&mut self) -> (Log, Vec<String>) {
         let ids: Vec<u64> = self.children.keys().copied().collect();
+        let mut exits = Vec::new();
         for id in ids {
             // A node paused by a failed scenario must run to be able to exit.
             let _ = self.signal(id, Signal::CONT);
             if let Err(e) = self.terminate(id) {
-                eprintln!("qe2e: {e}");
+                exits.push(e);
             }
         }
-        self.log()
+        (self.log(), exits)
     }
 
     /// Where the scenario's files are.

@@ -96,6 +96,36 @@ pub fn counters(listing: &str) -> (u64, u64) {
     (seen, dropped)
 }
 
+/// The nftables script that counts (and lets pass) datagrams from source port `sport` to
+/// each of `targets`' QUIC ports, in the table `inet qe2e_count` of its own, hooked before
+/// the fault rules so that it counts what arrives, dropped or not.
+pub fn count_script(sport: u16, targets: &[u64]) -> String {
+    let mut s = String::from(
+        "table inet qe2e_count {\n  chain input {\n    type filter hook input priority filter - 10; policy accept;\n  }\n}\n\
+         flush chain inet qe2e_count input\n",
+    );
+    for &id in targets {
+        s.push_str(&format!(
+            "add rule inet qe2e_count input udp sport {sport} udp dport {} counter\n",
+            quic_port(id)
+        ));
+    }
+    s
+}
+
+/// Reads the counters of [`count_script`]'s rules from an `nft list` output: (node,
+/// packets) for each rule.
+pub fn port_counters(listing: &str) -> Vec<(u64, u64)> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let dport: u64 = line.split("udp dport ").nth(1)?.split_whitespace().next()?.parse().ok()?;
+            let packets = line.split("counter packets ").nth(1)?.split_whitespace().next()?.parse().ok()?;
+            Some((dport.checked_sub(quic_port(0))?, packets))
+        })
+        .collect()
+}
+
 /// `{1,2} | {3,4,5}`-style text for a split.
 pub fn groups(a: &[u64], b: &[u64]) -> String {
     format!("{} | {}", set(a), set(b))
@@ -127,6 +157,15 @@ mod tests {
         assert!(s.contains("add rule inet qe2e input udp sport 7001 udp dport 7003 counter drop\n"));
         assert!(s.contains("numgen random mod 100 < 30 counter drop"));
         assert!(!script(&[]).contains("add rule"));
+    }
+
+    #[test]
+    fn count_rules_name_each_target_and_read_back_per_node() {
+        let s = count_script(6999, &[1, 3]);
+        assert!(s.contains("add rule inet qe2e_count input udp sport 6999 udp dport 7003 counter\n"));
+        let listing = "\t\tudp sport 6999 udp dport 7001 counter packets 120 bytes 9000\n\
+                       \t\tudp sport 6999 udp dport 7003 counter packets 7 bytes 700\n";
+        assert_eq!(port_counters(listing), vec![(1, 120), (3, 7)]);
     }
 
     #[test]

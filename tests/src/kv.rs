@@ -207,7 +207,7 @@ fn write_loop(netns: &Path, node: u64, writer: u64, stop: &AtomicBool) -> Result
 }
 
 /// Moves the calling thread (only it) into the network namespace mounted at `path`.
-fn enter_namespace(path: &Path) -> Result<(), String> {
+pub(crate) fn enter_namespace(path: &Path) -> Result<(), String> {
     let ns = File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
     rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
         .map_err(|e| format!("setns {}: {e}", path.display()))

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::checker::{down_implies_fenced, Report};
-use crate::cluster::{make_certs, Cluster, Env};
+use crate::cluster::{make_certs, Cluster, Env, EXIT_WAIT_MAX};
 use crate::netns::{harness_runs, remove_stale, Tools};
 use crate::scenarios::{all, Scenario};
 
@@ -19,6 +19,9 @@ const STDERR_LINES: usize = 6;
 const KEPT_MARKER: &str = "KEPT";
 /// Certificates are made once per run for this many nodes (the largest scenario).
 const NODES_MAX: u64 = 5;
+/// When this variable is `1` (CI sets it), a suite that cannot run fails instead of
+/// skipping: a green run then means every selected scenario ran.
+pub const REQUIRED_VAR: &str = "QUORATE_E2E_REQUIRED";
 
 /// Which scenarios to run: libtest-style arguments. Bare words are substring filters
 /// (`--exact` makes them whole names), `--skip WORD` excludes, `--list` lists. Other libtest
@@ -77,9 +80,18 @@ pub fn main(node_bin: &Path, kv_bin: &Path, args: impl IntoIterator<Item = Strin
         return ExitCode::SUCCESS;
     }
     let suite = Instant::now();
+    let required = std::env::var(REQUIRED_VAR).is_ok_and(|v| v == "1");
     let outcomes: Vec<Outcome> = match Tools::probe() {
-        Err(reason) => {
+        Err(reason) if required => {
             println!("qe2e: the real-process partition suite cannot run here: {reason}");
+            println!("qe2e: {REQUIRED_VAR}=1: a scenario that cannot run is a failure");
+            for s in &scenarios {
+                println!("FAILED  {}: could not run: {reason}", s.name);
+            }
+            scenarios.iter().map(|_| Outcome::Failed).collect()
+        }
+        Err(reason) => {
+            warn_skipped(&reason, scenarios.len());
             for s in &scenarios {
                 println!("SKIPPED {}: {reason}", s.name);
             }
@@ -105,6 +117,19 @@ pub fn main(node_bin: &Path, kv_bin: &Path, args: impl IntoIterator<Item = Strin
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Says, on stdout and stderr where a developer cannot miss it, that nothing was checked.
+fn warn_skipped(reason: &str, scenarios: usize) {
+    let banner = format!(
+        "\n{line}\nqe2e: WARNING: {scenarios} real-process scenarios SKIPPED, none of them ran.\n\
+         qe2e: reason: {reason}\n\
+         qe2e: this run proves nothing about real processes; run as root with `ip` and `nft`, \
+         or set {REQUIRED_VAR}=1 to make this a failure (CI does).\n{line}\n",
+        line = "=".repeat(78)
+    );
+    println!("{banner}");
+    eprintln!("{banner}");
 }
 
 /// Removes the run's working directory on drop unless asked to keep it.
@@ -202,12 +227,16 @@ fn run_cluster(env: &Env, scenario: &Scenario) -> Report {
         }
     };
     let driven = catch_unwind(AssertUnwindSafe(|| (scenario.drive)(&mut cluster)));
-    let log = cluster.stop_all();
+    let (log, exits) = cluster.stop_all();
     match driven {
         Ok(Ok(check)) => check(&log, &mut report),
         Ok(Err(e)) => report.failures.push(e),
         Err(panic) => report.failures.push(panic_text(&*panic)),
     }
+    report.check(
+        &format!("every running node exits 0 within {EXIT_WAIT_MAX:?} of SIGTERM"),
+        if exits.is_empty() { Ok("yes".into()) } else { Err(exits.join("; ")) },
+    );
     report.check(
         "nobody writable while a quorum considers it down (G1/G2)",
         down_implies_fenced(&log, &scenario.spec),

@@ -33,7 +33,6 @@ fn five_nodes_converge_to_all_writable_within_a_second() {
     let mut net = Net::new(5, 1);
     let took = time_until_all_writable(&mut net, 2 * SEC);
     assert!(took.is_some_and(|t| t < SEC), "took {took:?}");
-    assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
 }
 
 #[test]
@@ -76,24 +75,42 @@ fn clean_partition_fences_the_minority_within_lease_times_drift_and_heals() {
         net.heal();
         let healed = time_until_all_writable(&mut net, 3 * SEC);
         assert!(healed.is_some_and(|t| t < SEC), "seed {seed}: heal took {healed:?}");
-        assert!(net.lease_violations.is_empty(), "seed {seed}: {:#?}", net.lease_violations);
     }
 }
 
+/// How stale, on the fenced node's clock, the freshest acknowledged heartbeat of a peer can
+/// be at the cut: the peer acks in its own next heartbeat (up to one interval later:
+/// heartbeats go out up to 10% early, never late), which answers a heartbeat sent up to one
+/// interval earlier, and each leg takes up to `delay_max` (2 ms). 250 ms covers
+/// 2 x 100 ms x (1 + rho) + 2 x 2 ms with a margin; measured: 10-115 ms.
+const ACK_AGE_MAX: u64 = 250 * MS;
+
 #[test]
 fn fence_time_is_reported_by_quorum_lost_at_the_lease_end() {
-    let mut net = Net::new(5, 7);
-    net.run_until(2 * SEC);
-    let cut = net.now;
-    net.partition(&[0, 1], &[2, 3, 4]);
-    net.run_until(cut + 3 * SEC);
-    let lost = net.nodes[0].events.iter().find_map(|e| match e {
-        QuorumEvent::QuorumLost { at, .. } => Some(*at),
-        _ => None,
-    });
-    let cut_local = net.nodes[0].local(cut);
-    let fence = lost.map(|at| at - cut_local);
-    assert!(fence.is_some_and(|d| d <= net.lease()), "fence after cut (local clock): {fence:?}");
+    for seed in 0..10 {
+        let mut net = Net::new(5, seed + 7);
+        net.run_until(2 * SEC);
+        let cut = net.now;
+        net.partition(&[0, 1], &[2, 3, 4]);
+        net.run_until(cut + 3 * SEC);
+        let lost = net.nodes[0].events.iter().find_map(|e| match e {
+            QuorumEvent::QuorumLost { at, .. } => Some(*at),
+            _ => None,
+        });
+        let cut_local = net.nodes[0].local(cut);
+        let lease = net.lease();
+        // The fence is the end of a lease that began with a heartbeat sent before the cut:
+        // after the cut (strictly), at most `lease` after it on the node's own clock, and at
+        // least `lease` minus the age of the freshest ack it held.
+        let Some(at) = lost else { panic!("seed {seed}: node 1 never fenced after the cut") };
+        assert!(at > cut_local, "seed {seed}: fenced at {at:?}, not after the cut at {cut_local:?}");
+        let fence = at - cut_local;
+        let earliest = lease - std::time::Duration::from_nanos(ACK_AGE_MAX);
+        assert!(
+            fence <= lease && fence >= earliest,
+            "seed {seed}: fenced {fence:?} after the cut (node clock), expected {earliest:?}..={lease:?}"
+        );
+    }
 }
 
 #[test]
@@ -116,7 +133,6 @@ fn paused_node_wakes_fenced_and_does_not_convict_live_peers() {
     assert!(net.nodes[2].node.detector().stalls() >= 1);
     assert!(all_writable(&net, net.now), "not all writable 500 ms after wake");
     // The majority kept writing throughout and considered the paused node down.
-    assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
 }
 
 #[test]
@@ -131,7 +147,6 @@ fn restarted_node_starts_fenced_with_a_higher_epoch_and_rejoins() {
     assert!(rejoined.is_some(), "restarted node never writable again");
     assert!(net.nodes[1].node.epoch() > before);
     assert!(net.nodes[0].node.counters().peer_restarts >= 1);
-    assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
 }
 
 #[test]
@@ -201,7 +216,6 @@ fn when_every_datagram_is_lost_polls_still_carry_contact_and_acks() {
     assert!(after.acks_accepted >= before.acks_accepted + 4, "{after:?}");
     let answered: u64 = net.nodes.iter().map(|n| n.node.counters().polls_answered).sum();
     assert!(answered >= 8, "{answered} polls answered");
-    assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
 }
 
 #[test]
@@ -219,7 +233,6 @@ fn late_peer_is_polled_and_answers_after_its_pause() {
     assert!(net.nodes[0].node.counters().polls_sent >= 1);
     assert_eq!(net.nodes[0].node.peer_state(NodeId(2)), Some(PeerState::Reachable));
     assert!(net.nodes[1].node.counters().polls_answered >= 1);
-    assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
 }
 
 #[test]
@@ -241,23 +254,59 @@ fn graceful_leave_lets_peers_drop_the_node_at_once_and_a_new_life_is_heard_again
     assert!(back.is_some(), "the next life was never heard");
     assert_eq!(net.nodes[0].node.peer_state(NodeId(3)), Some(PeerState::Reachable));
     assert!(net.nodes[0].node.counters().leaves_heard >= 1);
-    assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+/// The lease check itself can fail: a node whose clock runs at half speed (far outside the
+/// drift bound the lease rule assumes) keeps its leases for 1.8 real seconds, past its
+/// peers' 1 s down floor. By default the harness panics at that step; after the explicit
+/// opt-out it collects the violations instead.
+#[test]
+fn lease_check_fires_for_a_clock_slower_than_the_drift_bound() {
+    let run = |net: &mut Net| {
+        net.set_clock_rate(0, 2.0);
+        net.run_until(2 * SEC);
+        net.partition(&[0], &[1, 2]);
+        let until = net.now + 3 * SEC;
+        net.run_until(until);
+    };
+    let by_default = std::panic::catch_unwind(|| run(&mut Net::new(3, 12)));
+    assert!(by_default.is_err(), "the harness did not fail on a broken lease rule");
+    let mut net = Net::new(3, 12);
+    net.collect_lease_violations();
+    run(&mut net);
+    assert!(!net.lease_violations.is_empty(), "no violation seen with a clock at half speed");
+    assert!(net.down_pairs_checked > 0);
+}
 
-    /// Two and three cores with skewed clocks, loss, duplication, reordering and flapping
-    /// one-way cuts: a node never counts the vote of a peer that considers it down.
-    #[test]
-    fn never_holds_the_vote_of_a_peer_that_considers_it_down(
-        seed in any::<u64>(),
-        n in 2usize..=3,
-        loss in 0.0f64..0.5,
-        dup in 0.0f64..0.3,
-        reorder_ms in 1u64..250,
-        flaps in proptest::collection::vec((0usize..3, 0usize..3, 50u64..1500), 1..12),
-    ) {
+/// Cases of the lease-safety property test.
+const LEASE_CASES: u32 = 48;
+
+/// Two and three cores with skewed clocks, loss, duplication, reordering and flapping
+/// one-way cuts: a node never counts the vote of a peer that considers it down (the harness
+/// checks it after every step and panics at the first violation).
+///
+/// The check only has something to examine while some node considers a peer down, so the
+/// test also counts the cases that got there and requires at least a third of them: a
+/// change that made cuts too short to convict anyone would otherwise pass by checking
+/// nothing.
+#[test]
+fn never_holds_the_vote_of_a_peer_that_considers_it_down() {
+    let cases = std::cell::Cell::new(0u32);
+    let convicting = std::cell::Cell::new(0u32);
+    let strategy = (
+        any::<u64>(),
+        2usize..=3,
+        0.0f64..0.5,
+        0.0f64..0.3,
+        1u64..250,
+        proptest::collection::vec((0usize..3, 0usize..3, 50u64..1500), 1..12),
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: LEASE_CASES,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    });
+    let outcome = runner.run(&strategy, |(seed, n, loss, dup, reorder_ms, flaps)| {
         let mut net = Net::new(n, seed);
         net.loss = loss;
         net.dup = dup;
@@ -276,6 +325,18 @@ proptest! {
         net.heal();
         let until = net.now + 3 * SEC;
         net.run_until(until);
-        prop_assert!(net.lease_violations.is_empty(), "seed {}: {:#?}", seed, net.lease_violations);
+        cases.set(cases.get() + 1);
+        convicting.set(convicting.get() + u32::from(net.down_pairs_checked > 0));
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
     }
+    let (cases, convicting) = (cases.get(), convicting.get());
+    println!("{convicting} of {cases} cases had a node consider a peer down");
+    assert!(
+        convicting * 3 >= cases,
+        "only {convicting} of {cases} cases ever had a node consider a peer down: the lease check \
+         examined too little"
+    );
 }

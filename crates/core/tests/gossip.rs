@@ -69,7 +69,6 @@ fn clean_split_majority_announces_the_minority_fenced_and_never_while_it_can_wri
             assert!(net.nodes[i].can_write_at(net.now), "seed {seed}: n{} not writable after heal", i + 1);
             assert!(net.nodes[i].node.gate().status().fenced.is_empty(), "seed {seed}");
         }
-        assert!(net.lease_violations.is_empty(), "seed {seed}: {:#?}", net.lease_violations);
     }
 }
 
@@ -112,7 +111,6 @@ fn a_one_way_cut_is_alive_elsewhere_and_a_crash_is_down_everywhere() {
             i + 1
         );
     }
-    assert!(net.lease_violations.is_empty(), "{:#?}", net.lease_violations);
 }
 
 #[test]

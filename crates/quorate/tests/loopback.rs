@@ -1,15 +1,27 @@
-//! Real nodes over real QUIC on 127.0.0.1: convergence, a stopped node, a cut-off node.
+//! Real nodes over real QUIC on 127.0.0.1: convergence, a stopped node, a cut-off node, a
+//! garbage flood, a foreign certificate, graceful leave, a paused node and a restarted one.
 
 use std::net::UdpSocket;
 use std::time::Duration;
 
 use quorate::transport::generate_dev_pki;
-use quorate::{Config, MemberAddr, Node, NodeId, QuorumEvent, TlsSource};
+use quorate::{Config, MemberAddr, Node, NodeId, QuorumEvent, QuorumGate, TlsSource};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Starts `n` nodes on OS-assigned loopback ports with a generated PKI.
 async fn cluster(n: u64) -> Result<Vec<Node>, Box<dyn std::error::Error>> {
+    let (configs, sockets) = configs(n)?;
+    let mut nodes = Vec::new();
+    for (config, socket) in configs.into_iter().zip(sockets) {
+        nodes.push(Node::start_on(config, socket).await?);
+    }
+    Ok(nodes)
+}
+
+/// The configs of `n` nodes on OS-assigned loopback ports with a generated PKI, and the
+/// bound sockets they are to use.
+fn configs(n: u64) -> Result<(Vec<Config>, Vec<UdpSocket>), Box<dyn std::error::Error>> {
     let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
     let pki = generate_dev_pki("loopback", &ids)?;
     let sockets: Vec<UdpSocket> =
@@ -19,13 +31,12 @@ async fn cluster(n: u64) -> Result<Vec<Node>, Box<dyn std::error::Error>> {
         .zip(&sockets)
         .map(|(id, s)| Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: 1 }))
         .collect::<Result<_, std::io::Error>>()?;
-    let mut nodes = Vec::new();
-    for (id, socket) in ids.iter().zip(sockets) {
+    let mut configs = Vec::new();
+    for id in &ids {
         let tls = TlsSource::Identity(std::sync::Arc::new(pki.identity(*id)?));
-        let config = Config::lan("loopback", *id, members.clone(), tls);
-        nodes.push(Node::start_on(config, socket).await?);
+        configs.push(Config::lan("loopback", *id, members.clone(), tls));
     }
-    Ok(nodes)
+    Ok((configs, sockets))
 }
 
 async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
@@ -236,6 +247,224 @@ async fn graceful_shutdown_fences_first_and_peers_let_the_node_go_at_once() -> T
     println!("peers let the leaving node go after {left:?}");
     assert!(left < Duration::from_millis(500), "{left:?}");
     assert!(gates[0].can_write() && gates[1].can_write());
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Longest a [`Solo`] node stays frozen if the test never thaws it.
+const FREEZE_MAX: Duration = Duration::from_secs(10);
+
+/// The fence bound over QUIC: `lease x (1 + drift)` (909 ms) plus 50 ms for the polling
+/// loop and scheduling, as in `cut_off_node_fences_within_lease_times_drift`.
+const FENCE_BOUND: Duration = Duration::from_millis(909 + 50);
+
+/// How long a woken or restarted node may take to be writable again: a heartbeat round
+/// trip, plus QUIC's loss recovery (a peer's probes to it backed off while it was silent)
+/// or a new connection's handshake; the real-process suite allows the same.
+const REJOIN_BOUND: Duration = Duration::from_secs(3);
+
+/// What the test tells a [`Solo`] node's thread.
+enum Command {
+    /// Block the thread until the sender is dropped or sends (at most [`FREEZE_MAX`]).
+    Freeze(std::sync::mpsc::Receiver<()>),
+    /// End the runtime with the node on it, sending nothing.
+    Crash,
+    /// Leave gracefully, then end.
+    Shutdown,
+}
+
+/// A node on a tokio runtime of its own, driven by one thread. Freezing that thread stops
+/// every task of the node (no packet read, no timer fired, the core untouched), as SIGSTOP
+/// stops a process; crashing it drops the runtime and everything on it, socket included,
+/// with no chance to say goodbye, as SIGKILL does. The gate handle stays usable from the
+/// test: it only reads the clock and the published deadline.
+struct Solo {
+    gate: QuorumGate,
+    commands: tokio::sync::mpsc::Sender<Command>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Solo {
+    fn start(config: Config, socket: UdpSocket) -> Result<Solo, Box<dyn std::error::Error>> {
+        let (commands, mut inbox) = tokio::sync::mpsc::channel::<Command>(4);
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let node = match Node::start_on(config, socket).await {
+                    Ok(node) => node,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(node.gate()));
+                loop {
+                    match inbox.recv().await {
+                        // Blocking inside the runtime's only thread: nothing else of the
+                        // node runs until this returns.
+                        Some(Command::Freeze(thaw)) => {
+                            let _ = thaw.recv_timeout(FREEZE_MAX);
+                        }
+                        Some(Command::Shutdown) => return node.shutdown().await,
+                        // Returning ends `block_on` before any other task runs again; the
+                        // runtime is dropped below with the node's tasks unpolled.
+                        Some(Command::Crash) | None => return drop(node),
+                    }
+                }
+            });
+            drop(runtime);
+        });
+        let gate = ready_rx.recv_timeout(Duration::from_secs(10))??;
+        Ok(Solo { gate, commands, thread: Some(thread) })
+    }
+
+    /// Freezes the node until the returned sender sends or is dropped.
+    async fn freeze(&self) -> Result<std::sync::mpsc::SyncSender<()>, Box<dyn std::error::Error>> {
+        let (thaw, frozen) = std::sync::mpsc::sync_channel(1);
+        self.commands.send(Command::Freeze(frozen)).await.map_err(|_| "node thread gone")?;
+        Ok(thaw)
+    }
+
+    /// Sends `command` and waits (off the test's runtime) until the thread is gone.
+    async fn end(mut self, command: Command) -> TestResult {
+        self.commands.send(command).await.map_err(|_| "node thread gone")?;
+        let thread = self.thread.take().ok_or("already ended")?;
+        tokio::task::spawn_blocking(move || thread.join()).await?.map_err(|_| "node thread panicked")?;
+        Ok(())
+    }
+}
+
+/// Polls every 5 ms for `span`; returns how many polls found a gate of `gates` fenced.
+async fn fenced_polls(gates: &[QuorumGate], span: Duration) -> u64 {
+    let start = std::time::Instant::now();
+    let mut fenced = 0;
+    while start.elapsed() < span {
+        fenced += u64::from(!gates.iter().all(QuorumGate::can_write));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    fenced
+}
+
+/// Every event already queued on `events`.
+fn drain(events: &mut quorate::EventStream) -> Vec<QuorumEvent> {
+    let mut out = Vec::new();
+    // Bounded by the stream's capacity: try_recv ends when it is empty.
+    while let Ok(Some(e)) = events.try_recv() {
+        out.push(e);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_node_wakes_fenced_by_its_clock_rejoins_with_a_higher_epoch_and_convicts_nobody() -> TestResult
+{
+    let (mut configs, mut sockets) = configs(3)?;
+    let paused = Solo::start(configs.remove(2), sockets.remove(2))?;
+    let mut nodes = Vec::new();
+    for (config, socket) in configs.into_iter().zip(sockets) {
+        nodes.push(Node::start_on(config, socket).await?);
+    }
+    let others: Vec<QuorumGate> = nodes.iter().map(Node::gate).collect();
+    let gate = paused.gate.clone();
+    let all = || others.iter().all(QuorumGate::can_write) && gate.can_write();
+    wait_until(Duration::from_secs(3), all).await.ok_or("no quorum")?;
+    let epoch_before = gate.epoch();
+    let mut own_events = gate.subscribe();
+    let mut peer_events = others[0].subscribe();
+
+    let thaw = paused.freeze().await?;
+    let frozen_at = gate.clock().now();
+    // G3: fenced by the clock alone, while nothing of the node runs.
+    wait_until(Duration::from_secs(2), || !gate.can_write()).await.ok_or("still writable while paused")?;
+    let fence = gate.clock().now() - frozen_at;
+    let fenced_while_paused = fenced_polls(&others, Duration::from_millis(1_600)).await;
+    let silent = drain(&mut own_events);
+    let peer_saw_down = drain(&mut peer_events)
+        .iter()
+        .any(|e| matches!(e, QuorumEvent::PeerDown { peer, .. } if *peer == NodeId(3)));
+    thaw.send(())?;
+    let woke_at = gate.clock().now();
+    println!("paused node fenced {fence:?} into its pause; woke after {:?}", woke_at - frozen_at);
+    assert!(fence <= FENCE_BOUND, "fenced {fence:?} after the pause began, bound {FENCE_BOUND:?}");
+    assert!(silent.is_empty(), "the paused node's core ran during the pause: {silent:?}");
+    assert!(peer_saw_down, "node 1 never considered the paused node down: the pause was not felt");
+    assert_eq!(fenced_while_paused, 0, "a live node was fenced during the pause");
+
+    // G4: writable again with a new epoch; G6: the woken node blames nobody for its stall.
+    let rejoined =
+        wait_until(REJOIN_BOUND, || gate.can_write()).await.ok_or("never writable after waking")?;
+    assert!(gate.epoch() > epoch_before, "epoch {:?} not above {epoch_before:?}", gate.epoch());
+    let fenced_after = fenced_polls(&others, Duration::from_millis(1_200)).await;
+    let woken = drain(&mut own_events);
+    println!("woken node writable {rejoined:?} after the wake; its events: {woken:?}");
+    let lost_at = woken.iter().find_map(|e| match e {
+        QuorumEvent::QuorumLost { at, .. } => Some(*at),
+        _ => None,
+    });
+    assert!(lost_at.is_some_and(|at| at < woke_at), "quorum_lost not stamped inside the pause: {lost_at:?}");
+    let convicted: Vec<_> = woken.iter().filter(|e| matches!(e, QuorumEvent::PeerDown { .. })).collect();
+    assert!(convicted.is_empty(), "the woken node declared live peers down: {convicted:?}");
+    assert_eq!(fenced_after, 0, "a live node was fenced after the wake");
+    assert!(gate.can_write(), "the woken node lost quorum again");
+    paused.end(Command::Shutdown).await?;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_node_restarts_fenced_on_its_address_and_rejoins_with_a_higher_epoch() -> TestResult {
+    let (configs, mut sockets) = configs(3)?;
+    let config = configs[1].clone();
+    let addr = sockets[1].local_addr()?;
+    let crashing = Solo::start(config.clone(), sockets.remove(1))?;
+    let mut nodes = Vec::new();
+    for (config, socket) in [configs[0].clone(), configs[2].clone()].into_iter().zip(sockets) {
+        nodes.push(Node::start_on(config, socket).await?);
+    }
+    let others: Vec<QuorumGate> = nodes.iter().map(Node::gate).collect();
+    let old = crashing.gate.clone();
+    let all = || others.iter().all(QuorumGate::can_write) && old.can_write();
+    wait_until(Duration::from_secs(3), all).await.ok_or("no quorum")?;
+    let epoch_before = old.epoch();
+
+    crashing.end(Command::Crash).await?;
+    assert!(!old.can_write(), "the crashed life still answers writable");
+    // Past the down floor: the survivors consider it down, and keep their quorum.
+    let fenced_while_down = fenced_polls(&others, Duration::from_millis(1_500)).await;
+    assert_eq!(fenced_while_down, 0, "a survivor was fenced while node 2 was down");
+    for node in &nodes {
+        let peer = node.status().peers.into_iter().find(|p| p.id == 2).ok_or("no peer 2")?;
+        assert_eq!(peer.state, "down", "node {} sees the crashed node as {}", node.id().0, peer.state);
+    }
+
+    // Same address, same identity, a new life.
+    let restarted = Node::start_on(config, UdpSocket::bind(addr)?).await?;
+    let gate = restarted.gate();
+    assert!(!gate.can_write(), "a new life must start fenced");
+    let rejoined =
+        wait_until(REJOIN_BOUND, || gate.can_write()).await.ok_or("restarted node never writable")?;
+    println!("restarted node writable {rejoined:?} after its start");
+    assert!(
+        gate.epoch() > epoch_before,
+        "epoch {:?} not above the old life's {epoch_before:?}",
+        gate.epoch()
+    );
+    assert_eq!(
+        fenced_polls(&others, Duration::from_millis(300)).await,
+        0,
+        "a survivor was fenced at the rejoin"
+    );
+    let back =
+        |node: &Node| node.status().peers.iter().any(|p| p.id == 2 && p.state == "reachable" && p.connected);
+    wait_until(Duration::from_secs(1), || nodes.iter().all(back))
+        .await
+        .ok_or("survivors do not see node 2 back")?;
+    restarted.shutdown().await;
     for node in nodes {
         node.shutdown().await;
     }

@@ -5,6 +5,11 @@
 //!
 //! Drift model (the one the lease rule assumes): one second of a node's clock lasts between
 //! `1 - rho` and `1 + rho` real seconds.
+//!
+//! Lease safety ("whenever B considers A down, A does not count B's vote") is checked after
+//! every step, and the first violation panics with the time and the nodes: a test cannot
+//! forget to look. A test that breaks the rule on purpose opts out with
+//! [`Net::collect_lease_violations`] and reads [`Net::lease_violations`] itself.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -95,8 +100,14 @@ pub struct Net {
     pub rho: f64,
     /// Requests (polls, gossip, fence queries) delivered to their target.
     pub requests_delivered: u64,
-    /// Violations of "whenever B considers A down, A does not count B's vote".
+    /// Violations of "whenever B considers A down, A does not count B's vote", kept only
+    /// after [`Net::collect_lease_violations`]; otherwise the first one panics.
     pub lease_violations: Vec<String>,
+    /// Opted out of panicking at a lease violation.
+    collect_violations: bool,
+    /// Steps at which some node considered a peer down, so that the lease check had a
+    /// pair to examine: a run where this stays 0 checked nothing.
+    pub down_pairs_checked: u64,
 }
 
 pub fn config_for(n: usize, me: usize) -> Config {
@@ -126,6 +137,8 @@ impl Net {
             cut: BTreeSet::new(),
             rho,
             lease_violations: Vec::new(),
+            collect_violations: false,
+            down_pairs_checked: 0,
             requests_delivered: 0,
         };
         for i in 0..n {
@@ -156,6 +169,21 @@ impl Net {
             incarnation,
             events: Vec::new(),
         }
+    }
+
+    /// Opts out of the default (panic at the first lease violation): violations are
+    /// collected in [`Net::lease_violations`] instead. Only for tests that break the lease
+    /// rule on purpose to show the check sees it.
+    pub fn collect_lease_violations(&mut self) {
+        self.collect_violations = true;
+    }
+
+    /// Sets how many real seconds one second of node `i`'s clock lasts, also outside the
+    /// drift bound (to break the lease rule on purpose). Only before the run starts, so that
+    /// the node's clock stays continuous.
+    pub fn set_clock_rate(&mut self, i: usize, secs_per_local: f64) {
+        assert_eq!(self.now, 0, "set_clock_rate is for the start of a run");
+        self.nodes[i].secs_per_local = secs_per_local;
     }
 
     pub fn id(i: usize) -> NodeId {
@@ -320,17 +348,20 @@ impl Net {
         }
     }
 
-    /// Whenever B considers A down, A must not hold B's vote at this real instant.
+    /// Whenever B considers A down, A must not hold B's vote at this real instant. Panics
+    /// at the first violation unless [`Net::collect_lease_violations`] opted out.
     fn check_lease_safety(&mut self) {
+        let mut checked = false;
         for b in 0..self.nodes.len() {
             for a in 0..self.nodes.len() {
                 if a == b || self.nodes[b].node.peer_state(Self::id(a)) != Some(PeerState::Unreachable) {
                     continue;
                 }
+                checked = true;
                 let a_now = self.nodes[a].local(self.now);
                 if let Some(until) = self.nodes[a].node.lease_until(Self::id(b)) {
                     if until > a_now {
-                        self.lease_violations.push(format!(
+                        let violation = format!(
                             "t={}ms: node {} considers node {} down, but node {} holds its vote until {:?} \
                              (now {:?})",
                             self.now / MS,
@@ -339,11 +370,14 @@ impl Net {
                             a + 1,
                             until,
                             a_now
-                        ));
+                        );
+                        assert!(self.collect_violations, "lease safety violated: {violation}");
+                        self.lease_violations.push(violation);
                     }
                 }
             }
         }
+        self.down_pairs_checked += u64::from(checked);
     }
 
     /// Bound on fencing after a cut: the lease, stretched by the slowest allowed clock.
