@@ -149,8 +149,13 @@ impl Cluster {
 
     /// Node `id`'s config file.
     fn config(&self, id: u64) -> String {
+        // A voter needs a data directory; the kv service takes its --data unless told otherwise.
+        let data_dir = match self.spec.program {
+            Program::Quorate => format!("data_dir = \"{}\"\n", self.data_dir(id).display()),
+            Program::Kv => String::new(),
+        };
         let mut s = format!(
-            "[node]\ncluster = \"{CLUSTER_NAME}\"\nid = {id}\nlisten = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\nevents_out = \"{}\"\n\n",
+            "[node]\ncluster = \"{CLUSTER_NAME}\"\nid = {id}\nlisten = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\nevents_out = \"{}\"\n{data_dir}\n",
             quic_port(id),
             admin_port(id),
             self.events_path(id).display()
@@ -176,7 +181,8 @@ impl Cluster {
         self.dir.join(format!("events-{id}.jsonl"))
     }
 
-    /// Node `id`'s `--data` directory ([`Program::Kv`]): its database is `kv.redb` inside.
+    /// Node `id`'s data directory: `[node] data_dir` of a bare node, `--data` of a
+    /// [`Program::Kv`] node (its database `kv.redb` and the node's state live there).
     pub fn data_dir(&self, id: u64) -> PathBuf {
         self.dir.join(format!("data-{id}"))
     }
