@@ -213,6 +213,13 @@ impl Cluster {
 
     /// Starts node `id`'s process (inside the namespace), appending to its events file.
     pub fn spawn(&mut self, id: u64) -> Result<Mark, String> {
+        self.spawn_with_env(id, &[])
+    }
+
+    /// Like [`Cluster::spawn`], with `env` added to the process's environment (for example
+    /// a preloaded library that sets its wall clock back). `ip netns exec` passes the
+    /// environment on and `exec`s the node, so the pid is still the node's own.
+    pub fn spawn_with_env(&mut self, id: u64, env: &[(&str, &str)]) -> Result<Mark, String> {
         let stderr = File::options()
             .create(true)
             .append(true)
@@ -231,10 +238,16 @@ impl Cluster {
                 cmd
             }
         };
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
-        let (child, mark) = self.act(Action::Start(id), format!("start node {id}"), |_| {
-            cmd.spawn().map_err(|e| format!("{cmd:?}: {e}"))
-        });
+        cmd.envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+        let what = match env {
+            [] => format!("start node {id}"),
+            _ => {
+                let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("start node {id} with {}", vars.join(" "))
+            }
+        };
+        let (child, mark) =
+            self.act(Action::Start(id), what, |_| cmd.spawn().map_err(|e| format!("{cmd:?}: {e}")));
         self.children.insert(id, child?);
         Ok(mark)
     }
