@@ -97,7 +97,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         quorate::StartError::Config(e) => Failure::Usage(e.to_string()),
         other => Failure::Runtime(format!("cannot start node {}: {other}", id.0)),
     })?;
-    eprintln!("{summary}");
+    eprintln!("{summary}; incarnation {}", node.incarnation());
     if let Some(admin) = node.admin_addr() {
         eprintln!("admin: http://{admin}/status  http://{admin}/metrics");
     }
