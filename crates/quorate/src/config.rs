@@ -20,12 +20,10 @@
 //!
 //! [timing]
 //! preset = "lan"                   # or "wan"; fields below override it
-//! heartbeat_interval = "100ms"
+//! heartbeat_interval = "100ms"     # every duration: at most 1h (DURATION_MAX)
 //! down_after_min = "1s"
 //! lease = "900ms"
 //! max_clock_drift = 0.01
-//!
-//! # every duration is at most DURATION_MAX (1 hour)
 //!
 //! [quorum]
 //! tie_breaker = "lowest-id"        # "none", or a node id

@@ -274,7 +274,15 @@ impl DataDir {
             Ok(meta) if !meta.is_dir() => return Err(DataDirError::NotADirectory { path: dir }),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The new directory's own entry must survive a power loss too, or the next
+                // start would find no state and fall back to the wall clock.
+                let parent = match dir.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
                 std::fs::create_dir_all(&dir)
+                    .and_then(|()| File::open(parent))
+                    .and_then(|p| p.sync_all())
                     .map_err(|source| DataDirError::Create { path: dir.clone(), source })?;
                 tracing::info!(dir = %dir.display(), "created data directory");
             }
