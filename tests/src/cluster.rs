@@ -149,8 +149,13 @@ impl Cluster {
 
     /// Node `id`'s config file.
     fn config(&self, id: u64) -> String {
+        // A voter needs a data directory; the kv service takes its --data unless told otherwise.
+        let data_dir = match self.spec.program {
+            Program::Quorate => format!("data_dir = \"{}\"\n", self.data_dir(id).display()),
+            Program::Kv => String::new(),
+        };
         let mut s = format!(
-            "[node]\ncluster = \"{CLUSTER_NAME}\"\nid = {id}\nlisten = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\nevents_out = \"{}\"\n\n",
+            "[node]\ncluster = \"{CLUSTER_NAME}\"\nid = {id}\nlisten = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\nevents_out = \"{}\"\n{data_dir}\n",
             quic_port(id),
             admin_port(id),
             self.events_path(id).display()
@@ -176,7 +181,8 @@ impl Cluster {
         self.dir.join(format!("events-{id}.jsonl"))
     }
 
-    /// Node `id`'s `--data` directory ([`Program::Kv`]): its database is `kv.redb` inside.
+    /// Node `id`'s data directory: `[node] data_dir` of a bare node, `--data` of a
+    /// [`Program::Kv`] node (its database `kv.redb` and the node's state live there).
     pub fn data_dir(&self, id: u64) -> PathBuf {
         self.dir.join(format!("data-{id}"))
     }
@@ -207,6 +213,13 @@ impl Cluster {
 
     /// Starts node `id`'s process (inside the namespace), appending to its events file.
     pub fn spawn(&mut self, id: u64) -> Result<Mark, String> {
+        self.spawn_with_env(id, &[])
+    }
+
+    /// Like [`Cluster::spawn`], with `env` added to the process's environment (for example
+    /// a preloaded library that sets its wall clock back). `ip netns exec` passes the
+    /// environment on and `exec`s the node, so the pid is still the node's own.
+    pub fn spawn_with_env(&mut self, id: u64, env: &[(&str, &str)]) -> Result<Mark, String> {
         let stderr = File::options()
             .create(true)
             .append(true)
@@ -225,10 +238,16 @@ impl Cluster {
                 cmd
             }
         };
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
-        let (child, mark) = self.act(Action::Start(id), format!("start node {id}"), |_| {
-            cmd.spawn().map_err(|e| format!("{cmd:?}: {e}"))
-        });
+        cmd.envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+        let what = match env {
+            [] => format!("start node {id}"),
+            _ => {
+                let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("start node {id} with {}", vars.join(" "))
+            }
+        };
+        let (child, mark) =
+            self.act(Action::Start(id), what, |_| cmd.spawn().map_err(|e| format!("{cmd:?}: {e}")));
         self.children.insert(id, child?);
         Ok(mark)
     }

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,7 +80,9 @@ pub(crate) struct DemoArgs {
 pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     let ids: Vec<NodeId> = (1..=args.nodes).map(NodeId).collect();
     let mut rep = Reporter::new(args.json);
-    let prepared = prepare(&ids, args.interval)?;
+    // Dropped last, after every node has shut down and released its directory.
+    let data = DemoDataDir::create()?;
+    let prepared = prepare(&ids, args.interval, data.path())?;
     let template = prepared[0].0.clone();
     let mut summary = Summary {
         nodes: ids.len(),
@@ -123,9 +126,39 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     }
 }
 
+/// The demo nodes' data directories: one temporary directory, removed when the demo ends
+/// (also when it fails). Each node locks `node-<id>` inside it.
+struct DemoDataDir(PathBuf);
+
+impl DemoDataDir {
+    fn create() -> Result<DemoDataDir, Failure> {
+        let path = std::env::temp_dir().join(format!("quorate-demo-{}", std::process::id()));
+        // A directory of an earlier demo with the same pid is stale: its process is gone.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).map_err(|e| {
+            Failure::Runtime(format!("cannot create the demo's data directory {}: {e}", path.display()))
+        })?;
+        Ok(DemoDataDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for DemoDataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Generates certificates, binds one UDP socket per node on 127.0.0.1:0, and builds each
-/// node's validated configuration with the real addresses.
-fn prepare(ids: &[NodeId], interval: Option<Duration>) -> Result<Vec<(Config, UdpSocket)>, Failure> {
+/// node's validated configuration with the real addresses and a data directory under `data`.
+fn prepare(
+    ids: &[NodeId],
+    interval: Option<Duration>,
+    data: &Path,
+) -> Result<Vec<(Config, UdpSocket)>, Failure> {
     if let Some(t) = interval {
         if t < INTERVAL_RANGE.0 || t > INTERVAL_RANGE.1 {
             return Err(Failure::Usage(format!(
@@ -152,6 +185,7 @@ fn prepare(ids: &[NodeId], interval: Option<Duration>) -> Result<Vec<(Config, Ud
         let identity =
             pki.identity(id).map_err(|e| Failure::Runtime(format!("certificate of node {}: {e}", id.0)))?;
         let mut config = Config::lan("demo", id, members.clone(), TlsSource::Identity(Arc::new(identity)));
+        config.data_dir = Some(data.join(format!("node-{}", id.0)));
         if let Some(t) = interval {
             config.detector.heartbeat_interval = t;
             config.detector.first_heartbeat_estimate = t;

@@ -18,7 +18,7 @@ use crate::Failure;
 /// `--help` epilogue of `quorate run`.
 pub(crate) const AFTER_HELP: &str = r#"Examples:
   quorate run --config node1.toml
-  quorate run --id 1 --tls-dir certs --admin 127.0.0.1:9001 \
+  quorate run --id 1 --tls-dir certs --data-dir data-1 --admin 127.0.0.1:9001 \
       --peer 1=127.0.0.1:7001 --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003
 
 A config file (flags override it):
@@ -26,6 +26,7 @@ A config file (flags override it):
   cluster = "prod-eu"              # must match the certificates
   id = 1
   admin = "127.0.0.1:9001"         # optional: /status and /metrics
+  data_dir = "/var/lib/quorate"    # required for voters; keeps the incarnation across restarts
   [[members]]                      # one per node, this one included
   id = 1
   addr = "10.0.0.1:7001"
@@ -37,17 +38,23 @@ A config file (flags override it):
 
 The node starts fenced (not writable) and becomes writable once it holds leases on a
 majority of the votes. SIGINT or SIGTERM fences it and leaves cleanly.
+The data directory holds quorate.state (the last incarnation: each start takes
+max(wall clock ms, last + 1), so epochs never go backwards) and quorate.lock (one process
+per directory). A corrupt quorate.state stops the node; see docs/operations.md.
 Logs go to stderr (filter with RUST_LOG, default info); quorum changes are printed there too.
 
 Exit codes:
   0  stopped by SIGINT/SIGTERM
-  1  could not start (address in use, certificates unreadable or not for this node/cluster)
-  2  invalid configuration or flags; the message names the field, e.g. timing.lease"#;
+  1  could not start (address in use, certificates unreadable or not for this node/cluster,
+     data directory unwritable, in use by another process, or its state file corrupt)
+  2  invalid configuration or flags; the message names the field, e.g. timing.lease
+     or node.data_dir"#;
 
 /// Flags of `quorate run`. Flags override the config file's values.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// TOML config file (layout below). Without it, --id, --peer and --tls-dir are required.
+    /// TOML config file (layout below). Without it, --id, --peer, --tls-dir and --data-dir
+    /// are required.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// This node's id; must be one of the members.
@@ -63,6 +70,10 @@ pub(crate) struct RunArgs {
     /// Directory with ca.pem, node-<id>.pem and node-<id>.key (from `quorate certs init`).
     #[arg(long, value_name = "DIR")]
     tls_dir: Option<PathBuf>,
+    /// The node's data directory (created if missing): its incarnation across restarts and
+    /// a lock. Required for voters; overrides `[node] data_dir`.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Serve GET /status (JSON) and GET /metrics (Prometheus) on this address.
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
@@ -78,6 +89,7 @@ pub(crate) struct RunArgs {
 pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     let config = build_config(&args)?;
     config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
+    config.check_data_dir().map_err(|e| Failure::Usage(e.to_string()))?;
     let id = config.id;
     let summary = describe(&config);
 
@@ -85,7 +97,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         quorate::StartError::Config(e) => Failure::Usage(e.to_string()),
         other => Failure::Runtime(format!("cannot start node {}: {other}", id.0)),
     })?;
-    eprintln!("{summary}");
+    eprintln!("{summary}; incarnation {}", node.incarnation());
     if let Some(admin) = node.admin_addr() {
         eprintln!("admin: http://{admin}/status  http://{admin}/metrics");
     }
@@ -107,6 +119,8 @@ fn build_config(args: &RunArgs) -> Result<Config, Failure> {
                 ("--id", args.id.is_none()),
                 ("--peer", args.peers.is_empty()),
                 ("--tls-dir", args.tls_dir.is_none()),
+                // Every --peer has one vote, so this node is a voter.
+                ("--data-dir", args.data_dir.is_none()),
             ]
             .into_iter()
             .filter_map(|(flag, missing)| missing.then_some(flag))
@@ -132,6 +146,9 @@ fn build_config(args: &RunArgs) -> Result<Config, Failure> {
     }
     if let Some(dir) = &args.tls_dir {
         config.tls = TlsSource::Dir(dir.clone());
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = Some(dir.clone());
     }
     if let Some(cluster) = &args.cluster {
         config.cluster = cluster.clone();
@@ -181,7 +198,7 @@ fn describe(config: &Config) -> String {
         })
         .collect();
     format!(
-        "quorate node {} of cluster {:?} on {}; members {}; heartbeat {}, lease {}, down after {}",
+        "quorate node {} of cluster {:?} on {}; members {}; heartbeat {}, lease {}, down after {}; data dir {}",
         config.id.0,
         config.cluster,
         config.listen,
@@ -189,6 +206,7 @@ fn describe(config: &Config) -> String {
         humantime::format_duration(config.detector.heartbeat_interval),
         humantime::format_duration(config.gate.lease),
         humantime::format_duration(config.detector.down_after_min),
+        config.data_dir.as_ref().map_or_else(|| "none (observer)".to_owned(), |d| d.display().to_string()),
     )
 }
 
@@ -284,6 +302,8 @@ mod tests {
             "2",
             "--tls-dir",
             "c",
+            "--data-dir",
+            "d",
             "--peer",
             "1=127.0.0.1:7001",
             "--peer",
@@ -297,13 +317,35 @@ mod tests {
         assert_eq!(c.cluster, "quorate");
         assert_eq!(c.listen.port(), 7002);
         assert_eq!(c.members.len(), 2);
+        assert_eq!(c.data_dir, Some(PathBuf::from("d")));
+    }
+
+    #[test]
+    fn data_dir_flag_overrides_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("quorate-run-flag-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("node.toml");
+        let text = "[node]\ncluster = \"c\"\nid = 1\ndata_dir = \"from-file\"\n[[members]]\nid = 1\naddr = \"127.0.0.1:7001\"\n[tls]\ndir = \"certs\"\n";
+        let written = std::fs::write(&file, text);
+        let from_file = build_config(&args(&["--config", &file.display().to_string()]));
+        let from_flag =
+            build_config(&args(&["--config", &file.display().to_string(), "--data-dir", "/srv/q"]));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(written.is_ok());
+        assert!(matches!(&from_file, Ok(c) if c.data_dir == Some(dir.join("from-file"))), "{from_file:?}");
+        assert!(matches!(&from_flag, Ok(c) if c.data_dir == Some(PathBuf::from("/srv/q"))), "{from_flag:?}");
     }
 
     #[test]
     fn without_config_the_missing_flags_are_named() {
         let a = args(&["--id", "1"]);
         match build_config(&a) {
-            Err(Failure::Usage(msg)) => assert!(msg.contains("--peer") && msg.contains("--tls-dir"), "{msg}"),
+            Err(Failure::Usage(msg)) => {
+                assert!(
+                    msg.contains("--peer") && msg.contains("--tls-dir") && msg.contains("--data-dir"),
+                    "{msg}"
+                )
+            }
             other => panic!("expected a usage error, got {other:?}"),
         }
     }

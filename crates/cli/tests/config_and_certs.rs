@@ -48,13 +48,85 @@ lease = "990ms"
     assert!(done.stderr.contains("990ms"), "stderr: {}", done.stderr);
 }
 
+/// A one-voter config; `extra` goes into `[node]`, `tail` at the end.
+fn one_node_config(extra: &str, tail: &str) -> String {
+    format!(
+        "[node]\ncluster = \"test\"\nid = 1\n{extra}\n[[members]]\nid = 1\naddr = \"127.0.0.1:47011\"\n\n[tls]\ndir = \"certs\"\n{tail}"
+    )
+}
+
+#[test]
+fn a_huge_gossip_interval_exits_2_naming_the_field_instead_of_panicking() {
+    let dir = TempDir::new("hugecfg");
+    let file = dir.path().join("huge.toml");
+    std::fs::write(&file, one_node_config("", "\n[gossip]\ninterval = \"500000000000y\"\n")).unwrap();
+    let mut cmd = quorate();
+    cmd.arg("run").arg("--config").arg(&file);
+    let done = run_bounded(cmd, LIMIT);
+    assert_eq!(done.code(), Some(2), "stderr: {}", done.stderr);
+    assert!(
+        done.stderr.contains("invalid gossip.interval = \"500000000000y\": must be at most 1h"),
+        "stderr: {}",
+        done.stderr
+    );
+}
+
+#[test]
+fn a_voter_without_a_data_dir_exits_2_naming_node_data_dir() {
+    let dir = TempDir::new("nodatadir");
+    let file = dir.path().join("node.toml");
+    std::fs::write(&file, one_node_config("", "")).unwrap();
+    let mut cmd = quorate();
+    cmd.arg("run").arg("--config").arg(&file);
+    let done = run_bounded(cmd, LIMIT);
+    assert_eq!(done.code(), Some(2), "stderr: {}", done.stderr);
+    assert!(
+        done.stderr.contains("node.data_dir") && done.stderr.contains("--data-dir"),
+        "stderr: {}",
+        done.stderr
+    );
+}
+
+#[test]
+fn a_corrupt_state_file_exits_1_and_is_left_as_it_was() {
+    let dir = TempDir::new("corrupt");
+    let certs = dir.path().join("certs");
+    let mut init = quorate();
+    init.args(["certs", "init", "--nodes", "1", "--cluster", "test", "--dir"]).arg(&certs);
+    assert_eq!(run_bounded(init, LIMIT).code(), Some(0));
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // A state file cut short, as a crash of a careless copy could leave it.
+    let state = data.join("quorate.state");
+    std::fs::write(&state, b"qrstate\n\x01\x00\x00\x00\x2c\x00\x00\x00\x07").unwrap();
+    let file = dir.path().join("node.toml");
+    std::fs::write(&file, one_node_config("data_dir = \"data\"", "")).unwrap();
+    let mut cmd = quorate();
+    cmd.arg("run").arg("--config").arg(&file);
+    let done = run_bounded(cmd, LIMIT);
+    assert_eq!(done.code(), Some(1), "stderr: {}", done.stderr);
+    assert!(
+        done.stderr.contains("quorate.state is corrupt: it is 17 bytes long")
+            && done.stderr.contains("Recovering a data directory"),
+        "stderr: {}",
+        done.stderr
+    );
+    assert_eq!(std::fs::read(&state).unwrap().len(), 17, "a refused start rewrote the state file");
+}
+
 #[test]
 fn run_without_config_names_the_missing_flags_and_exits_2() {
     let mut cmd = quorate();
     cmd.args(["run", "--id", "1"]);
     let done = run_bounded(cmd, LIMIT);
     assert_eq!(done.code(), Some(2), "stderr: {}", done.stderr);
-    assert!(done.stderr.contains("--peer") && done.stderr.contains("--tls-dir"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("--peer")
+            && done.stderr.contains("--tls-dir")
+            && done.stderr.contains("--data-dir"),
+        "{}",
+        done.stderr
+    );
 }
 
 #[test]

@@ -54,7 +54,9 @@ fn three_nodes_from_flags_become_writable_and_status_shows_it() {
         cmd.arg("run")
             .args(["--id", &id.to_string(), "--admin", &admin[id - 1]])
             .arg("--tls-dir")
-            .arg(&certs);
+            .arg(&certs)
+            .arg("--data-dir")
+            .arg(dir.path().join(format!("data-{id}")));
         for p in &peers {
             cmd.args(["--peer", p]);
         }

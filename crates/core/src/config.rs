@@ -158,7 +158,7 @@ impl GossipConfig {
         if self.corroboration == 0 {
             return Err(GossipConfigError::Zero { field: "corroboration" });
         }
-        if self.fresh_for < self.interval * 2 {
+        if self.fresh_for < self.interval.saturating_mul(2) {
             return Err(GossipConfigError::FreshTooShort {
                 fresh_for: self.fresh_for,
                 interval: self.interval,

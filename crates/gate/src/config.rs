@@ -110,7 +110,7 @@ impl GateConfig {
                 bound,
             });
         }
-        if self.lease < detector.heartbeat_interval * 2 {
+        if self.lease < detector.heartbeat_interval.saturating_mul(2) {
             return Err(GateConfigError::LeaseTooShort {
                 lease: self.lease,
                 heartbeat_interval: detector.heartbeat_interval,

@@ -8,10 +8,12 @@ use quorate_heartbeat::{DefinitionDigest, Instant, NodeId};
 /// A fencing epoch: increases every time this node gains quorum, and across restarts.
 ///
 /// The epoch of a node's `n`-th quorum in its life with incarnation `i` is
-/// `i * 2^20 + n`. Incarnations are wall-clock milliseconds at start, so a later life
-/// starts at least `uptime_ms * 2^20` above the previous one, far more than the number of
-/// times a life can gain quorum (at most one gain per two heartbeat intervals). Two writes
-/// with the same epoch from one node happened within one unbroken stretch of quorum.
+/// `i * 2^20 + n`. The runtime takes incarnations as `max(wall-clock ms at start, previous
+/// incarnation + 1)`, the previous one kept in the node's data directory, so a later life
+/// starts above the previous one as long as that life gained quorum fewer than 2^20 times
+/// (at most one gain per two heartbeat intervals); after a normal restart it starts
+/// `uptime_ms * 2^20` above it. Two writes with the same epoch from one node happened
+/// within one unbroken stretch of quorum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Epoch(pub u64);
 

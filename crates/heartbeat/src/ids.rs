@@ -53,8 +53,9 @@ impl fmt::Display for ClusterId {
 
 /// One life of a node: it changes on every restart, and a larger value is a later life.
 ///
-/// The runtime derives it from wall-clock milliseconds at start (or a persisted counter),
-/// so it grows across restarts. Acks name the incarnation they acknowledge, so an ack sent
+/// The runtime takes `max(wall-clock milliseconds at start, previous incarnation + 1)`,
+/// the previous one kept in the node's data directory, so it grows across restarts even
+/// when the wall clock went back. Acks name the incarnation they acknowledge, so an ack sent
 /// to a previous life never extends a lease of the current one.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct Incarnation(pub u64);

@@ -61,10 +61,16 @@ fn main() -> Result<(), Error> {
     let quick = std::env::args().any(|a| a == "--quick");
     let (rounds, scale) = if quick { (2, 10) } else { (ROUNDS, 1) };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let nodes = rt.block_on(cluster(3))?;
-    let gate = nodes[0].gate();
     let dir = std::env::temp_dir().join(format!("quorate-kv-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let nodes = match rt.block_on(cluster(3, &dir)) {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    let gate = nodes[0].gate();
     let result = run(&rt, &gate, &dir, rounds, scale);
     let _ = std::fs::remove_dir_all(&dir);
     rt.block_on(async {
@@ -225,8 +231,8 @@ fn gate_ns(gate: &QuorumGate, ops: u64) -> Result<f64, Error> {
     Ok(started.elapsed().as_nanos() as f64 / ops as f64)
 }
 
-/// A 3-node cluster on loopback; returns once node 1 is writable.
-async fn cluster(n: u64) -> Result<Vec<Node>, Error> {
+/// A 3-node cluster on loopback, data directories under `dir`; returns once node 1 is writable.
+async fn cluster(n: u64, dir: &Path) -> Result<Vec<Node>, Error> {
     let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
     let pki = generate_dev_pki("kvbench", &ids)?;
     let mut sockets = Vec::new();
@@ -239,7 +245,9 @@ async fn cluster(n: u64) -> Result<Vec<Node>, Error> {
     let mut nodes = Vec::new();
     for (id, socket) in ids.iter().zip(sockets) {
         let tls = TlsSource::Identity(Arc::new(pki.identity(*id)?));
-        nodes.push(Node::start_on(Config::lan("kvbench", *id, members.clone(), tls), socket).await?);
+        let mut config = Config::lan("kvbench", *id, members.clone(), tls);
+        config.data_dir = Some(dir.join(format!("node-{}", id.0)));
+        nodes.push(Node::start_on(config, socket).await?);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while !nodes[0].gate().can_write() {

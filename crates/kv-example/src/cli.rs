@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!   quorate-kv --config node.toml --data DIR --http ADDR
-//!     Store::open(DIR/kv.redb) ─► bind ADDR ─► Node::start(config) ─► gate.subscribe()
+//!     Store::open(DIR/kv.redb) ─► bind ADDR ─► Node::start(config, data_dir = DIR unless set)
+//!     ─► gate.subscribe()
 //!     ─► Service + event watcher ─► HTTP until SIGINT / SIGTERM
 //!     ─► node.shutdown() (the gate fences first: later writes get 503) ─► drain HTTP ─► close the database
 //! ```
@@ -33,7 +34,7 @@ const AFTER_HELP: &str = r#"The config file is the one `quorate run --config` re
 
 Exit codes:
   0  stopped by SIGINT/SIGTERM
-  1  could not start (address in use, database locked or unreadable, certificates)
+  1  could not start (address in use, database or data directory locked or unreadable, certificates)
   2  invalid configuration or flags"#;
 
 /// One node of the quorate-kv example: a key-value service on redb whose every write
@@ -44,7 +45,8 @@ pub struct Args {
     /// The node's TOML config (the `quorate run --config` format).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// Directory for the database file (created if missing).
+    /// Directory for the database file (created if missing). Unless the config file sets
+    /// `[node] data_dir`, the node keeps its incarnation here too (`quorate.state`).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// Address for the HTTP API, e.g. 127.0.0.1:8001.
@@ -105,7 +107,12 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Failure> {
-    let config = Config::load(&args.config).map_err(|e| Failure::Usage(e.to_string()))?;
+    let mut config = Config::load(&args.config).map_err(|e| Failure::Usage(e.to_string()))?;
+    // The node's state lives next to the database unless the config file puts it elsewhere:
+    // one directory to back up, and the node's lock guards the database as well.
+    if config.data_dir.is_none() {
+        config.data_dir = Some(args.data.clone());
+    }
     let durability = match args.durability {
         DurabilityArg::Immediate => Durability::Immediate,
         DurabilityArg::None => Durability::None,

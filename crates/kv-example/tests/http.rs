@@ -39,14 +39,16 @@ impl Rig {
             members.push(MemberAddr { id: *id, addr: socket.local_addr()?, votes: 1 });
             sockets.push(socket);
         }
-        let mut started = Vec::new();
-        for (id, socket) in ids.iter().zip(sockets) {
-            let tls = TlsSource::Identity(Arc::new(pki.identity(*id)?));
-            started.push(Node::start_on(Config::lan("kvtest", *id, members.clone(), tls), socket).await?);
-        }
         let dir = std::env::temp_dir().join(format!("quorate-kv-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
+        let mut started = Vec::new();
+        for (id, socket) in ids.iter().zip(sockets) {
+            let tls = TlsSource::Identity(Arc::new(pki.identity(*id)?));
+            let mut config = Config::lan("kvtest", *id, members.clone(), tls);
+            config.data_dir = Some(dir.join(format!("node-{}", id.0)));
+            started.push(Node::start_on(config, socket).await?);
+        }
         let store = Store::open(&dir.join("kv.redb"), Durability::Immediate)?;
         let gate = started[0].gate();
         let events = gate.subscribe();

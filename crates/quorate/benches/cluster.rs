@@ -50,6 +50,15 @@ fn totals(nodes: &[Node]) -> Totals {
     t
 }
 
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs: u64 = std::env::var("QUORATE_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
@@ -62,10 +71,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .zip(&sockets)
         .map(|(id, s)| Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: 1 }))
         .collect::<Result<_, std::io::Error>>()?;
+    // Voters keep their incarnation in a data directory; this one goes when the bench ends.
+    let dirs = TempDir(std::env::temp_dir().join(format!("quorate-bench-{}", std::process::id())));
     let mut nodes = Vec::new();
     for (id, socket) in ids.iter().zip(sockets) {
         let tls = TlsSource::Identity(Arc::new(pki.identity(*id)?));
-        nodes.push(Node::start_on(Config::lan("bench", *id, members.clone(), tls), socket).await?);
+        let mut config = Config::lan("bench", *id, members.clone(), tls);
+        config.data_dir = Some(dirs.0.join(format!("node-{}", id.0)));
+        nodes.push(Node::start_on(config, socket).await?);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while !nodes.iter().all(|n| n.gate().can_write()) {

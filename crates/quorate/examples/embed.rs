@@ -12,6 +12,15 @@ use std::time::Duration;
 use quorate::transport::generate_dev_pki;
 use quorate::{Config, MemberAddr, Node, NodeId, QuorumEvent, TlsSource};
 
+/// The example's data directories, removed when it ends.
+struct DataDirs(std::path::PathBuf);
+
+impl Drop for DataDirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ids = [NodeId(1), NodeId(2), NodeId(3)];
@@ -25,10 +34,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             votes: 1,
         });
     }
+    // Each voter keeps its incarnation (and so its epochs) in a data directory of its own;
+    // a real deployment uses a persistent path such as /var/lib/<engine>/quorate.
+    let data = DataDirs(std::env::temp_dir().join(format!("quorate-embed-{}", std::process::id())));
     let mut nodes = Vec::new();
     for (id, socket) in ids.into_iter().zip(sockets) {
         let tls = TlsSource::Identity(Arc::new(pki.identity(id)?));
-        nodes.push(Node::start_on(Config::lan("embed", id, members.clone(), tls), socket?).await?);
+        let mut config = Config::lan("embed", id, members.clone(), tls);
+        config.data_dir = Some(data.0.join(format!("node-{}", id.0)));
+        nodes.push(Node::start_on(config, socket?).await?);
     }
 
     // React to quorum changes: a storage engine would flip to read-only and back here.

@@ -7,6 +7,7 @@
 //! listen = "127.0.0.1:7001"        # default: this node's member address
 //! admin = "127.0.0.1:9001"         # optional: /metrics and /status over HTTP
 //! events_out = "events.jsonl"      # optional: JSON lines of events; "-" for stdout
+//! data_dir = "/var/lib/quorate"    # required for voters: incarnation across restarts
 //!
 //! [[members]]
 //! id = 1
@@ -19,7 +20,7 @@
 //!
 //! [timing]
 //! preset = "lan"                   # or "wan"; fields below override it
-//! heartbeat_interval = "100ms"
+//! heartbeat_interval = "100ms"     # every duration: at most 1h (DURATION_MAX)
 //! down_after_min = "1s"
 //! lease = "900ms"
 //! max_clock_drift = 0.01
@@ -43,6 +44,11 @@ use serde::Deserialize;
 
 /// Config files larger than this are refused unread.
 pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
+
+/// The longest duration any setting may have: one hour. Far above anything useful (the WAN
+/// preset's longest is 3 s), and low enough that no sum or multiple of settings the node
+/// computes can overflow.
+pub const DURATION_MAX: Duration = Duration::from_secs(60 * 60);
 
 /// Everything a node needs to start.
 #[derive(Clone)]
@@ -69,6 +75,11 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// Where to write events as JSON lines; `None` (default) writes none.
     pub events_out: Option<EventsOut>,
+    /// The data directory: the node's incarnation (and so its epochs) across restarts, and a
+    /// lock so that two processes never share it (see `data_dir` module docs). Required for
+    /// a voter (votes > 0), checked by [`crate::Node::start`]; an observer without one takes
+    /// its incarnation from the wall clock. Default `None`.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// A member and where it listens.
@@ -166,6 +177,7 @@ impl Config {
             gossip: GossipConfig::default(),
             admin: None,
             events_out: None,
+            data_dir: None,
         }
     }
 
@@ -208,8 +220,13 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks every rule, naming the field at fault.
+    /// Checks every rule, naming the field at fault. (Whether a voter has a data
+    /// directory is checked when the node starts, after command-line flags had their say:
+    /// see [`Config::check_data_dir`].)
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value) in self.durations() {
+            check_duration_max(field, value)?;
+        }
         quorate_heartbeat::transport::validate_cluster_name(&self.cluster).map_err(|e| {
             ConfigError::invalid("node.cluster", format!("{:?}", self.cluster), e.to_string())
         })?;
@@ -241,6 +258,48 @@ impl Config {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Every duration setting with its name in the TOML file.
+    fn durations(&self) -> [(&'static str, Duration); 11] {
+        let (d, g) = (&self.detector, &self.gossip);
+        [
+            ("timing.heartbeat_interval", d.heartbeat_interval),
+            ("timing.down_after_min", d.down_after_min),
+            ("timing.lease", self.gate.lease),
+            ("timing.min_std_dev", d.min_std_dev),
+            ("timing.acceptable_pause", d.acceptable_pause),
+            ("timing.stall_threshold", d.stall_threshold),
+            ("timing.first_heartbeat_estimate", d.first_heartbeat_estimate),
+            ("gossip.interval", g.interval),
+            ("gossip.fresh_for", g.fresh_for),
+            ("gossip.fence_timeout", g.fence_timeout),
+            ("gossip.fence_hold", g.fence_hold),
+        ]
+    }
+
+    /// This node's votes; 0 if it is not among the members.
+    pub fn own_votes(&self) -> u32 {
+        self.members.iter().find(|m| m.id == self.id).map_or(0, |m| m.votes)
+    }
+
+    /// A voter needs a data directory: without one a restart with the wall clock set back
+    /// would reuse incarnations and epochs. Observers may run without.
+    pub fn check_data_dir(&self) -> Result<(), ConfigError> {
+        let votes = self.own_votes();
+        if self.data_dir.is_none() && votes > 0 {
+            return Err(ConfigError::invalid(
+                "node.data_dir",
+                "(not set)",
+                format!(
+                    "node {} has {votes} vote(s) and needs a data directory, which keeps its \
+                     incarnation and fencing epochs growing across restarts; set [node] data_dir \
+                     in the config file or pass --data-dir (only observers, votes = 0, may run without)",
+                    self.id.0
+                ),
+            ));
         }
         Ok(())
     }
@@ -286,6 +345,7 @@ impl std::fmt::Debug for Config {
             .field("gate", &self.gate)
             .field("admin", &self.admin)
             .field("events_out", &self.events_out)
+            .field("data_dir", &self.data_dir)
             .finish_non_exhaustive()
     }
 }
@@ -402,6 +462,7 @@ struct RawNode {
     listen: Option<String>,
     admin: Option<String>,
     events_out: Option<String>,
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -452,11 +513,26 @@ fn addr(field: &str, text: &str) -> Result<SocketAddr, ConfigError> {
 
 fn duration(field: &str, text: &Option<String>, into: &mut Duration) -> Result<(), ConfigError> {
     if let Some(text) = text {
-        *into = humantime::parse_duration(text).map_err(|e| {
+        let parsed = humantime::parse_duration(text).map_err(|e| {
             ConfigError::invalid(field, format!("{text:?}"), format!("{e}; write e.g. \"100ms\" or \"1s\""))
         })?;
+        if parsed > DURATION_MAX {
+            return Err(ConfigError::invalid(field, format!("{text:?}"), duration_max_rule()));
+        }
+        *into = parsed;
     }
     Ok(())
+}
+
+fn check_duration_max(field: &str, value: Duration) -> Result<(), ConfigError> {
+    if value > DURATION_MAX {
+        return Err(ConfigError::invalid(field, fmt_d(value), duration_max_rule()));
+    }
+    Ok(())
+}
+
+fn duration_max_rule() -> String {
+    format!("must be at most {} (every duration setting is capped there)", fmt_d(DURATION_MAX))
 }
 
 impl RawConfig {
@@ -501,6 +577,10 @@ impl RawConfig {
             return Err(ConfigError::invalid("node.id", id.0, "must be one of the [[members]] ids"));
         }
         config.admin = self.node.admin.as_deref().map(|a| addr("node.admin", a)).transpose()?;
+        if self.node.data_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(ConfigError::invalid("node.data_dir", "\"\"", "must name a directory"));
+        }
+        config.data_dir = self.node.data_dir.map(path);
         config.events_out = self.node.events_out.map(|o| {
             if o == "-" {
                 EventsOut::Stdout
@@ -637,5 +717,109 @@ mod tests {
     fn duplicate_member_address_is_refused() {
         let e = err(&GOOD.replace("127.0.0.1:7003", "127.0.0.1:7001"));
         assert!(e.contains("members.addr"), "{e}");
+    }
+
+    #[test]
+    fn data_dir_is_read_relative_to_the_config_file_and_required_for_voters() -> Result<(), ConfigError> {
+        let c = Config::parse(
+            &GOOD.replacen("id = 2\n", "id = 2\ndata_dir = \"state\"\n", 1),
+            "x",
+            Path::new("/etc/q"),
+        )?;
+        assert_eq!(c.data_dir.as_deref(), Some(Path::new("/etc/q/state")));
+        assert!(c.check_data_dir().is_ok());
+        // Parsing does not require it (a flag may still give it), starting does.
+        let c = Config::from_toml_str(GOOD)?;
+        let e = c.check_data_dir().map_err(|e| e.to_string());
+        assert!(
+            matches!(&e, Err(t) if t.starts_with("invalid node.data_dir = (not set): node 2 has 1 vote(s)") && t.contains("--data-dir")),
+            "{e:?}"
+        );
+        let observer = Config { id: NodeId(3), ..c };
+        assert!(observer.check_data_dir().is_ok(), "observers may run without a data directory");
+        assert!(err(&GOOD.replacen("id = 2\n", "id = 2\ndata_dir = \"\"\n", 1)).contains("node.data_dir"));
+        Ok(())
+    }
+
+    /// Every duration field of the TOML file, as `(table, key)`.
+    const DURATION_FIELDS: [(&str, &str); 10] = [
+        ("timing", "heartbeat_interval"),
+        ("timing", "down_after_min"),
+        ("timing", "lease"),
+        ("timing", "min_std_dev"),
+        ("timing", "acceptable_pause"),
+        ("timing", "stall_threshold"),
+        ("gossip", "interval"),
+        ("gossip", "fresh_for"),
+        ("gossip", "fence_timeout"),
+        ("gossip", "fence_hold"),
+    ];
+
+    /// A valid config without `[timing]`, plus `table.key = value`.
+    fn with_duration(table: &str, key: &str, value: &str) -> String {
+        let base = GOOD.split("[timing]").next().unwrap_or(GOOD);
+        format!("{base}\n[{table}]\n{key} = \"{value}\"\n")
+    }
+
+    #[test]
+    fn every_duration_field_at_a_huge_value_is_a_named_error_not_a_panic() {
+        for (table, key) in DURATION_FIELDS {
+            for huge in ["500000000000y", "2h", "3601s", "1y"] {
+                let e = err(&with_duration(table, key, huge));
+                assert!(
+                    e.starts_with(&format!("invalid {table}.{key} = \"{huge}\": must be at most 1h")),
+                    "{table}.{key} = {huge}: {e}"
+                );
+            }
+            // Past what a Duration holds: the parser's own overflow error, still named.
+            let e = err(&with_duration(table, key, "99999999999999999999999s"));
+            assert!(e.starts_with(&format!("invalid {table}.{key} = ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn durations_set_in_code_are_bounded_too() {
+        let mut c = match Config::from_toml_str(GOOD) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        c.gossip.interval = Duration::MAX;
+        let e = c.validate().map_err(|e| e.to_string());
+        assert!(
+            matches!(&e, Err(t) if t.starts_with("invalid gossip.interval = ") && t.contains("at most 1h")),
+            "{e:?}"
+        );
+        c.gossip.interval = Duration::from_secs(1);
+        c.detector.heartbeat_interval = Duration::MAX;
+        let e = c.validate().map_err(|e| e.to_string());
+        assert!(matches!(&e, Err(t) if t.starts_with("invalid timing.heartbeat_interval")), "{e:?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_duration_text_in_any_field_parses_or_is_a_named_error(
+            field in 0..DURATION_FIELDS.len(),
+            n in proptest::prelude::any::<u64>(),
+            unit in proptest::sample::select(vec!["ns", "us", "ms", "s", "m", "h", "d", "w", "M", "y"]),
+        ) {
+            let (table, key) = DURATION_FIELDS[field];
+            let text = format!("{n}{unit}");
+            match Config::from_toml_str(&with_duration(table, key, &text)) {
+                Ok(c) => {
+                    let value = c.durations().iter().find(|(f, _)| *f == format!("{table}.{key}")).map(|(_, d)| *d);
+                    proptest::prop_assert!(value.is_some_and(|d| d <= DURATION_MAX));
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    // Either this field is named, or a rule between fields that names another.
+                    let parsed = humantime::parse_duration(&text);
+                    if parsed.as_ref().map_or(true, |d| *d > DURATION_MAX) {
+                        proptest::prop_assert!(e.starts_with(&format!("invalid {table}.{key} = \"{text}\"")), "{}", e);
+                    } else {
+                        proptest::prop_assert!(e.starts_with("invalid "), "{}", e);
+                    }
+                }
+            }
+        }
     }
 }

@@ -24,11 +24,13 @@
 mod admin;
 pub mod clock;
 mod config;
+pub mod data_dir;
 pub mod events;
 mod node;
 mod status;
 
-pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, CONFIG_BYTES_MAX};
+pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, CONFIG_BYTES_MAX, DURATION_MAX};
+pub use data_dir::{DataDir, DataDirError, Durable};
 pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
 pub use status::{NodeStatus, PartitionReport, PeerReport};
 

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::config::{Config, ConfigError, EventsOut};
+use crate::data_dir::{DataDir, DataDirError};
 use crate::events::{event_json, EventSink};
 use crate::status::{self, NodeStatus};
 
@@ -63,6 +64,10 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The data directory cannot be used (unwritable, locked by another process, or its
+    /// state file is corrupt). Nothing was sent.
+    #[error("{0}")]
+    DataDir(#[from] DataDirError),
     /// The event log could not be opened.
     #[error("cannot open event log {path}: {source}")]
     EventLog {
@@ -85,6 +90,9 @@ pub struct Node {
     admin: Option<JoinHandle<()>>,
     admin_addr: Option<SocketAddr>,
     log_writer: Option<JoinHandle<()>>,
+    incarnation: Incarnation,
+    /// Holds the data directory's lock for the node's life.
+    data_dir: Option<DataDir>,
 }
 
 #[derive(Debug)]
@@ -123,9 +131,16 @@ impl Node {
 
     /// Like [`Node::start`], on a UDP socket the caller bound already (to learn an
     /// OS-assigned port before telling the other members).
+    ///
+    /// A voter needs `config.data_dir`: its incarnation is taken as `max(wall clock ms,
+    /// last + 1)` and stored there (fsync, atomic rename) before anything is sent, so that
+    /// epochs never go backwards across restarts whatever the wall clock does.
     pub async fn start_on(config: Config, socket: UdpSocket) -> Result<Node, StartError> {
         config.validate()?;
+        config.check_data_dir()?;
         let identity = config.tls_identity()?;
+        // Before the transport exists: the new incarnation is on disk before the first packet.
+        let (data_dir, incarnation) = begin_life(&config)?;
         let listen =
             socket.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let members = config.members.iter().map(|m| (m.id, m.addr)).collect();
@@ -135,7 +150,6 @@ impl Node {
 
         let clock = Clock::system();
         let now = clock.now();
-        let incarnation = Incarnation(wall_clock_ms().max(1));
         let seed = incarnation.0 ^ config.id.0.rotate_left(32);
         let (core, gate) = match Core::new(config.core_config(), incarnation, clock.clone(), now, seed) {
             Ok(made) => made,
@@ -163,7 +177,7 @@ impl Node {
             clock,
             gate: gate.clone(),
             events_dropped: AtomicU64::new(0),
-            poll_deadline: config.detector.heartbeat_interval * POLL_DEADLINE_INTERVALS,
+            poll_deadline: config.detector.heartbeat_interval.saturating_mul(POLL_DEADLINE_INTERVALS),
             down_after_min: config.detector.down_after_min,
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -182,7 +196,28 @@ impl Node {
             None => (None, None),
         };
         tracing::info!(node = config.id.0, %listen, incarnation = incarnation.0, "quorate node started");
-        Ok(Node { shared, gate, stop, driver: Some(driver), admin, admin_addr, log_writer })
+        Ok(Node {
+            shared,
+            gate,
+            stop,
+            driver: Some(driver),
+            admin,
+            admin_addr,
+            log_writer,
+            incarnation,
+            data_dir,
+        })
+    }
+
+    /// This life's incarnation: larger than every earlier life's when the node has a data
+    /// directory. Epochs of this life are `incarnation * 2^20 + n`.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation.0
+    }
+
+    /// The data directory this node holds locked, if it has one.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_ref().map(DataDir::path)
     }
 
     /// The write gate: cheap to clone, `Send + Sync`.
@@ -410,7 +445,36 @@ fn open_event_log(out: &Option<EventsOut>) -> Result<Option<Box<dyn std::io::Wri
     }
 }
 
-/// Milliseconds since the Unix epoch: the incarnation, so later lives get larger ones.
+/// Opens and locks the data directory, if the node has one, and stores the new life's
+/// incarnation there. Without one (an observer) the incarnation is the wall clock.
+fn begin_life(config: &Config) -> Result<(Option<DataDir>, Incarnation), StartError> {
+    let wall = wall_clock_ms();
+    let Some(path) = &config.data_dir else {
+        return Ok((None, Incarnation(wall.max(1))));
+    };
+    let dir = DataDir::open(path)?;
+    let life = dir.begin_life(wall)?;
+    let incarnation = life.current.incarnation;
+    match life.previous {
+        Some(previous) if wall <= previous.incarnation => tracing::warn!(
+            node = config.id.0,
+            wall_clock_ms = wall,
+            previous = previous.incarnation,
+            incarnation,
+            "the wall clock is not past the previous life's incarnation (clock set back, or not \
+             yet synced?); continuing from the stored one so that epochs keep growing"
+        ),
+        Some(previous) => {
+            tracing::info!(node = config.id.0, previous = previous.incarnation, incarnation, "new life")
+        }
+        None => tracing::info!(node = config.id.0, dir = %path.display(), incarnation, "first life"),
+    }
+    Ok((Some(dir), Incarnation(incarnation)))
+}
+
+/// Milliseconds since the Unix epoch; 0 for a clock before 1970.
 fn wall_clock_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(1)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

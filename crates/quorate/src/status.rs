@@ -17,7 +17,8 @@ pub struct NodeStatus {
     pub node: u64,
     /// The cluster name.
     pub cluster: String,
-    /// This node's incarnation (start time in wall-clock milliseconds).
+    /// This node's incarnation: `max(wall-clock milliseconds at start, previous
+    /// incarnation + 1)` for a node with a data directory, else the wall clock.
     pub incarnation: u64,
     /// Whether the gate answers "writable" now.
     pub writable: bool,

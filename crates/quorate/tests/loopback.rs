@@ -2,26 +2,62 @@
 //! garbage flood, a foreign certificate, graceful leave, a paused node and a restarted one.
 
 use std::net::UdpSocket;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use quorate::transport::generate_dev_pki;
-use quorate::{Config, MemberAddr, Node, NodeId, QuorumEvent, QuorumGate, TlsSource};
+use quorate::{
+    Config, DataDirError, MemberAddr, Node, NodeId, QuorumEvent, QuorumGate, StartError, TlsSource,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Starts `n` nodes on OS-assigned loopback ports with a generated PKI.
-async fn cluster(n: u64) -> Result<Vec<Node>, Box<dyn std::error::Error>> {
-    let (configs, sockets) = configs(n)?;
+/// One data directory per node under the system temp dir, all removed on drop (after the
+/// nodes: declare it before them).
+struct DataDirs(PathBuf);
+
+impl DataDirs {
+    fn new(tag: &str) -> DataDirs {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        DataDirs(std::env::temp_dir().join(format!("quorate-loopback-{tag}-{}-{n}", std::process::id())))
+    }
+
+    fn node(&self, id: NodeId) -> PathBuf {
+        self.0.join(format!("node-{}", id.0))
+    }
+}
+
+impl Drop for DataDirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A LAN config for `id` with its data directory in `dirs`.
+fn config(id: NodeId, members: &[MemberAddr], tls: TlsSource, dirs: &DataDirs) -> Config {
+    let mut config = Config::lan("loopback", id, members.to_vec(), tls);
+    config.data_dir = Some(dirs.node(id));
+    config
+}
+
+/// Starts `n` nodes on OS-assigned loopback ports with a generated PKI. The nodes' data
+/// directories go when the returned [`DataDirs`] drops.
+async fn cluster(n: u64) -> Result<(DataDirs, Vec<Node>), Box<dyn std::error::Error>> {
+    let (dirs, configs, sockets) = configs(n)?;
     let mut nodes = Vec::new();
     for (config, socket) in configs.into_iter().zip(sockets) {
         nodes.push(Node::start_on(config, socket).await?);
     }
-    Ok(nodes)
+    Ok((dirs, nodes))
 }
 
-/// The configs of `n` nodes on OS-assigned loopback ports with a generated PKI, and the
-/// bound sockets they are to use.
-fn configs(n: u64) -> Result<(Vec<Config>, Vec<UdpSocket>), Box<dyn std::error::Error>> {
+/// The configs of `n` nodes on OS-assigned loopback ports with a generated PKI, their data
+/// directories, and the bound sockets they are to use.
+type Configs = (DataDirs, Vec<Config>, Vec<UdpSocket>);
+fn configs(n: u64) -> Result<Configs, Box<dyn std::error::Error>> {
+    let dirs = DataDirs::new("cluster");
     let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
     let pki = generate_dev_pki("loopback", &ids)?;
     let sockets: Vec<UdpSocket> =
@@ -34,9 +70,9 @@ fn configs(n: u64) -> Result<(Vec<Config>, Vec<UdpSocket>), Box<dyn std::error::
     let mut configs = Vec::new();
     for id in &ids {
         let tls = TlsSource::Identity(std::sync::Arc::new(pki.identity(*id)?));
-        configs.push(Config::lan("loopback", *id, members.clone(), tls));
+        configs.push(config(*id, &members, tls, &dirs));
     }
-    Ok((configs, sockets))
+    Ok((dirs, configs, sockets))
 }
 
 async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
@@ -53,7 +89,7 @@ async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_and_five_nodes_converge_to_all_writable_within_a_second() -> TestResult {
     for n in [3, 5] {
-        let nodes = cluster(n).await?;
+        let (_dirs, nodes) = cluster(n).await?;
         let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
         let took = wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await;
         println!("{n} nodes: all writable after {took:?}");
@@ -69,7 +105,7 @@ async fn three_and_five_nodes_converge_to_all_writable_within_a_second() -> Test
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_node_is_marked_down_after_the_floor_and_the_rest_stay_writable() -> TestResult {
-    let mut nodes = cluster(3).await?;
+    let (_dirs, mut nodes) = cluster(3).await?;
     let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
     wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
     let mut events = gates[0].subscribe();
@@ -106,7 +142,7 @@ async fn crashed_node_is_marked_down_after_the_floor_and_the_rest_stay_writable(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_off_node_fences_within_lease_times_drift() -> TestResult {
-    let nodes = cluster(3).await?;
+    let (_dirs, nodes) = cluster(3).await?;
     let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
     wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
     let cut = gates[0].clock().now();
@@ -130,7 +166,7 @@ async fn cut_off_node_fences_within_lease_times_drift() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_udp_flood_does_not_disturb_an_established_cluster() -> TestResult {
-    let nodes = cluster(3).await?;
+    let (_dirs, nodes) = cluster(3).await?;
     let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
     wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
     let epoch = gates[0].epoch();
@@ -188,11 +224,12 @@ async fn node_with_a_certificate_from_another_ca_is_refused_and_changes_no_quoru
         .zip(&sockets)
         .map(|(id, s)| Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: 1 }))
         .collect::<Result<_, std::io::Error>>()?;
+    let dirs = DataDirs::new("rogue");
     let mut nodes = Vec::new();
     for (id, socket) in ids.iter().zip(sockets) {
         let source = if *id == NodeId(3) { &rogue_pki } else { &pki };
         let tls = TlsSource::Identity(std::sync::Arc::new(source.identity(*id)?));
-        nodes.push(Node::start_on(Config::lan("loopback", *id, members.clone(), tls), socket).await?);
+        nodes.push(Node::start_on(config(*id, &members, tls, &dirs), socket).await?);
     }
     let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
     wait_until(Duration::from_secs(3), || gates[0].can_write() && gates[1].can_write())
@@ -224,7 +261,7 @@ async fn node_with_a_certificate_from_another_ca_is_refused_and_changes_no_quoru
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_fences_first_and_peers_let_the_node_go_at_once() -> TestResult {
-    let mut nodes = cluster(3).await?;
+    let (_dirs, mut nodes) = cluster(3).await?;
     let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
     wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
     let mut events = gates[0].subscribe();
@@ -361,7 +398,7 @@ fn drain(events: &mut quorate::EventStream) -> Vec<QuorumEvent> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_node_wakes_fenced_by_its_clock_rejoins_with_a_higher_epoch_and_convicts_nobody() -> TestResult
 {
-    let (mut configs, mut sockets) = configs(3)?;
+    let (_dirs, mut configs, mut sockets) = configs(3)?;
     let paused = Solo::start(configs.remove(2), sockets.remove(2))?;
     let mut nodes = Vec::new();
     for (config, socket) in configs.into_iter().zip(sockets) {
@@ -418,7 +455,7 @@ async fn paused_node_wakes_fenced_by_its_clock_rejoins_with_a_higher_epoch_and_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_node_restarts_fenced_on_its_address_and_rejoins_with_a_higher_epoch() -> TestResult {
-    let (configs, mut sockets) = configs(3)?;
+    let (_dirs, configs, mut sockets) = configs(3)?;
     let config = configs[1].clone();
     let addr = sockets[1].local_addr()?;
     let crashing = Solo::start(config.clone(), sockets.remove(1))?;
@@ -468,5 +505,104 @@ async fn crashed_node_restarts_fenced_on_its_address_and_rejoins_with_a_higher_e
     for node in nodes {
         node.shutdown().await;
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_takes_a_larger_incarnation_from_its_data_dir_and_rejoins_with_a_higher_epoch(
+) -> TestResult {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let pki = generate_dev_pki("loopback", &ids)?;
+    let dirs = DataDirs::new("restart");
+    let sockets: Vec<UdpSocket> =
+        ids.iter().map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    let members: Vec<MemberAddr> = ids
+        .iter()
+        .zip(&sockets)
+        .map(|(id, s)| Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: 1 }))
+        .collect::<Result<_, std::io::Error>>()?;
+    let tls = |id: NodeId| pki.identity(id).map(|i| TlsSource::Identity(std::sync::Arc::new(i)));
+    let mut nodes = Vec::new();
+    for (id, socket) in ids.iter().zip(sockets) {
+        nodes.push(Node::start_on(config(*id, &members, tls(*id)?, &dirs), socket).await?);
+    }
+    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
+    wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
+
+    // A second process (here: a second node) on node 3's data directory is refused.
+    let twin =
+        Node::start_on(config(NodeId(3), &members, tls(NodeId(3))?, &dirs), UdpSocket::bind("127.0.0.1:0")?)
+            .await;
+    match twin {
+        Err(StartError::DataDir(DataDirError::Locked { holder, .. })) => {
+            assert_eq!(holder, Some(std::process::id()))
+        }
+        other => panic!("expected the data directory to be locked, got {other:?}"),
+    }
+
+    let (first_incarnation, first_epoch) = (nodes[2].incarnation(), gates[2].epoch());
+    let leaving = nodes.remove(2);
+    leaving.shutdown().await;
+    // The old endpoint's socket closes when its last task ends, shortly after shutdown.
+    let mut socket = UdpSocket::bind(members[2].addr);
+    for _ in 0..300 {
+        if socket.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        socket = UdpSocket::bind(members[2].addr);
+    }
+    let socket = socket?;
+    let again = Node::start_on(config(NodeId(3), &members, tls(NodeId(3))?, &dirs), socket).await?;
+    let gate = again.gate();
+    wait_until(Duration::from_secs(3), || gate.can_write()).await.ok_or("restarted node never writable")?;
+    assert!(again.incarnation() > first_incarnation, "{} <= {first_incarnation}", again.incarnation());
+    assert!(gate.epoch() > first_epoch, "{:?} <= {first_epoch:?}", gate.epoch());
+    let stored = std::fs::read(dirs.node(NodeId(3)).join(quorate::data_dir::STATE_FILE))?;
+    let stored = quorate::Durable::decode(&stored)?;
+    assert_eq!(stored.incarnation, again.incarnation(), "the running life's incarnation is on disk");
+    again.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_without_a_data_dir_is_refused_and_an_observer_runs_without() -> TestResult {
+    let ids = [NodeId(1), NodeId(2)];
+    let pki = generate_dev_pki("loopback", &ids)?;
+    let sockets: Vec<UdpSocket> =
+        ids.iter().map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    let members: Vec<MemberAddr> = ids
+        .iter()
+        .zip(&sockets)
+        .map(|(id, s)| {
+            Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: if id.0 == 1 { 1 } else { 0 } })
+        })
+        .collect::<Result<_, std::io::Error>>()?;
+    let mut sockets = sockets.into_iter();
+    let voter = Config::lan(
+        "loopback",
+        NodeId(1),
+        members.clone(),
+        TlsSource::Identity(std::sync::Arc::new(pki.identity(NodeId(1))?)),
+    );
+    match Node::start_on(voter, sockets.next().ok_or("socket")?).await {
+        Err(e @ StartError::Config(_)) => {
+            let text = e.to_string();
+            assert!(text.contains("node.data_dir") && text.contains("--data-dir"), "{text}");
+        }
+        other => panic!("expected a config error naming node.data_dir, got {other:?}"),
+    }
+    let observer = Config::lan(
+        "loopback",
+        NodeId(2),
+        members,
+        TlsSource::Identity(std::sync::Arc::new(pki.identity(NodeId(2))?)),
+    );
+    let node = Node::start_on(observer, sockets.next().ok_or("socket")?).await?;
+    assert!(node.data_dir().is_none() && node.incarnation() > 0);
+    node.shutdown().await;
     Ok(())
 }
