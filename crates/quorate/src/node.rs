@@ -29,9 +29,10 @@ use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::config::{Config, ConfigError, EventsOut};
-use crate::data_dir::{DataDir, DataDirError};
+use crate::data_dir::{DataDir, DataDirError, Durable};
 use crate::events::{event_json, EventSink};
 use crate::status::{self, NodeStatus};
+use quorate_core::{Memory, Promises};
 
 /// A direct poll of a suspect peer gives up after this many heartbeat intervals: long
 /// enough for a QUIC retransmission or two, short enough to matter before the down floor.
@@ -91,8 +92,6 @@ pub struct Node {
     admin_addr: Option<SocketAddr>,
     log_writer: Option<JoinHandle<()>>,
     incarnation: Incarnation,
-    /// Holds the data directory's lock for the node's life.
-    data_dir: Option<DataDir>,
 }
 
 #[derive(Debug)]
@@ -106,6 +105,30 @@ pub(crate) struct Shared {
     /// How long a direct poll of a suspect peer may take.
     pub(crate) poll_deadline: Duration,
     pub(crate) down_after_min: Duration,
+    /// The data directory (its lock held for the node's life), where the core's promises
+    /// are persisted next to the incarnation.
+    pub(crate) data_dir: Option<DataDir>,
+    pub(crate) incarnation: Incarnation,
+    /// When persisting promises last failed, to warn once per [`PERSIST_WARN_EVERY`].
+    pub(crate) persist_failed_at: Mutex<Option<std::time::Instant>>,
+}
+
+/// A failing data directory is reported at most this often (the write is retried on every
+/// loop; until it succeeds the core makes no promise the record does not cover).
+const PERSIST_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Writes what the core asks to keep (see `quorate_core::Memory::Durable`) to the data
+/// directory and confirms it to the core. Without a data directory the core never asks.
+fn persist_promises(
+    core: &mut Core,
+    dir: Option<&DataDir>,
+    incarnation: Incarnation,
+) -> Result<(), DataDirError> {
+    let (Some(want), Some(dir)) = (core.poll_persist(), dir) else { return Ok(()) };
+    let durable = Durable { incarnation: incarnation.0, ack_hold: want.ack_hold, floor: want.floor };
+    dir.store(&durable)?;
+    core.handle_persisted(want);
+    Ok(())
 }
 
 impl Shared {
@@ -140,7 +163,7 @@ impl Node {
         config.check_data_dir()?;
         let identity = config.tls_identity()?;
         // Before the transport exists: the new incarnation is on disk before the first packet.
-        let (data_dir, incarnation) = begin_life(&config)?;
+        let (data_dir, incarnation, memory) = begin_life(&config)?;
         let listen =
             socket.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let members = config.members.iter().map(|m| (m.id, m.addr)).collect();
@@ -151,7 +174,8 @@ impl Node {
         let clock = Clock::system();
         let now = clock.now();
         let seed = incarnation.0 ^ config.id.0.rotate_left(32);
-        let (core, gate) = match Core::new(config.core_config(), incarnation, clock.clone(), now, seed) {
+        let made = Core::with_memory(config.core_config(), incarnation, memory, clock.clone(), now, seed);
+        let (mut core, gate) = match made {
             Ok(made) => made,
             Err(e) => {
                 transport.shutdown().await;
@@ -162,6 +186,12 @@ impl Node {
                 }));
             }
         };
+
+        // This life's own promises (its fence hold) are on disk before the first packet.
+        if let Err(e) = persist_promises(&mut core, data_dir.as_ref(), incarnation) {
+            transport.shutdown().await;
+            return Err(e.into());
+        }
 
         let (sink, log_writer) = match open_event_log(&config.events_out)? {
             Some(out) => {
@@ -179,6 +209,9 @@ impl Node {
             events_dropped: AtomicU64::new(0),
             poll_deadline: config.detector.heartbeat_interval.saturating_mul(POLL_DEADLINE_INTERVALS),
             down_after_min: config.detector.down_after_min,
+            data_dir,
+            incarnation,
+            persist_failed_at: Mutex::new(None),
         });
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("quorate_node", node = config.id.0, incarnation = incarnation.0);
@@ -196,17 +229,7 @@ impl Node {
             None => (None, None),
         };
         tracing::info!(node = config.id.0, %listen, incarnation = incarnation.0, "quorate node started");
-        Ok(Node {
-            shared,
-            gate,
-            stop,
-            driver: Some(driver),
-            admin,
-            admin_addr,
-            log_writer,
-            incarnation,
-            data_dir,
-        })
+        Ok(Node { shared, gate, stop, driver: Some(driver), admin, admin_addr, log_writer, incarnation })
     }
 
     /// This life's incarnation: larger than every earlier life's when the node has a data
@@ -217,7 +240,7 @@ impl Node {
 
     /// The data directory this node holds locked, if it has one.
     pub fn data_dir(&self) -> Option<&std::path::Path> {
-        self.data_dir.as_ref().map(DataDir::path)
+        self.shared.data_dir.as_ref().map(DataDir::path)
     }
 
     /// The write gate: cheap to clone, `Send + Sync`.
@@ -371,6 +394,17 @@ fn flush(
     poll_deadline: Duration,
 ) {
     let mut core = shared.core.lock();
+    // Rare (a peer whose lease needs a longer floor than recorded, earlier lives' promises
+    // expiring): one small fsynced write. The core withholds whatever the record does not
+    // cover yet, so a slow or failing disk delays acks and never breaks a promise.
+    if let Err(e) = persist_promises(&mut core, shared.data_dir.as_ref(), shared.incarnation) {
+        let mut last = shared.persist_failed_at.lock();
+        if last.is_none_or(|t| t.elapsed() >= PERSIST_WARN_EVERY) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(node = me.0, error = %e, "cannot persist promises to the data directory; \
+                acks that would need them are withheld until it works");
+        }
+    }
     while let Some(t) = core.poll_transmit() {
         match t.delivery {
             // Dropped sends are counted by the transport; a heartbeat is never queued.
@@ -447,10 +481,10 @@ fn open_event_log(out: &Option<EventsOut>) -> Result<Option<Box<dyn std::io::Wri
 
 /// Opens and locks the data directory, if the node has one, and stores the new life's
 /// incarnation there. Without one (an observer) the incarnation is the wall clock.
-fn begin_life(config: &Config) -> Result<(Option<DataDir>, Incarnation), StartError> {
+fn begin_life(config: &Config) -> Result<(Option<DataDir>, Incarnation, Memory), StartError> {
     let wall = wall_clock_ms();
     let Some(path) = &config.data_dir else {
-        return Ok((None, Incarnation(wall.max(1))));
+        return Ok((None, Incarnation(wall.max(1)), Memory::Volatile));
     };
     let dir = DataDir::open(path)?;
     let life = dir.begin_life(wall)?;
@@ -469,7 +503,9 @@ fn begin_life(config: &Config) -> Result<(Option<DataDir>, Incarnation), StartEr
         }
         None => tracing::info!(node = config.id.0, dir = %path.display(), incarnation, "first life"),
     }
-    Ok((Some(dir), Incarnation(incarnation)))
+    // What the earlier lives may have promised peers, honoured by this one (zero at first).
+    let prior = Promises { ack_hold: life.current.ack_hold, floor: life.current.floor };
+    Ok((Some(dir), Incarnation(incarnation), Memory::Durable { prior }))
 }
 
 /// Milliseconds since the Unix epoch; 0 for a clock before 1970.

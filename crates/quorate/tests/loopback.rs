@@ -561,6 +561,10 @@ async fn restarted_node_takes_a_larger_incarnation_from_its_data_dir_and_rejoins
     let stored = std::fs::read(dirs.node(NodeId(3)).join(quorate::data_dir::STATE_FILE))?;
     let stored = quorate::Durable::decode(&stored)?;
     assert_eq!(stored.incarnation, again.incarnation(), "the running life's incarnation is on disk");
+    // And the promises the core asked to keep: its fence hold, and the floor its peers'
+    // 900 ms leases need (900 ms x 1.01 / 0.99), written before it acked them.
+    assert_eq!(stored.ack_hold, Duration::from_millis(400), "{stored:?}");
+    assert_eq!(stored.floor, Duration::from_micros(918_182), "{stored:?}");
     again.shutdown().await;
     for node in nodes {
         node.shutdown().await;
