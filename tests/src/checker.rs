@@ -297,6 +297,52 @@ pub fn down_implies_fenced(log: &Log, spec: &Spec) -> Result<String, String> {
     })
 }
 
+/// Guarantee G7 across processes: when a node logs `peer_fenced` for X, X is not writable
+/// at that instant by its own log. Returns how many announcements were checked; a run with
+/// none says so (it proves nothing about G7).
+pub fn fenced_is_sound(log: &Log) -> Result<String, String> {
+    let mut checked = 0;
+    for e in log.events.iter().filter(|e| e.kind == Kind::PeerFenced) {
+        let Some(peer) = e.peer else { continue };
+        checked += 1;
+        if log.writable_at(peer, e.at_us) {
+            return Err(format!(
+                "at {} node {} announced node {peer} fenced, but node {peer} was writable",
+                secs(span(log.origin_us, e.at_us)),
+                e.node
+            ));
+        }
+    }
+    Ok(match checked {
+        0 => "no peer_fenced announced".into(),
+        n => format!("{n} peer_fenced announcements; the peer was fenced at each"),
+    })
+}
+
+/// At no instant is a node of `a` writable while a node of `b` is: checked at every
+/// `quorum_gained` of either group (the only instants at which the answer can turn yes).
+pub fn never_both_writable(log: &Log, a: &[u64], b: &[u64]) -> Result<String, String> {
+    let mut moments = 0;
+    for e in log.events.iter().filter(|e| e.kind == Kind::QuorumGained) {
+        let other = if a.contains(&e.node) {
+            b
+        } else if b.contains(&e.node) {
+            a
+        } else {
+            continue;
+        };
+        moments += 1;
+        if let Some(o) = other.iter().find(|&&o| log.writable_at(o, e.at_us)) {
+            return Err(format!(
+                "at {} node {} became writable while node {o} was writable",
+                secs(span(log.origin_us, e.at_us)),
+                e.node
+            ));
+        }
+    }
+    Ok(format!("{moments} quorum gains checked; never one of {} with one of {}", set(a), set(b)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +359,24 @@ mod tests {
     fn three_node_log(events: Vec<Event>) -> Log {
         let marks = (1..=3).map(|n| mark(0, Action::Start(n))).collect();
         Log::new(events, marks, Vec::new(), 0)
+    }
+
+    #[test]
+    fn a_fenced_announcement_about_a_writable_node_and_two_writable_groups_are_violations() {
+        let base = vec![ev(1, 10, Kind::QuorumGained, None), ev(2, 10, Kind::QuorumGained, None)];
+        let mut bad = base.clone();
+        bad.push(ev(2, 500, Kind::PeerFenced, Some(1)));
+        assert!(fenced_is_sound(&three_node_log(bad)).is_err());
+        let mut good = base.clone();
+        good.extend([ev(1, 450, Kind::QuorumLost, None), ev(2, 500, Kind::PeerFenced, Some(1))]);
+        assert!(fenced_is_sound(&three_node_log(good)).is_ok_and(|t| t.starts_with("1 peer_fenced")));
+        assert!(never_both_writable(&three_node_log(base), &[1], &[2, 3]).is_err());
+        let apart = vec![
+            ev(1, 10, Kind::QuorumGained, None),
+            ev(1, 20, Kind::QuorumLost, None),
+            ev(2, 30, Kind::QuorumGained, None),
+        ];
+        assert!(never_both_writable(&three_node_log(apart), &[1], &[2, 3]).is_ok());
     }
 
     #[test]

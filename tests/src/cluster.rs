@@ -63,17 +63,48 @@ pub struct Spec {
     pub timing: Timing,
     /// Written into every node's config.
     pub tie_breaker: TieBreaker,
+    /// Nodes that run `preset = "wan"` instead of [`Spec::timing`] (2.5 s lease, 3 s floor,
+    /// 250 ms heartbeats): a rolling change of presets, half done.
+    pub wan: &'static [u64],
+    /// The member list node `id` is configured with: nodes `1..=members_of(id)`. `None`:
+    /// every node lists all `nodes`. A rolling change of the member list, half done.
+    pub members_of: Option<fn(u64) -> u64>,
+    /// Nodes that [`Cluster::start`] does not start; the scenario starts them.
+    pub start_later: &'static [u64],
 }
 
 impl Spec {
     /// `nodes` nodes with LAN timing and the default tie-breaker.
     pub fn lan(nodes: u64) -> Spec {
-        Spec { nodes, program: Program::Quorate, timing: Timing::LAN, tie_breaker: TieBreaker::LowestId }
+        Spec {
+            nodes,
+            program: Program::Quorate,
+            timing: Timing::LAN,
+            tie_breaker: TieBreaker::LowestId,
+            wan: &[],
+            members_of: None,
+            start_later: &[],
+        }
     }
 
     /// Node ids.
     pub fn ids(&self) -> Vec<u64> {
         (1..=self.nodes).collect()
+    }
+
+    /// The members in node `id`'s config.
+    pub fn members(&self, id: u64) -> Vec<u64> {
+        let n = self.members_of.map_or(self.nodes, |f| f(id).min(self.nodes));
+        (1..=n).collect()
+    }
+
+    /// Node `id`'s timing.
+    pub fn timing_of(&self, id: u64) -> Timing {
+        if self.wan.contains(&id) {
+            Timing::WAN
+        } else {
+            self.timing
+        }
     }
 
     /// Whether `set` is a quorum: more than half the votes, or exactly half including the
@@ -136,7 +167,7 @@ impl Cluster {
             std::fs::write(&path, cluster.config(id))
                 .map_err(|e| format!("write {}: {e}", path.display()))?;
         }
-        for id in spec.ids() {
+        for id in spec.ids().into_iter().filter(|id| !spec.start_later.contains(id)) {
             cluster.spawn(id)?;
         }
         Ok(cluster)
@@ -160,11 +191,15 @@ impl Cluster {
             admin_port(id),
             self.events_path(id).display()
         );
-        for m in self.spec.ids() {
+        for m in self.spec.members(id) {
             s.push_str(&format!("[[members]]\nid = {m}\naddr = \"127.0.0.1:{}\"\n\n", quic_port(m)));
         }
         s.push_str(&format!("[tls]\ndir = \"{}\"\n\n", self.env.work_dir.join("certs").display()));
-        s.push_str(&self.spec.timing.toml());
+        if self.spec.wan.contains(&id) {
+            s.push_str("[timing]\npreset = \"wan\"\n");
+        } else {
+            s.push_str(&self.spec.timing.toml());
+        }
         let tie = match self.spec.tie_breaker {
             TieBreaker::LowestId => "lowest-id",
             TieBreaker::None => "none",

@@ -29,6 +29,10 @@ pub enum Kind {
     PeerDown,
     /// A peer announced that it leaves.
     PeerLeft,
+    /// A fence check confirmed the peer fenced (`PeerFenced`).
+    PeerFenced,
+    /// The peer runs another quorum definition.
+    ConfigMismatch,
     /// Anything else the node logs.
     Other,
 }
@@ -67,6 +71,8 @@ impl Event {
             Some("peer_suspect") => Kind::PeerSuspect,
             Some("peer_down") => Kind::PeerDown,
             Some("peer_left") => Kind::PeerLeft,
+            Some("peer_fenced") => Kind::PeerFenced,
+            Some("config_mismatch") => Kind::ConfigMismatch,
             Some(_) => Kind::Other,
             None => return Err(format!("no \"event\" field: {line}")),
         };
@@ -90,6 +96,8 @@ impl Event {
             Kind::PeerSuspect => "peer_suspect".to_owned(),
             Kind::PeerDown => "peer_down".to_owned(),
             Kind::PeerLeft => "peer_left".to_owned(),
+            Kind::PeerFenced => "PEER_FENCED".to_owned(),
+            Kind::ConfigMismatch => "config_mismatch".to_owned(),
             Kind::Other => "other".to_owned(),
         };
         if let Some(p) = self.peer {

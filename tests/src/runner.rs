@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::checker::{down_implies_fenced, Report};
+use crate::checker::{down_implies_fenced, fenced_is_sound, Report};
 use crate::cluster::{make_certs, Cluster, Env, EXIT_WAIT_MAX};
 use crate::netns::{harness_runs, remove_stale, Tools};
 use crate::scenarios::{all, Scenario};
@@ -241,6 +241,7 @@ fn run_cluster(env: &Env, scenario: &Scenario) -> Report {
         "nobody writable while a quorum considers it down (G1/G2)",
         down_implies_fenced(&log, &scenario.spec),
     );
+    report.check("every peer_fenced is about a node that cannot write (G7)", fenced_is_sound(&log));
     if !log.errors.is_empty() {
         report.failures.push(format!("unparsable event lines: {}", log.errors.join("; ")));
     }

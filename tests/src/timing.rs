@@ -52,6 +52,15 @@ impl Timing {
         max_clock_drift: 0.01,
     };
 
+    /// `preset = "wan"` of `quorate run`: heartbeat 250 ms, down floor 3 s, lease 2.5 s,
+    /// drift 1%.
+    pub const WAN: Timing = Timing {
+        heartbeat_interval: Duration::from_millis(250),
+        down_after_min: Duration::from_secs(3),
+        lease: Duration::from_millis(2_500),
+        max_clock_drift: 0.01,
+    };
+
     /// The promised fencing delay, `lease x (1 + drift)` (guarantee G2), without margin.
     pub fn fence_promise(&self) -> Duration {
         self.lease.mul_f64(1.0 + self.max_clock_drift)
