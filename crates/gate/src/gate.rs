@@ -40,6 +40,9 @@ pub struct Gate {
     votes: VoteTable,
     peers: BTreeMap<NodeId, Peer>,
     epoch: Epoch,
+    /// The last epoch this life may use: `incarnation x 2^20 + 2^20 - 1`. One more would be
+    /// the base of the next incarnation, which a later life may use.
+    last_epoch: Epoch,
     /// Whether the core believes the node is in a stretch of quorum (published deadline
     /// was in the future at the last evaluation).
     quorate: bool,
@@ -104,6 +107,7 @@ impl Gate {
         };
         let (events_tx, _) = broadcast::channel(config.event_capacity.get());
         let epoch = Epoch::base(incarnation);
+        let last_epoch = Epoch(epoch.0.saturating_add((1 << Epoch::GAIN_BITS) - 1));
         let own_votes = u64::from(votes.votes(me));
         let mut gate = Gate {
             config,
@@ -111,6 +115,7 @@ impl Gate {
             votes,
             peers,
             epoch,
+            last_epoch,
             quorate: false,
             deadline: Instant::ZERO,
             waiting_for,
@@ -332,6 +337,7 @@ impl Gate {
             waiting_for: self.waiting_for.iter().copied().collect(),
             partition: self.partition.clone(),
             fenced: self.fenced.iter().copied().collect(),
+            epochs_exhausted: self.epoch >= self.last_epoch,
             definition: self.definition,
             mismatched: self
                 .foreign
@@ -355,7 +361,12 @@ impl Gate {
         // current stretch of quorum is over by the later of the two, so an epoch never
         // resumes after a handle already answered "no" for it.
         let now = now.max(self.shared.clock.now());
-        let deadline = if self.waiting_for.is_empty() {
+        // A new stretch needs a new epoch; a life that used all 2^20 of its own stays fenced
+        // (reason: `EpochsExhausted`) rather than borrow the next incarnation's.
+        let exhausted = !self.quorate && self.epoch >= self.last_epoch;
+        let deadline = if exhausted {
+            Instant::ZERO
+        } else if self.waiting_for.is_empty() {
             let leases: Vec<(NodeId, Instant)> =
                 self.peers.iter().filter_map(|(id, p)| p.lease_until.map(|u| (*id, u))).collect();
             let own = self.votes.quorum_deadline(now, self.me, leases.iter().copied());
@@ -454,6 +465,7 @@ fn placeholder_status(me: NodeId) -> QuorumStatus {
         waiting_for: Vec::new(),
         partition: None,
         fenced: Vec::new(),
+        epochs_exhausted: false,
         definition: DefinitionDigest::default(),
         mismatched: Vec::new(),
     }
@@ -589,6 +601,24 @@ mod tests {
         f.gate.on_ack(at(850), NodeId(3), at(800));
         assert!(f.handle.can_write());
         assert_eq!(f.handle.epoch(), e1.next());
+    }
+
+    #[test]
+    fn a_life_that_used_every_epoch_stays_fenced_instead_of_borrowing_the_next_lifes() {
+        let mut f = five_nodes(GateConfig::default());
+        // Pretend this life already gained quorum 2^20 - 1 times.
+        f.gate.epoch = Epoch(f.gate.last_epoch.0 - 1);
+        f.ack(10, 2, 0);
+        f.ack(10, 3, 0);
+        assert!(f.handle.can_write());
+        assert_eq!(f.handle.epoch(), f.gate.last_epoch);
+        assert!(f.handle.epoch() < Epoch::base(Incarnation(8)));
+        f.tick(1_000);
+        f.ack(1_010, 2, 1_000);
+        f.ack(1_010, 3, 1_000);
+        f.gate.flush_status(at(1_010));
+        assert!(!f.handle.can_write());
+        assert_eq!(f.handle.permit().err().map(|e| e.why), Some(Why::EpochsExhausted));
     }
 
     #[test]

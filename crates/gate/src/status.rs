@@ -68,6 +68,9 @@ pub struct QuorumStatus {
     /// Peers a fence check confirmed fenced (see [`crate::QuorumEvent::PeerFenced`]) and
     /// not heard from since.
     pub fenced: Vec<NodeId>,
+    /// This life used every epoch it may (2^20 stretches of quorum): it stays fenced until
+    /// the node restarts (a new life, a new range of epochs).
+    pub epochs_exhausted: bool,
     /// Digest of this node's quorum definition (cluster, members, votes, tie-breaker).
     pub definition: DefinitionDigest,
     /// Peers last heard running another quorum definition. Their votes are not counted
@@ -139,6 +142,9 @@ impl QuorumStatus {
     pub fn fence_reason(&self) -> Why {
         if !self.waiting_for.is_empty() {
             return Why::WaitingForAll { unseen: self.waiting_for.clone() };
+        }
+        if self.epochs_exhausted && !self.writable {
+            return Why::EpochsExhausted;
         }
         if !self.mismatched.is_empty() && self.holds_own_quorum() {
             return Why::DefinitionMismatch { ours: self.definition, theirs: self.mismatched.clone() };
@@ -241,6 +247,9 @@ pub enum Why {
         /// The peers that run other definitions.
         theirs: Vec<ForeignDefinition>,
     },
+    /// This life gained quorum 2^20 times and has no epoch left that is above all of its
+    /// own and below every later life's: restart the node.
+    EpochsExhausted,
 }
 
 /// A vote the node does not hold.
@@ -277,6 +286,10 @@ impl fmt::Display for Why {
                 write!(f, "quorum was lost and regained since the permit (epoch {permit} -> {current})")
             }
             Why::Stopped => f.write_str("the node is shut down"),
+            Why::EpochsExhausted => f.write_str(
+                "this life used all 2^20 of its fencing epochs (quorum gained and lost that often); \
+                 restart the node to continue with a new range",
+            ),
             Why::DefinitionMismatch { ours, theirs } => {
                 write!(f, "quorum definitions differ: this node runs {ours}")?;
                 for t in theirs {
@@ -332,6 +345,7 @@ mod tests {
             waiting_for: vec![],
             partition: None,
             fenced: vec![],
+            epochs_exhausted: false,
             definition: DefinitionDigest::default(),
             mismatched: vec![],
         }

@@ -72,6 +72,7 @@ fn why_kind(why: &Why) -> &'static str {
         Why::EpochChanged { .. } => "epoch_changed",
         Why::Stopped => "stopped",
         Why::DefinitionMismatch { .. } => "definition_mismatch",
+        Why::EpochsExhausted => "epochs_exhausted",
         _ => "other",
     }
 }
