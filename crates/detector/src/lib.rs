@@ -422,6 +422,21 @@ mod tests {
     }
 
     #[test]
+    fn an_outage_does_not_slow_the_next_detection() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        // Regular, then a 10 s outage, then regular again for 2 s, then silent for good.
+        let beats = merged(beats(A, 10_000, 12_000, 100, 5), beats(A, 22_000, 24_000, 100, 5));
+        let events = drive(&mut d, ms(START_MS), ms(30_000), &beats);
+        let downs: Vec<Instant> =
+            events.iter().filter(|e| e.to == PeerState::Unreachable).map(|e| e.at).collect();
+        assert_eq!(downs.len(), 2, "{events:?}");
+        let last = d.last_heard(A).unwrap_or(Instant::MAX);
+        // Without the outage in the window, phi crosses the threshold within the floor.
+        assert_eq!(downs[1], last + d.config().down_after_min, "second detection {:?} after", downs[1] - last);
+        Ok(())
+    }
+
+    #[test]
     fn a_raised_floor_holds_a_peer_up_for_its_own_lease() -> Result<(), DetectorConfigError> {
         let mut d = Detector::new(trigger_happy(), ms(START_MS), [A, B])?;
         // A's lease needs 2.6 s of silence before A may be called down; B keeps the 1 s floor.

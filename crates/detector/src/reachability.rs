@@ -186,11 +186,15 @@ impl PeerTracker {
     /// A heartbeat arrived at `now`: the peer is Reachable. Returns the previous state when
     /// it changed. The interval since the previous arrival becomes a sample, unless that
     /// arrival predates our latest stall (the interval would measure our stall, not the
-    /// peer). A `now` earlier than the previous arrival is treated as the same instant.
+    /// peer) or the peer was down (it would measure the outage). A `now` earlier than the previous arrival is treated as the same instant.
     pub(crate) fn on_heartbeat(&mut self, now: Instant, timing: &Timing) -> Option<PeerState> {
         let now = self.last_heard.map_or(now, |prev| now.max(prev));
+        // A gap that ended a verdict of down measures an outage, not the peer's rhythm:
+        // kept, it would inflate mean and deviation and slow the next detection for a
+        // whole window.
+        let outage = matches!(self.state, PeerState::Unreachable | PeerState::Left);
         if let Some(prev) = self.last_heard {
-            if self.stall_wake.is_none_or(|wake| prev >= wake) {
+            if !outage && self.stall_wake.is_none_or(|wake| prev >= wake) {
                 self.window.push(now - prev);
             }
         }
