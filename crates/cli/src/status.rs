@@ -212,6 +212,20 @@ mod tests {
     }
 
     #[test]
+    fn a_config_mismatch_names_both_definitions() -> Result<(), serde_json::Error> {
+        let mut s = status(false, None)?;
+        s.definition = "node 1 runs definition 51faf85fb9c5fcbd (members 1:1,2:1,3:1; tie-breaker 1)".into();
+        s.mismatched =
+            vec!["node 3 runs definition 22dd16b1a2879a30 (members 1:1,2:1,3:1,4:1,5:1; tie-breaker 1)".into()];
+        s.mismatched_peers = vec![3];
+        let text = render(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], format!("CONFIG MISMATCH: {}", s.definition), "{text}");
+        assert!(lines[2].starts_with("  but node 3 runs definition 22dd16b1a2879a30 (members 1:1"), "{text}");
+        Ok(())
+    }
+
+    #[test]
     fn a_fenced_node_says_why() -> Result<(), serde_json::Error> {
         let text = render(&status(false, Some("holding 1 of 3 votes, 2 needed"))?);
         assert!(
