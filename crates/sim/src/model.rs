@@ -13,6 +13,8 @@
 //!   `gossip.fence_hold` (400 ms): a fence check that races the heal can have voters
 //!   withhold their acks that long (normally one round trip: the asker releases them
 //!   when its check ends; the full hold when a release overtakes its query or is lost).
+//!   With disk writes that take up to `d` to land, add `2 d`: a voter acks a node only once
+//!   its disk records the floor it owes it, and that write may queue behind the one before.
 //! * **Loss bound** for no false fencing: see [`LOSS_BOUND`].
 
 use quorate_core::Config;
@@ -72,11 +74,14 @@ pub struct Model {
     pub nodes: usize,
     /// What a fence check racing a heal can add to it: `gossip.fence_hold` (0 with gossip off).
     pub fence_hold: u64,
+    /// What waiting for disk writes can add to a heal: twice the longest write, ns.
+    pub disk_wait: u64,
 }
 
 impl Model {
     /// The model for a cluster configured with `config`, `voters` voters out of `nodes`.
-    pub fn new(config: &Config, voters: usize, nodes: usize, max_delay: u64) -> Self {
+    /// `disk_delay_max` is the longest time a write to a node's disk takes to land.
+    pub fn new(config: &Config, voters: usize, nodes: usize, max_delay: u64, disk_delay_max: u64) -> Self {
         Model {
             lease: nanos(config.gate.lease),
             rho: config.gate.max_clock_drift,
@@ -85,6 +90,7 @@ impl Model {
             voters,
             nodes,
             fence_hold: if config.gossip.enabled { nanos(config.gossip.fence_hold) } else { 0 },
+            disk_wait: 2 * disk_delay_max,
         }
     }
 
@@ -140,7 +146,12 @@ impl Model {
     /// most `loss` (see the module docs).
     pub fn heal_bound(&self, loss: f64) -> u64 {
         let rounds = extra_rounds(loss);
-        2 * self.interval + 2 * self.max_delay + rounds * self.interval + HEAL_SLACK + self.fence_hold
+        2 * self.interval
+            + 2 * self.max_delay
+            + rounds * self.interval
+            + HEAL_SLACK
+            + self.fence_hold
+            + self.disk_wait
     }
 
     /// The loss bound for redundancy `r` (0 means none: not a quorum).
@@ -180,6 +191,7 @@ mod tests {
             voters,
             nodes: voters,
             fence_hold: 400 * MS,
+            disk_wait: 0,
         }
     }
 

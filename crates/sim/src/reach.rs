@@ -160,6 +160,7 @@ mod tests {
             voters,
             nodes,
             fence_hold: 0,
+            disk_wait: 0,
         }
     }
 

@@ -96,6 +96,13 @@ pub struct Scenario {
     pub drift_scale: f64,
     /// Gossip of reachability rows and fence checks on (the default) or off.
     pub gossip: bool,
+    /// Longest time a write to a node's disk takes to land, ns; each write takes a random
+    /// time up to this (0: writes land at once). A crash before a write lands loses it.
+    pub disk_delay_max: u64,
+    /// Every restart is given an empty record instead of what its disk says, as if the data
+    /// directory were lost: the earlier lives' promises (fence holds, floors) are forgotten.
+    /// Always false outside tests, which set it to show the checkers catch what that breaks.
+    pub forget_promises: bool,
     /// The default size and duration, to print a replay command that omits them.
     pub defaults: (usize, u64),
 }
@@ -151,6 +158,8 @@ impl Scenario {
             faults,
             drift_scale: 1.0,
             gossip: true,
+            disk_delay_max: 0,
+            forget_promises: false,
             defaults: (default_nodes, default_secs * SEC),
         })
     }
@@ -167,6 +176,8 @@ impl Scenario {
         let mut rng = stream(seed, 1);
         let net = random_net(&mut rng);
         let faults = random_faults(Shape { nodes, voters }, duration, &mut rng);
+        // Half the runs write to disk at once, the others take up to 20 ms per write.
+        let disk_delay_max = if rng.random_bool(0.5) { 0 } else { ms_between(&mut rng, 1, 20) };
         Ok(Scenario {
             name: "random".into(),
             nodes,
@@ -176,6 +187,8 @@ impl Scenario {
             faults,
             drift_scale: 1.0,
             gossip: true,
+            disk_delay_max,
+            forget_promises: false,
             defaults: (5, 30 * SEC),
         })
     }

@@ -6,14 +6,17 @@
 //!                                     Fault   ──► Net / Host (crash, restart, pause, ...) ──► Reach
 //!                                     Wake    ──► one checker, one node
 //!                                     Sweep   ──► every checker, every node
+//!                                     Landed  ──► the node's disk (then Node::handle_persisted)
 //!   after a node's step: poll_event ──► timeline, checkers
 //!                        poll_transmit ──► Net::route ──► Deliver events (0, 1 or 2 copies)
+//!                        poll_persist ──► a write to its disk (at once, or a Landed event)
 //!                        poll_timeout ──► one armed Timer per node (stale ones are skipped)
 //! ```
 //!
 //! Ties in time are broken by insertion order (`seq`), so the run is a pure function of
 //! the scenario and the seed. Every random choice comes from streams of that one seed:
-//! the scenario (stream 1), the network (stream 2), clocks and node seeds (stream 3).
+//! the scenario (stream 1), the network (stream 2), clocks and node seeds (stream 3), disk
+//! write delays (stream 4).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
@@ -43,6 +46,10 @@ pub const SWEEP_INTERVAL: u64 = 10 * MS;
 
 /// Consecutive timer firings of one node at one instant before the run is declared stuck.
 const SAME_INSTANT_TIMERS_MAX: u32 = 1_000;
+
+/// Writes a node may ask for in one step before the simulator stops asking (a core asks
+/// for one write, then nothing until its needs change; more is a bug, and bounded here).
+const WRITES_PER_STEP_MAX: usize = 4;
 
 /// The state every checker may read.
 #[derive(Debug)]
@@ -136,6 +143,7 @@ enum Ev {
     Fault(usize),
     Wake { checker: usize, node: usize },
     Sweep,
+    Landed { node: usize, incarnation: u64 },
 }
 
 #[derive(Debug)]
@@ -193,12 +201,15 @@ pub struct Sim {
     queue: Queue,
     net_rng: ChaCha8Rng,
     node_rng: ChaCha8Rng,
+    disk_rng: ChaCha8Rng,
     stats: Stats,
     violation: Option<Violation>,
     sweep_each_step: bool,
     healing: Option<Healing>,
     connected_ns: u64,
     same_instant: (u64, usize, u32),
+    started: bool,
+    processed: u64,
 }
 
 impl Sim {
@@ -223,7 +234,8 @@ impl Sim {
         let mut config = Config::new(ClusterId::from_name("quorate-sim"), NodeId(1), members);
         config.gossip.enabled = scenario.gossip;
         config.validate().map_err(|e| SimError::Config(e.to_string()))?;
-        let model = Model::new(&config, scenario.voters, n, scenario.net.max_delay());
+        let model =
+            Model::new(&config, scenario.voters, n, scenario.net.max_delay(), scenario.disk_delay_max);
         let mut node_rng = stream(seed, 3);
         let rho_ppb = fraction_to_ppb(model.rho * scenario.drift_scale);
         let hosts = (0..n)
@@ -256,12 +268,15 @@ impl Sim {
             queue: Queue::default(),
             net_rng: stream(seed, 2),
             node_rng,
+            disk_rng: stream(seed, 4),
             stats: Stats::default(),
             violation: None,
             sweep_each_step: n <= SWEEP_EVERY_STEP_MAX,
             healing: None,
             connected_ns: 0,
             same_instant: (u64::MAX, 0, 0),
+            started: false,
+            processed: 0,
             scenario,
         })
     }
@@ -274,17 +289,29 @@ impl Sim {
 
     /// Runs to the end of the scenario or the first violation.
     pub fn run(mut self) -> RunReport {
-        self.start();
+        self.run_until(self.scenario.duration);
+        let processed = self.processed;
+        self.finish(processed)
+    }
+
+    /// Runs every event up to real time `end` (at most the scenario's duration), starting
+    /// the cluster first if needed; stops early at a violation. Returns the violation, if
+    /// any. Tests use it to look at [`Sim::world`] part way through a run.
+    pub fn run_until(&mut self, end: u64) -> Option<&Violation> {
+        if !self.started {
+            self.started = true;
+            self.start();
+        }
         let budget = self.event_budget();
-        let end = self.scenario.duration;
-        let mut processed: u64 = 0;
+        let end = end.min(self.scenario.duration);
         while self.violation.is_none() {
             let Some(Reverse(q)) = self.queue.heap.pop() else { break };
             if q.at > end {
+                self.queue.heap.push(Reverse(q));
                 break;
             }
-            processed += 1;
-            if processed > budget {
+            self.processed += 1;
+            if self.processed > budget {
                 let detail = format!("more than {budget} events: a node or the simulator is stuck in a loop");
                 self.violation = Some(Violation { invariant: "event-budget", at: q.at, detail });
                 break;
@@ -295,7 +322,7 @@ impl Sim {
                 self.sweep();
             }
         }
-        self.finish(processed)
+        self.violation.as_ref()
     }
 
     fn start(&mut self) {
@@ -343,7 +370,51 @@ impl Sim {
                 self.sweep();
                 self.queue.push(self.world.now + SWEEP_INTERVAL, Ev::Sweep);
             }
+            Ev::Landed { node, incarnation } => self.landed(node, incarnation),
         }
+    }
+
+    /// Hands node `i` the confirmation of a write that landed, then starts the next write
+    /// it asks for: at once with no write delay, else as a [`Ev::Landed`] event.
+    fn persist(&mut self, i: usize) {
+        let now = self.world.now;
+        for _ in 0..WRITES_PER_STEP_MAX {
+            let host = &mut self.world.hosts[i];
+            if host.liveness() != Liveness::Running {
+                return;
+            }
+            let Some(life) = host.life.as_mut() else { return };
+            if let Some(p) = life.landed.take() {
+                life.node.handle_persisted(p);
+            }
+            if life.writing.is_some() {
+                return;
+            }
+            let Some(p) = life.node.poll_persist() else { return };
+            let max = self.scenario.disk_delay_max;
+            let delay = if max == 0 { 0 } else { self.disk_rng.random_range(0..=max) };
+            if delay > 0 {
+                life.writing = Some(p);
+                let incarnation = life.incarnation.0;
+                self.queue.push(now + delay, Ev::Landed { node: i, incarnation });
+                return;
+            }
+            host.disk = p;
+            life.node.handle_persisted(p);
+            self.world.timeline.record(now, What::Persisted { node: i, promises: p }, &[]);
+        }
+    }
+
+    /// A write of node `i`'s life `incarnation` lands on its disk, unless that life died.
+    fn landed(&mut self, i: usize, incarnation: u64) {
+        let now = self.world.now;
+        let host = &mut self.world.hosts[i];
+        let Some(life) = host.life.as_mut().filter(|l| l.incarnation.0 == incarnation) else { return };
+        let Some(p) = life.writing.take() else { return };
+        life.landed = Some(p);
+        host.disk = p;
+        self.world.timeline.record(now, What::Persisted { node: i, promises: p }, &[]);
+        self.persist(i);
     }
 
     fn deliver(&mut self, from: usize, to: usize, payload: Vec<u8>, buffered: bool, carry: Carry) {
@@ -390,6 +461,9 @@ impl Sim {
     /// Drains what node `i`'s step produced, re-arms its timer and runs the checkers.
     fn after_step(&mut self, i: usize, kind: StepKind) {
         let events = self.drain(i);
+        self.stats.peer_fenced +=
+            events.iter().filter(|e| matches!(e, QuorumEvent::PeerFenced { .. })).count() as u64;
+        self.persist(i);
         self.rearm(i);
         for k in 0..self.checkers.len() {
             let mut out = Out::default();
@@ -492,7 +566,7 @@ impl Sim {
         let now = self.world.now;
         let seed = self.node_rng.random();
         let host = &mut self.world.hosts[i];
-        if let Err(e) = host.start(self.config.clone(), now, seed) {
+        if let Err(e) = host.start(self.config.clone(), now, seed, self.scenario.forget_promises) {
             // The configuration was validated in `new`; a refusal here is a simulator bug.
             self.violation = Some(Violation { invariant: "start", at: now, detail: e.to_string() });
             return;
@@ -694,6 +768,9 @@ fn describe(i: usize, ev: &QuorumEvent, node: &quorate_core::Node) -> Option<Wha
         }
         QuorumEvent::QuorumLost { epoch, .. } => {
             Some(What::Quorum { node: i, gained: false, epoch: epoch.0 })
+        }
+        QuorumEvent::PeerFenced { peer, .. } => {
+            Some(What::Fenced { node: i, peer: peer.0.saturating_sub(1) as usize })
         }
         QuorumEvent::PeerUp { peer, .. }
         | QuorumEvent::PeerSuspect { peer, .. }

@@ -165,6 +165,7 @@ mod tests {
             voters: 5,
             nodes: 5,
             fence_hold: 0,
+            disk_wait: 0,
         };
         assert_eq!(short_of_quorum(&model, 0, 0b00111), None);
         let minority = short_of_quorum(&model, 0, 0b00011).unwrap_or_default();
