@@ -79,6 +79,36 @@ pub enum Fault {
     Heal,
 }
 
+/// A message a node sends that can set off faults (see [`Cue`]). Node numbers are indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `from` asks a peer, in a fence check, whether it considers `about` down.
+    FenceQuery {
+        /// The asker.
+        from: usize,
+        /// The accused.
+        about: usize,
+    },
+    /// `from` answers a fence query about `about` with "yes, down" (and promises a hold).
+    FenceYes {
+        /// The node answering.
+        from: usize,
+        /// The accused.
+        about: usize,
+    },
+}
+
+/// Faults timed from the first time a node sends a given message, for traces that need a
+/// fault at one exact step of the protocol (a crash right after a promise, a pause in the
+/// middle of a check) whatever the seed made of the timing before it. Each cue fires once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cue {
+    /// The message.
+    pub on: Signal,
+    /// Each fault with its delay after the message was sent, ns.
+    pub then: Vec<(u64, Fault)>,
+}
+
 /// A fault and when it happens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scheduled {
@@ -159,6 +189,15 @@ impl fmt::Display for Fault {
             Fault::Pause { node } => write!(f, "pause n{}", node + 1),
             Fault::Resume { node } => write!(f, "resume n{}", node + 1),
             Fault::Heal => f.write_str("heal network"),
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Signal::FenceQuery { from, about } => write!(f, "n{} asks about n{}", from + 1, about + 1),
+            Signal::FenceYes { from, about } => write!(f, "n{} says n{} is down", from + 1, about + 1),
         }
     }
 }

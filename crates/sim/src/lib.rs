@@ -42,7 +42,7 @@ pub mod scenarios;
 pub mod sim;
 pub mod timeline;
 
-pub use faults::{Fault, Scheduled};
+pub use faults::{Cue, Fault, Scheduled, Signal};
 pub use model::{Model, LOSS_BOUND};
 pub use net::NetParams;
 pub use report::{Stats, Summary};

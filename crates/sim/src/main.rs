@@ -27,7 +27,8 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     first_seed: u64,
     /// A named scenario (clean-split-5, asymmetric-5, bridge-5, flapping-3, pause-leader,
-    /// rolling-restart-7, loss-30pct-5, loss-XXpct-N); random scenarios if absent.
+    /// rolling-restart-7, loss-30pct-5, loss-XXpct-N, restart-during-fence-check); random
+    /// scenarios if absent.
     #[arg(long)]
     scenario: Option<String>,
     /// Replay this one seed and print its timeline.
@@ -45,6 +46,14 @@ struct Args {
     /// Turn gossip (rows, partition view, fence checks) off, to compare its cost.
     #[arg(long)]
     no_gossip: bool,
+    /// Fault injection for replaying checker tests: every restart is given an empty record
+    /// instead of what its disk says (the node forgets its earlier lives' promises).
+    #[arg(long)]
+    forget_promises: bool,
+    /// Fault injection for replaying checker tests: multiply every clock's rate error (above
+    /// 1.0 clocks break the drift bound the lease rule assumes).
+    #[arg(long, default_value_t = 1.0)]
+    drift_scale: f64,
 }
 
 fn main() -> ExitCode {
@@ -63,7 +72,12 @@ fn main() -> ExitCode {
             None => Scenario::random(seed, args.nodes, duration),
         };
         let scenario = match scenario {
-            Ok(s) => Scenario { gossip: !args.no_gossip, ..s },
+            Ok(s) => Scenario {
+                gossip: !args.no_gossip,
+                forget_promises: args.forget_promises,
+                drift_scale: args.drift_scale,
+                ..s
+            },
             Err(e) => {
                 eprintln!("quorate-sim: {e}");
                 return ExitCode::from(2);

@@ -46,6 +46,8 @@ pub struct Stats {
     pub connected_node_ns: u64,
     /// `PeerFenced` events announced (each checked by the `fenced-sound` checker).
     pub peer_fenced: u64,
+    /// Cues that fired (faults timed from protocol messages).
+    pub cues_fired: u64,
 }
 
 impl Stats {
@@ -68,6 +70,7 @@ impl Stats {
         self.loss_fences += other.loss_fences;
         self.connected_node_ns += other.connected_node_ns;
         self.peer_fenced += other.peer_fenced;
+        self.cues_fired += other.cues_fired;
     }
 
     /// Simulated node-hours (live node time).

@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::{MS, SEC};
-use crate::faults::{Fault, Scheduled};
+use crate::faults::{Cue, Fault, Scheduled, Signal};
 use crate::net::NetParams;
 
 /// The named scenarios, as accepted by `--scenario`. `loss-XXpct-N` also accepts any loss
@@ -28,6 +28,7 @@ pub const NAMED: &[&str] = &[
     "pause-leader",
     "rolling-restart-7",
     "loss-30pct-5",
+    "restart-during-fence-check",
 ];
 
 /// Clusters up to this size make every node a voter.
@@ -91,6 +92,8 @@ pub struct Scenario {
     pub net: NetParams,
     /// Faults in time order.
     pub faults: Vec<Scheduled>,
+    /// Faults timed from protocol messages rather than the clock.
+    pub cues: Vec<Cue>,
     /// Multiplies every node's clock rate error. 1.0 (always, outside tests) keeps clocks
     /// within `max_clock_drift`; tests raise it to show the checkers catch a broken clock.
     pub drift_scale: f64,
@@ -123,6 +126,7 @@ impl Scenario {
             "flapping-3" => (3, 24, 2),
             "pause-leader" => (5, 22, 3),
             "rolling-restart-7" => (7, 23, 3),
+            "restart-during-fence-check" => (3, 8, 3),
             _ => match parse_loss(name) {
                 Some((_, voters)) => (voters, 30, 2),
                 None => return Err(ScenarioError::Unknown(name.to_string())),
@@ -137,7 +141,12 @@ impl Scenario {
         let mut rng = stream(seed, 1);
         let mut net = NetParams::default();
         let shape = Shape { nodes, voters };
+        let mut cues = Vec::new();
         let faults = match name {
+            "restart-during-fence-check" => {
+                cues = restart_during_fence_check_cues();
+                restart_during_fence_check(&mut rng)
+            }
             "clean-split-5" => clean_split(shape, &mut rng),
             "asymmetric-5" => asymmetric(shape, &mut rng),
             "bridge-5" => bridge(shape, &mut rng),
@@ -156,6 +165,7 @@ impl Scenario {
             duration,
             net,
             faults,
+            cues,
             drift_scale: 1.0,
             gossip: true,
             disk_delay_max: 0,
@@ -185,6 +195,7 @@ impl Scenario {
             duration,
             net,
             faults,
+            cues: Vec::new(),
             drift_scale: 1.0,
             gossip: true,
             disk_delay_max,
@@ -204,6 +215,12 @@ impl Scenario {
         }
         if self.duration != self.defaults.1 {
             cmd.push_str(&format!(" --duration {}", fmt_secs(self.duration)));
+        }
+        if self.forget_promises {
+            cmd.push_str(" --forget-promises");
+        }
+        if self.drift_scale != 1.0 {
+            cmd.push_str(&format!(" --drift-scale {}", self.drift_scale));
         }
         cmd
     }
@@ -428,6 +445,49 @@ fn rolling_restart(shape: Shape, rng: &mut ChaCha8Rng) -> Vec<Scheduled> {
         t += at(2_500);
     }
     f
+}
+
+/// The trace of the restart hold (with the default configuration: heartbeats every
+/// 100 ms, lease 900 ms, floor 1 s, gossip every 250 ms, fence checks time out after
+/// 300 ms, a yes holds acks for 400 ms). Three voters split {n1,n2} | {n3}; once n1 and n2
+/// call n3 down (1 s after they last heard it) and their rows meet (within a gossip
+/// round), n1 starts a fence check and asks n2; the cues do the rest (see
+/// [`restart_during_fence_check_cues`]). If no check runs, the network heals at 7 s.
+fn restart_during_fence_check(rng: &mut ChaCha8Rng) -> Vec<Scheduled> {
+    let mut f = Vec::new();
+    let cut = at(2_000) + ms_between(rng, 0, 500);
+    push(&mut f, cut, Fault::Partition { groups: vec![vec![0, 1], vec![2]] });
+    push(&mut f, at(7_000), Fault::Heal);
+    f
+}
+
+/// n1 pauses the moment it asks n2 about n3 and resumes 250 ms later; n2 crashes the
+/// moment it says yes (its answer is already on the wire, queued for the paused n1), the
+/// network heals and n2 restarts 2 ms later.
+///
+/// Why 250 ms: n1 must conclude after n2's new life could ack n3 and before its check
+/// ends. A new life that forgot its earlier life's hold acks n3 within two heartbeat
+/// intervals of the heal (n3's next heartbeat reaches it within one, its own next heartbeat
+/// carries the ack within another): about 200 ms, so n3 holds {n2, n3} and is writable by
+/// then. The check is still open at 250 ms (it times out at 300 ms), and 250 ms x 1.01 is
+/// within n2's promised 400 ms x 0.99, so n1 concludes on n2's yes and announces n3 fenced.
+/// A new life that kept the promise withholds every ack until 400 ms after its start, and
+/// n3 stays fenced past the announcement.
+fn restart_during_fence_check_cues() -> Vec<Cue> {
+    vec![
+        Cue {
+            on: Signal::FenceQuery { from: 0, about: 2 },
+            then: vec![(0, Fault::Pause { node: 0 }), (at(250), Fault::Resume { node: 0 })],
+        },
+        Cue {
+            on: Signal::FenceYes { from: 1, about: 2 },
+            then: vec![
+                (0, Fault::Crash { node: 1 }),
+                (at(1), Fault::Heal),
+                (at(2), Fault::Restart { node: 1 }),
+            ],
+        },
+    ]
 }
 
 fn random_net(rng: &mut ChaCha8Rng) -> NetParams {

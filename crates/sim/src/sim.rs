@@ -23,12 +23,12 @@ use std::collections::{BTreeSet, BinaryHeap};
 
 use quorate_core::{Config, Delivery, Member};
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::{ClusterId, NodeId};
+use quorate_heartbeat::{ClusterId, Message, NodeId};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::{fraction_to_ppb, SimClock, MS, SEC};
-use crate::faults::Fault;
+use crate::faults::{Fault, Scheduled, Signal};
 use crate::host::{Carry, Host, BACKLOG_MAX};
 use crate::invariants::{self, Invariant, Measure, Out, StepKind, Violation};
 use crate::model::Model;
@@ -210,6 +210,7 @@ pub struct Sim {
     same_instant: (u64, usize, u32),
     started: bool,
     processed: u64,
+    cues_fired: Vec<bool>,
 }
 
 impl Sim {
@@ -219,7 +220,10 @@ impl Sim {
         if scenario.voters == 0 || scenario.voters > VOTERS_MAX || scenario.voters > n {
             return Err(SimError::Scenario(format!("{} voters of {n} nodes", scenario.voters)));
         }
-        if let Some(bad) = scenario.faults.iter().filter_map(|f| f.fault.max_node()).find(|m| *m >= n) {
+        let cued = scenario.cues.iter().flat_map(|c| c.then.iter().map(|(_, f)| f));
+        if let Some(bad) =
+            scenario.faults.iter().map(|f| &f.fault).chain(cued).filter_map(Fault::max_node).find(|m| *m >= n)
+        {
             return Err(SimError::Scenario(format!("a fault names node index {bad}, cluster has {n}")));
         }
         let members = (0..n)
@@ -277,6 +281,7 @@ impl Sim {
             same_instant: (u64::MAX, 0, 0),
             started: false,
             processed: 0,
+            cues_fired: vec![false; scenario.cues.len()],
             scenario,
         })
     }
@@ -371,6 +376,30 @@ impl Sim {
                 self.queue.push(self.world.now + SWEEP_INTERVAL, Ev::Sweep);
             }
             Ev::Landed { node, incarnation } => self.landed(node, incarnation),
+        }
+    }
+
+    /// Fires the cues that `from` sending `payload` (a stream message) sets off: their
+    /// faults are added to the schedule, timed from now.
+    fn cue(&mut self, from: usize, payload: &[u8]) {
+        let signal = match quorate_heartbeat::decode_stream(payload, self.config.cluster) {
+            Ok(Message::FenceQuery(q)) => Signal::FenceQuery { from, about: peer_index(q.peer) },
+            Ok(Message::FenceAnswer(a)) if a.down_for_us.is_some() && a.hold_us > 0 => {
+                Signal::FenceYes { from, about: peer_index(a.peer) }
+            }
+            _ => return,
+        };
+        let now = self.world.now;
+        for k in 0..self.scenario.cues.len() {
+            if self.cues_fired[k] || self.scenario.cues[k].on != signal {
+                continue;
+            }
+            self.cues_fired[k] = true;
+            self.stats.cues_fired += 1;
+            for (delay, fault) in self.scenario.cues[k].then.clone() {
+                self.scenario.faults.push(Scheduled { at: now + delay, fault });
+                self.queue.push(now + delay, Ev::Fault(self.scenario.faults.len() - 1));
+            }
         }
     }
 
@@ -507,6 +536,9 @@ impl Sim {
     /// Counts and routes one message from `from` to `to`. A stream message (request or
     /// reply) is never duplicated; it can still be lost, which the sender sees as no reply.
     fn send(&mut self, from: usize, to: usize, payload: Vec<u8>, carry: Carry) {
+        if carry != Carry::Datagram && self.cues_fired.iter().any(|f| !f) {
+            self.cue(from, &payload);
+        }
         let now = self.world.now;
         let w = &mut self.world;
         w.hosts[from].sent_msgs += 1;
@@ -780,6 +812,11 @@ fn describe(i: usize, ev: &QuorumEvent, node: &quorate_core::Node) -> Option<Wha
         }
         _ => None,
     }
+}
+
+/// The index of node `id`.
+fn peer_index(id: NodeId) -> usize {
+    usize::try_from(id.0.saturating_sub(1)).unwrap_or(usize::MAX)
 }
 
 /// Runs `scenario` with `seed`.
