@@ -8,6 +8,7 @@
 use std::fmt;
 
 use crate::net::Net;
+use crate::setup::Setup;
 
 /// One fault, applied at one instant.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,14 @@ pub enum Fault {
     Restart {
         /// The node.
         node: usize,
+    },
+    /// Like [`Fault::Restart`], with another preset or definition from now on: one step of
+    /// a rolling change of configuration.
+    RestartAs {
+        /// The node.
+        node: usize,
+        /// What it runs from this start on.
+        setup: Setup,
     },
     /// The process stops running (SIGSTOP, a long GC): no timers, datagrams queue.
     Pause {
@@ -139,6 +148,7 @@ impl Fault {
             Fault::Crash { .. }
             | Fault::Shutdown { .. }
             | Fault::Restart { .. }
+            | Fault::RestartAs { .. }
             | Fault::Pause { .. }
             | Fault::Resume { .. } => return false,
         }
@@ -155,6 +165,7 @@ impl Fault {
             | Fault::Crash { node }
             | Fault::Shutdown { node }
             | Fault::Restart { node }
+            | Fault::RestartAs { node, .. }
             | Fault::Pause { node }
             | Fault::Resume { node } => Some(*node),
             Fault::BurstLoss { .. } | Fault::Heal => None,
@@ -186,6 +197,7 @@ impl fmt::Display for Fault {
             Fault::Crash { node } => write!(f, "crash n{}", node + 1),
             Fault::Shutdown { node } => write!(f, "shutdown n{}", node + 1),
             Fault::Restart { node } => write!(f, "restart n{}", node + 1),
+            Fault::RestartAs { node, setup } => write!(f, "restart n{} as {setup}", node + 1),
             Fault::Pause { node } => write!(f, "pause n{}", node + 1),
             Fault::Resume { node } => write!(f, "resume n{}", node + 1),
             Fault::Heal => f.write_str("heal network"),

@@ -17,6 +17,7 @@ use quorate_heartbeat::{Incarnation, Instant, NodeId};
 
 use crate::clock::{SimClock, MS};
 use crate::reach::Liveness;
+use crate::setup::Setup;
 
 /// Datagrams a paused process's socket buffers before dropping new arrivals (a Linux UDP
 /// receive buffer of a few MB holds tens of thousands of small datagrams).
@@ -54,6 +55,8 @@ pub struct Host {
     pub index: usize,
     /// Its local monotonic clock.
     pub clock: SimClock,
+    /// What it runs (its current life, or its next one while down).
+    pub setup: Setup,
     /// Its wall clock's error, ms (incarnations come from the wall clock).
     wall_offset_ms: u64,
     /// The current life, `None` while down.
@@ -83,10 +86,11 @@ pub struct Host {
 
 impl Host {
     /// A machine that has not started its node yet.
-    pub fn new(index: usize, clock: SimClock, wall_offset_ms: u64) -> Self {
+    pub fn new(index: usize, clock: SimClock, wall_offset_ms: u64, setup: Setup) -> Self {
         Host {
             index,
             clock,
+            setup,
             wall_offset_ms,
             life: None,
             paused_since: None,

@@ -39,6 +39,7 @@ pub mod net;
 pub mod reach;
 pub mod report;
 pub mod scenarios;
+pub mod setup;
 pub mod sim;
 pub mod timeline;
 
@@ -47,4 +48,5 @@ pub use model::{Model, LOSS_BOUND};
 pub use net::NetParams;
 pub use report::{Stats, Summary};
 pub use scenarios::{Scenario, ScenarioError, NAMED};
+pub use setup::{Definition, Preset, Setup, Tie};
 pub use sim::{run, Failure, RunReport, Sim, SimError};

@@ -50,6 +50,10 @@ struct Args {
     /// instead of what its disk says (the node forgets its earlier lives' promises).
     #[arg(long)]
     forget_promises: bool,
+    /// Fault injection for replaying checker tests: every heartbeat arrives with the
+    /// receiver's own terms (nodes follow local rules only).
+    #[arg(long)]
+    local_only_terms: bool,
     /// Fault injection for replaying checker tests: multiply every clock's rate error (above
     /// 1.0 clocks break the drift bound the lease rule assumes).
     #[arg(long, default_value_t = 1.0)]
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
             Ok(s) => Scenario {
                 gossip: !args.no_gossip,
                 forget_promises: args.forget_promises,
+                local_only_terms: args.local_only_terms,
                 drift_scale: args.drift_scale,
                 ..s
             },

@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::clock::{MS, SEC};
 use crate::faults::{Cue, Fault, Scheduled, Signal};
 use crate::net::NetParams;
+use crate::setup::{Definition, Setup};
 
 /// The named scenarios, as accepted by `--scenario`. `loss-XXpct-N` also accepts any loss
 /// percentage and voter count.
@@ -84,8 +85,15 @@ pub struct Scenario {
     pub name: String,
     /// Cluster size; node ids are `1..=nodes`.
     pub nodes: usize,
-    /// Nodes `1..=voters` have one vote each; the others are observers.
+    /// Nodes `1..=voters` have one vote each in the standard definition; the others are
+    /// observers.
     pub voters: usize,
+    /// The quorum definitions nodes run; scenarios of one definition have just
+    /// [`Definition::standard`].
+    pub definitions: Vec<Definition>,
+    /// What each node runs when it starts (index = node index); a
+    /// [`Fault::RestartAs`] changes it.
+    pub setups: Vec<Setup>,
     /// Simulated real time, ns.
     pub duration: u64,
     /// Delay, loss, duplication and reordering.
@@ -106,6 +114,11 @@ pub struct Scenario {
     /// directory were lost: the earlier lives' promises (fence holds, floors) are forgotten.
     /// Always false outside tests, which set it to show the checkers catch what that breaks.
     pub forget_promises: bool,
+    /// Every heartbeat reaches its receiver carrying the receiver's own terms (lease, drift,
+    /// definition digest) instead of the sender's, as if nodes had only local rules: no
+    /// floor raised for a longer lease, no definition mismatch noticed. Always false outside
+    /// tests, which set it to show the checkers catch what the cross-node rules prevent.
+    pub local_only_terms: bool,
     /// The default size and duration, to print a replay command that omits them.
     pub defaults: (usize, u64),
 }
@@ -162,6 +175,8 @@ impl Scenario {
             name: name.to_string(),
             nodes,
             voters,
+            definitions: vec![Definition::standard(nodes, voters)],
+            setups: vec![Setup::STANDARD; nodes],
             duration,
             net,
             faults,
@@ -170,6 +185,7 @@ impl Scenario {
             gossip: true,
             disk_delay_max: 0,
             forget_promises: false,
+            local_only_terms: false,
             defaults: (default_nodes, default_secs * SEC),
         })
     }
@@ -192,6 +208,8 @@ impl Scenario {
             name: "random".into(),
             nodes,
             voters,
+            definitions: vec![Definition::standard(nodes, voters)],
+            setups: vec![Setup::STANDARD; nodes],
             duration,
             net,
             faults,
@@ -200,6 +218,7 @@ impl Scenario {
             gossip: true,
             disk_delay_max,
             forget_promises: false,
+            local_only_terms: false,
             defaults: (5, 30 * SEC),
         })
     }
@@ -218,6 +237,9 @@ impl Scenario {
         }
         if self.forget_promises {
             cmd.push_str(" --forget-promises");
+        }
+        if self.local_only_terms {
+            cmd.push_str(" --local-only-terms");
         }
         if self.drift_scale != 1.0 {
             cmd.push_str(&format!(" --drift-scale {}", self.drift_scale));

@@ -19,11 +19,11 @@
 //! write delays (stream 4).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use quorate_core::{Config, Delivery, Member};
+use quorate_core::{Config, Delivery};
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::{ClusterId, Message, NodeId};
+use quorate_heartbeat::{decode_stream, encode, encode_stream, ClusterId, Message, NodeId, Terms};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -31,12 +31,16 @@ use crate::clock::{fraction_to_ppb, SimClock, MS, SEC};
 use crate::faults::{Fault, Scheduled, Signal};
 use crate::host::{Carry, Host, BACKLOG_MAX};
 use crate::invariants::{self, Invariant, Measure, Out, StepKind, Violation};
-use crate::model::Model;
+use crate::model::{Model, Quorum};
 use crate::net::{DropWhy, Fate, Net};
 use crate::reach::{Liveness, Reach};
 use crate::report::Stats;
 use crate::scenarios::{stream, Scenario, VOTERS_MAX};
+use crate::setup::{Preset, Setup};
 use crate::timeline::{Timeline, What};
+
+/// The simulated cluster's name (its id is derived from it).
+const CLUSTER_NAME: &str = "quorate-sim";
 
 /// Clusters up to this size are swept (every checker, every node) after every step.
 pub const SWEEP_EVERY_STEP_MAX: usize = 16;
@@ -66,6 +70,18 @@ pub struct World {
     pub model: Model,
     /// Everything that happened.
     pub timeline: Timeline,
+}
+
+impl World {
+    /// The quorum arithmetic of the definition node `i` runs.
+    pub fn quorum_of(&self, i: usize) -> &Quorum {
+        self.model.quorum(self.hosts[i].setup.definition)
+    }
+
+    /// The timing preset node `i` runs.
+    pub fn preset_of(&self, i: usize) -> Preset {
+        self.hosts[i].setup.preset
+    }
 }
 
 /// Why a simulation could not start.
@@ -196,7 +212,9 @@ pub struct Sim {
     pub world: World,
     scenario: Scenario,
     seed: u64,
-    config: Config,
+    /// The configuration of each setup in the run (`me` is set at each start).
+    configs: BTreeMap<Setup, Config>,
+    cluster: ClusterId,
     checkers: Vec<Box<dyn Invariant>>,
     queue: Queue,
     net_rng: ChaCha8Rng,
@@ -226,20 +244,10 @@ impl Sim {
         {
             return Err(SimError::Scenario(format!("a fault names node index {bad}, cluster has {n}")));
         }
-        let members = (0..n)
-            .map(|i| {
-                if i < scenario.voters {
-                    Member::voter(i as u64 + 1)
-                } else {
-                    Member::observer(i as u64 + 1)
-                }
-            })
-            .collect();
-        let mut config = Config::new(ClusterId::from_name("quorate-sim"), NodeId(1), members);
-        config.gossip.enabled = scenario.gossip;
-        config.validate().map_err(|e| SimError::Config(e.to_string()))?;
+        let configs = configs_of(&scenario)?;
+        let used: Vec<(Setup, &Config)> = configs.iter().map(|(s, c)| (*s, c)).collect();
         let model =
-            Model::new(&config, scenario.voters, n, scenario.net.max_delay(), scenario.disk_delay_max);
+            Model::new(&scenario.definitions, &used, n, scenario.net.max_delay(), scenario.disk_delay_max);
         let mut node_rng = stream(seed, 3);
         let rho_ppb = fraction_to_ppb(model.rho * scenario.drift_scale);
         let hosts = (0..n)
@@ -252,7 +260,8 @@ impl Sim {
                     1 => -rho_ppb,
                     _ => node_rng.random_range(-rho_ppb..=rho_ppb),
                 };
-                Host::new(i, SimClock::new(offset, stretch), node_rng.random_range(0..1_000))
+                let wall = node_rng.random_range(0..1_000);
+                Host::new(i, SimClock::new(offset, stretch), wall, scenario.setups[i])
             })
             .collect();
         let link_seed = node_rng.random();
@@ -267,7 +276,8 @@ impl Sim {
         Ok(Sim {
             world,
             seed,
-            config,
+            configs,
+            cluster: ClusterId::from_name(CLUSTER_NAME),
             checkers: invariants::all(n),
             queue: Queue::default(),
             net_rng: stream(seed, 2),
@@ -382,7 +392,7 @@ impl Sim {
     /// Fires the cues that `from` sending `payload` (a stream message) sets off: their
     /// faults are added to the schedule, timed from now.
     fn cue(&mut self, from: usize, payload: &[u8]) {
-        let signal = match quorate_heartbeat::decode_stream(payload, self.config.cluster) {
+        let signal = match decode_stream(payload, self.cluster) {
             Ok(Message::FenceQuery(q)) => Signal::FenceQuery { from, about: peer_index(q.peer) },
             Ok(Message::FenceAnswer(a)) if a.down_for_us.is_some() && a.hold_us > 0 => {
                 Signal::FenceYes { from, about: peer_index(a.peer) }
@@ -446,7 +456,7 @@ impl Sim {
         self.persist(i);
     }
 
-    fn deliver(&mut self, from: usize, to: usize, payload: Vec<u8>, buffered: bool, carry: Carry) {
+    fn deliver(&mut self, from: usize, to: usize, mut payload: Vec<u8>, buffered: bool, carry: Carry) {
         let now = self.world.now;
         let liveness = self.world.hosts[to].liveness();
         // A cut also drops what is already on the wire; a datagram already in the
@@ -472,6 +482,9 @@ impl Sim {
         let local = host.set_clock(now);
         let sender = NodeId(from as u64 + 1);
         let mut reply = None;
+        if let (true, Some(life)) = (self.scenario.local_only_terms, host.life.as_ref()) {
+            payload = with_terms(&payload, carry, life.node.terms(), self.cluster).unwrap_or(payload);
+        }
         if let Some(life) = host.life.as_mut() {
             match carry {
                 Carry::Datagram => life.node.handle_datagram(local, sender, &payload),
@@ -598,7 +611,12 @@ impl Sim {
         let now = self.world.now;
         let seed = self.node_rng.random();
         let host = &mut self.world.hosts[i];
-        if let Err(e) = host.start(self.config.clone(), now, seed, self.scenario.forget_promises) {
+        let Some(config) = self.configs.get(&host.setup).cloned() else {
+            let detail = format!("no configuration for n{} running {}", i + 1, host.setup);
+            self.violation = Some(Violation { invariant: "start", at: now, detail });
+            return;
+        };
+        if let Err(e) = host.start(config, now, seed, self.scenario.forget_promises) {
             // The configuration was validated in `new`; a refusal here is a simulator bug.
             self.violation = Some(Violation { invariant: "start", at: now, detail: e.to_string() });
             return;
@@ -629,11 +647,14 @@ impl Sim {
                 }
                 self.world.hosts[node].crash(now);
             }
-            Fault::Restart { node } => {
+            Fault::Restart { node } | Fault::RestartAs { node, .. } => {
                 if self.world.hosts[node].liveness() != Liveness::Down {
                     // Restarting a live process kills it first: let the checkers see it down.
                     self.world.hosts[node].crash(now);
                     self.after_fault();
+                }
+                if let Fault::RestartAs { setup, .. } = fault {
+                    self.world.hosts[node].setup = *setup;
                 }
                 self.start_node(node);
             }
@@ -664,7 +685,8 @@ impl Sim {
         let live: Vec<Liveness> = self.world.hosts.iter().map(Host::liveness).collect();
         let before: Vec<Option<u64>> =
             (0..live.len()).map(|i| self.world.reach.node(i).connected_since).collect();
-        self.world.reach.recompute(now, &live, &self.world.net, &self.world.model);
+        let defs: Vec<usize> = self.world.hosts.iter().map(|h| h.setup.definition).collect();
+        self.world.reach.recompute(now, &live, &self.world.net, &self.world.model, &defs);
         for (i, was) in before.iter().enumerate() {
             if let (Some(s), None) = (was, self.world.reach.node(i).connected_since) {
                 self.connected_ns += now - s;
@@ -761,7 +783,7 @@ impl Sim {
         s.connected_node_ns = self.connected_ns;
         for (i, h) in self.world.hosts.iter().enumerate() {
             let live = h.live_ns(end);
-            if self.world.model.is_voter(i) {
+            if self.world.model.quorum(h.setup.definition).is_voter(i) {
                 s.voter_node_ns += live;
                 s.voter_msgs += h.sent_msgs;
                 s.voter_bytes += h.sent_bytes;
@@ -812,6 +834,68 @@ fn describe(i: usize, ev: &QuorumEvent, node: &quorate_core::Node) -> Option<Wha
         }
         _ => None,
     }
+}
+
+/// Every setup the run uses (at start or after a restart) with its configuration, each
+/// checked by the core's rules; and every node a member of each definition it runs.
+fn configs_of(scenario: &Scenario) -> Result<BTreeMap<Setup, Config>, SimError> {
+    let n = scenario.nodes;
+    if scenario.setups.len() != n {
+        return Err(SimError::Scenario(format!("{} setups for {n} nodes", scenario.setups.len())));
+    }
+    let restarts = scenario
+        .faults
+        .iter()
+        .map(|f| &f.fault)
+        .chain(scenario.cues.iter().flat_map(|c| c.then.iter().map(|(_, f)| f)));
+    let switched = restarts.filter_map(|f| match f {
+        Fault::RestartAs { node, setup } => Some((*node, *setup)),
+        _ => None,
+    });
+    let mut configs = BTreeMap::new();
+    for (i, setup) in scenario.setups.iter().copied().enumerate().chain(switched) {
+        let Some(definition) = scenario.definitions.get(setup.definition) else {
+            return Err(SimError::Scenario(format!(
+                "n{} runs definition {}, of {}",
+                i + 1,
+                setup.definition,
+                scenario.definitions.len()
+            )));
+        };
+        if !definition.contains(i) {
+            return Err(SimError::Scenario(format!(
+                "n{} runs definition {} but is not a member",
+                i + 1,
+                setup.definition
+            )));
+        }
+        if definition.last_voter().is_some_and(|v| v >= VOTERS_MAX) {
+            return Err(SimError::Scenario(format!(
+                "definition {}: voters must be among the first {VOTERS_MAX} nodes",
+                setup.definition
+            )));
+        }
+        if let std::collections::btree_map::Entry::Vacant(slot) = configs.entry(setup) {
+            let config =
+                definition.config(ClusterId::from_name(CLUSTER_NAME), i, setup.preset, scenario.gossip);
+            config.validate().map_err(|e| SimError::Config(e.to_string()))?;
+            slot.insert(config);
+        }
+    }
+    Ok(configs)
+}
+
+/// `payload` rewritten, if it is a heartbeat, to carry `terms` instead of the sender's
+/// (the `local_only_terms` fault: every receiver sees its own lease, drift and definition).
+fn with_terms(payload: &[u8], carry: Carry, terms: Terms, cluster: ClusterId) -> Option<Vec<u8>> {
+    let datagram = carry == Carry::Datagram;
+    let message =
+        if datagram { quorate_heartbeat::decode(payload, cluster) } else { decode_stream(payload, cluster) };
+    let Ok(Message::Heartbeat(mut hb)) = message else { return None };
+    hb.terms = terms;
+    let message = Message::Heartbeat(hb);
+    let encoded = if datagram { encode(cluster, &message) } else { encode_stream(cluster, &message) };
+    encoded.ok()
 }
 
 /// The index of node `id`.
