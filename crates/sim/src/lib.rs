@@ -34,6 +34,7 @@ pub mod clock;
 pub mod faults;
 pub mod host;
 pub mod invariants;
+pub mod mixed;
 pub mod model;
 pub mod net;
 pub mod reach;

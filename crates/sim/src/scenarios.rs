@@ -20,7 +20,8 @@ use crate::net::NetParams;
 use crate::setup::{Definition, Setup};
 
 /// The named scenarios, as accepted by `--scenario`. `loss-XXpct-N` also accepts any loss
-/// percentage and voter count.
+/// percentage and voter count; `random-mixed` gives random scenarios of mixed
+/// configurations ([`crate::mixed`]).
 pub const NAMED: &[&str] = &[
     "clean-split-5",
     "asymmetric-5",
@@ -30,6 +31,10 @@ pub const NAMED: &[&str] = &[
     "rolling-restart-7",
     "loss-30pct-5",
     "restart-during-fence-check",
+    "rolling-wan-5",
+    "rollout-3-to-5",
+    "tie-breakers-4",
+    "votes-3",
 ];
 
 /// Clusters up to this size make every node a voter.
@@ -60,6 +65,8 @@ pub enum ScenarioError {
         nodes: usize,
         /// Smallest size it supports.
         min: usize,
+        /// Largest size it supports.
+        max: usize,
     },
 }
 
@@ -69,8 +76,8 @@ impl std::fmt::Display for ScenarioError {
             ScenarioError::Unknown(name) => {
                 write!(f, "unknown scenario {name:?}; known: {} (and loss-XXpct-N)", NAMED.join(", "))
             }
-            ScenarioError::BadSize { scenario, nodes, min } => {
-                write!(f, "scenario {scenario} needs {min} to {NODES_MAX} nodes, not {nodes}")
+            ScenarioError::BadSize { scenario, nodes, min, max } => {
+                write!(f, "scenario {scenario} needs {min} to {max} nodes, not {nodes}")
             }
         }
     }
@@ -132,6 +139,9 @@ impl Scenario {
         nodes: Option<usize>,
         duration: Option<u64>,
     ) -> Result<Scenario, ScenarioError> {
+        if let Some(mixed) = crate::mixed::named(name, seed, nodes, duration) {
+            return mixed;
+        }
         let (default_nodes, default_secs, min) = match name {
             "clean-split-5" => (5, 22, 5),
             "asymmetric-5" => (5, 20, 3),
@@ -147,7 +157,7 @@ impl Scenario {
         };
         let nodes = nodes.unwrap_or(default_nodes);
         if nodes < min || nodes > NODES_MAX {
-            return Err(ScenarioError::BadSize { scenario: name.to_string(), nodes, min });
+            return Err(ScenarioError::BadSize { scenario: name.to_string(), nodes, min, max: NODES_MAX });
         }
         let voters = nodes.min(default_nodes);
         let duration = duration.unwrap_or(default_secs * SEC);
@@ -171,23 +181,12 @@ impl Scenario {
                 Vec::new()
             }
         };
-        Ok(Scenario {
-            name: name.to_string(),
-            nodes,
-            voters,
-            definitions: vec![Definition::standard(nodes, voters)],
-            setups: vec![Setup::STANDARD; nodes],
-            duration,
-            net,
-            faults,
-            cues,
-            drift_scale: 1.0,
-            gossip: true,
-            disk_delay_max: 0,
-            forget_promises: false,
-            local_only_terms: false,
-            defaults: (default_nodes, default_secs * SEC),
-        })
+        let mut s = Scenario::plain(name, nodes, voters, duration);
+        s.net = net;
+        s.faults = faults;
+        s.cues = cues;
+        s.defaults = (default_nodes, default_secs * SEC);
+        Ok(s)
     }
 
     /// A random scenario for `seed`: random network behaviour and random fault episodes.
@@ -195,7 +194,7 @@ impl Scenario {
     pub fn random(seed: u64, nodes: Option<usize>, duration: Option<u64>) -> Result<Scenario, ScenarioError> {
         let nodes = nodes.unwrap_or(5);
         if !(2..=NODES_MAX).contains(&nodes) {
-            return Err(ScenarioError::BadSize { scenario: "random".into(), nodes, min: 2 });
+            return Err(ScenarioError::BadSize { scenario: "random".into(), nodes, min: 2, max: NODES_MAX });
         }
         let voters = if nodes <= ALL_VOTERS_MAX { nodes } else { LARGE_CLUSTER_VOTERS };
         let duration = duration.unwrap_or(30 * SEC);
@@ -204,23 +203,34 @@ impl Scenario {
         let faults = random_faults(Shape { nodes, voters }, duration, &mut rng);
         // Half the runs write to disk at once, the others take up to 20 ms per write.
         let disk_delay_max = if rng.random_bool(0.5) { 0 } else { ms_between(&mut rng, 1, 20) };
-        Ok(Scenario {
-            name: "random".into(),
+        let mut s = Scenario::plain("random", nodes, voters, duration);
+        s.net = net;
+        s.faults = faults;
+        s.disk_delay_max = disk_delay_max;
+        s.defaults = (5, 30 * SEC);
+        Ok(s)
+    }
+
+    /// `nodes` nodes of which `voters` vote, all on the standard definition and the lan
+    /// preset, a default network, disks that write at once, no faults; `duration` ns.
+    pub(crate) fn plain(name: &str, nodes: usize, voters: usize, duration: u64) -> Scenario {
+        Scenario {
+            name: name.to_string(),
             nodes,
             voters,
             definitions: vec![Definition::standard(nodes, voters)],
             setups: vec![Setup::STANDARD; nodes],
             duration,
-            net,
-            faults,
+            net: NetParams::default(),
+            faults: Vec::new(),
             cues: Vec::new(),
             drift_scale: 1.0,
             gossip: true,
-            disk_delay_max,
+            disk_delay_max: 0,
             forget_promises: false,
             local_only_terms: false,
-            defaults: (5, 30 * SEC),
-        })
+            defaults: (nodes, duration),
+        }
     }
 
     /// The command that replays this scenario for `seed`.
@@ -275,9 +285,9 @@ fn parse_loss(name: &str) -> Option<(f64, usize)> {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Shape {
-    nodes: usize,
-    voters: usize,
+pub(crate) struct Shape {
+    pub(crate) nodes: usize,
+    pub(crate) voters: usize,
 }
 
 impl Shape {
@@ -286,15 +296,15 @@ impl Shape {
     }
 }
 
-fn at(ms: u64) -> u64 {
+pub(crate) fn at(ms: u64) -> u64 {
     ms * MS
 }
 
-fn ms_between(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
+pub(crate) fn ms_between(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
     rng.random_range(lo..=hi) * MS
 }
 
-fn push(faults: &mut Vec<Scheduled>, at: u64, fault: Fault) {
+pub(crate) fn push(faults: &mut Vec<Scheduled>, at: u64, fault: Fault) {
     faults.push(Scheduled { at, fault });
 }
 
@@ -512,7 +522,7 @@ fn restart_during_fence_check_cues() -> Vec<Cue> {
     ]
 }
 
-fn random_net(rng: &mut ChaCha8Rng) -> NetParams {
+pub(crate) fn random_net(rng: &mut ChaCha8Rng) -> NetParams {
     let base_loss = match rng.random_range(0..10) {
         0..=4 => 0.0,
         5..=7 => rng.random_range(0.0..0.05),
@@ -547,7 +557,7 @@ fn random_faults(shape: Shape, duration: u64, rng: &mut ChaCha8Rng) -> Vec<Sched
         }
         let kinds = if rng.random_bool(0.3) { 2 } else { 1 };
         for _ in 0..kinds {
-            random_episode(shape, t, hold, rng, &mut f);
+            random_episode(shape, t, hold, true, rng, &mut f);
         }
         push(&mut f, t + hold, Fault::Heal);
         t += hold + ms_between(rng, 2_500, 4_000);
@@ -556,10 +566,23 @@ fn random_faults(shape: Shape, duration: u64, rng: &mut ChaCha8Rng) -> Vec<Sched
     f
 }
 
-fn random_episode(shape: Shape, t: u64, hold: u64, rng: &mut ChaCha8Rng, f: &mut Vec<Scheduled>) {
+/// One random fault episode starting at `t`, held for `hold`. With `restarts` false a
+/// crash or shutdown episode becomes a pause of the same node.
+pub(crate) fn random_episode(
+    shape: Shape,
+    t: u64,
+    hold: u64,
+    restarts: bool,
+    rng: &mut ChaCha8Rng,
+    f: &mut Vec<Scheduled>,
+) {
     let node = rng.random_range(0..shape.nodes);
     let voter = rng.random_range(0..shape.voters);
     match rng.random_range(0..9) {
+        5 if !restarts => {
+            push(f, t, Fault::Pause { node });
+            push(f, t + hold, Fault::Resume { node });
+        }
         0 => {
             let k = rng.random_range(2..=3);
             let mut groups = vec![Vec::new(); k];
@@ -641,6 +664,10 @@ mod tests {
         for name in NAMED {
             let s = Scenario::named(name, 7, None, None).unwrap_or_else(|e| panic!("{e}"));
             assert!(s.faults.iter().all(|f| f.fault.max_node().is_none_or(|n| n < s.nodes)), "{name}");
+            if crate::mixed::MIXED.contains(name) {
+                // Their definitions name every node: a fixed size (see `mixed`).
+                continue;
+            }
             let big = Scenario::named(name, 7, Some(200), None).unwrap_or_else(|e| panic!("{e}"));
             assert!(big.voters <= ALL_VOTERS_MAX && big.nodes == 200, "{name}");
         }
