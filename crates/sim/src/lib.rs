@@ -5,13 +5,15 @@
 //! at every step:
 //!
 //! ```text
-//!   seed ──► Scenario (cluster shape, network, fault schedule)
+//!   seed ──► Scenario (cluster shape, each node's preset and quorum definition, network,
+//!                      fault schedule, cues)
 //!        ──► Sim: event heap of (real time, seq) ──► Node::handle_datagram / handle_timeout
 //!                 per-node drifting clocks (|rate error| <= rho), per-link delay, loss,
 //!                 duplication, reordering; partitions, one-way cuts, bridges, flapping,
-//!                 crashes, restarts, pauses, loss bursts
+//!                 crashes, restarts (some onto another preset or definition), pauses,
+//!                 loss bursts; a disk per host that survives crashes (Memory::Durable)
 //!        ──► invariants/*: lease safety, fence bound, quorum intersection,
-//!                 no false fencing, heal, epoch monotonic
+//!                 no false fencing, heal, epoch monotonic, PeerFenced sound
 //!        ──► RunReport: first violation (seed, timeline, replay command), digest, figures
 //! ```
 //!

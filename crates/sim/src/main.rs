@@ -5,6 +5,7 @@
 //! quorate-sim --scenario clean-split-5 --seeds 20  # a named scenario, 20 seeds
 //! quorate-sim --replay 42 --scenario bridge-5      # one run, with its timeline
 //! quorate-sim --scenario clean-split-5 --nodes 1000 --duration 20
+//! quorate-sim --scenario random-mixed --seeds 100   # lan and wan, several definitions
 //! ```
 //!
 //! Exits with status 1 if any run breaks an invariant (after printing the seed, the
@@ -27,8 +28,9 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     first_seed: u64,
     /// A named scenario (clean-split-5, asymmetric-5, bridge-5, flapping-3, pause-leader,
-    /// rolling-restart-7, loss-30pct-5, loss-XXpct-N, restart-during-fence-check); random
-    /// scenarios if absent.
+    /// rolling-restart-7, loss-30pct-5, loss-XXpct-N, restart-during-fence-check,
+    /// rolling-wan-5, rollout-3-to-5, tie-breakers-4, votes-3; random-mixed for random mixed
+    /// configurations; rollout-restart-5, an open hole); random scenarios if absent.
     #[arg(long)]
     scenario: Option<String>,
     /// Replay this one seed and print its timeline.

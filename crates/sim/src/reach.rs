@@ -12,7 +12,8 @@
 //!   Paused nodes are cut off: they exchange with nobody.
 //! * **connected**: a running node whose exchange set plus itself is a quorum.
 //! * **protected**: connected through links whose loss stays within [`crate::model::LOSS_BOUND`]
-//!   for the redundancy those links give. The no-false-fence and heal invariants apply to
+//!   for the redundancy those links give (loss-free links only in runs that mix presets,
+//!   see [`Model::protecting_loss`]). The no-false-fence and heal invariants apply to
 //!   protected nodes.
 
 use crate::model::Model;
@@ -42,7 +43,7 @@ pub struct NodeReach {
     pub protected_loss: f64,
     /// The worst loss on its links with the voters it exchanges with.
     pub connected_loss: f64,
-    /// The redundancy of its protecting links ([`Model::redundancy`]).
+    /// The redundancy of its protecting links ([`crate::model::Quorum::redundancy`]).
     pub redundancy: u32,
 }
 
@@ -118,7 +119,7 @@ fn assess(x: usize, live: &[Liveness], net: &Net, model: &Model, defs: &[usize])
     if connected {
         // Try the most demanding redundancy first: its loss bound is the most generous.
         for r in (1..=crate::model::LOSS_BOUND.len() as u32).rev() {
-            let Some(bound) = Model::loss_bound(r) else { continue };
+            let Some(bound) = model.protecting_loss(r) else { continue };
             let (low, worst) = links_within(x, exchange, bound, net);
             let have = q.redundancy(own, low);
             if have >= r {

@@ -10,7 +10,7 @@
 //! ([`crate::model::Model::uniform`]): nodes on different definitions deliberately refuse
 //! each other's votes, so "connected to a quorum" does not make them writable. Presets may
 //! differ (the warm-up uses the run's longest heartbeat interval); the loss bound was
-//! measured on the default preset.
+//! measured with one preset, so in runs that mix presets only loss-free links protect.
 //!
 //! The checker also counts, whatever the loss, every fence of a node that had been
 //! connected (loss not considered) for its warm-up and writable since: the false fences per
@@ -66,7 +66,7 @@ impl NoFalseFence {
                         fmt_ms(s.since),
                         r.protected_loss * 100.0,
                         r.redundancy,
-                        crate::model::Model::loss_bound(r.redundancy).unwrap_or(0.0) * 100.0
+                        w.model.protecting_loss(r.redundancy).unwrap_or(0.0) * 100.0
                     ),
                 );
                 s.watching = false;
