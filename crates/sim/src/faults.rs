@@ -7,6 +7,9 @@
 
 use std::fmt;
 
+use quorate_heartbeat::{decode, decode_stream, encode, encode_stream, ClusterId, Message, Terms};
+
+use crate::host::Carry;
 use crate::net::Net;
 use crate::setup::Setup;
 
@@ -171,6 +174,18 @@ impl Fault {
             Fault::BurstLoss { .. } | Fault::Heal => None,
         }
     }
+}
+
+/// `payload` rewritten, if it is a heartbeat, to carry `terms` instead of the sender's
+/// (the `local_only_terms` fault: every receiver sees its own lease, drift and definition).
+pub(crate) fn with_terms(payload: &[u8], carry: Carry, terms: Terms, cluster: ClusterId) -> Option<Vec<u8>> {
+    let datagram = carry == Carry::Datagram;
+    let message = if datagram { decode(payload, cluster) } else { decode_stream(payload, cluster) };
+    let Ok(Message::Heartbeat(mut hb)) = message else { return None };
+    hb.terms = terms;
+    let message = Message::Heartbeat(hb);
+    let encoded = if datagram { encode(cluster, &message) } else { encode_stream(cluster, &message) };
+    encoded.ok()
 }
 
 /// Groups longer than this are abbreviated in timelines (1000-node partitions).

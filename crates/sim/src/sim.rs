@@ -23,12 +23,12 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use quorate_core::{Config, Delivery};
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::{decode_stream, encode, encode_stream, ClusterId, Message, NodeId, Terms};
+use quorate_heartbeat::{decode_stream, ClusterId, Message, NodeId};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::{fraction_to_ppb, SimClock, MS, SEC};
-use crate::faults::{Fault, Scheduled, Signal};
+use crate::faults::{with_terms, Fault, Scheduled, Signal};
 use crate::host::{Carry, Host, BACKLOG_MAX};
 use crate::invariants::{self, Invariant, Measure, Out, StepKind, Violation};
 use crate::model::{Model, Quorum};
@@ -36,7 +36,7 @@ use crate::net::{DropWhy, Fate, Net};
 use crate::reach::{Liveness, Reach};
 use crate::report::Stats;
 use crate::scenarios::{stream, Scenario, VOTERS_MAX};
-use crate::setup::{Preset, Setup};
+use crate::setup::{configs_of, Preset, Setup};
 use crate::timeline::{Timeline, What};
 
 /// The simulated cluster's name (its id is derived from it).
@@ -244,7 +244,7 @@ impl Sim {
         {
             return Err(SimError::Scenario(format!("a fault names node index {bad}, cluster has {n}")));
         }
-        let configs = configs_of(&scenario)?;
+        let configs = configs_of(&scenario, ClusterId::from_name(CLUSTER_NAME))?;
         let used: Vec<(Setup, &Config)> = configs.iter().map(|(s, c)| (*s, c)).collect();
         let model =
             Model::new(&scenario.definitions, &used, n, scenario.net.max_delay(), scenario.disk_delay_max);
@@ -834,68 +834,6 @@ fn describe(i: usize, ev: &QuorumEvent, node: &quorate_core::Node) -> Option<Wha
         }
         _ => None,
     }
-}
-
-/// Every setup the run uses (at start or after a restart) with its configuration, each
-/// checked by the core's rules; and every node a member of each definition it runs.
-fn configs_of(scenario: &Scenario) -> Result<BTreeMap<Setup, Config>, SimError> {
-    let n = scenario.nodes;
-    if scenario.setups.len() != n {
-        return Err(SimError::Scenario(format!("{} setups for {n} nodes", scenario.setups.len())));
-    }
-    let restarts = scenario
-        .faults
-        .iter()
-        .map(|f| &f.fault)
-        .chain(scenario.cues.iter().flat_map(|c| c.then.iter().map(|(_, f)| f)));
-    let switched = restarts.filter_map(|f| match f {
-        Fault::RestartAs { node, setup } => Some((*node, *setup)),
-        _ => None,
-    });
-    let mut configs = BTreeMap::new();
-    for (i, setup) in scenario.setups.iter().copied().enumerate().chain(switched) {
-        let Some(definition) = scenario.definitions.get(setup.definition) else {
-            return Err(SimError::Scenario(format!(
-                "n{} runs definition {}, of {}",
-                i + 1,
-                setup.definition,
-                scenario.definitions.len()
-            )));
-        };
-        if !definition.contains(i) {
-            return Err(SimError::Scenario(format!(
-                "n{} runs definition {} but is not a member",
-                i + 1,
-                setup.definition
-            )));
-        }
-        if definition.last_voter().is_some_and(|v| v >= VOTERS_MAX) {
-            return Err(SimError::Scenario(format!(
-                "definition {}: voters must be among the first {VOTERS_MAX} nodes",
-                setup.definition
-            )));
-        }
-        if let std::collections::btree_map::Entry::Vacant(slot) = configs.entry(setup) {
-            let config =
-                definition.config(ClusterId::from_name(CLUSTER_NAME), i, setup.preset, scenario.gossip);
-            config.validate().map_err(|e| SimError::Config(e.to_string()))?;
-            slot.insert(config);
-        }
-    }
-    Ok(configs)
-}
-
-/// `payload` rewritten, if it is a heartbeat, to carry `terms` instead of the sender's
-/// (the `local_only_terms` fault: every receiver sees its own lease, drift and definition).
-fn with_terms(payload: &[u8], carry: Carry, terms: Terms, cluster: ClusterId) -> Option<Vec<u8>> {
-    let datagram = carry == Carry::Datagram;
-    let message =
-        if datagram { quorate_heartbeat::decode(payload, cluster) } else { decode_stream(payload, cluster) };
-    let Ok(Message::Heartbeat(mut hb)) = message else { return None };
-    hb.terms = terms;
-    let message = Message::Heartbeat(hb);
-    let encoded = if datagram { encode(cluster, &message) } else { encode_stream(cluster, &message) };
-    encoded.ok()
 }
 
 /// The index of node `id`.
