@@ -7,7 +7,11 @@
 
 use std::fmt;
 
+use quorate_heartbeat::{decode, decode_stream, encode, encode_stream, ClusterId, Message, Terms};
+
+use crate::host::Carry;
 use crate::net::Net;
+use crate::setup::Setup;
 
 /// One fault, applied at one instant.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +69,14 @@ pub enum Fault {
         /// The node.
         node: usize,
     },
+    /// Like [`Fault::Restart`], with another preset or definition from now on: one step of
+    /// a rolling change of configuration.
+    RestartAs {
+        /// The node.
+        node: usize,
+        /// What it runs from this start on.
+        setup: Setup,
+    },
     /// The process stops running (SIGSTOP, a long GC): no timers, datagrams queue.
     Pause {
         /// The node.
@@ -77,6 +89,36 @@ pub enum Fault {
     },
     /// Every partition, cut, bridge and loss burst ends (crashed nodes stay down).
     Heal,
+}
+
+/// A message a node sends that can set off faults (see [`Cue`]). Node numbers are indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `from` asks a peer, in a fence check, whether it considers `about` down.
+    FenceQuery {
+        /// The asker.
+        from: usize,
+        /// The accused.
+        about: usize,
+    },
+    /// `from` answers a fence query about `about` with "yes, down" (and promises a hold).
+    FenceYes {
+        /// The node answering.
+        from: usize,
+        /// The accused.
+        about: usize,
+    },
+}
+
+/// Faults timed from the first time a node sends a given message, for traces that need a
+/// fault at one exact step of the protocol (a crash right after a promise, a pause in the
+/// middle of a check) whatever the seed made of the timing before it. Each cue fires once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cue {
+    /// The message.
+    pub on: Signal,
+    /// Each fault with its delay after the message was sent, ns.
+    pub then: Vec<(u64, Fault)>,
 }
 
 /// A fault and when it happens.
@@ -109,6 +151,7 @@ impl Fault {
             Fault::Crash { .. }
             | Fault::Shutdown { .. }
             | Fault::Restart { .. }
+            | Fault::RestartAs { .. }
             | Fault::Pause { .. }
             | Fault::Resume { .. } => return false,
         }
@@ -125,11 +168,24 @@ impl Fault {
             | Fault::Crash { node }
             | Fault::Shutdown { node }
             | Fault::Restart { node }
+            | Fault::RestartAs { node, .. }
             | Fault::Pause { node }
             | Fault::Resume { node } => Some(*node),
             Fault::BurstLoss { .. } | Fault::Heal => None,
         }
     }
+}
+
+/// `payload` rewritten, if it is a heartbeat, to carry `terms` instead of the sender's
+/// (the `local_only_terms` fault: every receiver sees its own lease, drift and definition).
+pub(crate) fn with_terms(payload: &[u8], carry: Carry, terms: Terms, cluster: ClusterId) -> Option<Vec<u8>> {
+    let datagram = carry == Carry::Datagram;
+    let message = if datagram { decode(payload, cluster) } else { decode_stream(payload, cluster) };
+    let Ok(Message::Heartbeat(mut hb)) = message else { return None };
+    hb.terms = terms;
+    let message = Message::Heartbeat(hb);
+    let encoded = if datagram { encode(cluster, &message) } else { encode_stream(cluster, &message) };
+    encoded.ok()
 }
 
 /// Groups longer than this are abbreviated in timelines (1000-node partitions).
@@ -156,9 +212,19 @@ impl fmt::Display for Fault {
             Fault::Crash { node } => write!(f, "crash n{}", node + 1),
             Fault::Shutdown { node } => write!(f, "shutdown n{}", node + 1),
             Fault::Restart { node } => write!(f, "restart n{}", node + 1),
+            Fault::RestartAs { node, setup } => write!(f, "restart n{} as {setup}", node + 1),
             Fault::Pause { node } => write!(f, "pause n{}", node + 1),
             Fault::Resume { node } => write!(f, "resume n{}", node + 1),
             Fault::Heal => f.write_str("heal network"),
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Signal::FenceQuery { from, about } => write!(f, "n{} asks about n{}", from + 1, about + 1),
+            Signal::FenceYes { from, about } => write!(f, "n{} says n{} is down", from + 1, about + 1),
         }
     }
 }

@@ -1,15 +1,23 @@
 //! A host: the machine one simulated node runs on. It owns the node's drifting clock, its
-//! current life (a real [`quorate_core::Node`] with its gate handle and manual clock), and
-//! what the process is doing (running, paused, down).
+//! current life (a real [`quorate_core::Node`] with its gate handle and manual clock), what
+//! the process is doing (running, paused, down), and its disk.
+//!
+//! The disk is the node's data directory: the promises its lives recorded
+//! ([`quorate_core::Promises`]). It survives crashes; each life starts with
+//! [`Memory::Durable`] holding what the disk says. A write the core asks for
+//! ([`quorate_core::Node::poll_persist`]) lands on the disk after the scenario's write delay;
+//! only then is the core told ([`quorate_core::Node::handle_persisted`]). A crash before a
+//! write lands loses it, so the core must never rely on a write it was not told of.
 
 use std::collections::VecDeque;
 
-use quorate_core::{Config, ConfigError, Node};
+use quorate_core::{Config, ConfigError, Memory, Node, Promises};
 use quorate_gate::{Clock, ManualClock, QuorumGate};
 use quorate_heartbeat::{Incarnation, Instant, NodeId};
 
 use crate::clock::{SimClock, MS};
 use crate::reach::Liveness;
+use crate::setup::Setup;
 
 /// Datagrams a paused process's socket buffers before dropping new arrivals (a Linux UDP
 /// receive buffer of a few MB holds tens of thousands of small datagrams).
@@ -34,6 +42,10 @@ pub struct Life {
     pub started: u64,
     /// Whether `Node::shutdown` was called.
     pub shut_down: bool,
+    /// A write to the disk under way (at most one at a time, as a driver would do it).
+    pub writing: Option<Promises>,
+    /// A write that landed while the process was paused: the core is told when it runs.
+    pub landed: Option<Promises>,
 }
 
 /// One simulated machine.
@@ -43,6 +55,8 @@ pub struct Host {
     pub index: usize,
     /// Its local monotonic clock.
     pub clock: SimClock,
+    /// What it runs (its current life, or its next one while down).
+    pub setup: Setup,
     /// Its wall clock's error, ms (incarnations come from the wall clock).
     wall_offset_ms: u64,
     /// The current life, `None` while down.
@@ -61,6 +75,9 @@ pub struct Host {
     live_ns: u64,
     /// Since when the current live stretch runs.
     live_since: Option<u64>,
+    /// The data directory: what the node's lives recorded of their promises. Survives
+    /// crashes; all zero before the first start.
+    pub disk: Promises,
     /// Datagrams handed to the network.
     pub sent_msgs: u64,
     /// Payload bytes handed to the network.
@@ -69,10 +86,11 @@ pub struct Host {
 
 impl Host {
     /// A machine that has not started its node yet.
-    pub fn new(index: usize, clock: SimClock, wall_offset_ms: u64) -> Self {
+    pub fn new(index: usize, clock: SimClock, wall_offset_ms: u64, setup: Setup) -> Self {
         Host {
             index,
             clock,
+            setup,
             wall_offset_ms,
             life: None,
             paused_since: None,
@@ -82,6 +100,7 @@ impl Host {
             last_incarnation: 0,
             live_ns: 0,
             live_since: None,
+            disk: Promises::default(),
             sent_msgs: 0,
             sent_bytes: 0,
         }
@@ -93,23 +112,44 @@ impl Host {
     }
 
     /// Starts a new life at real time `now`: a fresh core with an incarnation above every
-    /// earlier one (wall-clock milliseconds, bumped if the wall clock has not moved on).
-    pub fn start(&mut self, mut config: Config, now: u64, seed: u64) -> Result<(), ConfigError> {
+    /// earlier one (wall-clock milliseconds, bumped if the wall clock has not moved on),
+    /// given what the disk recorded. With `forget` it is given an empty record instead, as a
+    /// node that lost its data directory (or never kept one) would be: tests use it to show
+    /// what the checkers see when a restart breaks its earlier life's promises.
+    pub fn start(
+        &mut self,
+        mut config: Config,
+        now: u64,
+        seed: u64,
+        forget: bool,
+    ) -> Result<(), ConfigError> {
         let wall = WALL_START_MS + self.wall_offset_ms + now / MS;
         let incarnation = Incarnation(wall.max(self.last_incarnation + 1));
         config.me = self.id();
         let local = self.local(now);
         let (clock, hand) = Clock::manual(local);
-        let (node, gate) = Node::new(config, incarnation, clock, local, seed)?;
+        let prior = if forget { Promises::default() } else { self.disk };
+        let (node, gate) =
+            Node::with_memory(config, incarnation, Memory::Durable { prior }, clock, local, seed)?;
         self.last_incarnation = incarnation.0;
-        self.life = Some(Life { node, gate, hand, incarnation, started: now, shut_down: false });
+        self.life = Some(Life {
+            node,
+            gate,
+            hand,
+            incarnation,
+            started: now,
+            shut_down: false,
+            writing: None,
+            landed: None,
+        });
         self.paused_since = None;
         self.backlog.clear();
         self.live_since = Some(now);
         Ok(())
     }
 
-    /// The process dies at `now`: state lost, timers gone, queued datagrams gone.
+    /// The process dies at `now`: state lost, timers gone, queued datagrams gone, a write
+    /// under way lost (the disk keeps what it had).
     pub fn crash(&mut self, now: u64) {
         self.life = None;
         self.paused_since = None;

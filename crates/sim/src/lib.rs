@@ -5,13 +5,15 @@
 //! at every step:
 //!
 //! ```text
-//!   seed ──► Scenario (cluster shape, network, fault schedule)
+//!   seed ──► Scenario (cluster shape, each node's preset and quorum definition, network,
+//!                      fault schedule, cues)
 //!        ──► Sim: event heap of (real time, seq) ──► Node::handle_datagram / handle_timeout
 //!                 per-node drifting clocks (|rate error| <= rho), per-link delay, loss,
 //!                 duplication, reordering; partitions, one-way cuts, bridges, flapping,
-//!                 crashes, restarts, pauses, loss bursts
+//!                 crashes, restarts (some onto another preset or definition), pauses,
+//!                 loss bursts; a disk per host that survives crashes (Memory::Durable)
 //!        ──► invariants/*: lease safety, fence bound, quorum intersection,
-//!                 no false fencing, heal, epoch monotonic
+//!                 no false fencing, heal, epoch monotonic, PeerFenced sound
 //!        ──► RunReport: first violation (seed, timeline, replay command), digest, figures
 //! ```
 //!
@@ -34,17 +36,20 @@ pub mod clock;
 pub mod faults;
 pub mod host;
 pub mod invariants;
+pub mod mixed;
 pub mod model;
 pub mod net;
 pub mod reach;
 pub mod report;
 pub mod scenarios;
+pub mod setup;
 pub mod sim;
 pub mod timeline;
 
-pub use faults::{Fault, Scheduled};
+pub use faults::{Cue, Fault, Scheduled, Signal};
 pub use model::{Model, LOSS_BOUND};
 pub use net::NetParams;
 pub use report::{Stats, Summary};
 pub use scenarios::{Scenario, ScenarioError, NAMED};
+pub use setup::{Definition, Preset, Setup, Tie};
 pub use sim::{run, Failure, RunReport, Sim, SimError};

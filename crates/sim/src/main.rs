@@ -5,6 +5,7 @@
 //! quorate-sim --scenario clean-split-5 --seeds 20  # a named scenario, 20 seeds
 //! quorate-sim --replay 42 --scenario bridge-5      # one run, with its timeline
 //! quorate-sim --scenario clean-split-5 --nodes 1000 --duration 20
+//! quorate-sim --scenario random-mixed --seeds 100   # lan and wan, several definitions
 //! ```
 //!
 //! Exits with status 1 if any run breaks an invariant (after printing the seed, the
@@ -27,7 +28,9 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     first_seed: u64,
     /// A named scenario (clean-split-5, asymmetric-5, bridge-5, flapping-3, pause-leader,
-    /// rolling-restart-7, loss-30pct-5, loss-XXpct-N); random scenarios if absent.
+    /// rolling-restart-7, loss-30pct-5, loss-XXpct-N, restart-during-fence-check,
+    /// rolling-wan-5, rollout-3-to-5, tie-breakers-4, votes-3; random-mixed for random mixed
+    /// configurations; rollout-restart-5, an open hole); random scenarios if absent.
     #[arg(long)]
     scenario: Option<String>,
     /// Replay this one seed and print its timeline.
@@ -45,6 +48,18 @@ struct Args {
     /// Turn gossip (rows, partition view, fence checks) off, to compare its cost.
     #[arg(long)]
     no_gossip: bool,
+    /// Fault injection for replaying checker tests: every restart is given an empty record
+    /// instead of what its disk says (the node forgets its earlier lives' promises).
+    #[arg(long)]
+    forget_promises: bool,
+    /// Fault injection for replaying checker tests: every heartbeat arrives with the
+    /// receiver's own terms (nodes follow local rules only).
+    #[arg(long)]
+    local_only_terms: bool,
+    /// Fault injection for replaying checker tests: multiply every clock's rate error (above
+    /// 1.0 clocks break the drift bound the lease rule assumes).
+    #[arg(long, default_value_t = 1.0)]
+    drift_scale: f64,
 }
 
 fn main() -> ExitCode {
@@ -63,7 +78,13 @@ fn main() -> ExitCode {
             None => Scenario::random(seed, args.nodes, duration),
         };
         let scenario = match scenario {
-            Ok(s) => Scenario { gossip: !args.no_gossip, ..s },
+            Ok(s) => Scenario {
+                gossip: !args.no_gossip,
+                forget_promises: args.forget_promises,
+                local_only_terms: args.local_only_terms,
+                drift_scale: args.drift_scale,
+                ..s
+            },
             Err(e) => {
                 eprintln!("quorate-sim: {e}");
                 return ExitCode::from(2);

@@ -3,14 +3,17 @@
 //!
 //! Recomputed after every fault (partition, cut, loss change, crash, restart, pause,
 //! resume), in `O(nodes x voters)`. Between faults connectivity does not change, so the
-//! "since" instants are exact. A node **exchanges** with voter `v` when both run (not
-//! crashed, not paused) and both directed links are up.
+//! "since" instants are exact. A node **exchanges** with voter `v` of its own definition
+//! when both run (not crashed, not paused), both directed links are up, and `v` runs the
+//! same definition (a node on another definition lends it no vote). Quorums are those of
+//! the node's own definition.
 //!
 //! * **cut off**: a live node whose exchange set plus itself (if it votes) is not a quorum.
 //!   Paused nodes are cut off: they exchange with nobody.
 //! * **connected**: a running node whose exchange set plus itself is a quorum.
 //! * **protected**: connected through links whose loss stays within [`crate::model::LOSS_BOUND`]
-//!   for the redundancy those links give. The no-false-fence and heal invariants apply to
+//!   for the redundancy those links give (loss-free links only in runs that mix presets,
+//!   see [`Model::protecting_loss`]). The no-false-fence and heal invariants apply to
 //!   protected nodes.
 
 use crate::model::Model;
@@ -40,7 +43,7 @@ pub struct NodeReach {
     pub protected_loss: f64,
     /// The worst loss on its links with the voters it exchanges with.
     pub connected_loss: f64,
-    /// The redundancy of its protecting links ([`Model::redundancy`]).
+    /// The redundancy of its protecting links ([`crate::model::Quorum::redundancy`]).
     pub redundancy: u32,
 }
 
@@ -67,11 +70,11 @@ impl Reach {
         self.all_protected_since
     }
 
-    /// Recomputes everything at real time `now`.
-    pub fn recompute(&mut self, now: u64, live: &[Liveness], net: &Net, model: &Model) {
+    /// Recomputes everything at real time `now`; `defs[i]` is the definition node `i` runs.
+    pub fn recompute(&mut self, now: u64, live: &[Liveness], net: &Net, model: &Model, defs: &[usize]) {
         let mut all = true;
         for x in 0..self.nodes.len() {
-            let fresh = assess(x, live, net, model);
+            let fresh = assess(x, live, net, model, defs);
             let old = self.nodes[x];
             let keep = |was: Option<u64>, is: bool| if is { Some(was.unwrap_or(now)) } else { None };
             self.nodes[x] = NodeReach {
@@ -96,27 +99,29 @@ struct Assessment {
     protected: Option<(f64, u32)>,
 }
 
-fn assess(x: usize, live: &[Liveness], net: &Net, model: &Model) -> Assessment {
+fn assess(x: usize, live: &[Liveness], net: &Net, model: &Model, defs: &[usize]) -> Assessment {
     if live[x] == Liveness::Down {
         return Assessment { cut: false, connected: false, connected_loss: 0.0, protected: None };
     }
-    let own = model.bit(x);
+    let q = model.quorum(defs[x]);
+    let own = q.bit(x);
     let running = live[x] == Liveness::Running;
     let mut exchange = 0u64;
-    for v in (0..model.voters.min(64)).filter(|v| *v != x) {
-        if running && live[v] == Liveness::Running && net.link_up(x, v) && net.link_up(v, x) {
+    for v in (0..live.len().min(64)).filter(|v| *v != x && q.is_voter(*v)) {
+        let same = model.quorum(defs[v]).class == q.class;
+        if same && running && live[v] == Liveness::Running && net.link_up(x, v) && net.link_up(v, x) {
             exchange |= 1 << v;
         }
     }
-    let quorum = model.is_quorum(own | exchange);
+    let quorum = q.is_quorum(own | exchange);
     let connected = running && quorum;
     let mut protected = None;
     if connected {
         // Try the most demanding redundancy first: its loss bound is the most generous.
         for r in (1..=crate::model::LOSS_BOUND.len() as u32).rev() {
-            let Some(bound) = Model::loss_bound(r) else { continue };
+            let Some(bound) = model.protecting_loss(r) else { continue };
             let (low, worst) = links_within(x, exchange, bound, net);
-            let have = model.redundancy(own, low);
+            let have = q.redundancy(own, low);
             if have >= r {
                 protected = Some((worst, have));
                 break;
@@ -148,19 +153,10 @@ fn links_within(x: usize, exchange: u64, bound: f64, net: &Net) -> (u64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::MS;
     use crate::net::NetParams;
 
     fn model(voters: usize, nodes: usize) -> Model {
-        Model {
-            lease: 900 * MS,
-            rho: 0.01,
-            interval: 100 * MS,
-            max_delay: 23 * MS,
-            voters,
-            nodes,
-            fence_hold: 0,
-        }
+        crate::model::test_model(voters, nodes)
     }
 
     #[test]
@@ -169,12 +165,12 @@ mod tests {
         let mut net = Net::new(5, NetParams::default(), 0);
         let live = vec![Liveness::Running; 5];
         let mut reach = Reach::new(5);
-        reach.recompute(0, &live, &net, &m);
+        reach.recompute(0, &live, &net, &m, &[0; 5]);
         assert_eq!(reach.node(0).protected_since, Some(0));
         assert_eq!(reach.all_protected_since(), Some(0));
         net.set_group(0, 1);
         net.set_group(1, 1);
-        reach.recompute(7, &live, &net, &m);
+        reach.recompute(7, &live, &net, &m, &[0; 5]);
         assert_eq!(reach.node(0).cut_since, Some(7));
         assert_eq!(reach.node(2).protected_since, Some(0), "majority keeps its stretch");
         assert_eq!(reach.node(2).redundancy, 1);
@@ -188,12 +184,44 @@ mod tests {
         let mut live = vec![Liveness::Running; 4];
         live[3] = Liveness::Paused;
         let mut reach = Reach::new(4);
-        reach.recompute(0, &live, &net, &m);
+        reach.recompute(0, &live, &net, &m, &[0; 4]);
         assert_eq!(reach.node(3).cut_since, Some(0));
         assert_eq!(reach.node(3).connected_since, None);
         net.set_burst_loss(0.5);
-        reach.recompute(5, &live, &net, &m);
+        reach.recompute(5, &live, &net, &m, &[0; 4]);
         assert_eq!(reach.node(0).connected_since, Some(0));
         assert_eq!(reach.node(0).protected_since, None);
+    }
+
+    #[test]
+    fn a_voter_on_another_definition_lends_no_reach() {
+        use crate::setup::{Definition, Preset, Setup, Tie};
+        // Four voters; n1, n2 break ties by lowest id, n3, n4 by n3.
+        let defs = [
+            Definition::voters(&[0, 1, 2, 3], Tie::LowestId),
+            Definition::voters(&[0, 1, 2, 3], Tie::Node(2)),
+        ];
+        let cluster = quorate_heartbeat::ClusterId(1);
+        let c0 = defs[0].config(cluster, 0, Preset::Lan, true);
+        let c1 = defs[1].config(cluster, 2, Preset::Lan, true);
+        let s0 = Setup { preset: Preset::Lan, definition: 0 };
+        let s1 = Setup { preset: Preset::Lan, definition: 1 };
+        let m = Model::new(&defs, &[(s0, &c0), (s1, &c1)], 4, 0, 0);
+        let net = Net::new(4, NetParams::default(), 0);
+        let mut reach = Reach::new(4);
+        reach.recompute(0, &[Liveness::Running; 4], &net, &m, &[0, 0, 1, 1]);
+        // Connected to everyone, yet each pair holds only half, and n1's half is a quorum of
+        // its own definition while n3's is a quorum of its own.
+        assert_eq!(reach.node(0).connected_since, Some(0));
+        assert_eq!(reach.node(2).connected_since, Some(0));
+        assert_eq!(reach.node(1).cut_since, None);
+        let strict = [Definition::voters(&[0, 1, 2, 3], Tie::None), defs[1].clone()];
+        let m = Model::new(&strict, &[(s0, &c0), (s1, &c1)], 4, 0, 0);
+        reach.recompute(1, &[Liveness::Running; 4], &net, &m, &[0, 0, 1, 1]);
+        assert_eq!(
+            reach.node(0).cut_since,
+            Some(1),
+            "half of a strict majority, the rest on another definition"
+        );
     }
 }

@@ -44,6 +44,10 @@ pub struct Stats {
     pub loss_fences: u64,
     /// Node time spent connected to a quorum, ns.
     pub connected_node_ns: u64,
+    /// `PeerFenced` events announced (each checked by the `fenced-sound` checker).
+    pub peer_fenced: u64,
+    /// Cues that fired (faults timed from protocol messages).
+    pub cues_fired: u64,
 }
 
 impl Stats {
@@ -65,6 +69,8 @@ impl Stats {
         self.rejoin.extend_from_slice(&other.rejoin);
         self.loss_fences += other.loss_fences;
         self.connected_node_ns += other.connected_node_ns;
+        self.peer_fenced += other.peer_fenced;
+        self.cues_fired += other.cues_fired;
     }
 
     /// Simulated node-hours (live node time).
@@ -114,6 +120,7 @@ impl Stats {
             self.loss_fences,
             self.loss_fences_per_node_hour()
         );
+        let _ = writeln!(s, "PeerFenced announced (each checked sound): {}", self.peer_fenced);
         let _ = writeln!(s, "heal time (network healed -> all writable): {}", Summary::of(&self.heal));
         let _ = writeln!(s, "rejoin time per node:                     {}", Summary::of(&self.rejoin));
         let (vm, vb) = self.voter_load();

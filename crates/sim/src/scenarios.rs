@@ -15,11 +15,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::{MS, SEC};
-use crate::faults::{Fault, Scheduled};
+use crate::faults::{Cue, Fault, Scheduled, Signal};
 use crate::net::NetParams;
+use crate::setup::{Definition, Setup};
 
 /// The named scenarios, as accepted by `--scenario`. `loss-XXpct-N` also accepts any loss
-/// percentage and voter count.
+/// percentage and voter count; `random-mixed` gives random scenarios of mixed
+/// configurations ([`crate::mixed`]).
 pub const NAMED: &[&str] = &[
     "clean-split-5",
     "asymmetric-5",
@@ -28,6 +30,11 @@ pub const NAMED: &[&str] = &[
     "pause-leader",
     "rolling-restart-7",
     "loss-30pct-5",
+    "restart-during-fence-check",
+    "rolling-wan-5",
+    "rollout-3-to-5",
+    "tie-breakers-4",
+    "votes-3",
 ];
 
 /// Clusters up to this size make every node a voter.
@@ -58,6 +65,8 @@ pub enum ScenarioError {
         nodes: usize,
         /// Smallest size it supports.
         min: usize,
+        /// Largest size it supports.
+        max: usize,
     },
 }
 
@@ -67,8 +76,8 @@ impl std::fmt::Display for ScenarioError {
             ScenarioError::Unknown(name) => {
                 write!(f, "unknown scenario {name:?}; known: {} (and loss-XXpct-N)", NAMED.join(", "))
             }
-            ScenarioError::BadSize { scenario, nodes, min } => {
-                write!(f, "scenario {scenario} needs {min} to {NODES_MAX} nodes, not {nodes}")
+            ScenarioError::BadSize { scenario, nodes, min, max } => {
+                write!(f, "scenario {scenario} needs {min} to {max} nodes, not {nodes}")
             }
         }
     }
@@ -83,19 +92,40 @@ pub struct Scenario {
     pub name: String,
     /// Cluster size; node ids are `1..=nodes`.
     pub nodes: usize,
-    /// Nodes `1..=voters` have one vote each; the others are observers.
+    /// Nodes `1..=voters` have one vote each in the standard definition; the others are
+    /// observers.
     pub voters: usize,
+    /// The quorum definitions nodes run; scenarios of one definition have just
+    /// [`Definition::standard`].
+    pub definitions: Vec<Definition>,
+    /// What each node runs when it starts (index = node index); a
+    /// [`Fault::RestartAs`] changes it.
+    pub setups: Vec<Setup>,
     /// Simulated real time, ns.
     pub duration: u64,
     /// Delay, loss, duplication and reordering.
     pub net: NetParams,
     /// Faults in time order.
     pub faults: Vec<Scheduled>,
+    /// Faults timed from protocol messages rather than the clock.
+    pub cues: Vec<Cue>,
     /// Multiplies every node's clock rate error. 1.0 (always, outside tests) keeps clocks
     /// within `max_clock_drift`; tests raise it to show the checkers catch a broken clock.
     pub drift_scale: f64,
     /// Gossip of reachability rows and fence checks on (the default) or off.
     pub gossip: bool,
+    /// Longest time a write to a node's disk takes to land, ns; each write takes a random
+    /// time up to this (0: writes land at once). A crash before a write lands loses it.
+    pub disk_delay_max: u64,
+    /// Every restart is given an empty record instead of what its disk says, as if the data
+    /// directory were lost: the earlier lives' promises (fence holds, floors) are forgotten.
+    /// Always false outside tests, which set it to show the checkers catch what that breaks.
+    pub forget_promises: bool,
+    /// Every heartbeat reaches its receiver carrying the receiver's own terms (lease, drift,
+    /// definition digest) instead of the sender's, as if nodes had only local rules: no
+    /// floor raised for a longer lease, no definition mismatch noticed. Always false outside
+    /// tests, which set it to show the checkers catch what the cross-node rules prevent.
+    pub local_only_terms: bool,
     /// The default size and duration, to print a replay command that omits them.
     pub defaults: (usize, u64),
 }
@@ -109,6 +139,9 @@ impl Scenario {
         nodes: Option<usize>,
         duration: Option<u64>,
     ) -> Result<Scenario, ScenarioError> {
+        if let Some(mixed) = crate::mixed::named(name, seed, nodes, duration) {
+            return mixed;
+        }
         let (default_nodes, default_secs, min) = match name {
             "clean-split-5" => (5, 22, 5),
             "asymmetric-5" => (5, 20, 3),
@@ -116,6 +149,7 @@ impl Scenario {
             "flapping-3" => (3, 24, 2),
             "pause-leader" => (5, 22, 3),
             "rolling-restart-7" => (7, 23, 3),
+            "restart-during-fence-check" => (3, 8, 3),
             _ => match parse_loss(name) {
                 Some((_, voters)) => (voters, 30, 2),
                 None => return Err(ScenarioError::Unknown(name.to_string())),
@@ -123,14 +157,19 @@ impl Scenario {
         };
         let nodes = nodes.unwrap_or(default_nodes);
         if nodes < min || nodes > NODES_MAX {
-            return Err(ScenarioError::BadSize { scenario: name.to_string(), nodes, min });
+            return Err(ScenarioError::BadSize { scenario: name.to_string(), nodes, min, max: NODES_MAX });
         }
         let voters = nodes.min(default_nodes);
         let duration = duration.unwrap_or(default_secs * SEC);
         let mut rng = stream(seed, 1);
         let mut net = NetParams::default();
         let shape = Shape { nodes, voters };
+        let mut cues = Vec::new();
         let faults = match name {
+            "restart-during-fence-check" => {
+                cues = restart_during_fence_check_cues();
+                restart_during_fence_check(&mut rng)
+            }
             "clean-split-5" => clean_split(shape, &mut rng),
             "asymmetric-5" => asymmetric(shape, &mut rng),
             "bridge-5" => bridge(shape, &mut rng),
@@ -142,17 +181,12 @@ impl Scenario {
                 Vec::new()
             }
         };
-        Ok(Scenario {
-            name: name.to_string(),
-            nodes,
-            voters,
-            duration,
-            net,
-            faults,
-            drift_scale: 1.0,
-            gossip: true,
-            defaults: (default_nodes, default_secs * SEC),
-        })
+        let mut s = Scenario::plain(name, nodes, voters, duration);
+        s.net = net;
+        s.faults = faults;
+        s.cues = cues;
+        s.defaults = (default_nodes, default_secs * SEC);
+        Ok(s)
     }
 
     /// A random scenario for `seed`: random network behaviour and random fault episodes.
@@ -160,24 +194,43 @@ impl Scenario {
     pub fn random(seed: u64, nodes: Option<usize>, duration: Option<u64>) -> Result<Scenario, ScenarioError> {
         let nodes = nodes.unwrap_or(5);
         if !(2..=NODES_MAX).contains(&nodes) {
-            return Err(ScenarioError::BadSize { scenario: "random".into(), nodes, min: 2 });
+            return Err(ScenarioError::BadSize { scenario: "random".into(), nodes, min: 2, max: NODES_MAX });
         }
         let voters = if nodes <= ALL_VOTERS_MAX { nodes } else { LARGE_CLUSTER_VOTERS };
         let duration = duration.unwrap_or(30 * SEC);
         let mut rng = stream(seed, 1);
         let net = random_net(&mut rng);
         let faults = random_faults(Shape { nodes, voters }, duration, &mut rng);
-        Ok(Scenario {
-            name: "random".into(),
+        // Half the runs write to disk at once, the others take up to 20 ms per write.
+        let disk_delay_max = if rng.random_bool(0.5) { 0 } else { ms_between(&mut rng, 1, 20) };
+        let mut s = Scenario::plain("random", nodes, voters, duration);
+        s.net = net;
+        s.faults = faults;
+        s.disk_delay_max = disk_delay_max;
+        s.defaults = (5, 30 * SEC);
+        Ok(s)
+    }
+
+    /// `nodes` nodes of which `voters` vote, all on the standard definition and the lan
+    /// preset, a default network, disks that write at once, no faults; `duration` ns.
+    pub(crate) fn plain(name: &str, nodes: usize, voters: usize, duration: u64) -> Scenario {
+        Scenario {
+            name: name.to_string(),
             nodes,
             voters,
+            definitions: vec![Definition::standard(nodes, voters)],
+            setups: vec![Setup::STANDARD; nodes],
             duration,
-            net,
-            faults,
+            net: NetParams::default(),
+            faults: Vec::new(),
+            cues: Vec::new(),
             drift_scale: 1.0,
             gossip: true,
-            defaults: (5, 30 * SEC),
-        })
+            disk_delay_max: 0,
+            forget_promises: false,
+            local_only_terms: false,
+            defaults: (nodes, duration),
+        }
     }
 
     /// The command that replays this scenario for `seed`.
@@ -191,6 +244,15 @@ impl Scenario {
         }
         if self.duration != self.defaults.1 {
             cmd.push_str(&format!(" --duration {}", fmt_secs(self.duration)));
+        }
+        if self.forget_promises {
+            cmd.push_str(" --forget-promises");
+        }
+        if self.local_only_terms {
+            cmd.push_str(" --local-only-terms");
+        }
+        if self.drift_scale != 1.0 {
+            cmd.push_str(&format!(" --drift-scale {}", self.drift_scale));
         }
         cmd
     }
@@ -223,9 +285,9 @@ fn parse_loss(name: &str) -> Option<(f64, usize)> {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Shape {
-    nodes: usize,
-    voters: usize,
+pub(crate) struct Shape {
+    pub(crate) nodes: usize,
+    pub(crate) voters: usize,
 }
 
 impl Shape {
@@ -234,15 +296,15 @@ impl Shape {
     }
 }
 
-fn at(ms: u64) -> u64 {
+pub(crate) fn at(ms: u64) -> u64 {
     ms * MS
 }
 
-fn ms_between(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
+pub(crate) fn ms_between(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
     rng.random_range(lo..=hi) * MS
 }
 
-fn push(faults: &mut Vec<Scheduled>, at: u64, fault: Fault) {
+pub(crate) fn push(faults: &mut Vec<Scheduled>, at: u64, fault: Fault) {
     faults.push(Scheduled { at, fault });
 }
 
@@ -417,7 +479,50 @@ fn rolling_restart(shape: Shape, rng: &mut ChaCha8Rng) -> Vec<Scheduled> {
     f
 }
 
-fn random_net(rng: &mut ChaCha8Rng) -> NetParams {
+/// The trace of the restart hold (with the default configuration: heartbeats every
+/// 100 ms, lease 900 ms, floor 1 s, gossip every 250 ms, fence checks time out after
+/// 300 ms, a yes holds acks for 400 ms). Three voters split {n1,n2} | {n3}; once n1 and n2
+/// call n3 down (1 s after they last heard it) and their rows meet (within a gossip
+/// round), n1 starts a fence check and asks n2; the cues do the rest (see
+/// [`restart_during_fence_check_cues`]). If no check runs, the network heals at 7 s.
+fn restart_during_fence_check(rng: &mut ChaCha8Rng) -> Vec<Scheduled> {
+    let mut f = Vec::new();
+    let cut = at(2_000) + ms_between(rng, 0, 500);
+    push(&mut f, cut, Fault::Partition { groups: vec![vec![0, 1], vec![2]] });
+    push(&mut f, at(7_000), Fault::Heal);
+    f
+}
+
+/// n1 pauses the moment it asks n2 about n3 and resumes 250 ms later; n2 crashes the
+/// moment it says yes (its answer is already on the wire, queued for the paused n1), the
+/// network heals and n2 restarts 2 ms later.
+///
+/// Why 250 ms: n1 must conclude after n2's new life could ack n3 and before its check
+/// ends. A new life that forgot its earlier life's hold acks n3 within two heartbeat
+/// intervals of the heal (n3's next heartbeat reaches it within one, its own next heartbeat
+/// carries the ack within another): about 200 ms, so n3 holds {n2, n3} and is writable by
+/// then. The check is still open at 250 ms (it times out at 300 ms), and 250 ms x 1.01 is
+/// within n2's promised 400 ms x 0.99, so n1 concludes on n2's yes and announces n3 fenced.
+/// A new life that kept the promise withholds every ack until 400 ms after its start, and
+/// n3 stays fenced past the announcement.
+fn restart_during_fence_check_cues() -> Vec<Cue> {
+    vec![
+        Cue {
+            on: Signal::FenceQuery { from: 0, about: 2 },
+            then: vec![(0, Fault::Pause { node: 0 }), (at(250), Fault::Resume { node: 0 })],
+        },
+        Cue {
+            on: Signal::FenceYes { from: 1, about: 2 },
+            then: vec![
+                (0, Fault::Crash { node: 1 }),
+                (at(1), Fault::Heal),
+                (at(2), Fault::Restart { node: 1 }),
+            ],
+        },
+    ]
+}
+
+pub(crate) fn random_net(rng: &mut ChaCha8Rng) -> NetParams {
     let base_loss = match rng.random_range(0..10) {
         0..=4 => 0.0,
         5..=7 => rng.random_range(0.0..0.05),
@@ -452,7 +557,7 @@ fn random_faults(shape: Shape, duration: u64, rng: &mut ChaCha8Rng) -> Vec<Sched
         }
         let kinds = if rng.random_bool(0.3) { 2 } else { 1 };
         for _ in 0..kinds {
-            random_episode(shape, t, hold, rng, &mut f);
+            random_episode(shape, t, hold, true, rng, &mut f);
         }
         push(&mut f, t + hold, Fault::Heal);
         t += hold + ms_between(rng, 2_500, 4_000);
@@ -461,10 +566,23 @@ fn random_faults(shape: Shape, duration: u64, rng: &mut ChaCha8Rng) -> Vec<Sched
     f
 }
 
-fn random_episode(shape: Shape, t: u64, hold: u64, rng: &mut ChaCha8Rng, f: &mut Vec<Scheduled>) {
+/// One random fault episode starting at `t`, held for `hold`. With `restarts` false a
+/// crash or shutdown episode becomes a pause of the same node.
+pub(crate) fn random_episode(
+    shape: Shape,
+    t: u64,
+    hold: u64,
+    restarts: bool,
+    rng: &mut ChaCha8Rng,
+    f: &mut Vec<Scheduled>,
+) {
     let node = rng.random_range(0..shape.nodes);
     let voter = rng.random_range(0..shape.voters);
     match rng.random_range(0..9) {
+        5 if !restarts => {
+            push(f, t, Fault::Pause { node });
+            push(f, t + hold, Fault::Resume { node });
+        }
         0 => {
             let k = rng.random_range(2..=3);
             let mut groups = vec![Vec::new(); k];
@@ -546,6 +664,10 @@ mod tests {
         for name in NAMED {
             let s = Scenario::named(name, 7, None, None).unwrap_or_else(|e| panic!("{e}"));
             assert!(s.faults.iter().all(|f| f.fault.max_node().is_none_or(|n| n < s.nodes)), "{name}");
+            if crate::mixed::MIXED.contains(name) {
+                // Their definitions name every node: a fixed size (see `mixed`).
+                continue;
+            }
             let big = Scenario::named(name, 7, Some(200), None).unwrap_or_else(|e| panic!("{e}"));
             assert!(big.voters <= ALL_VOTERS_MAX && big.nodes == 200, "{name}");
         }

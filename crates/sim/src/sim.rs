@@ -6,34 +6,41 @@
 //!                                     Fault   ──► Net / Host (crash, restart, pause, ...) ──► Reach
 //!                                     Wake    ──► one checker, one node
 //!                                     Sweep   ──► every checker, every node
+//!                                     Landed  ──► the node's disk (then Node::handle_persisted)
 //!   after a node's step: poll_event ──► timeline, checkers
 //!                        poll_transmit ──► Net::route ──► Deliver events (0, 1 or 2 copies)
+//!                        poll_persist ──► a write to its disk (at once, or a Landed event)
 //!                        poll_timeout ──► one armed Timer per node (stale ones are skipped)
 //! ```
 //!
 //! Ties in time are broken by insertion order (`seq`), so the run is a pure function of
 //! the scenario and the seed. Every random choice comes from streams of that one seed:
-//! the scenario (stream 1), the network (stream 2), clocks and node seeds (stream 3).
+//! the scenario (stream 1), the network (stream 2), clocks and node seeds (stream 3), disk
+//! write delays (stream 4).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use quorate_core::{Config, Delivery, Member};
+use quorate_core::{Config, Delivery};
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::{ClusterId, NodeId};
+use quorate_heartbeat::{decode_stream, ClusterId, Message, NodeId};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::{fraction_to_ppb, SimClock, MS, SEC};
-use crate::faults::Fault;
+use crate::faults::{with_terms, Fault, Scheduled, Signal};
 use crate::host::{Carry, Host, BACKLOG_MAX};
 use crate::invariants::{self, Invariant, Measure, Out, StepKind, Violation};
-use crate::model::Model;
+use crate::model::{Model, Quorum};
 use crate::net::{DropWhy, Fate, Net};
 use crate::reach::{Liveness, Reach};
 use crate::report::Stats;
 use crate::scenarios::{stream, Scenario, VOTERS_MAX};
+use crate::setup::{configs_of, Preset, Setup};
 use crate::timeline::{Timeline, What};
+
+/// The simulated cluster's name (its id is derived from it).
+const CLUSTER_NAME: &str = "quorate-sim";
 
 /// Clusters up to this size are swept (every checker, every node) after every step.
 pub const SWEEP_EVERY_STEP_MAX: usize = 16;
@@ -43,6 +50,10 @@ pub const SWEEP_INTERVAL: u64 = 10 * MS;
 
 /// Consecutive timer firings of one node at one instant before the run is declared stuck.
 const SAME_INSTANT_TIMERS_MAX: u32 = 1_000;
+
+/// Writes a node may ask for in one step before the simulator stops asking (a core asks
+/// for one write, then nothing until its needs change; more is a bug, and bounded here).
+const WRITES_PER_STEP_MAX: usize = 4;
 
 /// The state every checker may read.
 #[derive(Debug)]
@@ -59,6 +70,18 @@ pub struct World {
     pub model: Model,
     /// Everything that happened.
     pub timeline: Timeline,
+}
+
+impl World {
+    /// The quorum arithmetic of the definition node `i` runs.
+    pub fn quorum_of(&self, i: usize) -> &Quorum {
+        self.model.quorum(self.hosts[i].setup.definition)
+    }
+
+    /// The timing preset node `i` runs.
+    pub fn preset_of(&self, i: usize) -> Preset {
+        self.hosts[i].setup.preset
+    }
 }
 
 /// Why a simulation could not start.
@@ -136,6 +159,7 @@ enum Ev {
     Fault(usize),
     Wake { checker: usize, node: usize },
     Sweep,
+    Landed { node: usize, incarnation: u64 },
 }
 
 #[derive(Debug)]
@@ -188,17 +212,23 @@ pub struct Sim {
     pub world: World,
     scenario: Scenario,
     seed: u64,
-    config: Config,
+    /// The configuration of each setup in the run (`me` is set at each start).
+    configs: BTreeMap<Setup, Config>,
+    cluster: ClusterId,
     checkers: Vec<Box<dyn Invariant>>,
     queue: Queue,
     net_rng: ChaCha8Rng,
     node_rng: ChaCha8Rng,
+    disk_rng: ChaCha8Rng,
     stats: Stats,
     violation: Option<Violation>,
     sweep_each_step: bool,
     healing: Option<Healing>,
     connected_ns: u64,
     same_instant: (u64, usize, u32),
+    started: bool,
+    processed: u64,
+    cues_fired: Vec<bool>,
 }
 
 impl Sim {
@@ -208,22 +238,16 @@ impl Sim {
         if scenario.voters == 0 || scenario.voters > VOTERS_MAX || scenario.voters > n {
             return Err(SimError::Scenario(format!("{} voters of {n} nodes", scenario.voters)));
         }
-        if let Some(bad) = scenario.faults.iter().filter_map(|f| f.fault.max_node()).find(|m| *m >= n) {
+        let cued = scenario.cues.iter().flat_map(|c| c.then.iter().map(|(_, f)| f));
+        if let Some(bad) =
+            scenario.faults.iter().map(|f| &f.fault).chain(cued).filter_map(Fault::max_node).find(|m| *m >= n)
+        {
             return Err(SimError::Scenario(format!("a fault names node index {bad}, cluster has {n}")));
         }
-        let members = (0..n)
-            .map(|i| {
-                if i < scenario.voters {
-                    Member::voter(i as u64 + 1)
-                } else {
-                    Member::observer(i as u64 + 1)
-                }
-            })
-            .collect();
-        let mut config = Config::new(ClusterId::from_name("quorate-sim"), NodeId(1), members);
-        config.gossip.enabled = scenario.gossip;
-        config.validate().map_err(|e| SimError::Config(e.to_string()))?;
-        let model = Model::new(&config, scenario.voters, n, scenario.net.max_delay());
+        let configs = configs_of(&scenario, ClusterId::from_name(CLUSTER_NAME))?;
+        let used: Vec<(Setup, &Config)> = configs.iter().map(|(s, c)| (*s, c)).collect();
+        let model =
+            Model::new(&scenario.definitions, &used, n, scenario.net.max_delay(), scenario.disk_delay_max);
         let mut node_rng = stream(seed, 3);
         let rho_ppb = fraction_to_ppb(model.rho * scenario.drift_scale);
         let hosts = (0..n)
@@ -236,7 +260,8 @@ impl Sim {
                     1 => -rho_ppb,
                     _ => node_rng.random_range(-rho_ppb..=rho_ppb),
                 };
-                Host::new(i, SimClock::new(offset, stretch), node_rng.random_range(0..1_000))
+                let wall = node_rng.random_range(0..1_000);
+                Host::new(i, SimClock::new(offset, stretch), wall, scenario.setups[i])
             })
             .collect();
         let link_seed = node_rng.random();
@@ -251,17 +276,22 @@ impl Sim {
         Ok(Sim {
             world,
             seed,
-            config,
+            configs,
+            cluster: ClusterId::from_name(CLUSTER_NAME),
             checkers: invariants::all(n),
             queue: Queue::default(),
             net_rng: stream(seed, 2),
             node_rng,
+            disk_rng: stream(seed, 4),
             stats: Stats::default(),
             violation: None,
             sweep_each_step: n <= SWEEP_EVERY_STEP_MAX,
             healing: None,
             connected_ns: 0,
             same_instant: (u64::MAX, 0, 0),
+            started: false,
+            processed: 0,
+            cues_fired: vec![false; scenario.cues.len()],
             scenario,
         })
     }
@@ -274,17 +304,29 @@ impl Sim {
 
     /// Runs to the end of the scenario or the first violation.
     pub fn run(mut self) -> RunReport {
-        self.start();
+        self.run_until(self.scenario.duration);
+        let processed = self.processed;
+        self.finish(processed)
+    }
+
+    /// Runs every event up to real time `end` (at most the scenario's duration), starting
+    /// the cluster first if needed; stops early at a violation. Returns the violation, if
+    /// any. Tests use it to look at [`Sim::world`] part way through a run.
+    pub fn run_until(&mut self, end: u64) -> Option<&Violation> {
+        if !self.started {
+            self.started = true;
+            self.start();
+        }
         let budget = self.event_budget();
-        let end = self.scenario.duration;
-        let mut processed: u64 = 0;
+        let end = end.min(self.scenario.duration);
         while self.violation.is_none() {
             let Some(Reverse(q)) = self.queue.heap.pop() else { break };
             if q.at > end {
+                self.queue.heap.push(Reverse(q));
                 break;
             }
-            processed += 1;
-            if processed > budget {
+            self.processed += 1;
+            if self.processed > budget {
                 let detail = format!("more than {budget} events: a node or the simulator is stuck in a loop");
                 self.violation = Some(Violation { invariant: "event-budget", at: q.at, detail });
                 break;
@@ -295,7 +337,7 @@ impl Sim {
                 self.sweep();
             }
         }
-        self.finish(processed)
+        self.violation.as_ref()
     }
 
     fn start(&mut self) {
@@ -343,10 +385,78 @@ impl Sim {
                 self.sweep();
                 self.queue.push(self.world.now + SWEEP_INTERVAL, Ev::Sweep);
             }
+            Ev::Landed { node, incarnation } => self.landed(node, incarnation),
         }
     }
 
-    fn deliver(&mut self, from: usize, to: usize, payload: Vec<u8>, buffered: bool, carry: Carry) {
+    /// Fires the cues that `from` sending `payload` (a stream message) sets off: their
+    /// faults are added to the schedule, timed from now.
+    fn cue(&mut self, from: usize, payload: &[u8]) {
+        let signal = match decode_stream(payload, self.cluster) {
+            Ok(Message::FenceQuery(q)) => Signal::FenceQuery { from, about: peer_index(q.peer) },
+            Ok(Message::FenceAnswer(a)) if a.down_for_us.is_some() && a.hold_us > 0 => {
+                Signal::FenceYes { from, about: peer_index(a.peer) }
+            }
+            _ => return,
+        };
+        let now = self.world.now;
+        for k in 0..self.scenario.cues.len() {
+            if self.cues_fired[k] || self.scenario.cues[k].on != signal {
+                continue;
+            }
+            self.cues_fired[k] = true;
+            self.stats.cues_fired += 1;
+            for (delay, fault) in self.scenario.cues[k].then.clone() {
+                self.scenario.faults.push(Scheduled { at: now + delay, fault });
+                self.queue.push(now + delay, Ev::Fault(self.scenario.faults.len() - 1));
+            }
+        }
+    }
+
+    /// Hands node `i` the confirmation of a write that landed, then starts the next write
+    /// it asks for: at once with no write delay, else as a [`Ev::Landed`] event.
+    fn persist(&mut self, i: usize) {
+        let now = self.world.now;
+        for _ in 0..WRITES_PER_STEP_MAX {
+            let host = &mut self.world.hosts[i];
+            if host.liveness() != Liveness::Running {
+                return;
+            }
+            let Some(life) = host.life.as_mut() else { return };
+            if let Some(p) = life.landed.take() {
+                life.node.handle_persisted(p);
+            }
+            if life.writing.is_some() {
+                return;
+            }
+            let Some(p) = life.node.poll_persist() else { return };
+            let max = self.scenario.disk_delay_max;
+            let delay = if max == 0 { 0 } else { self.disk_rng.random_range(0..=max) };
+            if delay > 0 {
+                life.writing = Some(p);
+                let incarnation = life.incarnation.0;
+                self.queue.push(now + delay, Ev::Landed { node: i, incarnation });
+                return;
+            }
+            host.disk = p;
+            life.node.handle_persisted(p);
+            self.world.timeline.record(now, What::Persisted { node: i, promises: p }, &[]);
+        }
+    }
+
+    /// A write of node `i`'s life `incarnation` lands on its disk, unless that life died.
+    fn landed(&mut self, i: usize, incarnation: u64) {
+        let now = self.world.now;
+        let host = &mut self.world.hosts[i];
+        let Some(life) = host.life.as_mut().filter(|l| l.incarnation.0 == incarnation) else { return };
+        let Some(p) = life.writing.take() else { return };
+        life.landed = Some(p);
+        host.disk = p;
+        self.world.timeline.record(now, What::Persisted { node: i, promises: p }, &[]);
+        self.persist(i);
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, mut payload: Vec<u8>, buffered: bool, carry: Carry) {
         let now = self.world.now;
         let liveness = self.world.hosts[to].liveness();
         // A cut also drops what is already on the wire; a datagram already in the
@@ -372,6 +482,9 @@ impl Sim {
         let local = host.set_clock(now);
         let sender = NodeId(from as u64 + 1);
         let mut reply = None;
+        if let (true, Some(life)) = (self.scenario.local_only_terms, host.life.as_ref()) {
+            payload = with_terms(&payload, carry, life.node.terms(), self.cluster).unwrap_or(payload);
+        }
         if let Some(life) = host.life.as_mut() {
             match carry {
                 Carry::Datagram => life.node.handle_datagram(local, sender, &payload),
@@ -390,6 +503,9 @@ impl Sim {
     /// Drains what node `i`'s step produced, re-arms its timer and runs the checkers.
     fn after_step(&mut self, i: usize, kind: StepKind) {
         let events = self.drain(i);
+        self.stats.peer_fenced +=
+            events.iter().filter(|e| matches!(e, QuorumEvent::PeerFenced { .. })).count() as u64;
+        self.persist(i);
         self.rearm(i);
         for k in 0..self.checkers.len() {
             let mut out = Out::default();
@@ -433,6 +549,9 @@ impl Sim {
     /// Counts and routes one message from `from` to `to`. A stream message (request or
     /// reply) is never duplicated; it can still be lost, which the sender sees as no reply.
     fn send(&mut self, from: usize, to: usize, payload: Vec<u8>, carry: Carry) {
+        if carry != Carry::Datagram && self.cues_fired.iter().any(|f| !f) {
+            self.cue(from, &payload);
+        }
         let now = self.world.now;
         let w = &mut self.world;
         w.hosts[from].sent_msgs += 1;
@@ -492,7 +611,12 @@ impl Sim {
         let now = self.world.now;
         let seed = self.node_rng.random();
         let host = &mut self.world.hosts[i];
-        if let Err(e) = host.start(self.config.clone(), now, seed) {
+        let Some(config) = self.configs.get(&host.setup).cloned() else {
+            let detail = format!("no configuration for n{} running {}", i + 1, host.setup);
+            self.violation = Some(Violation { invariant: "start", at: now, detail });
+            return;
+        };
+        if let Err(e) = host.start(config, now, seed, self.scenario.forget_promises) {
             // The configuration was validated in `new`; a refusal here is a simulator bug.
             self.violation = Some(Violation { invariant: "start", at: now, detail: e.to_string() });
             return;
@@ -523,11 +647,14 @@ impl Sim {
                 }
                 self.world.hosts[node].crash(now);
             }
-            Fault::Restart { node } => {
+            Fault::Restart { node } | Fault::RestartAs { node, .. } => {
                 if self.world.hosts[node].liveness() != Liveness::Down {
                     // Restarting a live process kills it first: let the checkers see it down.
                     self.world.hosts[node].crash(now);
                     self.after_fault();
+                }
+                if let Fault::RestartAs { setup, .. } = fault {
+                    self.world.hosts[node].setup = *setup;
                 }
                 self.start_node(node);
             }
@@ -558,7 +685,8 @@ impl Sim {
         let live: Vec<Liveness> = self.world.hosts.iter().map(Host::liveness).collect();
         let before: Vec<Option<u64>> =
             (0..live.len()).map(|i| self.world.reach.node(i).connected_since).collect();
-        self.world.reach.recompute(now, &live, &self.world.net, &self.world.model);
+        let defs: Vec<usize> = self.world.hosts.iter().map(|h| h.setup.definition).collect();
+        self.world.reach.recompute(now, &live, &self.world.net, &self.world.model, &defs);
         for (i, was) in before.iter().enumerate() {
             if let (Some(s), None) = (was, self.world.reach.node(i).connected_since) {
                 self.connected_ns += now - s;
@@ -655,7 +783,7 @@ impl Sim {
         s.connected_node_ns = self.connected_ns;
         for (i, h) in self.world.hosts.iter().enumerate() {
             let live = h.live_ns(end);
-            if self.world.model.is_voter(i) {
+            if self.world.model.quorum(h.setup.definition).is_voter(i) {
                 s.voter_node_ns += live;
                 s.voter_msgs += h.sent_msgs;
                 s.voter_bytes += h.sent_bytes;
@@ -695,6 +823,9 @@ fn describe(i: usize, ev: &QuorumEvent, node: &quorate_core::Node) -> Option<Wha
         QuorumEvent::QuorumLost { epoch, .. } => {
             Some(What::Quorum { node: i, gained: false, epoch: epoch.0 })
         }
+        QuorumEvent::PeerFenced { peer, .. } => {
+            Some(What::Fenced { node: i, peer: peer.0.saturating_sub(1) as usize })
+        }
         QuorumEvent::PeerUp { peer, .. }
         | QuorumEvent::PeerSuspect { peer, .. }
         | QuorumEvent::PeerDown { peer, .. } => {
@@ -703,6 +834,11 @@ fn describe(i: usize, ev: &QuorumEvent, node: &quorate_core::Node) -> Option<Wha
         }
         _ => None,
     }
+}
+
+/// The index of node `id`.
+fn peer_index(id: NodeId) -> usize {
+    usize::try_from(id.0.saturating_sub(1)).unwrap_or(usize::MAX)
 }
 
 /// Runs `scenario` with `seed`.

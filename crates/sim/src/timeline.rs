@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
+use quorate_core::Promises;
 use quorate_detector::PeerState;
 
 use crate::clock::fmt_ms;
@@ -76,6 +77,20 @@ pub enum What {
     },
     /// A fault was applied.
     Fault(Fault),
+    /// A write to a node's disk landed.
+    Persisted {
+        /// Node index.
+        node: usize,
+        /// What the disk now says.
+        promises: Promises,
+    },
+    /// A node announced a peer fenced (`PeerFenced`).
+    Fenced {
+        /// The announcing node.
+        node: usize,
+        /// The peer.
+        peer: usize,
+    },
 }
 
 /// One timeline entry.
@@ -112,6 +127,14 @@ impl fmt::Display for Record {
                 write!(f, "start    n{} incarnation {incarnation}", node + 1)
             }
             What::Fault(fault) => write!(f, "FAULT    {fault}"),
+            What::Persisted { node, promises } => write!(
+                f,
+                "disk     n{} records ack hold {} ms, floor {} ms",
+                node + 1,
+                fmt_ms(nanos(promises.ack_hold)),
+                fmt_ms(nanos(promises.floor))
+            ),
+            What::Fenced { node, peer } => write!(f, "FENCED   n{} announces n{} fenced", node + 1, peer + 1),
         }
     }
 }
@@ -191,6 +214,10 @@ impl Timeline {
                 }
                 (8, 0, 0, 0)
             }
+            What::Persisted { node, promises } => {
+                (9, *node as u64, nanos(promises.ack_hold), nanos(promises.floor))
+            }
+            What::Fenced { node, peer } => (10, *node as u64, *peer as u64, 0),
         };
         for v in [tag, a, b, c] {
             self.mix(v);
@@ -203,6 +230,10 @@ impl Timeline {
             self.digest = (self.digest ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
         }
     }
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

@@ -13,9 +13,14 @@ fn once(name: Option<&str>, seed: u64, nodes: Option<usize>) -> RunReport {
 
 #[test]
 fn the_same_seed_replays_the_same_timeline_bit_for_bit() {
-    for (name, seed, nodes) in
-        [(None, 3, None), (Some("clean-split-5"), 9, None), (Some("bridge-5"), 4, Some(40))]
-    {
+    let runs = [
+        (None, 3, None),
+        (Some("clean-split-5"), 9, None),
+        (Some("bridge-5"), 4, Some(40)),
+        (Some("restart-during-fence-check"), 2, None),
+        (Some("random-mixed"), 7, None),
+    ];
+    for (name, seed, nodes) in runs {
         let a = once(name, seed, nodes);
         let b = once(name, seed, nodes);
         assert_eq!(a.digest, b.digest, "{name:?} seed {seed}");

@@ -1,6 +1,7 @@
 //! (b) Fencing bound: a live node cut off from every quorum at real time `c` (it cannot
-//! exchange datagrams both ways with a quorum of running voters, counting itself; a paused
-//! node exchanges with nobody) is not writable from `c + lease x (1 + rho)` on, for as long
+//! exchange datagrams both ways with a quorum of running voters of its own definition that
+//! run that definition too, counting itself; a paused node exchanges with nobody) is not
+//! writable from `c + lease x (1 + rho)` on, with the lease of its own preset, for as long
 //! as it stays cut off. Guarantee G2; for a paused node also G3 (fenced by the clock alone).
 //!
 //! Checked through the gate handle, with the node's manual clock set to its local time at
@@ -36,7 +37,7 @@ impl FenceBound {
         if w.reach.node(i).cut_since != Some(c) {
             return;
         }
-        let deadline = w.model.fence_deadline(c);
+        let deadline = w.model.fence_deadline(w.preset_of(i), c);
         if w.now >= deadline && w.hosts[i].can_write_at(w.now) {
             let paused = if w.hosts[i].paused_since.is_some() { " (paused)" } else { "" };
             out.violate(
@@ -44,7 +45,7 @@ impl FenceBound {
                 w.now,
                 format!(
                     "n{}{paused} is still writable {} ms after it was cut off from every quorum at {} ms \
-                     (bound: lease x (1 + rho) = {} ms)",
+                     (bound: its lease x (1 + rho) = {} ms)",
                     i + 1,
                     fmt_ms(w.now - c),
                     fmt_ms(c),
@@ -73,8 +74,9 @@ impl Invariant for FenceBound {
             if fenced < c {
                 continue;
             }
-            if fenced <= w.model.fence_deadline(c) {
-                out.measures.push(Measure::FenceLatency { voter: w.model.is_voter(node), ns: fenced - c });
+            if fenced <= w.model.fence_deadline(w.preset_of(node), c) {
+                let voter = w.quorum_of(node).is_voter(node);
+                out.measures.push(Measure::FenceLatency { voter, ns: fenced - c });
             }
             self.pending[node] = None;
         }
@@ -90,7 +92,7 @@ impl Invariant for FenceBound {
             self.armed[i] = cut;
             match cut {
                 Some(c) => {
-                    out.wakes.push((w.model.fence_deadline(c), i));
+                    out.wakes.push((w.model.fence_deadline(w.preset_of(i), c), i));
                     if c == w.now && w.hosts[i].can_write_at(w.now) {
                         self.pending[i] = Some(c);
                     }

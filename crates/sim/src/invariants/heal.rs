@@ -5,6 +5,12 @@
 //!
 //! Checked at a wake-up at the bound (through the gate handle); measures each node's
 //! rejoin time, from the moment it could reach a quorum to its first writable step.
+//!
+//! Only in runs where every node runs the same quorum definition throughout
+//! ([`crate::model::Model::uniform`]): nodes on different definitions deliberately lend each
+//! other no votes and write only on a quorum under every definition in use, so a node can
+//! stay fenced next to a reachable quorum of its own definition. Presets may differ: the
+//! bound uses the longest heartbeat interval of the run.
 
 use quorate_gate::QuorumEvent;
 
@@ -56,6 +62,9 @@ impl Invariant for Heal {
     }
 
     fn after_fault(&mut self, w: &World, out: &mut Out) {
+        if !w.model.uniform {
+            return;
+        }
         for i in 0..self.tracked.len() {
             let r = w.reach.node(i);
             if self.tracked[i] == r.protected_since {

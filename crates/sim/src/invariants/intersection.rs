@@ -1,10 +1,14 @@
-//! (c) Quorum intersection: a writable node holds unexpired leases (its **contact set**,
-//! plus its own vote if it has one) that form a quorum, and the contact sets of any two
-//! writable nodes share a voter. This is what "no split brain" means for the gate: two
-//! nodes can both accept writes (for example both sides of a bridge), but only through
-//! quorums that overlap, so a storage engine's epoch check downstream can order them.
+//! (c) Quorum intersection: a writable node holds unexpired leases (its **contact set**:
+//! the voters of its own definition whose vote it holds, plus its own vote if it has one)
+//! that form a quorum under its own definition, and the contact sets of any two writable
+//! nodes share a voter. This is what "no split brain" means for the gate: two nodes can
+//! both accept writes (for example both sides of a bridge), but only through quorums that
+//! overlap, so a storage engine's epoch check downstream can order them. It holds across
+//! definitions too: at no instant are two nodes writable whose held voter sets (each a
+//! quorum under its holder's definition) are disjoint, which is the split brain a
+//! half-finished change of members, votes or tie-breaker could otherwise allow.
 //!
-//! The quorum rule here is computed independently of `quorate-gate` ([`crate::model::Model`]).
+//! The quorum rule here is computed independently of `quorate-gate` ([`crate::model::Quorum`]).
 //! Contact sets are voter bitmasks; the checker keeps each writable node's last mask,
 //! grouped by mask, so a step costs one comparison per distinct mask (at most `2^voters`,
 //! in practice a handful) instead of one per node.
@@ -15,6 +19,7 @@ use quorate_gate::QuorumEvent;
 use quorate_heartbeat::NodeId;
 
 use super::{Invariant, Out, StepKind};
+use crate::model::Quorum;
 use crate::sim::World;
 
 const NAME: &str = "quorum-intersection";
@@ -51,7 +56,7 @@ impl Intersection {
 
     /// Checks node `i`'s fresh contact set against quorum and every other writable set.
     fn check(&self, w: &World, i: usize, mask: u64, out: &mut Out) {
-        if let Some(e) = short_of_quorum(&w.model, i, mask) {
+        if let Some(e) = short_of_quorum(w.quorum_of(i), i, mask) {
             out.violate(NAME, w.now, e);
         }
         for (&other, nodes) in &self.by_mask {
@@ -64,10 +69,16 @@ impl Intersection {
     }
 }
 
-/// Why writable node `i` with contact set `mask` breaks the rule, if it does.
-fn short_of_quorum(model: &crate::model::Model, i: usize, mask: u64) -> Option<String> {
-    (!model.is_quorum(mask))
-        .then(|| format!("n{} is writable but holds the votes of {} only: not a quorum", i + 1, show(mask)))
+/// Why writable node `i` with contact set `mask` breaks the rule under its definition
+/// `quorum`, if it does.
+fn short_of_quorum(quorum: &Quorum, i: usize, mask: u64) -> Option<String> {
+    (!quorum.is_quorum(mask)).then(|| {
+        format!(
+            "n{} is writable but holds the votes of {} only: not a quorum of its definition",
+            i + 1,
+            show(mask)
+        )
+    })
 }
 
 /// Why two writable nodes' contact sets break the rule, if they do.
@@ -91,9 +102,14 @@ fn contact_set(w: &World, i: usize) -> Option<u64> {
     }
     let life = host.life.as_ref()?;
     let now = host.local(w.now);
-    let mut mask = w.model.bit(i);
-    for v in (0..w.model.voters.min(64)).filter(|v| *v != i) {
-        if life.node.lease_until(NodeId(v as u64 + 1)).is_some_and(|u| u > now) {
+    let q = w.quorum_of(i);
+    let mut mask = q.bit(i);
+    let mut others = q.voters() & !mask;
+    // One round per voter: at most 64.
+    while others != 0 {
+        let v = others.trailing_zeros() as u64;
+        others &= others - 1;
+        if life.node.lease_until(NodeId(v + 1)).is_some_and(|u| u > now) {
             mask |= 1 << v;
         }
     }
@@ -134,14 +150,14 @@ impl Invariant for Intersection {
     fn sweep(&mut self, w: &World, out: &mut Out) {
         for i in 0..self.mask.len() {
             let fresh = contact_set(w, i);
+            if let Some(e) = fresh.and_then(|m| short_of_quorum(w.quorum_of(i), i, m)) {
+                out.violate(NAME, w.now, e);
+            }
             self.set(i, fresh);
         }
         let masks: Vec<(usize, u64)> =
             self.by_mask.iter().filter_map(|(m, nodes)| nodes.first().map(|n| (*n, *m))).collect();
         for (k, &(i, m)) in masks.iter().enumerate() {
-            if let Some(e) = short_of_quorum(&w.model, i, m) {
-                out.violate(NAME, w.now, e);
-            }
             for &other in &masks[k + 1..] {
                 if let Some(e) = disjoint((i, m), other) {
                     out.violate(NAME, w.now, e);
@@ -157,17 +173,10 @@ mod tests {
 
     #[test]
     fn disjoint_quorums_and_writable_minorities_are_reported() {
-        let model = crate::model::Model {
-            lease: 1,
-            rho: 0.01,
-            interval: 1,
-            max_delay: 1,
-            voters: 5,
-            nodes: 5,
-            fence_hold: 0,
-        };
-        assert_eq!(short_of_quorum(&model, 0, 0b00111), None);
-        let minority = short_of_quorum(&model, 0, 0b00011).unwrap_or_default();
+        let model = crate::model::test_model(5, 5);
+        let q = model.quorum(0);
+        assert_eq!(short_of_quorum(q, 0, 0b00111), None);
+        let minority = short_of_quorum(q, 0, 0b00011).unwrap_or_default();
         assert!(minority.contains("{n1,n2} only"), "{minority}");
         // Two quorums of the bridge scenario share the bridge voter: fine.
         assert_eq!(disjoint((0, 0b00111), (4, 0b11100)), None);

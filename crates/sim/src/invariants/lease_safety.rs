@@ -3,6 +3,12 @@
 //! unless A is down (crashed or shut down). This is guarantee G1, the one everything else
 //! rests on.
 //!
+//! Per pair, with the holder's lease: A's lease end is read from A's own gate (A's lease,
+//! on A's clock) and B's view from B's own detector (B's floor for A). When A runs a longer
+//! lease than B (wan next to lan, a rolling change between them) this holds only because B
+//! raises its floor for A to what A's lease needs; a node that ignored its peers' terms
+//! breaks it (`tests/mixed.rs`).
+//!
 //! Incremental form: who considers whom down is kept from the cores' peer events (read
 //! back with `peer_state`). A violation can only begin when B declares A down (checked on
 //! B's `PeerDown`) or when A's lease on B grows, which only an ack from B can do (checked

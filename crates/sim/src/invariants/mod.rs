@@ -2,13 +2,21 @@
 //!
 //! | checker | invariant |
 //! |---|---|
-//! | [`lease_safety`] | (a) whenever B considers A down, A does not hold B's vote at that real instant |
-//! | [`fence_bound`] | (b) a node cut off from every quorum at `c` is not writable from `c + lease (1 + rho)` |
-//! | [`intersection`] | (c) a writable node holds a quorum of leases, and any two writable nodes' quorums share a voter |
-//! | [`no_false_fence`] | (d) a node connected to a quorum within the loss bound, once writable, is never fenced |
-//! | [`heal`] | (e) a node that can reach a quorum again is writable within the heal bound |
+//! | [`lease_safety`] | (a) whenever B considers A down, A does not hold B's vote at that real instant (A's lease, whatever B's own) |
+//! | [`fence_bound`] | (b) a node cut off from every quorum of its definition at `c` is not writable from `c + lease (1 + rho)`, its own lease |
+//! | [`intersection`] | (c) a writable node holds a quorum of leases under its own definition, and no two writable nodes' held voter sets are disjoint |
+//! | [`no_false_fence`] | (d) a node connected to a quorum within the loss bound, once writable, is never fenced (one definition only) |
+//! | [`heal`] | (e) a node that can reach a quorum again is writable within the heal bound (one definition only) |
 //! | [`epoch_monotonic`] | (f) epochs only grow per node id, across restarts too |
 //! | [`fenced_sound`] | (g) when a node announces `PeerFenced { peer }`, the peer cannot write at that instant |
+//!
+//! Nodes may run different presets and quorum definitions ([`crate::setup`]). The safety
+//! invariants (a, b, c, f, g) are stated per node under its own configuration and hold
+//! across any mix. The liveness invariants (d, e) are checked only in runs where every node
+//! runs one definition throughout: nodes on different definitions deliberately refuse each
+//! other's votes, so a node next to a reachable quorum of its own definition may stay
+//! fenced by design. Mixed presets on one definition are checked, with the run's longest
+//! heartbeat interval in the bounds.
 //!
 //! **When each check runs.** A checker sees every step (a datagram delivered, a timer, a
 //! resume), every fault, and wake-ups it asked for. A core's state changes only in its own

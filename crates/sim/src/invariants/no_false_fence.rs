@@ -6,6 +6,12 @@
 //! `P` run out and fresh round trips take their place; being writable at its end is the
 //! heal invariant's job, staying writable afterwards is this one's.
 //!
+//! Only in runs where every node runs the same quorum definition throughout
+//! ([`crate::model::Model::uniform`]): nodes on different definitions deliberately refuse
+//! each other's votes, so "connected to a quorum" does not make them writable. Presets may
+//! differ (the warm-up uses the run's longest heartbeat interval); the loss bound was
+//! measured with one preset, so in runs that mix presets only loss-free links protect.
+//!
 //! The checker also counts, whatever the loss, every fence of a node that had been
 //! connected (loss not considered) for its warm-up and writable since: the false fences per
 //! node-hour that the loss bound was measured from.
@@ -60,7 +66,7 @@ impl NoFalseFence {
                         fmt_ms(s.since),
                         r.protected_loss * 100.0,
                         r.redundancy,
-                        crate::model::Model::loss_bound(r.redundancy).unwrap_or(0.0) * 100.0
+                        w.model.protecting_loss(r.redundancy).unwrap_or(0.0) * 100.0
                     ),
                 );
                 s.watching = false;
@@ -95,6 +101,9 @@ impl Invariant for NoFalseFence {
     }
 
     fn after_fault(&mut self, w: &World, out: &mut Out) {
+        if !w.model.uniform {
+            return;
+        }
         for i in 0..self.protected.len() {
             let r = w.reach.node(i);
             if self.protected[i].map(|s| s.since) != r.protected_since {
