@@ -215,8 +215,9 @@ mod tests {
     fn a_config_mismatch_names_both_definitions() -> Result<(), serde_json::Error> {
         let mut s = status(false, None)?;
         s.definition = "node 1 runs definition 51faf85fb9c5fcbd (members 1:1,2:1,3:1; tie-breaker 1)".into();
-        s.mismatched =
-            vec!["node 3 runs definition 22dd16b1a2879a30 (members 1:1,2:1,3:1,4:1,5:1; tie-breaker 1)".into()];
+        s.mismatched = vec![
+            "node 3 runs definition 22dd16b1a2879a30 (members 1:1,2:1,3:1,4:1,5:1; tie-breaker 1)".into(),
+        ];
         s.mismatched_peers = vec![3];
         let text = render(&s);
         let lines: Vec<&str> = text.lines().collect();

@@ -22,4 +22,4 @@ pub use config::{
 pub use counters::{Counters, DropCounters};
 pub use gossip::GossipCounters;
 pub use node::{Delivery, Node, Transmit, SENT_LOG_MAX, TRANSMIT_QUEUE_MAX};
-pub use promises::{required_floor, Memory, Promises, FLOOR_MAX};
+pub use promises::{required_floor, Memory, PeerDefinitions, Promises, FLOOR_MAX};

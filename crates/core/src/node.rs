@@ -31,7 +31,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::{Config, ConfigError};
 use crate::counters::Counters;
 use crate::gossip::{Ctx, GossipCounters, Gossiper};
-use crate::promises::{required_floor, Ledger, Memory, Promises};
+use crate::promises::{required_floor, Ledger, Memory, PeerDefinitions, Promises};
 
 /// Datagrams waiting for the driver before the oldest is dropped. A heartbeat round queues
 /// one per peer; a driver that polls after every call never comes near this.
@@ -98,6 +98,12 @@ pub struct Node {
     peer_terms: BTreeMap<NodeId, PeerTerms>,
     /// Definitions peers sent, by digest (at most one per peer is referenced).
     definitions: BTreeMap<DefinitionDigest, VoteTable>,
+    /// The definition digest each peer was last heard running (in this life or, through
+    /// [`Node::remember_definitions`], an earlier one).
+    peer_definitions: BTreeMap<NodeId, DefinitionDigest>,
+    /// What the data directory holds of `peer_definitions` (see
+    /// [`Node::poll_persist_definitions`]).
+    definitions_written: PeerDefinitions,
     ledger: Ledger,
     detector: Detector,
     gate: Gate,
@@ -185,6 +191,8 @@ impl Node {
             drift: config.gate.max_clock_drift,
             peer_terms: BTreeMap::new(),
             definitions: BTreeMap::new(),
+            peer_definitions: BTreeMap::new(),
+            definitions_written: PeerDefinitions::default(),
             ledger,
             detector,
             gate,
@@ -399,6 +407,74 @@ impl Node {
     /// The driver wrote `promises` (from [`Node::poll_persist`]) durably.
     pub fn handle_persisted(&mut self, promises: Promises) {
         self.ledger.persisted(promises);
+    }
+
+    /// What the earlier lives heard their peers run, read from the data directory: call
+    /// right after [`Node::with_memory`], before the first step. A peer remembered on
+    /// another definition counts as running it until it is heard (no votes across, and no
+    /// quorum that is not also one under that definition), so a restart in the middle of
+    /// a rolling change of the member list does not forget that the change is under way.
+    /// Entries for nodes that are not peers in this life's definition are ignored, as are
+    /// definitions that fail the checks any peer's definition gets.
+    pub fn remember_definitions(&mut self, now: Instant, remembered: &PeerDefinitions) {
+        let now = self.advance(now);
+        let own = self.terms.definition;
+        let mut tables = BTreeMap::new();
+        for (members, tie_breaker) in &remembered.tables {
+            if let Ok(table) = VoteTable::from_parts(members, *tie_breaker) {
+                tables.insert(table.digest(self.cluster), table);
+            }
+        }
+        for &(peer, digest) in &remembered.peers {
+            if !self.links.contains_key(&peer) {
+                continue;
+            }
+            self.peer_definitions.insert(peer, digest);
+            if digest == own {
+                continue;
+            }
+            let table = tables.get(&digest).cloned();
+            if let Some(t) = &table {
+                self.definitions.insert(digest, t.clone());
+            }
+            let entry = self.peer_terms.entry(peer).or_insert(PeerTerms {
+                floor: None,
+                foreign: None,
+                asked_definition: None,
+            });
+            entry.foreign = Some(digest);
+            self.gate.on_peer_definition(now, peer, Some((digest, table)));
+        }
+        self.definitions_written = remembered.clone();
+        self.gate.flush_status(now);
+    }
+
+    /// The definitions to keep in the data directory when they differ from what it holds
+    /// (a peer heard on a new definition, or a definition received in full); `None` when
+    /// it is up to date. Asked again on every call until confirmed with
+    /// [`Node::handle_definitions_persisted`]. Nothing waits for this write: it only
+    /// protects later lives.
+    pub fn poll_persist_definitions(&self) -> Option<PeerDefinitions> {
+        let current = self.peer_definitions_now();
+        (current != self.definitions_written).then_some(current)
+    }
+
+    /// The driver wrote `definitions` (from [`Node::poll_persist_definitions`]) durably.
+    pub fn handle_definitions_persisted(&mut self, definitions: PeerDefinitions) {
+        self.definitions_written = definitions;
+    }
+
+    fn peer_definitions_now(&self) -> PeerDefinitions {
+        let own = self.terms.definition;
+        let peers: Vec<(NodeId, DefinitionDigest)> =
+            self.peer_definitions.iter().map(|(p, d)| (*p, *d)).collect();
+        let digests: BTreeSet<DefinitionDigest> = peers.iter().map(|(_, d)| *d).collect();
+        let tables = digests
+            .iter()
+            .filter_map(|d| if *d == own { Some(&self.votes) } else { self.definitions.get(d) })
+            .map(VoteTable::parts)
+            .collect();
+        PeerDefinitions { peers, tables }
     }
 
     /// Time passed; do whatever is due at `now`.
@@ -631,6 +707,7 @@ impl Node {
                 self.counters.terms_refused += 1;
             }
         }
+        self.peer_definitions.insert(from, terms.definition);
         let theirs = (terms.definition != self.terms.definition).then_some(terms.definition);
         let changed = entry.foreign != theirs;
         if changed {
@@ -683,7 +760,7 @@ impl Node {
 
     /// Forgets definitions no peer runs any more (at most one is kept per peer).
     fn prune_definitions(&mut self) {
-        let in_use: BTreeSet<DefinitionDigest> = self.peer_terms.values().filter_map(|t| t.foreign).collect();
+        let in_use: BTreeSet<DefinitionDigest> = self.peer_definitions.values().copied().collect();
         self.definitions.retain(|d, _| in_use.contains(d));
     }
 

@@ -26,7 +26,8 @@
 
 use std::time::Duration;
 
-use quorate_heartbeat::{Instant, Terms};
+use quorate_gate::DefinitionParts;
+use quorate_heartbeat::{DefinitionDigest, Instant, NodeId, Terms};
 
 /// The longest floor a peer's terms may ask for. A peer whose lease scaled by drift needs
 /// more is never acked (counted in `Counters::terms_refused`): no quorum should rest on a
@@ -50,6 +51,19 @@ impl Promises {
     pub fn max(self, other: Promises) -> Promises {
         Promises { ack_hold: self.ack_hold.max(other.ack_hold), floor: self.floor.max(other.floor) }
     }
+}
+
+/// The quorum definitions a node last heard its peers run. Kept in the data directory so
+/// that a new life knows, before it hears anyone, that some peer runs another definition:
+/// without it, a node restarted during a rolling change of the member list would count a
+/// quorum of the old list alone, while the nodes on the new list count theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PeerDefinitions {
+    /// Each peer's definition digest as last heard, in id order.
+    pub peers: Vec<(NodeId, DefinitionDigest)>,
+    /// The definitions those digests name, when known (a digest can be heard before its
+    /// definition arrives; a new life then treats it as unknown: no quorum under it).
+    pub tables: Vec<DefinitionParts>,
 }
 
 /// Where a node keeps its promises across restarts.

@@ -300,3 +300,41 @@ fn an_ack_that_would_owe_more_than_the_record_waits_for_the_write() {
     w.run_until(1_500 * MS);
     assert!(w.hosts[0].node.lease_until(NodeId(2)).is_some(), "acks flow once written");
 }
+
+/// A node restarted in the middle of a 3 -> 5 rollout must not forget that node 3 runs five
+/// members: here it cannot hear node 3 after the restart, gets node 2's vote, and would be
+/// writable on {1,2} while 3, 4 and 5 hold a quorum of five. It remembers from its data
+/// directory what its earlier life heard.
+#[test]
+fn a_restart_during_a_rollout_remembers_which_definitions_are_in_use() {
+    for remember in [true, false] {
+        let configs = vec![config(3, 1), config(3, 2), config(5, 3), config(5, 4), config(5, 5)];
+        let mut w = World::new(configs);
+        w.run_until(2_000 * MS);
+        let disk = w.hosts[0].node.poll_persist_definitions().unwrap_or_default();
+        assert!(disk.peers.contains(&(NodeId(3), w.hosts[2].node.terms().definition)), "{disk:?}");
+        assert_eq!(disk.tables.len(), 2, "both definitions kept in full: {disk:?}");
+        // Node 1 crashes and restarts; it cannot hear node 3 from then on.
+        let restart = w.now;
+        w.hosts[0] = start(config(3, 1), Incarnation(10), Memory::Volatile, restart);
+        if remember {
+            w.hosts[0].node.remember_definitions(at(restart), &disk);
+        }
+        w.cut.insert((2, 0));
+        w.cut.insert((0, 2));
+        let mut both = None;
+        for _ in 0..3_000 {
+            w.run_until(w.now + MS);
+            if both.is_none() && w.writable(0) && (2..5).any(|i| w.writable(i)) {
+                both = Some(w.now);
+            }
+        }
+        if remember {
+            assert_eq!(both, None, "split brain {:?} ms after the restart", both.map(|t| (t - restart) / MS));
+            let why = w.hosts[0].node.gate().permit().err().map(|e| e.why.to_string()).unwrap_or_default();
+            assert!(why.contains("node 3 runs definition") && why.contains("5:1"), "{why}");
+        } else {
+            assert!(both.is_some(), "without the memory the split brain shows (the test can fail)");
+        }
+    }
+}

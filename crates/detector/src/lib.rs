@@ -432,7 +432,12 @@ mod tests {
         assert_eq!(downs.len(), 2, "{events:?}");
         let last = d.last_heard(A).unwrap_or(Instant::MAX);
         // Without the outage in the window, phi crosses the threshold within the floor.
-        assert_eq!(downs[1], last + d.config().down_after_min, "second detection {:?} after", downs[1] - last);
+        assert_eq!(
+            downs[1],
+            last + d.config().down_after_min,
+            "second detection {:?} after",
+            downs[1] - last
+        );
         Ok(())
     }
 

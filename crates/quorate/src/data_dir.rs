@@ -42,7 +42,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use quorate_core::PeerDefinitions;
 use quorate_gate::Epoch;
+
+use crate::peers_file::{self, PEERS_FILE, PEERS_READ_MAX, PEERS_TMP_FILE};
 
 /// The state file inside the data directory.
 pub const STATE_FILE: &str = "quorate.state";
@@ -336,14 +339,40 @@ impl DataDir {
     /// fsynced, renamed over [`STATE_FILE`], then the directory fsynced so that the rename
     /// itself survives a power loss.
     pub fn store(&self, durable: &Durable) -> Result<(), DataDirError> {
-        let tmp = self.dir.join(STATE_TMP_FILE);
-        let path = self.dir.join(STATE_FILE);
+        self.replace(STATE_FILE, STATE_TMP_FILE, &durable.encode())
+    }
+
+    /// Reads the peers file ([`crate::peers_file`]): the definitions the earlier lives
+    /// heard their peers run. Empty when there is none yet; an error when it is damaged.
+    pub fn load_peers(&self) -> Result<PeerDefinitions, DataDirError> {
+        let path = self.dir.join(PEERS_FILE);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PeerDefinitions::default()),
+            Err(source) => return Err(DataDirError::Read { path, source }),
+        };
+        let mut bytes = Vec::new();
+        if let Err(source) = file.take(PEERS_READ_MAX).read_to_end(&mut bytes) {
+            return Err(DataDirError::Read { path, source });
+        }
+        peers_file::decode(&bytes).map_err(|problem| DataDirError::Corrupt { path, problem })
+    }
+
+    /// Replaces the peers file atomically and durably, like [`DataDir::store`].
+    pub fn store_peers(&self, peers: &PeerDefinitions) -> Result<(), DataDirError> {
+        self.replace(PEERS_FILE, PEERS_TMP_FILE, &peers_file::encode(peers))
+    }
+
+    /// Writes `bytes` to `tmp_name`, fsyncs it, renames it over `name`, fsyncs the directory.
+    fn replace(&self, name: &str, tmp_name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
+        let tmp = self.dir.join(tmp_name);
+        let path = self.dir.join(name);
         let written = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)
-            .and_then(|mut f| f.write_all(&durable.encode()).and_then(|()| f.sync_all()));
+            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
         written.map_err(|source| DataDirError::Write { path: tmp.clone(), source })?;
         std::fs::rename(&tmp, &path).map_err(|source| DataDirError::Write { path: path.clone(), source })?;
         File::open(&self.dir)
@@ -397,7 +426,7 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 
 /// CRC-32 (IEEE 802.3 polynomial, reflected, as zlib and PNG use it), bit by bit: the file
 /// is 40 bytes, a table would be larger than the data.
-fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &byte in bytes {
         crc ^= u32::from(byte);

@@ -27,6 +27,7 @@ mod config;
 pub mod data_dir;
 pub mod events;
 mod node;
+pub mod peers_file;
 mod status;
 
 pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, CONFIG_BYTES_MAX, DURATION_MAX};

@@ -117,6 +117,16 @@ pub(crate) struct Shared {
 /// loop; until it succeeds the core makes no promise the record does not cover).
 const PERSIST_WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// Writes the definitions the core heard its peers run, when they changed. Nothing waits
+/// for this write; it protects the next life.
+fn persist_definitions(core: &mut Core, dir: Option<&DataDir>) -> Result<(), DataDirError> {
+    let Some(dir) = dir else { return Ok(()) };
+    let Some(peers) = core.poll_persist_definitions() else { return Ok(()) };
+    dir.store_peers(&peers)?;
+    core.handle_definitions_persisted(peers);
+    Ok(())
+}
+
 /// Writes what the core asks to keep (see `quorate_core::Memory::Durable`) to the data
 /// directory and confirms it to the core. Without a data directory the core never asks.
 fn persist_promises(
@@ -187,6 +197,16 @@ impl Node {
             }
         };
 
+        // What the earlier lives heard their peers run, before anything is heard in this one.
+        if let Some(dir) = data_dir.as_ref() {
+            match dir.load_peers() {
+                Ok(peers) => core.remember_definitions(now, &peers),
+                Err(e) => {
+                    transport.shutdown().await;
+                    return Err(e.into());
+                }
+            }
+        }
         // This life's own promises (its fence hold) are on disk before the first packet.
         if let Err(e) = persist_promises(&mut core, data_dir.as_ref(), incarnation) {
             transport.shutdown().await;
@@ -397,7 +417,9 @@ fn flush(
     // Rare (a peer whose lease needs a longer floor than recorded, earlier lives' promises
     // expiring): one small fsynced write. The core withholds whatever the record does not
     // cover yet, so a slow or failing disk delays acks and never breaks a promise.
-    if let Err(e) = persist_promises(&mut core, shared.data_dir.as_ref(), shared.incarnation) {
+    let persisted = persist_promises(&mut core, shared.data_dir.as_ref(), shared.incarnation)
+        .and_then(|()| persist_definitions(&mut core, shared.data_dir.as_ref()));
+    if let Err(e) = persisted {
         let mut last = shared.persist_failed_at.lock();
         if last.is_none_or(|t| t.elapsed() >= PERSIST_WARN_EVERY) {
             *last = Some(std::time::Instant::now());

@@ -565,6 +565,11 @@ async fn restarted_node_takes_a_larger_incarnation_from_its_data_dir_and_rejoins
     // 900 ms leases need (900 ms x 1.01 / 0.99), written before it acked them.
     assert_eq!(stored.ack_hold, Duration::from_millis(400), "{stored:?}");
     assert_eq!(stored.floor, Duration::from_micros(918_182), "{stored:?}");
+    // And the definition each peer was heard running: both on this node's, one table.
+    let peers = std::fs::read(dirs.node(NodeId(3)).join(quorate::peers_file::PEERS_FILE))?;
+    let peers = quorate::peers_file::decode(&peers)?;
+    assert_eq!(peers.peers.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![NodeId(1), NodeId(2)]);
+    assert_eq!(peers.tables.len(), 1, "{peers:?}");
     again.shutdown().await;
     for node in nodes {
         node.shutdown().await;

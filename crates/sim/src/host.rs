@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use quorate_core::{Config, ConfigError, Memory, Node, Promises};
+use quorate_core::{Config, ConfigError, Memory, Node, PeerDefinitions, Promises};
 use quorate_gate::{Clock, ManualClock, QuorumGate};
 use quorate_heartbeat::{Incarnation, Instant, NodeId};
 
@@ -78,6 +78,10 @@ pub struct Host {
     /// The data directory: what the node's lives recorded of their promises. Survives
     /// crashes; all zero before the first start.
     pub disk: Promises,
+    /// The data directory's record of the definitions the node's peers were last heard
+    /// running. Written at once when the core asks (a crash never loses it); with
+    /// `forget`, a new life starts without it like without its promises.
+    pub disk_definitions: PeerDefinitions,
     /// Datagrams handed to the network.
     pub sent_msgs: u64,
     /// Payload bytes handed to the network.
@@ -101,6 +105,7 @@ impl Host {
             live_ns: 0,
             live_since: None,
             disk: Promises::default(),
+            disk_definitions: PeerDefinitions::default(),
             sent_msgs: 0,
             sent_bytes: 0,
         }
@@ -129,8 +134,11 @@ impl Host {
         let local = self.local(now);
         let (clock, hand) = Clock::manual(local);
         let prior = if forget { Promises::default() } else { self.disk };
-        let (node, gate) =
+        let (mut node, gate) =
             Node::with_memory(config, incarnation, Memory::Durable { prior }, clock, local, seed)?;
+        if !forget {
+            node.remember_definitions(local, &self.disk_definitions);
+        }
         self.last_incarnation = incarnation.0;
         self.life = Some(Life {
             node,

@@ -30,7 +30,8 @@ struct Args {
     /// A named scenario (clean-split-5, asymmetric-5, bridge-5, flapping-3, pause-leader,
     /// rolling-restart-7, loss-30pct-5, loss-XXpct-N, restart-during-fence-check,
     /// rolling-wan-5, rollout-3-to-5, tie-breakers-4, votes-3; random-mixed for random mixed
-    /// configurations; rollout-restart-5, an open hole); random scenarios if absent.
+    /// configurations; rollout-restart-5, a restart in a half-done rollout); random scenarios if
+    /// absent.
     #[arg(long)]
     scenario: Option<String>,
     /// Replay this one seed and print its timeline.

@@ -27,7 +27,8 @@ use crate::scenarios::{
 use crate::setup::{Definition, Preset, Setup, Tie};
 
 /// The names this module builds. All but `random-mixed` (random) and `rollout-restart-5`
-/// (an open hole: it breaks quorum intersection) are in [`crate::NAMED`].
+/// (run by its own test, with and without the nodes' memory of their peers' definitions)
+/// are in [`crate::NAMED`].
 pub const MIXED: &[&str] =
     &["rolling-wan-5", "rollout-3-to-5", "tie-breakers-4", "votes-3", "random-mixed", "rollout-restart-5"];
 
@@ -165,13 +166,13 @@ fn rollout(s: &mut Scenario, rng: &mut ChaCha8Rng) {
     }
 }
 
-/// An open hole, kept runnable: the 3 -> 5 rollout half done (n3 switched, n1 and n2
-/// not), then n1 and n2 in turn crash and restart on three members with the network whole.
-/// A new life knows no other definition until it hears a peer that runs one: n2's ack
-/// (from its next heartbeat) can make the new n1 writable on {n1,n2} before n3's heartbeat
-/// tells it five members are in use, while n4, which never hears n1 or n2 (they are not
-/// members of each other's lists), is writable on {n3,n4,n5}. The quorum-intersection
-/// checker reports the split brain (`tests/mixed.rs`).
+/// The 3 -> 5 rollout half done (n3 switched, n1 and n2 not), then n1 and n2 in turn crash
+/// and restart on three members with the network whole. A new life that knew no other
+/// definition until it heard a peer running one could be writable on {n1,n2} (n2 acks it
+/// at once) before n3's heartbeat said five members are in use, while n4, which never hears
+/// n1 or n2 (they are not members of each other's lists), is writable on {n3,n4,n5}. The
+/// node's disk now remembers its peers' definitions; with `forget_promises` the
+/// quorum-intersection checker reports the split brain (`tests/mixed.rs`).
 fn rollout_restart(s: &mut Scenario, rng: &mut ChaCha8Rng) {
     s.definitions = Layout::Rollout.definitions();
     let (three, five) =

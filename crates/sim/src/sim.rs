@@ -426,6 +426,10 @@ impl Sim {
             if let Some(p) = life.landed.take() {
                 life.node.handle_persisted(p);
             }
+            if let Some(d) = life.node.poll_persist_definitions() {
+                host.disk_definitions = d.clone();
+                life.node.handle_definitions_persisted(d);
+            }
             if life.writing.is_some() {
                 return;
             }
