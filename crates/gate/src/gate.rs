@@ -604,6 +604,96 @@ mod tests {
     }
 
     #[test]
+    fn the_core_side_accessors_and_timer_follow_the_published_deadline() {
+        let mut f = five_nodes(GateConfig::default());
+        assert_eq!(f.gate.poll_timeout(), None);
+        f.ack(10, 2, 0);
+        f.ack(10, 3, 0);
+        assert_eq!(f.gate.deadline(), at(900));
+        assert_eq!(f.gate.epoch(), f.handle.epoch());
+        assert_eq!(f.gate.poll_timeout(), Some(at(900)));
+        assert!(f.gate.is_writable(at(899)));
+        assert!(!f.gate.is_writable(at(900)) && !f.gate.is_writable(at(901)));
+        f.tick(1_000);
+        assert_eq!(f.gate.poll_timeout(), None);
+        assert_eq!(f.gate.deadline(), Instant::ZERO, "a lost stretch leaves no stale deadline");
+        assert!(!f.gate.is_writable(at(500)));
+    }
+
+    #[test]
+    fn a_lease_that_ends_now_is_not_counted_as_held() {
+        let mut f = five_nodes(GateConfig::default());
+        f.ack(10, 2, 0);
+        assert_eq!(f.gate.status(at(899)).held_votes, 2);
+        assert_eq!(f.gate.status(at(900)).held_votes, 1);
+    }
+
+    #[test]
+    fn the_status_snapshot_carries_definition_partition_and_fenced_peers() {
+        let mut f = five_nodes(GateConfig::default());
+        let ours = quorate_heartbeat::DefinitionDigest([3; 8]);
+        f.gate.set_definition(ours);
+        let view = PartitionView {
+            components: vec![vec![NodeId(1), NodeId(2)]],
+            one_way: vec![],
+            unseen: vec![NodeId(3)],
+            left: vec![],
+        };
+        f.gate.set_partition(Some(view.clone()));
+        f.gate.announce(QuorumEvent::PeerFenced {
+            peer: NodeId(3),
+            confirmed_by: vec![NodeId(1)],
+            at: at(5),
+        });
+        let theirs = quorate_heartbeat::DefinitionDigest([4; 8]);
+        let three = VoteTable::new((1..=3).map(|i| (NodeId(i), 1)), TieBreaker::LowestId);
+        let three = three.unwrap_or_else(|e| panic!("{e}"));
+        f.gate.on_peer_definition(at(6), NodeId(5), Some((theirs, Some(three.clone()))));
+        assert_eq!(f.gate.foreign_definition(NodeId(5)), Some((theirs, Some(&three))));
+        assert_eq!(f.gate.foreign_definition(NodeId(4)), None);
+        f.gate.flush_status(at(6));
+        let status = f.handle.status();
+        assert_eq!(status.definition, ours);
+        assert_eq!(status.partition, Some(view));
+        assert_eq!(status.fenced, vec![NodeId(3)]);
+        assert_eq!(status.mismatched.len(), 1);
+        // Hearing the fenced peer again clears it.
+        f.gate.on_heard(at(7), NodeId(3));
+        f.gate.flush_status(at(7));
+        assert!(f.handle.status().fenced.is_empty());
+    }
+
+    #[test]
+    fn lease_changes_reach_the_snapshot_within_one_interval_without_a_material_change() {
+        let mut f = five_nodes(GateConfig::default());
+        f.ack(10, 2, 0);
+        f.ack(10, 3, 0);
+        f.gate.flush_status(at(10));
+        // Node 4's ack is not material (already quorate): not published at once...
+        f.ack(50, 4, 40);
+        f.gate.flush_status(at(60));
+        let lease4 = |f: &Fixture| {
+            f.handle.watch().borrow().peers.iter().find(|p| p.id == NodeId(4)).and_then(|p| p.lease_until)
+        };
+        assert_eq!(lease4(&f), None);
+        // ...but within one heartbeat interval (100 ms) of the last publication.
+        f.gate.flush_status(at(110));
+        assert_eq!(lease4(&f), Some(at(940)));
+    }
+
+    #[test]
+    fn events_the_driver_never_polls_are_dropped_oldest_first_and_counted() {
+        let mut f = five_nodes(GateConfig::default());
+        let n = EVENT_QUEUE_MAX as u64 + 10;
+        for i in 0..n {
+            let state = if i % 2 == 0 { PeerState::Suspect } else { PeerState::Reachable };
+            f.gate.on_peer_state(at(i), NodeId(2), state);
+        }
+        assert_eq!(f.gate.events_dropped(), 10);
+        assert_eq!(f.drain().len(), EVENT_QUEUE_MAX);
+    }
+
+    #[test]
     fn a_life_that_used_every_epoch_stays_fenced_instead_of_borrowing_the_next_lifes() {
         let mut f = five_nodes(GateConfig::default());
         // Pretend this life already gained quorum 2^20 - 1 times.

@@ -238,6 +238,15 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn accessors_report_the_table() {
+        let t = table(&[2, 1, 0], TieBreaker::Node(NodeId(2)));
+        assert_eq!(t.total(), 3);
+        assert!(t.is_member(NodeId(3)) && !t.is_member(NodeId(4)));
+        assert_eq!(t.tie_breaker(), Some(NodeId(2)));
+        assert_eq!(table(&[1, 1], TieBreaker::None).tie_breaker(), None);
+    }
+
+    #[test]
     fn digest_tells_definitions_apart_and_ignores_how_the_tie_breaker_was_named() {
         let cluster = ClusterId(7);
         let three = table(&[1, 1, 1], TieBreaker::LowestId);
