@@ -239,6 +239,21 @@ mod tests {
     }
 
     #[test]
+    fn the_latest_heartbeat_can_be_acked_and_the_peer_life_is_remembered() {
+        let mut link = Link::new(nz(8));
+        let me = Incarnation(10);
+        let t = |ms: u64| Instant::from_nanos(ms * 1_000_000);
+        for i in 1..=3 {
+            link.next_heartbeat(t(i * 100), NodeId(1), me, Terms::default());
+        }
+        let latest = link.on_ack(Ack { incarnation: me, seq: Seq(3) }, me);
+        assert_eq!(latest, AckOutcome::Sent { seq: Seq(3), sent_at: t(300) });
+        assert_eq!(link.peer_incarnation(), None);
+        link.on_heartbeat(&hb(5, 1)).ok();
+        assert_eq!(link.peer_incarnation(), Some(Incarnation(5)));
+    }
+
+    #[test]
     fn acks_for_other_lives_future_or_forgotten_heartbeats_are_worthless() {
         let mut link = Link::new(nz(4));
         let me = Incarnation(10);
