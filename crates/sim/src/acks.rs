@@ -41,6 +41,9 @@ pub struct AckLedger {
     acked: BTreeMap<(usize, usize), Send>,
     /// Each holder's current incarnation (0 before its first start).
     incarnation: BTreeMap<usize, u64>,
+    /// `heard[(v, p)]`: the simulator step in which voter `v`'s core was last handed a
+    /// heartbeat from `p`.
+    heard: BTreeMap<(usize, usize), u64>,
 }
 
 impl AckLedger {
@@ -73,13 +76,21 @@ impl AckLedger {
         self.sent.get(&(a, b))?.iter().rev().find(|s| s.seq == ack.seq).copied()
     }
 
-    /// Records that `hb` from `b` reached `a`'s core.
-    pub fn delivered(&mut self, a: usize, b: usize, hb: &Heartbeat) {
+    /// Records that `hb` from `b` reached `a`'s core in simulator step `step`.
+    pub fn delivered(&mut self, a: usize, b: usize, hb: &Heartbeat, step: u64) {
+        if a < 64 {
+            self.heard.insert((a, b), step);
+        }
         let Some(send) = self.lookup(a, b, hb) else { return };
         let slot = self.acked.entry((a, b)).or_insert(send);
         if send.local > slot.local {
             *slot = send;
         }
+    }
+
+    /// The simulator step in which voter `v` last heard a heartbeat from `p`.
+    pub fn heard(&self, v: usize, p: usize) -> Option<u64> {
+        self.heard.get(&(v, p)).copied()
     }
 
     /// The latest heartbeat `a` sent `b` in its current life.
@@ -119,12 +130,13 @@ mod tests {
         l.sent(0, 1, &hb(1, 7, 1, None), at(100), 100);
         l.sent(0, 1, &hb(1, 7, 2, None), at(200), 200);
         // An ack of another life, or of a heartbeat never sent, lends nothing.
-        l.delivered(0, 1, &hb(2, 3, 5, Some((6, 2))));
-        l.delivered(0, 1, &hb(2, 3, 5, Some((7, 9))));
+        l.delivered(0, 1, &hb(2, 3, 5, Some((6, 2))), 1);
+        l.delivered(0, 1, &hb(2, 3, 5, Some((7, 9))), 2);
         assert_eq!(l.vote(0, 1, at(150), lease), None);
-        l.delivered(0, 1, &hb(2, 3, 5, Some((7, 2))));
+        l.delivered(0, 1, &hb(2, 3, 5, Some((7, 2))), 3);
         // A late ack of an older heartbeat does not shorten the vote.
-        l.delivered(0, 1, &hb(2, 3, 6, Some((7, 1))));
+        l.delivered(0, 1, &hb(2, 3, 6, Some((7, 1))), 4);
+        assert_eq!(l.heard(0, 1), Some(4));
         assert_eq!(l.vote(0, 1, at(1_099), lease).map(|s| s.seq), Some(Seq(2)));
         assert_eq!(l.vote(0, 1, at(1_100), lease), None);
         l.new_life(0, 8);

@@ -73,6 +73,8 @@ pub struct World {
     pub timeline: Timeline,
     /// Which heartbeats were sent and acked, as the wire saw them.
     pub acks: AckLedger,
+    /// Events dispatched so far: orders steps that share an instant.
+    pub step: u64,
 }
 
 impl World {
@@ -291,6 +293,7 @@ impl Sim {
             model,
             timeline: Timeline::new(),
             acks: AckLedger::default(),
+            step: 0,
         };
         Ok(Sim {
             world,
@@ -353,6 +356,7 @@ impl Sim {
                 break;
             }
             self.world.now = q.at;
+            self.world.step += 1;
             self.dispatch(q.ev);
             if self.sweep_each_step && self.violation.is_none() {
                 self.sweep();
@@ -511,7 +515,7 @@ impl Sim {
             payload = with_terms(&payload, carry, life.node.terms(), self.cluster).unwrap_or(payload);
         }
         if let Some(hb) = heartbeat_of(&payload, carry, self.cluster) {
-            self.world.acks.delivered(to, from, &hb);
+            self.world.acks.delivered(to, from, &hb, self.world.step);
             if let Some(forged) = self.plant_ack_bug(to, from, hb, carry) {
                 payload = forged;
             }
@@ -598,7 +602,7 @@ impl Sim {
     fn arm_phantom(&mut self, from: usize, to: usize, hb: &quorate_heartbeat::Heartbeat) {
         let now = self.world.now;
         let Some((node, since)) = self.scenario.bugs.iter().find_map(|b| match *b {
-            Bug::PhantomFence { node, peer, since } if peer == to && node != from => Some((node, since)),
+            Bug::PhantomFence { node, peer, since } if peer == to => Some((node, since)),
             _ => None,
         }) else {
             return;
@@ -829,6 +833,7 @@ impl Sim {
                 Measure::FenceLatency { voter: false, ns } => self.stats.fence_observer.push(ns),
                 Measure::Rejoin(ns) => self.stats.rejoin.push(ns),
                 Measure::LossFence => self.stats.loss_fences += 1,
+                Measure::EarlyRejoin => self.stats.early_rejoins += 1,
             }
         }
     }
