@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use quorate_heartbeat::{decode, decode_stream, encode, encode_stream, ClusterId, Message, Terms};
+use quorate_heartbeat::{decode, decode_stream, encode, encode_stream, ClusterId, Heartbeat, Message, Terms};
 
 use crate::host::Carry;
 use crate::net::Net;
@@ -121,6 +121,125 @@ pub struct Cue {
     pub then: Vec<(u64, Fault)>,
 }
 
+/// A bug planted in one simulated node on purpose, so that a test can show the checker
+/// aimed at it reports the run, by name (never planted outside tests). The node's core is
+/// the shipped one; the simulator plants the bug at the node's edge: it rewrites what the
+/// core is handed, picks its incarnation, runs its clock, or adds to what it announces.
+/// Node numbers are indices; each bug prints (and parses, for `--bug`) with node ids and
+/// milliseconds, e.g. `forged-ack:1:5000`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bug {
+    /// From real time `since` on, every heartbeat `node` is handed acks the latest
+    /// heartbeat `node` sent its sender, whether it arrived or not: acks that extend
+    /// leases no delivered ack supports.
+    ForgedAck {
+        /// The node.
+        node: usize,
+        /// Real time, ns.
+        since: u64,
+    },
+    /// From real time `since` on, `node` is handed every heartbeat without its ack: it
+    /// renews no lease, though the network delivers every ack.
+    DeafToAcks {
+        /// The node.
+        node: usize,
+        /// Real time, ns.
+        since: u64,
+    },
+    /// Every restart of `node` reuses its previous life's incarnation, so its epochs
+    /// repeat those of the earlier life.
+    ReusedIncarnation {
+        /// The node.
+        node: usize,
+    },
+    /// From real time `since` on, the first time a voter sends `peer` an ack that will
+    /// give it a live lease while `peer` cannot write, `node` announces `peer` fenced
+    /// without a fence check and with nobody holding acks back: `peer` is writable again
+    /// on that ack, though nobody heard it after the announcement.
+    PhantomFence {
+        /// The announcer.
+        node: usize,
+        /// The peer announced fenced.
+        peer: usize,
+        /// Real time, ns.
+        since: u64,
+    },
+    /// `node`'s clock runs `pct` percent slow, far beyond the drift bound (its leases
+    /// last that much longer in real time).
+    SlowClock {
+        /// The node.
+        node: usize,
+        /// How slow, percent (at most 50).
+        pct: u32,
+    },
+}
+
+impl Bug {
+    /// The node the bug is planted in.
+    pub fn node(&self) -> usize {
+        match *self {
+            Bug::ForgedAck { node, .. }
+            | Bug::DeafToAcks { node, .. }
+            | Bug::ReusedIncarnation { node }
+            | Bug::PhantomFence { node, .. }
+            | Bug::SlowClock { node, .. } => node,
+        }
+    }
+
+    /// The largest node index the bug names.
+    pub fn max_node(&self) -> usize {
+        match *self {
+            Bug::PhantomFence { node, peer, .. } => node.max(peer),
+            _ => self.node(),
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |ns: u64| ns / crate::clock::MS;
+        match *self {
+            Bug::ForgedAck { node, since } => write!(f, "forged-ack:{}:{}", node + 1, ms(since)),
+            Bug::DeafToAcks { node, since } => write!(f, "deaf-to-acks:{}:{}", node + 1, ms(since)),
+            Bug::ReusedIncarnation { node } => write!(f, "reused-incarnation:{}", node + 1),
+            Bug::PhantomFence { node, peer, since } => {
+                write!(f, "phantom-fence:{}:{}:{}", node + 1, peer + 1, ms(since))
+            }
+            Bug::SlowClock { node, pct } => write!(f, "slow-clock:{}:{pct}", node + 1),
+        }
+    }
+}
+
+impl std::str::FromStr for Bug {
+    type Err = String;
+
+    /// Parses what [`Bug`]'s `Display` prints.
+    fn from_str(s: &str) -> Result<Bug, String> {
+        let bad = || {
+            format!("unknown bug {s:?} (forged-ack:N:MS, deaf-to-acks:N:MS, reused-incarnation:N, phantom-fence:N:P:MS, slow-clock:N:PCT)")
+        };
+        let mut parts = s.split(':');
+        let kind = parts.next().ok_or_else(bad)?;
+        let nums: Vec<u64> = parts.map(|p| p.parse::<u64>().map_err(|_| bad())).collect::<Result<_, _>>()?;
+        let index = |k: usize| -> Result<usize, String> {
+            let id = *nums.get(k).ok_or_else(bad)?;
+            usize::try_from(id.checked_sub(1).ok_or_else(bad)?).map_err(|_| bad())
+        };
+        let ms = |k: usize| nums.get(k).map(|m| m.saturating_mul(crate::clock::MS)).ok_or_else(bad);
+        let bug = match (kind, nums.len()) {
+            ("forged-ack", 2) => Bug::ForgedAck { node: index(0)?, since: ms(1)? },
+            ("deaf-to-acks", 2) => Bug::DeafToAcks { node: index(0)?, since: ms(1)? },
+            ("reused-incarnation", 1) => Bug::ReusedIncarnation { node: index(0)? },
+            ("phantom-fence", 3) => Bug::PhantomFence { node: index(0)?, peer: index(1)?, since: ms(2)? },
+            ("slow-clock", 2) => {
+                Bug::SlowClock { node: index(0)?, pct: u32::try_from(nums[1].min(50)).map_err(|_| bad())? }
+            }
+            _ => return Err(bad()),
+        };
+        Ok(bug)
+    }
+}
+
 /// A fault and when it happens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scheduled {
@@ -179,12 +298,27 @@ impl Fault {
 /// `payload` rewritten, if it is a heartbeat, to carry `terms` instead of the sender's
 /// (the `local_only_terms` fault: every receiver sees its own lease, drift and definition).
 pub(crate) fn with_terms(payload: &[u8], carry: Carry, terms: Terms, cluster: ClusterId) -> Option<Vec<u8>> {
-    let datagram = carry == Carry::Datagram;
-    let message = if datagram { decode(payload, cluster) } else { decode_stream(payload, cluster) };
-    let Ok(Message::Heartbeat(mut hb)) = message else { return None };
+    let mut hb = heartbeat_of(payload, carry, cluster)?;
     hb.terms = terms;
+    encode_heartbeat(hb, carry, cluster)
+}
+
+/// The heartbeat `payload` carries, if it is one (a datagram, or a request or reply on a
+/// stream).
+pub(crate) fn heartbeat_of(payload: &[u8], carry: Carry, cluster: ClusterId) -> Option<Heartbeat> {
+    let message =
+        if carry == Carry::Datagram { decode(payload, cluster) } else { decode_stream(payload, cluster) };
+    match message {
+        Ok(Message::Heartbeat(hb)) => Some(hb),
+        _ => None,
+    }
+}
+
+/// `hb` encoded for `carry`.
+pub(crate) fn encode_heartbeat(hb: Heartbeat, carry: Carry, cluster: ClusterId) -> Option<Vec<u8>> {
     let message = Message::Heartbeat(hb);
-    let encoded = if datagram { encode(cluster, &message) } else { encode_stream(cluster, &message) };
+    let encoded =
+        if carry == Carry::Datagram { encode(cluster, &message) } else { encode_stream(cluster, &message) };
     encoded.ok()
 }
 
@@ -265,5 +399,22 @@ mod tests {
         assert!(net.is_healed());
         let big = Fault::Partition { groups: vec![(0..20).collect(), vec![20]] };
         assert!(big.to_string().contains("... 20 nodes"));
+    }
+
+    #[test]
+    fn bugs_print_with_node_ids_and_parse_back() {
+        let bugs = [
+            Bug::ForgedAck { node: 0, since: 5_000 * crate::clock::MS },
+            Bug::DeafToAcks { node: 2, since: 0 },
+            Bug::ReusedIncarnation { node: 1 },
+            Bug::PhantomFence { node: 1, peer: 0, since: 7 * crate::clock::MS },
+            Bug::SlowClock { node: 4, pct: 25 },
+        ];
+        for bug in bugs {
+            assert_eq!(bug.to_string().parse::<Bug>(), Ok(bug), "{bug}");
+        }
+        assert_eq!(bugs[0].to_string(), "forged-ack:1:5000");
+        assert!("forged-ack:0:5".parse::<Bug>().is_err());
+        assert!("slow-clock:1".parse::<Bug>().is_err());
     }
 }

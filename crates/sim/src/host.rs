@@ -120,16 +120,23 @@ impl Host {
     /// earlier one (wall-clock milliseconds, bumped if the wall clock has not moved on),
     /// given what the disk recorded. With `forget` it is given an empty record instead, as a
     /// node that lost its data directory (or never kept one) would be: tests use it to show
-    /// what the checkers see when a restart breaks its earlier life's promises.
+    /// what the checkers see when a restart breaks its earlier life's promises. With
+    /// `reuse_incarnation` a restart takes its previous life's incarnation again (a planted
+    /// bug, [`crate::Bug::ReusedIncarnation`]).
     pub fn start(
         &mut self,
         mut config: Config,
         now: u64,
         seed: u64,
         forget: bool,
+        reuse_incarnation: bool,
     ) -> Result<(), ConfigError> {
         let wall = WALL_START_MS + self.wall_offset_ms + now / MS;
-        let incarnation = Incarnation(wall.max(self.last_incarnation + 1));
+        let incarnation = if reuse_incarnation && self.last_incarnation > 0 {
+            Incarnation(self.last_incarnation)
+        } else {
+            Incarnation(wall.max(self.last_incarnation + 1))
+        };
         config.me = self.id();
         let local = self.local(now);
         let (clock, hand) = Clock::manual(local);

@@ -32,6 +32,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod acks;
 pub mod clock;
 pub mod faults;
 pub mod host;
@@ -46,7 +47,7 @@ pub mod setup;
 pub mod sim;
 pub mod timeline;
 
-pub use faults::{Cue, Fault, Scheduled, Signal};
+pub use faults::{Bug, Cue, Fault, Scheduled, Signal};
 pub use model::{Model, LOSS_BOUND};
 pub use net::NetParams;
 pub use report::{Stats, Summary};

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quorate_sim::clock::SEC;
-use quorate_sim::{run, Scenario, Stats};
+use quorate_sim::{run, Bug, Scenario, Stats};
 
 /// Deterministic simulator and split-brain checker for quorate.
 #[derive(Debug, Parser)]
@@ -61,6 +61,11 @@ struct Args {
     /// 1.0 clocks break the drift bound the lease rule assumes).
     #[arg(long, default_value_t = 1.0)]
     drift_scale: f64,
+    /// Fault injection for replaying checker tests: plant a bug in one node (repeatable):
+    /// forged-ack:N:MS, deaf-to-acks:N:MS, reused-incarnation:N, phantom-fence:N:P:MS,
+    /// slow-clock:N:PCT (node ids, milliseconds of simulated time).
+    #[arg(long)]
+    bug: Vec<Bug>,
 }
 
 fn main() -> ExitCode {
@@ -84,6 +89,7 @@ fn main() -> ExitCode {
                 forget_promises: args.forget_promises,
                 local_only_terms: args.local_only_terms,
                 drift_scale: args.drift_scale,
+                bugs: args.bug.clone(),
                 ..s
             },
             Err(e) => {
@@ -103,7 +109,10 @@ fn main() -> ExitCode {
         }
         if args.verbose {
             let verdict = if report.failure.is_some() { "FAIL" } else { "ok" };
-            println!("seed {seed}: {verdict}, digest {:016x}, {} events", report.digest, report.stats.events);
+            println!(
+                "seed {seed}: {verdict}, digest {:016x}, {} events, {} PeerFenced",
+                report.digest, report.stats.events, report.stats.peer_fenced
+            );
         }
         if let Some(f) = &report.failure {
             eprintln!("{f}");

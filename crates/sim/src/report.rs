@@ -46,6 +46,9 @@ pub struct Stats {
     pub connected_node_ns: u64,
     /// `PeerFenced` events announced (each checked by the `fenced-sound` checker).
     pub peer_fenced: u64,
+    /// Peers announced fenced that were writable again before a quorum heard them after
+    /// the announcement (G7's second half, counted by `fenced-sound`).
+    pub early_rejoins: u64,
     /// Cues that fired (faults timed from protocol messages).
     pub cues_fired: u64,
 }
@@ -70,6 +73,7 @@ impl Stats {
         self.loss_fences += other.loss_fences;
         self.connected_node_ns += other.connected_node_ns;
         self.peer_fenced += other.peer_fenced;
+        self.early_rejoins += other.early_rejoins;
         self.cues_fired += other.cues_fired;
     }
 
@@ -121,6 +125,8 @@ impl Stats {
             self.loss_fences_per_node_hour()
         );
         let _ = writeln!(s, "PeerFenced announced (each checked sound): {}", self.peer_fenced);
+        let _ =
+            writeln!(s, "announced peers writable again before a quorum heard them: {}", self.early_rejoins);
         let _ = writeln!(s, "heal time (network healed -> all writable): {}", Summary::of(&self.heal));
         let _ = writeln!(s, "rejoin time per node:                     {}", Summary::of(&self.rejoin));
         let (vm, vb) = self.voter_load();

@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::{MS, SEC};
-use crate::faults::{Cue, Fault, Scheduled, Signal};
+use crate::faults::{Bug, Cue, Fault, Scheduled, Signal};
 use crate::net::NetParams;
 use crate::setup::{Definition, Setup};
 
@@ -126,6 +126,9 @@ pub struct Scenario {
     /// floor raised for a longer lease, no definition mismatch noticed. Always false outside
     /// tests, which set it to show the checkers catch what the cross-node rules prevent.
     pub local_only_terms: bool,
+    /// Bugs planted in nodes on purpose ([`Bug`]). Always empty outside tests, which plant
+    /// one to show the checker aimed at it reports the run.
+    pub bugs: Vec<Bug>,
     /// The default size and duration, to print a replay command that omits them.
     pub defaults: (usize, u64),
 }
@@ -229,6 +232,7 @@ impl Scenario {
             disk_delay_max: 0,
             forget_promises: false,
             local_only_terms: false,
+            bugs: Vec::new(),
             defaults: (nodes, duration),
         }
     }
@@ -253,6 +257,9 @@ impl Scenario {
         }
         if self.drift_scale != 1.0 {
             cmd.push_str(&format!(" --drift-scale {}", self.drift_scale));
+        }
+        for bug in &self.bugs {
+            cmd.push_str(&format!(" --bug {bug}"));
         }
         cmd
     }

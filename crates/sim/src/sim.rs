@@ -27,8 +27,9 @@ use quorate_heartbeat::{decode_stream, ClusterId, Message, NodeId};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::acks::AckLedger;
 use crate::clock::{fraction_to_ppb, SimClock, MS, SEC};
-use crate::faults::{with_terms, Fault, Scheduled, Signal};
+use crate::faults::{encode_heartbeat, heartbeat_of, with_terms, Bug, Fault, Scheduled, Signal};
 use crate::host::{Carry, Host, BACKLOG_MAX};
 use crate::invariants::{self, Invariant, Measure, Out, StepKind, Violation};
 use crate::model::{Model, Quorum};
@@ -70,6 +71,10 @@ pub struct World {
     pub model: Model,
     /// Everything that happened.
     pub timeline: Timeline,
+    /// Which heartbeats were sent and acked, as the wire saw them.
+    pub acks: AckLedger,
+    /// Events dispatched so far: orders steps that share an instant.
+    pub step: u64,
 }
 
 impl World {
@@ -229,6 +234,11 @@ pub struct Sim {
     started: bool,
     processed: u64,
     cues_fired: Vec<bool>,
+    /// A planted phantom announcement waiting for the end of the step that set it off:
+    /// (announcer, peer).
+    phantom: Option<(usize, usize)>,
+    /// Whether the planted phantom announcement was made (it is made once).
+    phantom_done: bool,
 }
 
 impl Sim {
@@ -243,6 +253,9 @@ impl Sim {
             scenario.faults.iter().map(|f| &f.fault).chain(cued).filter_map(Fault::max_node).find(|m| *m >= n)
         {
             return Err(SimError::Scenario(format!("a fault names node index {bad}, cluster has {n}")));
+        }
+        if let Some(bad) = scenario.bugs.iter().find(|b| b.max_node() >= n) {
+            return Err(SimError::Scenario(format!("bug {bad} names a node the cluster of {n} lacks")));
         }
         let configs = configs_of(&scenario, ClusterId::from_name(CLUSTER_NAME))?;
         let used: Vec<(Setup, &Config)> = configs.iter().map(|(s, c)| (*s, c)).collect();
@@ -261,6 +274,13 @@ impl Sim {
                     _ => node_rng.random_range(-rho_ppb..=rho_ppb),
                 };
                 let wall = node_rng.random_range(0..1_000);
+                // A planted slow clock replaces the drawn rate (the draws stay the same, so
+                // the rest of the run is unchanged).
+                let slow = scenario.bugs.iter().find_map(|b| match *b {
+                    Bug::SlowClock { node, pct } if node == i => Some(i64::from(pct) * 10_000_000),
+                    _ => None,
+                });
+                let stretch = slow.unwrap_or(stretch);
                 Host::new(i, SimClock::new(offset, stretch), wall, scenario.setups[i])
             })
             .collect();
@@ -272,6 +292,8 @@ impl Sim {
             reach: Reach::new(n),
             model,
             timeline: Timeline::new(),
+            acks: AckLedger::default(),
+            step: 0,
         };
         Ok(Sim {
             world,
@@ -292,6 +314,8 @@ impl Sim {
             started: false,
             processed: 0,
             cues_fired: vec![false; scenario.cues.len()],
+            phantom: None,
+            phantom_done: false,
             scenario,
         })
     }
@@ -332,6 +356,7 @@ impl Sim {
                 break;
             }
             self.world.now = q.at;
+            self.world.step += 1;
             self.dispatch(q.ev);
             if self.sweep_each_step && self.violation.is_none() {
                 self.sweep();
@@ -489,6 +514,13 @@ impl Sim {
         if let (true, Some(life)) = (self.scenario.local_only_terms, host.life.as_ref()) {
             payload = with_terms(&payload, carry, life.node.terms(), self.cluster).unwrap_or(payload);
         }
+        if let Some(hb) = heartbeat_of(&payload, carry, self.cluster) {
+            self.world.acks.delivered(to, from, &hb, self.world.step);
+            if let Some(forged) = self.plant_ack_bug(to, from, hb, carry) {
+                payload = forged;
+            }
+        }
+        let host = &mut self.world.hosts[to];
         if let Some(life) = host.life.as_mut() {
             match carry {
                 Carry::Datagram => life.node.handle_datagram(local, sender, &payload),
@@ -504,9 +536,40 @@ impl Sim {
         self.after_step(to, StepKind::Datagram { from });
     }
 
+    /// The heartbeat `hb` from `from` as node `to`'s planted bug hands it to the core
+    /// ([`Bug::ForgedAck`], [`Bug::DeafToAcks`]), re-encoded; `None` to hand it as it came.
+    fn plant_ack_bug(
+        &self,
+        to: usize,
+        from: usize,
+        mut hb: quorate_heartbeat::Heartbeat,
+        carry: Carry,
+    ) -> Option<Vec<u8>> {
+        let now = self.world.now;
+        let bug = self.scenario.bugs.iter().find(|b| {
+            matches!(**b, Bug::ForgedAck { node, since } | Bug::DeafToAcks { node, since } if node == to && now >= since)
+        })?;
+        match bug {
+            Bug::ForgedAck { .. } => {
+                let life = self.world.hosts[to].life.as_ref()?;
+                let last = self.world.acks.last_sent(to, from)?;
+                hb.ack = Some(quorate_heartbeat::Ack { incarnation: life.incarnation, seq: last.seq });
+            }
+            _ => hb.ack = None,
+        }
+        encode_heartbeat(hb, carry, self.cluster)
+    }
+
     /// Drains what node `i`'s step produced, re-arms its timer and runs the checkers.
     fn after_step(&mut self, i: usize, kind: StepKind) {
         let events = self.drain(i);
+        self.check_step(i, kind, events);
+        if let Some((node, peer)) = self.phantom.take() {
+            self.announce_phantom(node, peer);
+        }
+    }
+
+    fn check_step(&mut self, i: usize, kind: StepKind, events: Vec<QuorumEvent>) {
         self.stats.peer_fenced +=
             events.iter().filter(|e| matches!(e, QuorumEvent::PeerFenced { .. })).count() as u64;
         self.persist(i);
@@ -517,6 +580,40 @@ impl Sim {
             self.absorb(k, out);
         }
         self.track_heal(i);
+    }
+
+    /// Node `node` announces `peer` fenced although no fence check ran and nobody holds
+    /// acks back ([`Bug::PhantomFence`]): the event is added to the node's stream as if its
+    /// core had emitted it, and the checkers see it as one more step of the node.
+    fn announce_phantom(&mut self, node: usize, peer: usize) {
+        let now = self.world.now;
+        let host = &self.world.hosts[node];
+        if host.liveness() != Liveness::Running {
+            return;
+        }
+        let at = host.set_clock(now);
+        let event = QuorumEvent::PeerFenced { peer: NodeId(peer as u64 + 1), confirmed_by: Vec::new(), at };
+        self.world.timeline.record(now, What::Fenced { node, peer }, &[]);
+        self.check_step(node, StepKind::Timer, vec![event]);
+    }
+
+    /// Sets off a planted [`Bug::PhantomFence`]: voter `from` is sending `to` an ack that
+    /// will give it a live lease while it cannot write.
+    fn arm_phantom(&mut self, from: usize, to: usize, hb: &quorate_heartbeat::Heartbeat) {
+        let now = self.world.now;
+        let Some((node, since)) = self.scenario.bugs.iter().find_map(|b| match *b {
+            Bug::PhantomFence { node, peer, since } if peer == to => Some((node, since)),
+            _ => None,
+        }) else {
+            return;
+        };
+        let host = &self.world.hosts[to];
+        let lease = std::time::Duration::from_nanos(self.world.model.timing(host.setup.preset).lease);
+        let fresh = self.world.acks.lookup(to, from, hb).is_some_and(|s| s.local + lease > host.local(now));
+        if now >= since && fresh && self.world.quorum_of(to).is_voter(from) && !host.can_write_at(now) {
+            self.phantom_done = true;
+            self.phantom = Some((node, to));
+        }
     }
 
     fn drain(&mut self, i: usize) -> Vec<QuorumEvent> {
@@ -557,6 +654,15 @@ impl Sim {
             self.cue(from, &payload);
         }
         let now = self.world.now;
+        if to < self.world.hosts.len() {
+            if let Some(hb) = heartbeat_of(&payload, carry, self.cluster) {
+                let local = self.world.hosts[from].local(now);
+                self.world.acks.sent(from, to, &hb, local, now);
+                if !self.phantom_done && hb.ack.is_some() {
+                    self.arm_phantom(from, to, &hb);
+                }
+            }
+        }
         let w = &mut self.world;
         w.hosts[from].sent_msgs += 1;
         w.hosts[from].sent_bytes += payload.len() as u64;
@@ -620,12 +726,14 @@ impl Sim {
             self.violation = Some(Violation { invariant: "start", at: now, detail });
             return;
         };
-        if let Err(e) = host.start(config, now, seed, self.scenario.forget_promises) {
+        let reuse = self.scenario.bugs.contains(&Bug::ReusedIncarnation { node: i });
+        if let Err(e) = host.start(config, now, seed, self.scenario.forget_promises, reuse) {
             // The configuration was validated in `new`; a refusal here is a simulator bug.
             self.violation = Some(Violation { invariant: "start", at: now, detail: e.to_string() });
             return;
         }
         let incarnation = host.life.as_ref().map_or(0, |l| l.incarnation.0);
+        self.world.acks.new_life(i, incarnation);
         self.world.timeline.record(now, What::Start { node: i, incarnation }, &[]);
         self.after_step(i, StepKind::Start);
     }
@@ -725,6 +833,7 @@ impl Sim {
                 Measure::FenceLatency { voter: false, ns } => self.stats.fence_observer.push(ns),
                 Measure::Rejoin(ns) => self.stats.rejoin.push(ns),
                 Measure::LossFence => self.stats.loss_fences += 1,
+                Measure::EarlyRejoin => self.stats.early_rejoins += 1,
             }
         }
     }

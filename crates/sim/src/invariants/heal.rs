@@ -3,8 +3,13 @@
 //! writable within the heal bound ([`crate::model::Model::heal_bound`]):
 //! `2 x heartbeat_interval + 2 x max_delay`, plus heartbeat rounds for loss.
 //!
-//! Checked at a wake-up at the bound (through the gate handle); measures each node's
-//! rejoin time, from the moment it could reach a quorum to its first writable step.
+//! Checked at a wake-up at the bound (through the gate handle), for every node that became
+//! able to reach a quorum, including one still writable at that moment on votes from before:
+//! if those lapse during the warm-up and it never regains a quorum, it is not writable at
+//! the bound, and no other checker would see it ([`super::no_false_fence`] starts watching
+//! only once a node is writable after its warm-up). Measures each node's rejoin time, from
+//! the moment it could reach a quorum to its first writable step, for the nodes that were
+//! not writable at that moment.
 //!
 //! Only in runs where every node runs the same quorum definition throughout
 //! ([`crate::model::Model::uniform`]): nodes on different definitions deliberately lend each
@@ -25,14 +30,16 @@ const NAME: &str = "heal";
 pub struct Heal {
     /// The protected stretch each node is tracked for.
     tracked: Vec<Option<u64>>,
-    /// Nodes not yet writable in their current stretch.
+    /// Nodes not yet writable in their current stretch (for the rejoin figure).
     awaiting: Vec<bool>,
+    /// Nodes that were writable when their current stretch began.
+    writable_at_start: Vec<bool>,
 }
 
 impl Heal {
     /// A checker for `n` nodes.
     pub fn new(n: usize) -> Self {
-        Heal { tracked: vec![None; n], awaiting: vec![false; n] }
+        Heal { tracked: vec![None; n], awaiting: vec![false; n], writable_at_start: vec![false; n] }
     }
 
     /// Records a rejoin if node `i` is awaited and now writable.
@@ -73,10 +80,10 @@ impl Invariant for Heal {
             self.tracked[i] = r.protected_since;
             self.awaiting[i] = false;
             if let Some(since) = r.protected_since {
-                if !w.hosts[i].can_write_at(w.now) {
-                    self.awaiting[i] = true;
-                    out.wakes.push((since + w.model.heal_bound(r.protected_loss), i));
-                }
+                let writable = w.hosts[i].can_write_at(w.now);
+                self.awaiting[i] = !writable;
+                self.writable_at_start[i] = writable;
+                out.wakes.push((since + w.model.heal_bound(r.protected_loss), i));
             }
         }
     }
@@ -84,7 +91,7 @@ impl Invariant for Heal {
     fn on_wake(&mut self, w: &World, node: usize, out: &mut Out) {
         let Some(since) = self.tracked[node] else { return };
         let stale = w.reach.node(node).protected_since != Some(since);
-        if !self.awaiting[node] || stale || w.hosts[node].is_shut_down() {
+        if stale || w.hosts[node].is_shut_down() {
             return;
         }
         let loss = w.reach.node(node).protected_loss;
@@ -98,12 +105,17 @@ impl Invariant for Heal {
             self.observe(w, node, out);
             return;
         }
+        let lapsed = if self.writable_at_start[node] {
+            "; it was writable then and lost its votes during the warm-up"
+        } else {
+            ""
+        };
         out.violate(
             NAME,
             w.now,
             format!(
-                "n{} can exchange with a quorum since {} ms (links losing at most {:.0}%) but is still not \
-                 writable {} ms later (bound {} ms)",
+                "n{} can exchange with a quorum since {} ms (links losing at most {:.0}%) but is not \
+                 writable {} ms later (bound {} ms){lapsed}",
                 node + 1,
                 fmt_ms(since),
                 loss * 100.0,

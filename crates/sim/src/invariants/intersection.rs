@@ -8,15 +8,24 @@
 //! quorum under its holder's definition) are disjoint, which is the split brain a
 //! half-finished change of members, votes or tie-breaker could otherwise allow.
 //!
-//! The quorum rule here is computed independently of `quorate-gate` ([`crate::model::Quorum`]).
+//! Neither half trusts the node it judges. The quorum rule is computed independently of
+//! `quorate-gate` ([`crate::model::Quorum`]), and the contact set is not read from the core's
+//! lease table but rebuilt from the wire ([`crate::acks`]): voter `v` is in writable node
+//! `a`'s set only while an ack from `v`, as `v` sent it and the network delivered it, names
+//! a heartbeat `a` sent less than `a`'s lease ago (on `a`'s clock). So a gate that counts a
+//! vote no delivered ack supports (a forged or misread ack, a lease kept too long) is
+//! reported, and two writable nodes of one definition can fail the shared-voter half too.
+//!
 //! Contact sets are voter bitmasks; the checker keeps each writable node's last mask,
 //! grouped by mask, so a step costs one comparison per distinct mask (at most `2^voters`,
-//! in practice a handful) instead of one per node.
+//! in practice a handful) instead of one per node. A vote lapses without a step of its
+//! holder, so the checker also wakes at the earliest lapse in each writable node's set.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::time::Duration;
+
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::NodeId;
 
 use super::{Invariant, Out, StepKind};
 use crate::model::Quorum;
@@ -31,12 +40,14 @@ pub struct Intersection {
     mask: Vec<Option<u64>>,
     /// Writable nodes grouped by contact set.
     by_mask: BTreeMap<u64, BTreeSet<usize>>,
+    /// The wake-up each node has pending, real time.
+    wake: Vec<Option<u64>>,
 }
 
 impl Intersection {
     /// A checker for `n` nodes.
     pub fn new(n: usize) -> Self {
-        Intersection { mask: vec![None; n], by_mask: BTreeMap::new() }
+        Intersection { mask: vec![None; n], by_mask: BTreeMap::new(), wake: vec![None; n] }
     }
 
     fn set(&mut self, i: usize, mask: Option<u64>) {
@@ -54,11 +65,9 @@ impl Intersection {
         }
     }
 
-    /// Checks node `i`'s fresh contact set against quorum and every other writable set.
+    /// Checks node `i`'s fresh contact set against every other writable set and against
+    /// quorum (a split brain is the graver report, so it comes first).
     fn check(&self, w: &World, i: usize, mask: u64, out: &mut Out) {
-        if let Some(e) = short_of_quorum(w.quorum_of(i), i, mask) {
-            out.violate(NAME, w.now, e);
-        }
         for (&other, nodes) in &self.by_mask {
             if let Some(j) = nodes.iter().find(|j| **j != i) {
                 if let Some(e) = disjoint((i, mask), (*j, other)) {
@@ -66,7 +75,34 @@ impl Intersection {
                 }
             }
         }
+        if let Some(e) = short_of_quorum(w.quorum_of(i), i, mask) {
+            out.violate(NAME, w.now, e);
+        }
     }
+
+    /// Re-checks node `i` now: its fresh contact set against the others, and a wake-up at
+    /// its earliest lapse if none is pending.
+    fn refresh(&mut self, w: &World, i: usize, out: &mut Out) {
+        let fresh = contact_set(w, i);
+        self.set(i, None);
+        if let Some(c) = fresh {
+            self.check(w, i, c.mask, out);
+            if self.wake[i].is_none() && c.lapse < u64::MAX {
+                self.wake[i] = Some(c.lapse);
+                out.wakes.push((c.lapse, i));
+            }
+        }
+        self.set(i, fresh.map(|c| c.mask));
+    }
+}
+
+/// A writable node's votes, by the wire.
+#[derive(Debug, Clone, Copy)]
+struct Contacts {
+    /// The voters whose vote it holds, its own included.
+    mask: u64,
+    /// Real time at which the first of the other votes lapses (`u64::MAX`: none).
+    lapse: u64,
 }
 
 /// Why writable node `i` with contact set `mask` breaks the rule under its definition
@@ -74,7 +110,7 @@ impl Intersection {
 fn short_of_quorum(quorum: &Quorum, i: usize, mask: u64) -> Option<String> {
     (!quorum.is_quorum(mask)).then(|| {
         format!(
-            "n{} is writable but holds the votes of {} only: not a quorum of its definition",
+            "n{} is writable but the acks delivered to it hold the votes of {} only: not a quorum of its definition",
             i + 1,
             show(mask)
         )
@@ -94,26 +130,27 @@ fn disjoint((i, a): (usize, u64), (j, b): (usize, u64)) -> Option<String> {
     })
 }
 
-/// The contact set of node `i` if it is writable now.
-fn contact_set(w: &World, i: usize) -> Option<u64> {
+/// The contact set of node `i` if it is writable now, from the acks the wire delivered.
+fn contact_set(w: &World, i: usize) -> Option<Contacts> {
     let host = &w.hosts[i];
     if !host.can_write_at(w.now) {
         return None;
     }
-    let life = host.life.as_ref()?;
     let now = host.local(w.now);
+    let lease = Duration::from_nanos(w.model.timing(w.preset_of(i)).lease);
     let q = w.quorum_of(i);
-    let mut mask = q.bit(i);
-    let mut others = q.voters() & !mask;
+    let mut c = Contacts { mask: q.bit(i), lapse: u64::MAX };
+    let mut others = q.voters() & !c.mask;
     // One round per voter: at most 64.
     while others != 0 {
-        let v = others.trailing_zeros() as u64;
+        let v = others.trailing_zeros() as usize;
         others &= others - 1;
-        if life.node.lease_until(NodeId(v + 1)).is_some_and(|u| u > now) {
-            mask |= 1 << v;
+        if let Some(send) = w.acks.vote(i, v, now, lease) {
+            c.mask |= 1 << v;
+            c.lapse = c.lapse.min(host.clock.real_at(send.local + lease));
         }
     }
-    Some(mask)
+    Some(c)
 }
 
 /// `{n1,n3}` for mask 0b101.
@@ -135,24 +172,21 @@ impl Invariant for Intersection {
         _events: &[QuorumEvent],
         out: &mut Out,
     ) {
-        let fresh = contact_set(w, node);
-        self.set(node, None);
-        if let Some(m) = fresh {
-            self.check(w, node, m, out);
-        }
-        self.set(node, fresh);
+        self.refresh(w, node, out);
     }
 
     fn after_fault(&mut self, w: &World, out: &mut Out) {
         self.sweep(w, out);
     }
 
+    fn on_wake(&mut self, w: &World, node: usize, out: &mut Out) {
+        self.wake[node] = None;
+        self.refresh(w, node, out);
+    }
+
     fn sweep(&mut self, w: &World, out: &mut Out) {
         for i in 0..self.mask.len() {
-            let fresh = contact_set(w, i);
-            if let Some(e) = fresh.and_then(|m| short_of_quorum(w.quorum_of(i), i, m)) {
-                out.violate(NAME, w.now, e);
-            }
+            let fresh = contact_set(w, i).map(|c| c.mask);
             self.set(i, fresh);
         }
         let masks: Vec<(usize, u64)> =
@@ -160,6 +194,13 @@ impl Invariant for Intersection {
         for (k, &(i, m)) in masks.iter().enumerate() {
             for &other in &masks[k + 1..] {
                 if let Some(e) = disjoint((i, m), other) {
+                    out.violate(NAME, w.now, e);
+                }
+            }
+        }
+        for (&m, nodes) in &self.by_mask {
+            for &i in nodes {
+                if let Some(e) = short_of_quorum(w.quorum_of(i), i, m) {
                     out.violate(NAME, w.now, e);
                 }
             }
@@ -177,7 +218,7 @@ mod tests {
         let q = model.quorum(0);
         assert_eq!(short_of_quorum(q, 0, 0b00111), None);
         let minority = short_of_quorum(q, 0, 0b00011).unwrap_or_default();
-        assert!(minority.contains("{n1,n2} only"), "{minority}");
+        assert!(minority.contains("votes of {n1,n2} only"), "{minority}");
         // Two quorums of the bridge scenario share the bridge voter: fine.
         assert_eq!(disjoint((0, 0b00111), (4, 0b11100)), None);
         let split = disjoint((0, 0b00011), (4, 0b11100)).unwrap_or_default();

@@ -4,11 +4,14 @@
 //! |---|---|
 //! | [`lease_safety`] | (a) whenever B considers A down, A does not hold B's vote at that real instant (A's lease, whatever B's own) |
 //! | [`fence_bound`] | (b) a node cut off from every quorum of its definition at `c` is not writable from `c + lease (1 + rho)`, its own lease |
-//! | [`intersection`] | (c) a writable node holds a quorum of leases under its own definition, and no two writable nodes' held voter sets are disjoint |
+//! | [`intersection`] | (c) a writable node holds a quorum of votes under its own definition, and no two writable nodes' voter sets are disjoint; the sets are rebuilt from the acks the wire delivered ([`crate::acks`]), not read from the cores |
 //! | [`no_false_fence`] | (d) a node connected to a quorum within the loss bound, once writable, is never fenced (one definition only) |
-//! | [`heal`] | (e) a node that can reach a quorum again is writable within the heal bound (one definition only) |
+//! | [`heal`] | (e) a node that can reach a quorum again is writable at the heal bound, also one that was writable at that moment and lost its votes during the warm-up (one definition only) |
 //! | [`epoch_monotonic`] | (f) epochs only grow per node id, across restarts too |
-//! | [`fenced_sound`] | (g) when a node announces `PeerFenced { peer }`, the peer cannot write at that instant |
+//! | [`fenced_sound`] | (g) when a node announces `PeerFenced { peer }`, the peer cannot write at that instant; a peer writable again before a quorum heard it since is counted (not yet enforced) |
+//!
+//! Each checker is shown firing first, by name, on a bug planted in one node and aimed at
+//! it (`tests/planted_bugs.rs`, [`crate::Bug`]).
 //!
 //! Nodes may run different presets and quorum definitions ([`crate::setup`]). The safety
 //! invariants (a, b, c, f, g) are stated per node under its own configuration and hold
@@ -64,6 +67,9 @@ pub enum Measure {
     Rejoin(u64),
     /// A node connected to a quorum (whatever the loss) lost quorum after being writable.
     LossFence,
+    /// A peer announced fenced became writable again before a quorum heard it after the
+    /// announcement (the second half of G7, counted, not enforced).
+    EarlyRejoin,
 }
 
 /// What a checker hands back: violations, wake-ups it wants, figures.
@@ -134,6 +140,6 @@ pub fn all(nodes: usize) -> Vec<Box<dyn Invariant>> {
         Box::new(no_false_fence::NoFalseFence::new(nodes)),
         Box::new(heal::Heal::new(nodes)),
         Box::new(epoch_monotonic::EpochMonotonic::new(nodes)),
-        Box::new(fenced_sound::FencedSound::new()),
+        Box::new(fenced_sound::FencedSound::new(nodes)),
     ]
 }
