@@ -442,6 +442,18 @@ mod tests {
     }
 
     #[test]
+    fn a_floor_raised_after_the_last_heartbeat_still_holds() -> Result<(), DetectorConfigError> {
+        let mut d = Detector::new(trigger_happy(), ms(START_MS), [A])?;
+        let mut events = drive(&mut d, ms(START_MS), ms(11_000), &beats(A, 10_000, 11_000, 100, 0));
+        // The peer is reachable and silent from 10.9 s; its terms arrive with its last beat.
+        assert!(d.raise_floor(A, Duration::from_secs(2)));
+        events.extend(drive(&mut d, ms(11_000), ms(15_000), &[]));
+        let down = events.iter().find(|e| e.to == PeerState::Unreachable).map(|e| e.at);
+        assert_eq!(down, Some(ms(10_900 + 2_000)));
+        Ok(())
+    }
+
+    #[test]
     fn a_raised_floor_holds_a_peer_up_for_its_own_lease() -> Result<(), DetectorConfigError> {
         let mut d = Detector::new(trigger_happy(), ms(START_MS), [A, B])?;
         // A's lease needs 2.6 s of silence before A may be called down; B keeps the 1 s floor.
