@@ -113,6 +113,10 @@ pub(crate) struct Shared {
     pub(crate) persist_failed_at: Mutex<Option<std::time::Instant>>,
 }
 
+/// How many times a graceful shutdown sends its leave datagrams, and how far apart.
+const LEAVE_SENDS: usize = 2;
+const LEAVE_SPACING: Duration = Duration::from_millis(25);
+
 /// A failing data directory is reported at most this often (the write is retried on every
 /// loop; until it succeeds the core makes no promise the record does not cover).
 const PERSIST_WARN_EVERY: Duration = Duration::from_secs(10);
@@ -316,17 +320,26 @@ impl Node {
     }
 
     async fn stop_all(&mut self) {
-        {
+        let leaves: Vec<(NodeId, Bytes)> = {
             // Fence first, then tell the peers (the core queues the leaves behind the fence).
             let now = self.shared.clock.now();
             let mut core = self.shared.core.lock();
             core.shutdown(now);
-            while let Some(t) = core.poll_transmit() {
-                let _ = self.shared.transport.send_datagram(t.to, Bytes::from(t.payload));
+            std::iter::from_fn(|| core.poll_transmit()).map(|t| (t.to, Bytes::from(t.payload))).collect()
+        };
+        // Datagrams may be lost, and on a busy machine the endpoint may not get to send them
+        // before the connections close: send the leaves twice, a moment apart (a repeated
+        // leave is ignored), and give them a moment more. A leave that is lost anyway only
+        // makes peers wait for their down floor, as after a crash.
+        for round in 0..LEAVE_SENDS {
+            if round > 0 {
+                tokio::time::sleep(LEAVE_SPACING).await;
+            }
+            for (to, payload) in &leaves {
+                let _ = self.shared.transport.send_datagram(*to, payload.clone());
             }
         }
-        // Give the leave datagrams a moment to leave the socket before connections close.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(LEAVE_SPACING).await;
         let _ = self.stop.send(true);
         for task in [self.driver.take(), self.admin.take()].into_iter().flatten() {
             let _ = task.await;
