@@ -454,6 +454,26 @@ mod tests {
     }
 
     #[test]
+    fn phi_shifts_by_the_acceptable_pause() -> Result<(), DetectorConfigError> {
+        let pause = Duration::from_millis(500);
+        let mut plain = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut paused = Detector::new(
+            DetectorConfig { acceptable_pause: pause, ..DetectorConfig::default() },
+            ms(START_MS),
+            [A],
+        )?;
+        let beats = beats(A, 10_000, 12_000, 100, 5);
+        drive(&mut plain, ms(START_MS), ms(12_000), &beats);
+        drive(&mut paused, ms(START_MS), ms(12_000), &beats);
+        let last = plain.last_heard(A).unwrap_or(Instant::MAX);
+        let at = |d: u64| last + Duration::from_millis(d);
+        let (p, q) = (plain.phi(A, at(250)).unwrap_or(0.0), paused.phi(A, at(750)).unwrap_or(0.0));
+        assert!((p - q).abs() < 1e-9, "phi {p} at 250 ms plain, {q} at 750 ms with a 500 ms pause");
+        assert!(paused.phi(A, at(250)).unwrap_or(f64::MAX) < p);
+        Ok(())
+    }
+
+    #[test]
     fn a_raised_floor_holds_a_peer_up_for_its_own_lease() -> Result<(), DetectorConfigError> {
         let mut d = Detector::new(trigger_happy(), ms(START_MS), [A, B])?;
         // A's lease needs 2.6 s of silence before A may be called down; B keeps the 1 s floor.
