@@ -338,3 +338,38 @@ fn a_restart_during_a_rollout_remembers_which_definitions_are_in_use() {
         }
     }
 }
+
+/// A fence-check yes is a promise: node 2 answers yes about node 3, then the cut heals but
+/// node 2's answer never reaches the asker. Node 2 must send node 3 no ack until the asker
+/// releases the hold (when its check gives up, 300 ms after it asked) or the hold ends
+/// (400 ms), whichever is first; and the release must end the hold early.
+#[test]
+fn a_yes_withholds_acks_until_the_asker_releases_it() {
+    let mut w = World::new(vec![config(3, 1), config(3, 2), config(3, 3)]);
+    w.run_until(2_000 * MS);
+    w.isolate(2);
+    let yes_given = |w: &World| w.hosts[1].node.gossip_counters().map_or(0, |c| c.fence_yes_given);
+    let before = yes_given(&w);
+    let start = w.now;
+    while yes_given(&w) == before && w.now < start + 3_000 * MS {
+        w.run_until(w.now + MS);
+    }
+    assert!(yes_given(&w) > before, "node 2 never answered a fence check");
+    let yes_at = w.now;
+    // Node 3 is heard again; node 2's answer (and anything else to node 1) is lost.
+    w.cut.clear();
+    w.cut.insert((1, 0));
+    w.run_until(yes_at + 1_000 * MS);
+    let first_ack = w.hosts[1]
+        .sent
+        .iter()
+        .filter(|(t, to, _)| *t > yes_at && *to == NodeId(3))
+        .find(|(_, _, m)| matches!(m, Message::Heartbeat(hb) if hb.ack.is_some()))
+        .map_or(u64::MAX, |(t, _, _)| *t);
+    let after = first_ack.saturating_sub(yes_at) / MS;
+    assert!(after >= 250, "node 2 acked node 3 {after} ms after its yes: the hold was not kept");
+    assert!(
+        after < 390,
+        "node 2 acked node 3 only {after} ms after its yes: the release did not end the hold"
+    );
+}
