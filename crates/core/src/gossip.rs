@@ -516,3 +516,192 @@ fn view_of(state: PeerState) -> View {
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quorate_detector::DetectorConfig;
+    use quorate_gate::{Clock, GateConfig, TieBreaker};
+    use quorate_heartbeat::decode_stream;
+    use rand::SeedableRng;
+
+    const MS: u64 = 1_000_000;
+    const X: NodeId = NodeId(5);
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * MS)
+    }
+
+    /// Node 1 of five voters; node 5 (`X`) is heard (`down` false) or down since 0.
+    struct Fixture {
+        gossip: Gossiper,
+        detector: Detector,
+        votes: VoteTable,
+        gate: Gate,
+        rng: ChaCha8Rng,
+        transmits: VecDeque<Transmit>,
+        links: BTreeMap<NodeId, Link>,
+    }
+
+    fn fixture(down: bool) -> Fixture {
+        let votes = VoteTable::new((1..=5).map(|i| (NodeId(i), 1)), TieBreaker::LowestId);
+        let votes = votes.unwrap_or_else(|e| panic!("{e}"));
+        let peers = [NodeId(2), NodeId(3), NodeId(4), X];
+        let mut detector =
+            Detector::new(DetectorConfig::default(), at(0), peers).unwrap_or_else(|e| panic!("{e}"));
+        // Ticks and heartbeats every 100 ms (a detector not ticked for longer sees its own
+        // stall and gives every peer a fresh grace period); X goes silent at once if `down`.
+        for t in (0..=10_000).step_by(100) {
+            for p in peers {
+                if p != X || !down || t == 0 {
+                    detector.handle_heartbeat(at(t), p);
+                }
+            }
+            detector.handle_timeout(at(t));
+        }
+        assert_eq!(detector.state(X), Some(if down { PeerState::Unreachable } else { PeerState::Reachable }));
+        let (clock, _hand) = Clock::manual(at(10_000));
+        let made = Gate::new(
+            GateConfig::default(),
+            &DetectorConfig::default(),
+            votes.clone(),
+            NodeId(1),
+            Incarnation(1),
+            clock,
+            at(10_000),
+        );
+        let (gate, _) = made.unwrap_or_else(|e| panic!("{e}"));
+        let gossip = Gossiper::new(
+            GossipConfig::default(),
+            0.01,
+            ClusterId(1),
+            NodeId(1),
+            Incarnation(1),
+            &votes,
+            at(0),
+        );
+        Fixture {
+            gossip,
+            detector,
+            votes,
+            gate,
+            rng: ChaCha8Rng::seed_from_u64(1),
+            transmits: VecDeque::new(),
+            links: BTreeMap::new(),
+        }
+    }
+
+    impl Fixture {
+        fn query(&mut self, may_promise: bool) -> Option<FenceAnswer> {
+            let q = FenceQuery { from: NodeId(2), incarnation: Incarnation(1), check: 7, peer: X };
+            let bytes = self.gossip.on_fence_query(at(10_000), NodeId(2), &q, &self.detector, may_promise)?;
+            match decode_stream(&bytes, ClusterId(1)) {
+                Ok(Message::FenceAnswer(a)) => Some(a),
+                _ => None,
+            }
+        }
+
+        /// Starts a check on X at `t` (this node's own yes included), asking 2, 3 and 4.
+        fn start(&mut self, t: u64) -> u64 {
+            let mut ctx = Ctx {
+                detector: &self.detector,
+                votes: &self.votes,
+                gate: &mut self.gate,
+                rng: &mut self.rng,
+                transmits: &mut self.transmits,
+                links: &self.links,
+            };
+            let accusers = vec![NodeId(1), NodeId(2), NodeId(3), NodeId(4)];
+            self.gossip.start_check(at(t), X, accusers, &mut ctx);
+            self.gossip.checks.get(&X).map_or(0, |c| c.id)
+        }
+
+        fn answer(&mut self, t: u64, from: u64, check: u64, yes: bool, hold_ms: u64) {
+            let a = FenceAnswer {
+                from: NodeId(from),
+                incarnation: Incarnation(1),
+                check,
+                peer: X,
+                down_for_us: yes.then_some(1_000_000),
+                hold_us: hold_ms * 1_000,
+            };
+            let mut ctx = Ctx {
+                detector: &self.detector,
+                votes: &self.votes,
+                gate: &mut self.gate,
+                rng: &mut self.rng,
+                transmits: &mut self.transmits,
+                links: &self.links,
+            };
+            self.gossip.on_fence_answer(at(t), NodeId(from), &a, &mut ctx);
+        }
+
+        fn fenced(&mut self) -> bool {
+            std::iter::from_fn(|| self.gate.poll_event()).any(|e| matches!(e, QuorumEvent::PeerFenced { .. }))
+        }
+    }
+
+    #[test]
+    fn a_node_that_hears_the_peer_or_cannot_record_its_hold_answers_no() {
+        let mut f = fixture(false);
+        assert_eq!(f.query(true).map(|a| (a.down_for_us, a.hold_us)), Some((None, 0)));
+        let mut f = fixture(true);
+        assert_eq!(f.query(false).map(|a| (a.down_for_us, a.hold_us)), Some((None, 0)));
+        assert_eq!(f.gossip.counters().fence_no_given, 1);
+        let yes = f.query(true);
+        assert!(yes.is_some_and(|a| a.down_for_us.is_some() && a.hold_us == 400_000), "{yes:?}");
+        assert!(f.gossip.withholds_ack(X, at(10_399)) && !f.gossip.withholds_ack(X, at(10_400)));
+        assert_eq!(f.gossip.counters().fence_yes_given, 1);
+    }
+
+    #[test]
+    fn the_asker_withholds_its_own_acks_from_the_start_of_its_check() {
+        let mut f = fixture(true);
+        let first = f.start(10_000);
+        assert!(f.gossip.withholds_ack(X, at(10_000)));
+        assert_eq!(f.gossip.counters().fence_checks, 1);
+        f.gossip.finish(X, &mut f.transmits);
+        let second = f.start(10_010);
+        assert_ne!(first, second, "every check gets its own id");
+    }
+
+    #[test]
+    fn answers_that_match_no_check_or_no_real_yes_do_not_count() {
+        let mut f = fixture(true);
+        f.answer(10_000, 2, 1, true, 400);
+        assert_eq!(f.gossip.counters().fence_answers_ignored, 1, "no check in flight");
+        let id = f.start(10_000);
+        f.answer(10_001, 2, id + 1, true, 400);
+        assert_eq!(f.gossip.counters().fence_answers_ignored, 2, "another check's id");
+        // A "no" that claims a hold, and a yes without one, are not yes-votes.
+        f.answer(10_002, 2, id, false, 400);
+        f.answer(10_003, 3, id, true, 0);
+        assert_eq!(f.gossip.checks.get(&X).map(|c| c.yes.len()), Some(1), "only this node's own yes");
+        f.answer(10_004, 3, id, true, 400);
+        assert_eq!(f.gossip.counters().fence_answers_ignored, 3, "a second answer from the same node");
+        assert!(!f.fenced());
+    }
+
+    #[test]
+    fn a_yes_whose_hold_cannot_cover_the_check_so_far_does_not_conclude_it() {
+        // Yes-sayers 1 (itself), 2 and a third: a quorum of five. The third's hold is
+        // 100 ms; at 1% drift it covers 99 ms of its clock, which covers 98.0 ms of the
+        // asker's: an answer 97 ms into the check concludes it, one 99 ms in does not, and
+        // the check is abandoned at once although node 4 has not answered.
+        let mut f = fixture(true);
+        let id = f.start(10_000);
+        f.answer(10_001, 2, id, true, 400);
+        f.answer(10_097, 3, id, true, 100);
+        assert!(f.fenced(), "97 ms in, the 100 ms hold still covers the check");
+        assert_eq!(f.gossip.counters().fence_confirmed, 1);
+
+        let mut f = fixture(true);
+        let id = f.start(10_000);
+        f.answer(10_001, 2, id, true, 400);
+        f.answer(10_099, 3, id, true, 100);
+        assert!(!f.fenced(), "99 ms in, a 100 ms hold no longer covers the check");
+        assert!(f.gossip.checks.is_empty(), "abandoned at once");
+        assert_eq!(f.gossip.counters().fence_abandoned, 1);
+        assert!(!f.gossip.withholds_ack(X, at(10_099)), "its own hold is released with it");
+    }
+}
