@@ -216,6 +216,11 @@ mod tests {
         assert_eq!(required_floor(&terms(900, u32::MAX), 0.01), None);
         assert_eq!(required_floor(&Terms { lease_us: u32::MAX, ..terms(0, 0) }, 0.01), None);
         assert_eq!(required_floor(&terms(0, 0), 0.0), Some(Duration::ZERO));
+        // Exactly an hour is still honoured; a microsecond more is not.
+        let hour = Terms { lease_us: 3_600_000_000, ..terms(0, 0) };
+        assert_eq!(required_floor(&hour, 0.0), Some(FLOOR_MAX));
+        let more = Terms { lease_us: 3_600_000_001, ..terms(0, 0) };
+        assert_eq!(required_floor(&more, 0.0), None);
     }
 
     #[test]
@@ -233,6 +238,21 @@ mod tests {
         assert_eq!(ledger.poll_persist(at(4_001)), Some(own), "asked until confirmed");
         ledger.persisted(own);
         assert_eq!(ledger.poll_persist(at(4_002)), None);
+    }
+
+    #[test]
+    fn a_fence_hold_is_not_promised_before_the_record_covers_it() {
+        let prior = Promises { ack_hold: Duration::from_millis(300), floor: Duration::ZERO };
+        let mut ledger = Ledger::new(Memory::Durable { prior }, Duration::from_millis(400), at(0));
+        assert!(!ledger.covers_hold(), "the record holds 300 ms, this life promises 400 ms");
+        let want = ledger.poll_persist(at(1));
+        assert_eq!(want.map(|p| p.ack_hold), Some(Duration::from_millis(400)));
+        if let Some(p) = want {
+            ledger.persisted(p);
+        }
+        assert!(ledger.covers_hold());
+        let same = Ledger::new(Memory::Durable { prior }, Duration::from_millis(300), at(0));
+        assert!(same.covers_hold(), "a record equal to the hold covers it");
     }
 
     #[test]
