@@ -72,13 +72,11 @@ pub enum Delivery {
 }
 
 /// What a peer's heartbeats say of its terms, as this node honours them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct PeerTerms {
     /// The floor this node keeps for the peer; `None` when its terms cannot be honoured
     /// (it is never acked).
     floor: Option<Duration>,
-    /// The peer's definition digest, when it differs from this node's.
-    foreign: Option<DefinitionDigest>,
     /// When this node last asked the peer for its definition.
     asked_definition: Option<Instant>,
 }
@@ -101,9 +99,11 @@ pub struct Node {
     /// The definition digest each peer was last heard running (in this life or, through
     /// [`Node::remember_definitions`], an earlier one).
     peer_definitions: BTreeMap<NodeId, DefinitionDigest>,
-    /// What the data directory holds of `peer_definitions` (see
-    /// [`Node::poll_persist_definitions`]).
-    definitions_written: PeerDefinitions,
+    /// Bumped whenever `peer_definitions` or a definition it names changes, so that
+    /// [`Node::poll_persist_definitions`] builds a record only when there is news.
+    definitions_version: u64,
+    /// The version the data directory holds (see [`Node::handle_definitions_persisted`]).
+    definitions_written: Option<u64>,
     ledger: Ledger,
     detector: Detector,
     gate: Gate,
@@ -192,7 +192,9 @@ impl Node {
             peer_terms: BTreeMap::new(),
             definitions: BTreeMap::new(),
             peer_definitions: BTreeMap::new(),
-            definitions_written: PeerDefinitions::default(),
+            definitions_version: 0,
+            // Nothing known yet, and nothing to write until something is.
+            definitions_written: Some(0),
             ledger,
             detector,
             gate,
@@ -385,7 +387,7 @@ impl Node {
             return false;
         }
         match self.peer_terms.get(&peer) {
-            Some(t) => t.foreign.is_none() && t.floor.is_some_and(|f| self.ledger.covers_floor(f)),
+            Some(t) => self.foreign(peer).is_none() && t.floor.is_some_and(|f| self.ledger.covers_floor(f)),
             // Never heard: there is nothing to ack yet.
             None => false,
         }
@@ -429,7 +431,7 @@ impl Node {
             if !self.links.contains_key(&peer) {
                 continue;
             }
-            self.peer_definitions.insert(peer, digest);
+            self.set_peer_definition(peer, digest);
             if digest == own {
                 continue;
             }
@@ -437,15 +439,12 @@ impl Node {
             if let Some(t) = &table {
                 self.definitions.insert(digest, t.clone());
             }
-            let entry = self.peer_terms.entry(peer).or_insert(PeerTerms {
-                floor: None,
-                foreign: None,
-                asked_definition: None,
-            });
-            entry.foreign = Some(digest);
             self.gate.on_peer_definition(now, peer, Some((digest, table)));
         }
-        self.definitions_written = remembered.clone();
+        // What the directory holds is what was read, unless entries were left out above.
+        if self.peer_definitions_now() == *remembered {
+            self.definitions_written = Some(self.definitions_version);
+        }
         self.gate.flush_status(now);
     }
 
@@ -455,13 +454,28 @@ impl Node {
     /// [`Node::handle_definitions_persisted`]. Nothing waits for this write: it only
     /// protects later lives.
     pub fn poll_persist_definitions(&self) -> Option<PeerDefinitions> {
-        let current = self.peer_definitions_now();
-        (current != self.definitions_written).then_some(current)
+        (self.definitions_written != Some(self.definitions_version)).then(|| self.peer_definitions_now())
     }
 
     /// The driver wrote `definitions` (from [`Node::poll_persist_definitions`]) durably.
+    /// A record that is no longer current (something changed since it was asked for) is
+    /// asked for again.
     pub fn handle_definitions_persisted(&mut self, definitions: PeerDefinitions) {
-        self.definitions_written = definitions;
+        if self.peer_definitions_now() == definitions {
+            self.definitions_written = Some(self.definitions_version);
+        }
+    }
+
+    /// The definition `peer` was last heard running, when it is not this node's.
+    fn foreign(&self, peer: NodeId) -> Option<DefinitionDigest> {
+        self.peer_definitions.get(&peer).copied().filter(|d| *d != self.terms.definition)
+    }
+
+    /// Records that `peer` runs `digest`.
+    fn set_peer_definition(&mut self, peer: NodeId, digest: DefinitionDigest) {
+        if self.peer_definitions.insert(peer, digest) != Some(digest) {
+            self.definitions_version += 1;
+        }
     }
 
     fn peer_definitions_now(&self) -> PeerDefinitions {
@@ -689,11 +703,7 @@ impl Node {
     /// floor for the peer to what its lease needs, and notices a definition other than
     /// this node's. Returns whether the peer runs another definition.
     fn on_terms(&mut self, now: Instant, from: NodeId, terms: &Terms) -> bool {
-        let mut entry = self.peer_terms.get(&from).copied().unwrap_or(PeerTerms {
-            floor: None,
-            foreign: None,
-            asked_definition: None,
-        });
+        let mut entry = self.peer_terms.get(&from).copied().unwrap_or_default();
         match required_floor(terms, self.drift) {
             Some(f) => {
                 // Floors only grow within this life: an ack given under an older, longer
@@ -707,11 +717,11 @@ impl Node {
                 self.counters.terms_refused += 1;
             }
         }
-        self.peer_definitions.insert(from, terms.definition);
-        let theirs = (terms.definition != self.terms.definition).then_some(terms.definition);
-        let changed = entry.foreign != theirs;
+        let before = self.foreign(from);
+        self.set_peer_definition(from, terms.definition);
+        let theirs = self.foreign(from);
+        let changed = before != theirs;
         if changed {
-            entry.foreign = theirs;
             entry.asked_definition = None;
         }
         let ask = theirs.is_some_and(|d| !self.definitions.contains_key(&d))
@@ -745,13 +755,15 @@ impl Node {
         let digest = table.digest(self.cluster);
         // Only the definition the peer's heartbeats announce counts: a stale or
         // inconsistent one is ignored.
-        if self.peer_terms.get(&from).and_then(|t| t.foreign) != Some(digest) {
+        if self.foreign(from) != Some(digest) {
             return;
         }
-        self.definitions.insert(digest, table);
+        if self.definitions.insert(digest, table).is_none() {
+            self.definitions_version += 1;
+        }
         // Every peer known to run it (the sender first among them) gets it.
         let runners: Vec<NodeId> =
-            self.peer_terms.iter().filter(|(_, t)| t.foreign == Some(digest)).map(|(p, _)| *p).collect();
+            self.peer_definitions.iter().filter(|(_, d)| **d == digest).map(|(p, _)| *p).collect();
         for peer in runners {
             let table = self.definitions.get(&digest).cloned();
             self.gate.on_peer_definition(now, peer, Some((digest, table)));
