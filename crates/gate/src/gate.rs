@@ -367,13 +367,13 @@ impl Gate {
         let deadline = if exhausted {
             Instant::ZERO
         } else if self.waiting_for.is_empty() {
-            let leases: Vec<(NodeId, Instant)> =
-                self.peers.iter().filter_map(|(id, p)| p.lease_until.map(|u| (*id, u))).collect();
-            let own = self.votes.quorum_deadline(now, self.me, leases.iter().copied());
+            // Evaluated on every ack: the leases are read in place, not collected.
+            let leases = || self.peers.iter().filter_map(|(id, p)| p.lease_until.map(|u| (*id, u)));
+            let own = self.votes.quorum_deadline(now, self.me, leases());
             // Under every other definition in use, the same votes must be a quorum too; a
             // definition not yet received is never satisfied.
             self.foreign.values().fold(own, |deadline, (_, table)| match table {
-                Some(table) => deadline.min(table.quorum_deadline(now, self.me, leases.iter().copied())),
+                Some(table) => deadline.min(table.quorum_deadline(now, self.me, leases())),
                 None => Instant::ZERO,
             })
         } else {
