@@ -601,9 +601,9 @@ mod tests {
             }
         }
 
-        /// Starts a check on X at `t` (this node's own yes included), asking 2, 3 and 4.
-        fn start(&mut self, t: u64) -> u64 {
-            let mut ctx = Ctx {
+        /// The gossiper and the context it is driven with, borrowed apart.
+        fn parts(&mut self) -> (&mut Gossiper, Ctx<'_>) {
+            let ctx = Ctx {
                 detector: &self.detector,
                 votes: &self.votes,
                 gate: &mut self.gate,
@@ -611,8 +611,14 @@ mod tests {
                 transmits: &mut self.transmits,
                 links: &self.links,
             };
+            (&mut self.gossip, ctx)
+        }
+
+        /// Starts a check on X at `t` (this node's own yes included), asking 2, 3 and 4.
+        fn start(&mut self, t: u64) -> u64 {
             let accusers = vec![NodeId(1), NodeId(2), NodeId(3), NodeId(4)];
-            self.gossip.start_check(at(t), X, accusers, &mut ctx);
+            let (gossip, mut ctx) = self.parts();
+            gossip.start_check(at(t), X, accusers, &mut ctx);
             self.gossip.checks.get(&X).map_or(0, |c| c.id)
         }
 
@@ -625,15 +631,8 @@ mod tests {
                 down_for_us: yes.then_some(1_000_000),
                 hold_us: hold_ms * 1_000,
             };
-            let mut ctx = Ctx {
-                detector: &self.detector,
-                votes: &self.votes,
-                gate: &mut self.gate,
-                rng: &mut self.rng,
-                transmits: &mut self.transmits,
-                links: &self.links,
-            };
-            self.gossip.on_fence_answer(at(t), NodeId(from), &a, &mut ctx);
+            let (gossip, mut ctx) = self.parts();
+            gossip.on_fence_answer(at(t), NodeId(from), &a, &mut ctx);
         }
 
         fn fenced(&mut self) -> bool {

@@ -290,6 +290,25 @@ async fn graceful_shutdown_fences_first_and_peers_let_the_node_go_at_once() -> T
     Ok(())
 }
 
+/// Starts node `index` of `configs` as a [`Solo`] and the others as ordinary nodes, and
+/// waits until all are writable.
+async fn start_with_solo(
+    configs: &mut Vec<Config>,
+    sockets: &mut Vec<UdpSocket>,
+    index: usize,
+) -> Result<(Solo, Vec<Node>), Box<dyn std::error::Error>> {
+    let solo = Solo::start(configs.remove(index), sockets.remove(index))?;
+    let mut nodes = Vec::new();
+    for (config, socket) in configs.drain(..).zip(sockets.drain(..)) {
+        nodes.push(Node::start_on(config, socket).await?);
+    }
+    let gates: Vec<QuorumGate> = nodes.iter().map(Node::gate).chain([solo.gate.clone()]).collect();
+    wait_until(Duration::from_secs(3), || gates.iter().all(QuorumGate::can_write))
+        .await
+        .ok_or("no quorum")?;
+    Ok((solo, nodes))
+}
+
 /// Longest a [`Solo`] node stays frozen if the test never thaws it.
 const FREEZE_MAX: Duration = Duration::from_secs(10);
 
@@ -399,15 +418,9 @@ fn drain(events: &mut quorate::EventStream) -> Vec<QuorumEvent> {
 async fn paused_node_wakes_fenced_by_its_clock_rejoins_with_a_higher_epoch_and_convicts_nobody() -> TestResult
 {
     let (_dirs, mut configs, mut sockets) = configs(3)?;
-    let paused = Solo::start(configs.remove(2), sockets.remove(2))?;
-    let mut nodes = Vec::new();
-    for (config, socket) in configs.into_iter().zip(sockets) {
-        nodes.push(Node::start_on(config, socket).await?);
-    }
+    let (paused, nodes) = start_with_solo(&mut configs, &mut sockets, 2).await?;
     let others: Vec<QuorumGate> = nodes.iter().map(Node::gate).collect();
     let gate = paused.gate.clone();
-    let all = || others.iter().all(QuorumGate::can_write) && gate.can_write();
-    wait_until(Duration::from_secs(3), all).await.ok_or("no quorum")?;
     let epoch_before = gate.epoch();
     let mut own_events = gate.subscribe();
     let mut peer_events = others[0].subscribe();
@@ -455,18 +468,12 @@ async fn paused_node_wakes_fenced_by_its_clock_rejoins_with_a_higher_epoch_and_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_node_restarts_fenced_on_its_address_and_rejoins_with_a_higher_epoch() -> TestResult {
-    let (_dirs, configs, mut sockets) = configs(3)?;
+    let (_dirs, mut configs, mut sockets) = configs(3)?;
     let config = configs[1].clone();
     let addr = sockets[1].local_addr()?;
-    let crashing = Solo::start(config.clone(), sockets.remove(1))?;
-    let mut nodes = Vec::new();
-    for (config, socket) in [configs[0].clone(), configs[2].clone()].into_iter().zip(sockets) {
-        nodes.push(Node::start_on(config, socket).await?);
-    }
+    let (crashing, nodes) = start_with_solo(&mut configs, &mut sockets, 1).await?;
     let others: Vec<QuorumGate> = nodes.iter().map(Node::gate).collect();
     let old = crashing.gate.clone();
-    let all = || others.iter().all(QuorumGate::can_write) && old.can_write();
-    wait_until(Duration::from_secs(3), all).await.ok_or("no quorum")?;
     let epoch_before = old.epoch();
 
     crashing.end(Command::Crash).await?;
@@ -511,28 +518,18 @@ async fn crashed_node_restarts_fenced_on_its_address_and_rejoins_with_a_higher_e
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_node_takes_a_larger_incarnation_from_its_data_dir_and_rejoins_with_a_higher_epoch(
 ) -> TestResult {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let pki = generate_dev_pki("loopback", &ids)?;
-    let dirs = DataDirs::new("restart");
-    let sockets: Vec<UdpSocket> =
-        ids.iter().map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
-    let members: Vec<MemberAddr> = ids
-        .iter()
-        .zip(&sockets)
-        .map(|(id, s)| Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: 1 }))
-        .collect::<Result<_, std::io::Error>>()?;
-    let tls = |id: NodeId| pki.identity(id).map(|i| TlsSource::Identity(std::sync::Arc::new(i)));
+    let (dirs, configs, sockets) = configs(3)?;
+    let node3 = configs[2].clone();
+    let addr3 = sockets[2].local_addr()?;
     let mut nodes = Vec::new();
-    for (id, socket) in ids.iter().zip(sockets) {
-        nodes.push(Node::start_on(config(*id, &members, tls(*id)?, &dirs), socket).await?);
+    for (config, socket) in configs.into_iter().zip(sockets) {
+        nodes.push(Node::start_on(config, socket).await?);
     }
     let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
     wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
 
     // A second process (here: a second node) on node 3's data directory is refused.
-    let twin =
-        Node::start_on(config(NodeId(3), &members, tls(NodeId(3))?, &dirs), UdpSocket::bind("127.0.0.1:0")?)
-            .await;
+    let twin = Node::start_on(node3.clone(), UdpSocket::bind("127.0.0.1:0")?).await;
     match twin {
         Err(StartError::DataDir(DataDirError::Locked { holder, .. })) => {
             assert_eq!(holder, Some(std::process::id()))
@@ -544,16 +541,16 @@ async fn restarted_node_takes_a_larger_incarnation_from_its_data_dir_and_rejoins
     let leaving = nodes.remove(2);
     leaving.shutdown().await;
     // The old endpoint's socket closes when its last task ends, shortly after shutdown.
-    let mut socket = UdpSocket::bind(members[2].addr);
+    let mut socket = UdpSocket::bind(addr3);
     for _ in 0..300 {
         if socket.is_ok() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-        socket = UdpSocket::bind(members[2].addr);
+        socket = UdpSocket::bind(addr3);
     }
     let socket = socket?;
-    let again = Node::start_on(config(NodeId(3), &members, tls(NodeId(3))?, &dirs), socket).await?;
+    let again = Node::start_on(node3, socket).await?;
     let gate = again.gate();
     wait_until(Duration::from_secs(3), || gate.can_write()).await.ok_or("restarted node never writable")?;
     assert!(again.incarnation() > first_incarnation, "{} <= {first_incarnation}", again.incarnation());
