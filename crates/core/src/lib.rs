@@ -4,7 +4,8 @@
 //! (`quorate-detector`) and the quorum gate (`quorate-gate`) behind one state machine:
 //!
 //! * in: [`Node::handle_datagram`]`(now, from, bytes)`, [`Node::handle_timeout`]`(now)`;
-//! * out: [`Node::poll_transmit`], [`Node::poll_event`], [`Node::poll_timeout`];
+//! * out: [`Node::poll_transmit`], [`Node::poll_event`], [`Node::poll_status`],
+//!   [`Node::poll_timeout`]; the driver hands events and status to [`Node::publisher`];
 //! * and the [`quorate_gate::QuorumGate`] handles, which read the gate's atomics directly.
 //!
 //! It reads no clock and touches no socket: time is a parameter and randomness comes from
@@ -12,14 +13,17 @@
 
 mod config;
 mod counters;
-mod gossip;
+mod definitions;
 mod node;
 mod promises;
+mod status;
+mod transmit;
 
-pub use config::{
-    Config, ConfigError, GossipConfig, GossipConfigError, Member, GOSSIP_BYTES_MAX, GOSSIP_BYTES_MIN,
-};
+pub use config::{Config, ConfigError, Member};
 pub use counters::{Counters, DropCounters};
-pub use gossip::GossipCounters;
-pub use node::{Delivery, Node, Transmit, SENT_LOG_MAX, TRANSMIT_QUEUE_MAX};
+pub use node::{Node, SENT_LOG_MAX};
 pub use promises::{required_floor, Memory, PeerDefinitions, Promises, FLOOR_MAX};
+pub use quorate_gossip::{
+    FenceCounters, GossipConfig, GossipConfigError, GossipCounters, GOSSIP_BYTES_MAX, GOSSIP_BYTES_MIN,
+};
+pub use transmit::{Delivery, Transmit, TRANSMIT_QUEUE_MAX};

@@ -3,118 +3,90 @@
 //! ```text
 //!   handle_datagram(now, from, bytes)     handle_timeout(now)
 //!          │ decode, authenticate sender,        │ detector timeouts, lease deadline,
-//!          │ refuse stale/replayed               │ heartbeats due
+//!          │ refuse stale/replayed               │ heartbeats and gossip rounds due
 //!          ▼                                      ▼
 //!   Link (seq/ack) ──ack──► Gate (leases, epoch) ◄── Detector (phi, floors) ──► peer states
-//!          │                        │
-//!          ▼                        ▼
-//!   poll_transmit()          poll_event() + QuorumGate handles (atomics, watch, broadcast)
+//!          │ terms                  │                      │
+//!          ▼                        │                      ▼
+//!   Definitions (floors,            │              Gossiper (rows) ──Accused──► Fencer
+//!    peers' definitions)            ▼                                              │
+//!                          poll_transmit(), poll_event(), poll_status() ◄──────────┘
 //! ```
 //!
 //! `from` is the peer the transport authenticated (mutual TLS). A datagram whose sender
 //! field disagrees with it is dropped, so nothing unauthenticated reaches the detector or
 //! the gate. Every refusal is counted in [`Counters`].
+//!
+//! The parts never call each other: the node carries each output to the next input, in
+//! one direction, and every public call ends in [`Node::settle`], which collects what the
+//! parts decided into the node's own outputs.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use quorate_detector::{Detector, PartitionView, PeerState, RowTable};
-use quorate_gate::{Clock, Epoch, Gate, QuorumEvent, QuorumGate, VoteTable};
+use quorate_detector::{Detector, PeerState};
+use quorate_gate::{Clock, Gate, GateEvent, Publisher, QuorumEvent, QuorumGate, QuorumStatus, Why};
+use quorate_gossip::{Fencer, GossipEvent, Gossiper};
 use quorate_heartbeat::{
-    decode, decode_stream, encode, encode_stream, AckOutcome, ClusterId, Definition, DefinitionDigest,
-    Heartbeat, Incarnation, Instant, Leave, Link, Message, NodeId, Refused, Terms,
+    decode, decode_stream, encode, encode_stream, AckOutcome, ClusterId, Definition, Heartbeat, Incarnation,
+    Instant, Leave, Link, Message, NodeId, Refused, Terms, View, VoteTable,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Config, ConfigError};
 use crate::counters::Counters;
-use crate::gossip::{Ctx, GossipCounters, Gossiper};
+use crate::definitions::{Change, Definitions};
 use crate::promises::{required_floor, Ledger, Memory, PeerDefinitions, Promises};
-
-/// Datagrams waiting for the driver before the oldest is dropped. A heartbeat round queues
-/// one per peer; a driver that polls after every call never comes near this.
-pub const TRANSMIT_QUEUE_MAX: usize = 65_536;
+use crate::status::StatusClock;
+use crate::transmit::{Delivery, Outbox, Transmit};
 
 /// Upper bound on the per-link log of send times, whatever the lease and interval.
 pub const SENT_LOG_MAX: usize = 4096;
 
-/// How often a peer that runs an unknown definition is asked for it again.
-const DEFINITION_RETRY: Duration = Duration::from_secs(1);
+/// Events waiting for the driver before the oldest is dropped.
+const EVENT_QUEUE_MAX: usize = quorate_gate::EVENT_QUEUE_MAX;
 
 /// Heartbeats go out up to this fraction of an interval early, at random, so that nodes
 /// started together do not send in lockstep. Early, never late: every timing rule that
 /// assumes one heartbeat per interval stays true.
 const JITTER_FRACTION: f64 = 0.1;
 
-/// A message for the driver to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// The peer to send it to.
-    pub to: NodeId,
-    /// The encoded message.
-    pub payload: Vec<u8>,
-    /// How to send it.
-    pub delivery: Delivery,
-}
-
-/// How the driver sends a [`Transmit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// As an unreliable datagram; dropped rather than queued if it cannot go now.
-    Datagram,
-    /// As a request on a reliable stream with a short deadline: a direct poll of a
-    /// suspect peer, a gossip exchange or a fence query. The peer answers through
-    /// [`Node::handle_request`]; hand its reply to [`Node::handle_reply`]. No reply by the
-    /// deadline: do nothing.
-    Request,
-}
-
-/// What a peer's heartbeats say of its terms, as this node honours them.
-#[derive(Debug, Clone, Copy, Default)]
-struct PeerTerms {
-    /// The floor this node keeps for the peer; `None` when its terms cannot be honoured
-    /// (it is never acked).
-    floor: Option<Duration>,
-    /// When this node last asked the peer for its definition.
-    asked_definition: Option<Instant>,
+/// Gossip rounds and fence checks, when gossip is on.
+#[derive(Debug)]
+pub(crate) struct Gossip {
+    pub(crate) gossiper: Gossiper,
+    pub(crate) fencer: Fencer,
 }
 
 /// One node's protocol state machine.
 #[derive(Debug)]
 pub struct Node {
-    cluster: ClusterId,
-    me: NodeId,
-    incarnation: Incarnation,
+    pub(crate) cluster: ClusterId,
+    pub(crate) me: NodeId,
+    pub(crate) incarnation: Incarnation,
     interval: Duration,
     links: BTreeMap<NodeId, Link>,
     /// What this node's heartbeats say of its lease, drift and definition.
-    terms: Terms,
+    pub(crate) terms: Terms,
     drift: f64,
-    /// What each peer's heartbeats said of its terms.
-    peer_terms: BTreeMap<NodeId, PeerTerms>,
-    /// Definitions peers sent, by digest (at most one per peer is referenced).
-    definitions: BTreeMap<DefinitionDigest, VoteTable>,
-    /// The definition digest each peer was last heard running (in this life or, through
-    /// [`Node::remember_definitions`], an earlier one).
-    peer_definitions: BTreeMap<NodeId, DefinitionDigest>,
-    /// Bumped whenever `peer_definitions` or a definition it names changes, so that
-    /// [`Node::poll_persist_definitions`] builds a record only when there is news.
-    definitions_version: u64,
-    /// The version the data directory holds (see [`Node::handle_definitions_persisted`]).
-    definitions_written: Option<u64>,
+    pub(crate) definitions: Definitions,
     ledger: Ledger,
-    detector: Detector,
-    gate: Gate,
-    votes: VoteTable,
-    gossip: Option<Gossiper>,
+    pub(crate) detector: Detector,
+    pub(crate) gate: Gate,
+    pub(crate) gossip: Option<Gossip>,
+    /// Peers announced fenced and not heard from since.
+    pub(crate) fenced: BTreeSet<NodeId>,
     rng: ChaCha8Rng,
-    transmits: VecDeque<Transmit>,
+    outbox: Outbox,
+    events: VecDeque<QuorumEvent>,
+    pub(crate) events_dropped: u64,
+    pub(crate) status_clock: StatusClock,
     next_heartbeat: Instant,
     last_now: Instant,
-    counters: Counters,
-    stopped: bool,
+    pub(crate) counters: Counters,
+    pub(crate) stopped: bool,
 }
 
 impl Node {
@@ -158,30 +130,28 @@ impl Node {
             drift_ppm: (config.gate.max_clock_drift * 1e6).ceil() as u32,
             definition,
         };
-        let (mut gate, handle) = Gate::new(
-            config.gate.clone(),
-            &config.detector,
-            votes.clone(),
-            config.me,
-            incarnation,
-            clock,
-            now,
-        )?;
-        gate.set_definition(definition);
-        let log_len = sent_log_len(config.gate.lease, config.detector.heartbeat_interval);
-        let links = peers.iter().map(|id| (*id, Link::new(log_len))).collect();
-        let gossip = config.gossip.enabled.then(|| {
-            Gossiper::new(
+        let gossip = config.gossip.enabled.then(|| Gossip {
+            gossiper: Gossiper::new(
                 config.gossip.clone(),
-                config.gate.max_clock_drift,
                 config.cluster,
                 config.me,
                 incarnation,
                 &votes,
                 now,
-            )
+            ),
+            fencer: Fencer::new(
+                &config.gossip,
+                config.gate.max_clock_drift,
+                config.cluster,
+                config.me,
+                incarnation,
+            ),
         });
-        let node = Node {
+        let (gate, handle) =
+            Gate::new(config.gate.clone(), &config.detector, votes, config.me, incarnation, clock, now)?;
+        let log_len = sent_log_len(config.gate.lease, config.detector.heartbeat_interval);
+        let links = peers.iter().map(|id| (*id, Link::new(log_len))).collect();
+        let mut node = Node {
             cluster: config.cluster,
             me: config.me,
             incarnation,
@@ -189,24 +159,23 @@ impl Node {
             links,
             terms,
             drift: config.gate.max_clock_drift,
-            peer_terms: BTreeMap::new(),
-            definitions: BTreeMap::new(),
-            peer_definitions: BTreeMap::new(),
-            definitions_version: 0,
-            // Nothing known yet, and nothing to write until something is.
-            definitions_written: Some(0),
+            definitions: Definitions::new(config.cluster, definition),
             ledger,
             detector,
             gate,
-            votes,
             gossip,
+            fenced: BTreeSet::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
-            transmits: VecDeque::new(),
+            outbox: Outbox::default(),
+            events: VecDeque::new(),
+            events_dropped: 0,
+            status_clock: StatusClock::new(config.detector.heartbeat_interval),
             next_heartbeat: now,
             last_now: now,
             counters: Counters::default(),
             stopped: false,
         };
+        node.settle(now);
         Ok((node, handle))
     }
 
@@ -218,20 +187,14 @@ impl Node {
         if self.stopped {
             return;
         }
-        let message = match decode(bytes, self.cluster) {
-            Ok(m) => m,
-            Err(e) => {
-                self.counters.dropped.count_decode(&e);
-                return;
-            }
-        };
-        match message {
-            Message::Heartbeat(hb) => self.on_heartbeat(now, from, &hb),
-            Message::Leave(leave) => self.on_leave(now, from, leave),
+        match decode(bytes, self.cluster) {
+            Ok(Message::Heartbeat(hb)) => self.on_heartbeat(now, from, &hb),
+            Ok(Message::Leave(leave)) => self.on_leave(now, from, leave),
             // A message kind this node does not handle (added to the format later).
-            _ => self.counters.dropped.malformed += 1,
+            Ok(_) => self.counters.dropped.malformed += 1,
+            Err(e) => self.counters.dropped.count_decode(&e),
         }
-        self.gate.flush_status(now);
+        self.settle(now);
     }
 
     /// A request (see [`Delivery::Request`]) from the authenticated peer `from` arrived at
@@ -250,21 +213,25 @@ impl Node {
                 self.on_heartbeat(now, from, &hb);
                 self.poll_reply(now, from)
             }
-            Message::Gossip(g) => self.on_gossip(now, from, &g, true),
+            Message::Gossip(g) => {
+                self.gossip.as_mut().and_then(|s| s.gossiper.on_gossip(now, from, &g, true))
+            }
             Message::FenceQuery(q) => {
                 let may_promise = self.ledger.covers_hold();
-                match self.gossip.as_mut() {
-                    Some(gossip) => gossip.on_fence_query(now, from, &q, &self.detector, may_promise),
-                    None => None,
-                }
+                let down =
+                    matches!(self.detector.state(q.peer), Some(PeerState::Unreachable | PeerState::Left));
+                self.gossip.as_mut().and_then(|s| {
+                    let since = down.then(|| s.gossiper.down_since(q.peer).unwrap_or(now));
+                    s.fencer.on_query(now, from, &q, since, may_promise)
+                })
             }
             Message::Definition(d) => {
                 self.on_definition(now, from, &d);
                 encode_stream(self.cluster, &Message::Definition(self.own_definition())).ok()
             }
             Message::FenceRelease(r) => {
-                if let Some(gossip) = self.gossip.as_mut() {
-                    gossip.on_fence_release(from, &r);
+                if let Some(s) = self.gossip.as_mut() {
+                    s.fencer.on_release(from, &r);
                 }
                 None
             }
@@ -273,7 +240,7 @@ impl Node {
                 None
             }
         };
-        self.gate.flush_status(now);
+        self.settle(now);
         reply
     }
 
@@ -287,15 +254,45 @@ impl Node {
         match message {
             Message::Heartbeat(hb) => self.on_heartbeat(now, from, &hb),
             Message::Gossip(g) => {
-                self.on_gossip(now, from, &g, false);
+                if let Some(s) = self.gossip.as_mut() {
+                    s.gossiper.on_gossip(now, from, &g, false);
+                }
             }
             Message::FenceAnswer(a) => {
-                self.with_gossip(|gossip, ctx| gossip.on_fence_answer(now, from, &a, ctx));
+                let theirs = self.definitions.of(a.peer, self.gate.votes());
+                if let Some(s) = self.gossip.as_mut() {
+                    s.fencer.on_answer(now, from, &a, theirs);
+                }
             }
             Message::Definition(d) => self.on_definition(now, from, &d),
             _ => self.counters.dropped.malformed += 1,
         }
-        self.gate.flush_status(now);
+        self.settle(now);
+    }
+
+    /// Time passed; do whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.advance(now);
+        if self.stopped {
+            return;
+        }
+        self.detector.handle_timeout(now);
+        self.apply_detector_events(now);
+        self.gate.handle_timeout(now);
+        self.drain_gate(now);
+        if now >= self.next_heartbeat {
+            self.send_heartbeats(now);
+        }
+        if let Some(s) = self.gossip.as_mut() {
+            s.fencer.handle_timeout(now);
+            let (detector, links) = (&self.detector, &self.links);
+            let views = || {
+                let incarnation = |peer| links.get(&peer).and_then(Link::peer_incarnation);
+                detector.peers().map(|(peer, p)| (peer, view_of(p.state), incarnation(peer))).collect()
+            };
+            s.gossiper.handle_timeout(now, views, &mut self.rng);
+        }
+        self.settle(now);
     }
 
     /// Decodes a stream message and checks that its sender is `from`, a peer this node
@@ -339,31 +336,6 @@ impl Node {
         Some(reply)
     }
 
-    fn on_gossip(
-        &mut self,
-        now: Instant,
-        from: NodeId,
-        g: &quorate_heartbeat::Gossip,
-        is_request: bool,
-    ) -> Option<Vec<u8>> {
-        self.with_gossip(|gossip, ctx| gossip.on_gossip(now, from, g, is_request, ctx)).flatten()
-    }
-
-    /// Runs `f` on the gossiper with the parts of this node it may use; `None` when gossip
-    /// is off.
-    fn with_gossip<R>(&mut self, f: impl FnOnce(&mut Gossiper, &mut Ctx<'_>) -> R) -> Option<R> {
-        let gossip = self.gossip.as_mut()?;
-        let mut ctx = Ctx {
-            detector: &self.detector,
-            votes: &self.votes,
-            gate: &mut self.gate,
-            rng: &mut self.rng,
-            transmits: &mut self.transmits,
-            links: &self.links,
-        };
-        Some(f(gossip, &mut ctx))
-    }
-
     /// The next heartbeat to `peer`, without its ack unless [`Node::may_ack`] allows it.
     fn outgoing_heartbeat(&mut self, now: Instant, peer: NodeId) -> Option<Heartbeat> {
         let may_ack = self.may_ack(now, peer);
@@ -382,12 +354,15 @@ impl Node {
     /// to a peer on another quorum definition; not to a peer whose lease this node's floor
     /// for it cannot cover, or whose floor the data directory does not record yet.
     fn may_ack(&self, now: Instant, peer: NodeId) -> bool {
-        if !self.ledger.acks_allowed(now) || self.gossip.as_ref().is_some_and(|g| g.withholds_ack(peer, now))
+        if !self.ledger.acks_allowed(now)
+            || self.gossip.as_ref().is_some_and(|s| s.fencer.withholds_ack(peer, now))
         {
             return false;
         }
-        match self.peer_terms.get(&peer) {
-            Some(t) => self.foreign(peer).is_none() && t.floor.is_some_and(|f| self.ledger.covers_floor(f)),
+        match self.definitions.floor(peer) {
+            Some(floor) => {
+                self.definitions.foreign(peer).is_none() && floor.is_some_and(|f| self.ledger.covers_floor(f))
+            }
             // Never heard: there is nothing to ack yet.
             None => false,
         }
@@ -395,7 +370,7 @@ impl Node {
 
     /// This node's definition as a message.
     fn own_definition(&self) -> Definition {
-        let (members, tie_breaker) = self.votes.parts();
+        let (members, tie_breaker) = self.gate.votes().parts();
         Definition { from: self.me, incarnation: self.incarnation, members, tie_breaker }
     }
 
@@ -420,32 +395,12 @@ impl Node {
     /// definitions that fail the checks any peer's definition gets.
     pub fn remember_definitions(&mut self, now: Instant, remembered: &PeerDefinitions) {
         let now = self.advance(now);
-        let own = self.terms.definition;
-        let mut tables = BTreeMap::new();
-        for (members, tie_breaker) in &remembered.tables {
-            if let Ok(table) = VoteTable::from_parts(members, *tie_breaker) {
-                tables.insert(table.digest(self.cluster), table);
-            }
+        let peers: BTreeSet<NodeId> = self.links.keys().copied().collect();
+        let changes = self.definitions.remember(remembered, &peers, self.gate.votes());
+        for (peer, change) in changes {
+            self.definition_changed(now, peer, change);
         }
-        for &(peer, digest) in &remembered.peers {
-            if !self.links.contains_key(&peer) {
-                continue;
-            }
-            self.set_peer_definition(peer, digest);
-            if digest == own {
-                continue;
-            }
-            let table = tables.get(&digest).cloned();
-            if let Some(t) = &table {
-                self.definitions.insert(digest, t.clone());
-            }
-            self.gate.on_peer_definition(now, peer, Some((digest, table)));
-        }
-        // What the directory holds is what was read, unless entries were left out above.
-        if self.peer_definitions_now() == *remembered {
-            self.definitions_written = Some(self.definitions_version);
-        }
-        self.gate.flush_status(now);
+        self.settle(now);
     }
 
     /// The definitions to keep in the data directory when they differ from what it holds
@@ -454,65 +409,38 @@ impl Node {
     /// [`Node::handle_definitions_persisted`]. Nothing waits for this write: it only
     /// protects later lives.
     pub fn poll_persist_definitions(&self) -> Option<PeerDefinitions> {
-        (self.definitions_written != Some(self.definitions_version)).then(|| self.peer_definitions_now())
+        self.definitions.poll_persist(self.gate.votes())
     }
 
     /// The driver wrote `definitions` (from [`Node::poll_persist_definitions`]) durably.
     /// A record that is no longer current (something changed since it was asked for) is
     /// asked for again.
     pub fn handle_definitions_persisted(&mut self, definitions: PeerDefinitions) {
-        if self.peer_definitions_now() == definitions {
-            self.definitions_written = Some(self.definitions_version);
-        }
+        self.definitions.persisted(&definitions, self.gate.votes());
     }
 
-    /// The definition `peer` was last heard running, when it is not this node's.
-    fn foreign(&self, peer: NodeId) -> Option<DefinitionDigest> {
-        self.peer_definitions.get(&peer).copied().filter(|d| *d != self.terms.definition)
-    }
-
-    /// Records that `peer` runs `digest`.
-    fn set_peer_definition(&mut self, peer: NodeId, digest: DefinitionDigest) {
-        if self.peer_definitions.insert(peer, digest) != Some(digest) {
-            self.definitions_version += 1;
-        }
-    }
-
-    fn peer_definitions_now(&self) -> PeerDefinitions {
-        let own = self.terms.definition;
-        let peers: Vec<(NodeId, DefinitionDigest)> =
-            self.peer_definitions.iter().map(|(p, d)| (*p, *d)).collect();
-        let digests: BTreeSet<DefinitionDigest> = peers.iter().map(|(_, d)| *d).collect();
-        let tables = digests
-            .iter()
-            .filter_map(|d| if *d == own { Some(&self.votes) } else { self.definitions.get(d) })
-            .map(VoteTable::parts)
-            .collect();
-        PeerDefinitions { peers, tables }
-    }
-
-    /// Time passed; do whatever is due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let now = self.advance(now);
-        if self.stopped {
-            return;
-        }
-        self.tick(now);
-        if now >= self.next_heartbeat {
-            self.send_heartbeats(now);
-        }
-        self.with_gossip(|gossip, ctx| gossip.handle_timeout(now, ctx));
-        self.gate.flush_status(now);
-    }
-
-    /// The next datagram to send.
+    /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.outbox.pop()
     }
 
-    /// The next event (also sent to the gate's subscribers).
+    /// The next event, for the driver to log and to pass to the gate's subscribers
+    /// ([`Node::publisher`]).
     pub fn poll_event(&mut self) -> Option<QuorumEvent> {
-        self.gate.poll_event()
+        self.events.pop_front()
+    }
+
+    /// A fresh status snapshot when something material changed since the last one, or a
+    /// heartbeat interval passed (lease expiries move on every ack; publishing each of
+    /// them would cost more than it tells). The driver passes it to [`Node::publisher`].
+    pub fn poll_status(&mut self) -> Option<QuorumStatus> {
+        let now = self.last_now;
+        self.status_clock.due(now).then(|| self.status(now))
+    }
+
+    /// The writer of the gate's status and events, for the driver.
+    pub fn publisher(&self) -> Publisher {
+        self.gate.publisher()
     }
 
     /// When to call [`Node::handle_timeout`] next.
@@ -521,8 +449,9 @@ impl Node {
             // A stopped node sends nothing and decides nothing: no timer to wait for.
             return None;
         }
-        let gossip = self.gossip.as_ref().map(Gossiper::poll_timeout);
-        [Some(self.next_heartbeat), self.detector.poll_timeout(), self.gate.poll_timeout(), gossip]
+        let gossip = self.gossip.as_ref().map(|s| s.gossiper.poll_timeout());
+        let checks = self.gossip.as_ref().and_then(|s| s.fencer.poll_timeout());
+        [Some(self.next_heartbeat), self.detector.poll_timeout(), self.gate.poll_timeout(), gossip, checks]
             .into_iter()
             .flatten()
             .min()
@@ -535,6 +464,7 @@ impl Node {
     pub fn shutdown(&mut self, now: Instant) {
         let now = self.advance(now);
         self.gate.shutdown(now);
+        self.drain_gate(now);
         if self.stopped {
             return;
         }
@@ -542,7 +472,7 @@ impl Node {
         let leave = Message::Leave(Leave { from: self.me, incarnation: self.incarnation });
         if let Ok(payload) = encode(self.cluster, &leave) {
             for peer in self.links.keys() {
-                self.transmits.push_back(Transmit {
+                self.outbox.push(Transmit {
                     to: *peer,
                     payload: payload.clone(),
                     delivery: Delivery::Datagram,
@@ -556,89 +486,8 @@ impl Node {
     pub fn halt(&mut self, now: Instant) {
         let now = self.advance(now);
         self.gate.shutdown(now);
+        self.drain_gate(now);
         self.stopped = true;
-    }
-
-    /// Whether [`Node::shutdown`] or [`Node::halt`] was called.
-    pub fn is_stopped(&self) -> bool {
-        self.stopped
-    }
-
-    /// Another handle on this node's gate.
-    pub fn gate(&self) -> QuorumGate {
-        self.gate.handle()
-    }
-
-    /// This node's id.
-    pub fn id(&self) -> NodeId {
-        self.me
-    }
-
-    /// What this node's heartbeats say of its lease, drift bound and quorum definition.
-    pub fn terms(&self) -> Terms {
-        self.terms
-    }
-
-    /// This node's quorum definition (members, votes, resolved tie-breaker).
-    pub fn definition(&self) -> &VoteTable {
-        &self.votes
-    }
-
-    /// The floor this node keeps for `peer` after last contact: its own `down_after_min`,
-    /// or more when the peer's lease needs more.
-    pub fn floor_for(&self, peer: NodeId) -> Option<Duration> {
-        self.detector.floor(peer)
-    }
-
-    /// This node's incarnation.
-    pub fn incarnation(&self) -> Incarnation {
-        self.incarnation
-    }
-
-    /// Whether the gate is writable at local time `now`.
-    pub fn is_writable(&self, now: Instant) -> bool {
-        self.gate.is_writable(now)
-    }
-
-    /// The current fencing epoch.
-    pub fn epoch(&self) -> Epoch {
-        self.gate.epoch()
-    }
-
-    /// What this node's detector thinks of `peer`.
-    pub fn peer_state(&self, peer: NodeId) -> Option<PeerState> {
-        self.detector.state(peer)
-    }
-
-    /// Until when this node holds `peer`'s vote.
-    pub fn lease_until(&self, peer: NodeId) -> Option<Instant> {
-        self.gate.lease_until(peer)
-    }
-
-    /// The detector, for inspection (phi, last heard, floors).
-    pub fn detector(&self) -> &Detector {
-        &self.detector
-    }
-
-    /// What this node sent, accepted and dropped.
-    pub fn counters(&self) -> Counters {
-        self.counters
-    }
-
-    /// What gossip did; `None` when gossip is off.
-    pub fn gossip_counters(&self) -> Option<GossipCounters> {
-        self.gossip.as_ref().map(Gossiper::counters)
-    }
-
-    /// The gossip rows this node holds; `None` when gossip is off.
-    pub fn rows(&self) -> Option<&RowTable> {
-        self.gossip.as_ref().map(Gossiper::table)
-    }
-
-    /// Who hears whom at `now`, from gossip; `None` when gossip is off.
-    pub fn partition_view(&self, now: Instant) -> Option<PartitionView> {
-        let gossip = self.gossip.as_ref()?;
-        Some(gossip.view(now))
     }
 
     /// Clamps time that runs backwards (a driver bug or a broken clock) to the last
@@ -648,10 +497,79 @@ impl Node {
         self.last_now
     }
 
-    fn tick(&mut self, now: Instant) {
-        self.detector.handle_timeout(now);
-        self.apply_detector_events(now);
-        self.gate.handle_timeout(now);
+    /// Ends every step: collects what the parts decided into this node's outputs, in the
+    /// order they decided it. Gossip's accusations go to the fence checker, whose
+    /// conclusions become events; their messages join the outbox.
+    fn settle(&mut self, now: Instant) {
+        self.drain_gate(now);
+        let Some(s) = self.gossip.as_mut() else { return };
+        while let Some(out) = s.gossiper.poll_transmit() {
+            self.outbox.request(out.to, out.payload);
+        }
+        while let Some(event) = self.gossip.as_mut().and_then(|s| s.gossiper.poll_event()) {
+            match event {
+                GossipEvent::AliveElsewhere { peer, via, at } => {
+                    self.push_event(QuorumEvent::PeerAliveElsewhere { peer, via, at })
+                }
+                GossipEvent::DownEverywhere { peer, at } => {
+                    self.push_event(QuorumEvent::PeerDownEverywhere { peer, at })
+                }
+                GossipEvent::Accused { peer, accusers } => {
+                    let down_here = self.detector.state(peer) == Some(PeerState::Unreachable);
+                    let theirs = self.definitions.of(peer, self.gate.votes());
+                    if let Some(s) = self.gossip.as_mut() {
+                        s.fencer.consider(now, peer, accusers, theirs, down_here);
+                    }
+                    self.drain_fencer();
+                }
+            }
+        }
+        self.drain_fencer();
+        if let Some(view) = self.gossip.as_ref().and_then(|s| s.gossiper.view()) {
+            self.status_clock.saw_view(view);
+        }
+    }
+
+    fn drain_fencer(&mut self) {
+        let Some(s) = self.gossip.as_mut() else { return };
+        while let Some(out) = s.fencer.poll_transmit() {
+            self.outbox.request(out.to, out.payload);
+        }
+        while let Some(f) = self.gossip.as_mut().and_then(|s| s.fencer.poll_event()) {
+            self.fenced.insert(f.peer);
+            self.push_event(QuorumEvent::PeerFenced { peer: f.peer, confirmed_by: f.confirmed_by, at: f.at });
+        }
+    }
+
+    /// Turns what the lease table decided into events, with the reason a stretch ended.
+    fn drain_gate(&mut self, now: Instant) {
+        while let Some(event) = self.gate.poll_event() {
+            let event = match event {
+                GateEvent::Gained { epoch, at, held_votes } => QuorumEvent::QuorumGained {
+                    epoch,
+                    at,
+                    held_votes,
+                    needed_votes: self.gate.votes().majority(),
+                },
+                GateEvent::Lost { epoch, at, stopped: true } => {
+                    QuorumEvent::QuorumLost { epoch, at, why: Why::Stopped }
+                }
+                GateEvent::Lost { epoch, at, stopped: false } => {
+                    let why = self.status(now.max(at)).fence_reason();
+                    QuorumEvent::QuorumLost { epoch, at, why }
+                }
+            };
+            self.push_event(event);
+        }
+    }
+
+    pub(crate) fn push_event(&mut self, event: QuorumEvent) {
+        if self.events.len() >= EVENT_QUEUE_MAX {
+            self.events.pop_front();
+            self.events_dropped += 1;
+        }
+        self.events.push_back(event);
+        self.status_clock.touch();
     }
 
     fn on_heartbeat(&mut self, now: Instant, from: NodeId, hb: &Heartbeat) {
@@ -683,7 +601,11 @@ impl Node {
         // The peer's terms first: its floor is raised before anything could ack it.
         let foreign = self.on_terms(now, from, &hb.terms);
         self.detector.handle_heartbeat(now, from);
+        if self.fenced.remove(&from) {
+            self.status_clock.touch();
+        }
         self.gate.on_heard(now, from);
+        self.drain_gate(now);
         self.apply_detector_events(now);
         match ack {
             // A peer on another definition lends no vote here, as it gets none.
@@ -691,6 +613,7 @@ impl Node {
             Some(AckOutcome::Sent { sent_at, .. }) => {
                 self.counters.acks_accepted += 1;
                 self.gate.on_ack(now, from, sent_at);
+                self.drain_gate(now);
             }
             Some(AckOutcome::OtherIncarnation) => self.counters.acks_stale += 1,
             Some(AckOutcome::Forgotten) => self.counters.acks_forgotten += 1,
@@ -703,47 +626,36 @@ impl Node {
     /// floor for the peer to what its lease needs, and notices a definition other than
     /// this node's. Returns whether the peer runs another definition.
     fn on_terms(&mut self, now: Instant, from: NodeId, terms: &Terms) -> bool {
-        let mut entry = self.peer_terms.get(&from).copied().unwrap_or_default();
-        match required_floor(terms, self.drift) {
+        let floor = required_floor(terms, self.drift);
+        match floor {
             Some(f) => {
-                // Floors only grow within this life: an ack given under an older, longer
-                // lease of the peer may still be held.
-                entry.floor = Some(entry.floor.map_or(f, |old| old.max(f)));
                 self.detector.raise_floor(from, f);
                 self.ledger.owe_floor(f);
             }
-            None => {
-                entry.floor = None;
-                self.counters.terms_refused += 1;
-            }
+            None => self.counters.terms_refused += 1,
         }
-        let before = self.foreign(from);
-        self.set_peer_definition(from, terms.definition);
-        let theirs = self.foreign(from);
-        let changed = before != theirs;
-        if changed {
-            entry.asked_definition = None;
-        }
-        let ask = theirs.is_some_and(|d| !self.definitions.contains_key(&d))
-            && entry.asked_definition.is_none_or(|at| now >= at + DEFINITION_RETRY);
-        if ask {
-            entry.asked_definition = Some(now);
-        }
-        self.peer_terms.insert(from, entry);
-        if changed {
-            let known = theirs.map(|d| (d, self.definitions.get(&d).cloned()));
-            self.gate.on_peer_definition(now, from, known);
-            self.prune_definitions();
-        }
+        let (change, ask) = self.definitions.heard(now, from, floor, terms.definition);
+        self.definition_changed(now, from, change);
         if ask {
             if let Ok(payload) = encode_stream(self.cluster, &Message::Definition(self.own_definition())) {
-                push_transmit(
-                    &mut self.transmits,
-                    Transmit { to: from, payload, delivery: Delivery::Request },
-                );
+                self.outbox.request(from, payload);
             }
         }
-        theirs.is_some()
+        self.definitions.foreign(from).is_some()
+    }
+
+    /// `peer`'s definition changed as `change` says: tell the gate and the subscribers.
+    fn definition_changed(&mut self, now: Instant, peer: NodeId, change: Change) {
+        let event = match change {
+            Change::None => return,
+            Change::Mismatch { theirs } => {
+                QuorumEvent::ConfigMismatch { peer, ours: self.terms.definition, theirs, at: now }
+            }
+            Change::Matched => QuorumEvent::ConfigMatched { peer, at: now },
+        };
+        self.push_event(event);
+        self.gate.set_other_definitions(now, self.definitions.others());
+        self.drain_gate(now);
     }
 
     /// A peer sent its definition (as a request or a reply).
@@ -752,28 +664,11 @@ impl Node {
             self.counters.dropped.malformed += 1;
             return;
         };
-        let digest = table.digest(self.cluster);
-        // Only the definition the peer's heartbeats announce counts: a stale or
-        // inconsistent one is ignored.
-        if self.foreign(from) != Some(digest) {
-            return;
+        if self.definitions.received(from, table) {
+            self.status_clock.touch();
+            self.gate.set_other_definitions(now, self.definitions.others());
+            self.drain_gate(now);
         }
-        if self.definitions.insert(digest, table).is_none() {
-            self.definitions_version += 1;
-        }
-        // Every peer known to run it (the sender first among them) gets it.
-        let runners: Vec<NodeId> =
-            self.peer_definitions.iter().filter(|(_, d)| **d == digest).map(|(p, _)| *p).collect();
-        for peer in runners {
-            let table = self.definitions.get(&digest).cloned();
-            self.gate.on_peer_definition(now, peer, Some((digest, table)));
-        }
-    }
-
-    /// Forgets definitions no peer runs any more (at most one is kept per peer).
-    fn prune_definitions(&mut self) {
-        let in_use: BTreeSet<DefinitionDigest> = self.peer_definitions.values().copied().collect();
-        self.definitions.retain(|d, _| in_use.contains(d));
     }
 
     fn on_leave(&mut self, now: Instant, from: NodeId, leave: Leave) {
@@ -796,9 +691,19 @@ impl Node {
 
     fn apply_detector_events(&mut self, now: Instant) {
         while let Some(ev) = self.detector.poll_event() {
-            self.gate.on_peer_state(ev.at, ev.peer, ev.to);
-            if let Some(gossip) = self.gossip.as_mut() {
-                gossip.on_peer_state(ev.peer, ev.to, ev.at);
+            let event = match ev.to {
+                PeerState::Reachable => Some(QuorumEvent::PeerUp { peer: ev.peer, at: ev.at }),
+                PeerState::Suspect => Some(QuorumEvent::PeerSuspect { peer: ev.peer, at: ev.at }),
+                PeerState::Unreachable => Some(QuorumEvent::PeerDown { peer: ev.peer, at: ev.at }),
+                PeerState::Left => Some(QuorumEvent::PeerLeft { peer: ev.peer, at: ev.at }),
+                PeerState::Unknown => None,
+            };
+            if let Some(event) = event.filter(|_| ev.from != ev.to) {
+                self.push_event(event);
+            }
+            if let Some(s) = self.gossip.as_mut() {
+                s.gossiper.on_peer_state(ev.peer, ev.to, ev.at);
+                s.fencer.on_peer_state(ev.peer, ev.to);
             }
             if ev.to == PeerState::Suspect {
                 // Hybrid push + poll: heartbeats are late, so ask the peer directly over a
@@ -825,7 +730,7 @@ impl Node {
         };
         match encoded {
             Ok(payload) => {
-                push_transmit(&mut self.transmits, Transmit { to: peer, payload, delivery });
+                self.outbox.push(Transmit { to: peer, payload, delivery });
                 match delivery {
                     Delivery::Datagram => self.counters.heartbeats_sent += 1,
                     Delivery::Request => self.counters.polls_sent += 1,
@@ -838,13 +743,15 @@ impl Node {
     }
 }
 
-/// Queues `t` for the driver; when the queue is full the oldest goes (the driver is not
-/// draining, and the oldest message is the least useful).
-pub(crate) fn push_transmit(transmits: &mut VecDeque<Transmit>, t: Transmit) {
-    if transmits.len() >= TRANSMIT_QUEUE_MAX {
-        transmits.pop_front();
+/// What a detector state says in a gossip row.
+fn view_of(state: PeerState) -> View {
+    match state {
+        PeerState::Unknown => View::Unknown,
+        PeerState::Reachable => View::Heard,
+        PeerState::Suspect => View::Suspect,
+        PeerState::Unreachable => View::Down,
+        PeerState::Left => View::Left,
     }
-    transmits.push_back(t);
 }
 
 /// Send times to remember per link: twice the heartbeats a lease spans, plus slack for

@@ -105,6 +105,10 @@ impl World {
                 while let Some(e) = host.node.poll_event() {
                     host.events.push((now, e));
                 }
+                // As a driver does: the status the handles explain a refusal with.
+                if let Some(status) = host.node.poll_status() {
+                    host.node.publisher().status(status);
+                }
             }
         }
     }
@@ -238,10 +242,10 @@ fn a_half_finished_rollout_never_has_both_definitions_writable() {
     // 1 and 2 know node 3 runs five members, under which {1,2} is no quorum.
     assert!(!w.writable(0) && !w.writable(1));
     assert!(w.hosts[0].node.lease_until(NodeId(3)).is_none(), "node 1 holds no vote of node 3");
-    let status = w.hosts[0].node.gate().status();
+    let status = w.hosts[0].node.status(Instant::from_nanos(w.now));
     assert_eq!(status.mismatched.len(), 1, "{:?}", status.mismatched);
     assert!(status.mismatched[0].members.as_ref().is_some_and(|(m, _)| m.len() == 5), "definition exchanged");
-    let mismatch = w.hosts[2].node.gate().status().mismatched;
+    let mismatch = w.hosts[2].node.status(Instant::from_nanos(w.now)).mismatched;
     assert_eq!(mismatch.iter().map(|m| m.peer).collect::<Vec<_>>(), vec![NodeId(1), NodeId(2)]);
     // Split {1,2} | {3,4,5}: still never both.
     for (a, b) in [(0, 2), (0, 3), (0, 4), (1, 2), (1, 3), (1, 4)] {
@@ -263,8 +267,8 @@ fn a_restarted_node_withholds_every_ack_for_the_hold_its_earlier_life_promised()
     w.run_until(2_000 * MS);
     w.isolate(2);
     w.run_until(w.now + 1_500 * MS);
-    let yes = w.hosts[1].node.gossip_counters().map_or(0, |c| c.fence_yes_given);
-    assert!(yes > 0 || w.hosts[0].node.gossip_counters().is_some_and(|c| c.fence_confirmed > 0));
+    let yes = w.hosts[1].node.fence_counters().map_or(0, |c| c.yes_given);
+    assert!(yes > 0 || w.hosts[0].node.fence_counters().is_some_and(|c| c.confirmed > 0));
     // Crash node 2 and restart it at once; heal.
     let restart = w.now;
     let prior = Promises { ack_hold: Duration::from_millis(400), floor: Duration::ZERO };
@@ -348,7 +352,7 @@ fn a_yes_withholds_acks_until_the_asker_releases_it() {
     let mut w = World::new(vec![config(3, 1), config(3, 2), config(3, 3)]);
     w.run_until(2_000 * MS);
     w.isolate(2);
-    let yes_given = |w: &World| w.hosts[1].node.gossip_counters().map_or(0, |c| c.fence_yes_given);
+    let yes_given = |w: &World| w.hosts[1].node.fence_counters().map_or(0, |c| c.yes_given);
     let before = yes_given(&w);
     let start = w.now;
     while yes_given(&w) == before && w.now < start + 3_000 * MS {

@@ -67,7 +67,7 @@ fn clean_split_majority_announces_the_minority_fenced_and_never_while_it_can_wri
         net.run_until(net.now + 2 * SEC);
         for i in 0..5 {
             assert!(net.nodes[i].can_write_at(net.now), "seed {seed}: n{} not writable after heal", i + 1);
-            assert!(net.nodes[i].node.gate().status().fenced.is_empty(), "seed {seed}");
+            assert!(net.nodes[i].node.status(net.nodes[i].local(net.now)).fenced.is_empty(), "seed {seed}");
         }
     }
 }

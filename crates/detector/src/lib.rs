@@ -28,7 +28,6 @@
 //! before is treated as "no time passed".
 
 pub mod config;
-pub mod gossip;
 pub mod phi;
 pub mod reachability;
 
@@ -38,7 +37,6 @@ use std::time::Duration;
 use quorate_heartbeat::{Instant, NodeId};
 
 pub use config::{DetectorConfig, DetectorConfigError};
-pub use gossip::{Liveness, MergeCounters, MergeOutcome, PartitionView, Row, RowTable};
 pub use reachability::PeerState;
 
 use reachability::{PeerTracker, Timing};

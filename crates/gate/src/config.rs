@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use quorate_detector::DetectorConfig;
 
-use crate::quorum::TieBreaker;
+use quorate_heartbeat::quorum::TieBreaker;
 
 /// How the gate turns acks into votes.
 #[derive(Debug, Clone, PartialEq)]

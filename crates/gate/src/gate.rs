@@ -1,79 +1,95 @@
-//! [`Gate`]: the sans-IO state machine that turns acks into vote leases, leases into a
-//! quorum deadline, and publishes it to the [`QuorumGate`] handles.
+//! [`Gate`]: the sans-IO lease table. Acks become vote leases, leases become a quorum
+//! deadline, and the deadline and its fencing epoch are published to the [`QuorumGate`]
+//! handles.
 //!
 //! ```text
 //!   on_ack(now, peer, sent_at) ──► lease[peer] = max(lease, sent_at + lease)
-//!   on_heard / on_peer_state  ──► peer table, PeerUp/Suspect/Down events
-//!   handle_timeout(now)       ──► notices a deadline that passed: QuorumLost
+//!   on_heard(now, peer)        ──► wait_for_all: voters heard so far
+//!   set_other_definitions      ──► the votes must be a quorum under each of them too
+//!   handle_timeout(now)        ──► notices a deadline that passed
 //!            │
 //!            ▼  evaluate(now): deadline = quorum_deadline(leases)
-//!   publish (epoch, deadline) to the atomics; QuorumGained with a new epoch after any gap
+//!   publish (epoch, deadline) to the atomics; poll_event(): Gained with a new epoch after
+//!   any gap, Lost when a stretch ends
 //! ```
 //!
 //! Leases only grow (an ack for an older heartbeat, a duplicate or a reordered ack cannot
 //! shorten one, and cannot extend one either beyond `a_s + lease` of what the peer heard).
+//! Everything else a node says about itself (peer states, the partition view, events for
+//! subscribers) is the core's: it builds the one [`crate::QuorumStatus`] and hands it and
+//! the events to the [`Publisher`] the driver holds.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
-use quorate_detector::{DetectorConfig, PartitionView, PeerState};
-use quorate_heartbeat::{DefinitionDigest, Incarnation, Instant, NodeId};
-use tokio::sync::broadcast;
+use quorate_detector::DetectorConfig;
+use quorate_heartbeat::{Incarnation, Instant, NodeId, VoteTable};
 
 use crate::clock::Clock;
 use crate::config::{GateConfig, GateConfigError};
-use crate::events::QuorumEvent;
-use crate::handle::{QuorumGate, Shared};
-use crate::quorum::VoteTable;
-use crate::status::{Epoch, ForeignDefinition, PeerStatus, QuorumStatus, Why};
+use crate::handle::{Publisher, QuorumGate, Shared};
+use crate::status::Epoch;
 
 /// Events kept for `poll_event` before the oldest is dropped (and counted). The driver
 /// polls after every call, so this only fills when a driver forgets to.
 pub const EVENT_QUEUE_MAX: usize = 4096;
 
-/// The sans-IO quorum gate of one node.
+/// What the lease table decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateEvent {
+    /// A stretch of quorum began under the new `epoch`.
+    Gained {
+        /// Its fencing epoch.
+        epoch: Epoch,
+        /// When.
+        at: Instant,
+        /// Votes held then, own included.
+        held_votes: u64,
+    },
+    /// The stretch under `epoch` ended at `at` (its deadline passed, or the node stopped).
+    Lost {
+        /// Its fencing epoch.
+        epoch: Epoch,
+        /// When the handles started to answer "no".
+        at: Instant,
+        /// Whether it ended because the node shut down.
+        stopped: bool,
+    },
+}
+
+/// The lease table of one node.
 #[derive(Debug)]
 pub struct Gate {
     config: GateConfig,
     me: NodeId,
     votes: VoteTable,
-    peers: BTreeMap<NodeId, Peer>,
+    leases: BTreeMap<NodeId, Lease>,
     epoch: Epoch,
     /// The last epoch this life may use: `incarnation x 2^20 + 2^20 - 1`. One more would be
     /// the base of the next incarnation, which a later life may use.
     last_epoch: Epoch,
-    /// Whether the core believes the node is in a stretch of quorum (published deadline
-    /// was in the future at the last evaluation).
+    /// Whether the node is in a stretch of quorum (published deadline was in the future
+    /// at the last evaluation).
     quorate: bool,
     /// The deadline last published.
     deadline: Instant,
     /// Voters not heard yet, while `wait_for_all` holds the first quorum back.
     waiting_for: BTreeSet<NodeId>,
-    /// The latest partition view from gossip, for status snapshots.
-    partition: Option<PartitionView>,
-    /// Peers announced fenced and not heard from since.
-    fenced: BTreeSet<NodeId>,
-    /// Digest of this node's definition.
-    definition: DefinitionDigest,
-    /// Peers last heard running another definition, with that definition once known.
-    foreign: BTreeMap<NodeId, (DefinitionDigest, Option<VoteTable>)>,
+    /// The other definitions peers run; `None` for one not received yet. The votes held
+    /// must be a quorum under each of them as well as under `votes`.
+    others: Vec<Option<VoteTable>>,
     shared: Arc<Shared>,
-    events_tx: broadcast::Sender<QuorumEvent>,
-    events: VecDeque<QuorumEvent>,
+    publisher: Publisher,
+    events: VecDeque<GateEvent>,
     events_dropped: u64,
-    status_every: Duration,
-    status_dirty: bool,
-    status_published: Option<Instant>,
     stopped: bool,
 }
 
+/// One peer's row of the lease table.
 #[derive(Debug, Clone, Copy)]
-struct Peer {
+struct Lease {
     votes: u32,
-    state: PeerState,
-    last_heard: Option<Instant>,
-    lease_until: Option<Instant>,
+    until: Option<Instant>,
 }
 
 impl Gate {
@@ -92,48 +108,38 @@ impl Gate {
         now: Instant,
     ) -> Result<(Gate, QuorumGate), GateConfigError> {
         config.validate(detector)?;
-        let peers: BTreeMap<NodeId, Peer> = votes
+        let leases: BTreeMap<NodeId, Lease> = votes
             .peers_of(me)
             .into_iter()
-            .map(|id| {
-                let votes = votes.votes(id);
-                (id, Peer { votes, state: PeerState::Unknown, last_heard: None, lease_until: None })
-            })
+            .map(|id| (id, Lease { votes: votes.votes(id), until: None }))
             .collect();
         let waiting_for = if config.wait_for_all {
-            peers.iter().filter(|(_, p)| p.votes > 0).map(|(id, _)| *id).collect()
+            leases.iter().filter(|(_, l)| l.votes > 0).map(|(id, _)| *id).collect()
         } else {
             BTreeSet::new()
         };
-        let (events_tx, _) = broadcast::channel(config.event_capacity.get());
         let epoch = Epoch::base(incarnation);
         let last_epoch = Epoch(epoch.0.saturating_add((1 << Epoch::GAIN_BITS) - 1));
         let own_votes = u64::from(votes.votes(me));
+        let (shared, publisher) = Shared::new(clock, epoch, own_votes, me, config.event_capacity);
         let mut gate = Gate {
             config,
             me,
             votes,
-            peers,
+            leases,
             epoch,
             last_epoch,
             quorate: false,
             deadline: Instant::ZERO,
             waiting_for,
-            partition: None,
-            fenced: BTreeSet::new(),
-            definition: DefinitionDigest::default(),
-            foreign: BTreeMap::new(),
-            shared: Arc::new(Shared::new(clock, epoch, own_votes, placeholder_status(me), &events_tx)),
-            events_tx,
+            others: Vec::new(),
+            shared,
+            publisher,
             events: VecDeque::new(),
             events_dropped: 0,
-            status_every: detector.heartbeat_interval,
-            status_dirty: true,
-            status_published: None,
             stopped: false,
         };
         gate.evaluate(now);
-        gate.flush_status(now);
         let handle = gate.handle();
         Ok((gate, handle))
     }
@@ -143,93 +149,38 @@ impl Gate {
         QuorumGate::new(self.shared.clone())
     }
 
+    /// The writer of this gate's status and events, for the driver.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
+    }
+
     /// Peer `peer` acked the heartbeat this node sent at `sent_at`: hold its vote until
     /// `sent_at + lease`.
     pub fn on_ack(&mut self, now: Instant, peer: NodeId, sent_at: Instant) {
         let lease = self.config.lease;
-        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let Some(l) = self.leases.get_mut(&peer) else { return };
         let until = sent_at + lease;
-        if p.lease_until.is_none_or(|old| until > old) {
-            p.lease_until = Some(until);
+        if l.until.is_none_or(|old| until > old) {
+            l.until = Some(until);
             self.evaluate(now);
         }
     }
 
-    /// Names this node's own definition digest (for status and mismatch events).
-    pub fn set_definition(&mut self, digest: DefinitionDigest) {
-        self.definition = digest;
-        self.status_dirty = true;
-    }
-
-    /// `peer` was heard at `now` running the definition `theirs`: `None` when it is this
-    /// node's own, else its digest and, once the peer sent it, its vote table. While any
-    /// peer runs another definition, the node is writable only when the votes it holds
-    /// are a quorum under that definition too (an unknown one counts as "not a quorum").
-    pub fn on_peer_definition(
-        &mut self,
-        now: Instant,
-        peer: NodeId,
-        theirs: Option<(DefinitionDigest, Option<VoteTable>)>,
-    ) {
-        if !self.peers.contains_key(&peer) {
-            return;
-        }
-        let before = self.foreign.get(&peer).map(|(d, t)| (*d, t.is_some()));
-        let after = theirs.as_ref().map(|(d, t)| (*d, t.is_some()));
-        if before == after {
-            return;
-        }
-        match theirs {
-            Some((digest, table)) => {
-                if before.map(|(d, _)| d) != Some(digest) {
-                    let ours = self.definition;
-                    self.emit(QuorumEvent::ConfigMismatch { peer, ours, theirs: digest, at: now });
-                }
-                self.foreign.insert(peer, (digest, table));
-            }
-            None => {
-                self.foreign.remove(&peer);
-                self.emit(QuorumEvent::ConfigMatched { peer, at: now });
-            }
-        }
-        self.status_dirty = true;
-        self.evaluate(now);
-    }
-
-    /// The vote table `peer` runs when it is not this node's, if known.
-    pub fn foreign_definition(&self, peer: NodeId) -> Option<(DefinitionDigest, Option<&VoteTable>)> {
-        self.foreign.get(&peer).map(|(d, t)| (*d, t.as_ref()))
-    }
-
-    /// A fresh heartbeat from `peer` arrived at `now`.
+    /// A fresh heartbeat from `peer` arrived at `now` (what `wait_for_all` waits for).
     pub fn on_heard(&mut self, now: Instant, peer: NodeId) {
-        let Some(p) = self.peers.get_mut(&peer) else { return };
-        p.last_heard = Some(now);
-        if self.fenced.remove(&peer) {
-            self.status_dirty = true;
-        }
         if self.waiting_for.remove(&peer) {
-            self.status_dirty = true;
             self.evaluate(now);
         }
     }
 
-    /// The detector moved `peer` to `state` at `now`: record it and emit the peer event.
-    pub fn on_peer_state(&mut self, now: Instant, peer: NodeId, state: PeerState) {
-        let Some(p) = self.peers.get_mut(&peer) else { return };
-        if p.state == state {
-            return;
+    /// The other definitions peers run (`None`: not received yet). While any is set, the
+    /// node is writable only when the votes it holds are a quorum under each of them too
+    /// (an unknown one is never satisfied).
+    pub fn set_other_definitions(&mut self, now: Instant, others: Vec<Option<VoteTable>>) {
+        if self.others != others {
+            self.others = others;
+            self.evaluate(now);
         }
-        p.state = state;
-        self.status_dirty = true;
-        let event = match state {
-            PeerState::Reachable => QuorumEvent::PeerUp { peer, at: now },
-            PeerState::Suspect => QuorumEvent::PeerSuspect { peer, at: now },
-            PeerState::Unreachable => QuorumEvent::PeerDown { peer, at: now },
-            PeerState::Left => QuorumEvent::PeerLeft { peer, at: now },
-            PeerState::Unknown => return,
-        };
-        self.emit(event);
     }
 
     /// Re-evaluates at `now`: notices a lease deadline that has passed.
@@ -242,8 +193,8 @@ impl Gate {
         (self.quorate && self.deadline != Instant::MAX).then_some(self.deadline)
     }
 
-    /// The next event for the driver. Every event is also sent to subscribers.
-    pub fn poll_event(&mut self) -> Option<QuorumEvent> {
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<GateEvent> {
         self.events.pop_front()
     }
 
@@ -253,23 +204,9 @@ impl Gate {
         self.shared.stop();
         if self.quorate {
             self.quorate = false;
-            self.emit(QuorumEvent::QuorumLost { epoch: self.epoch, at: now, why: Why::Stopped });
+            self.emit(GateEvent::Lost { epoch: self.epoch, at: now, stopped: true });
         }
         self.deadline = Instant::ZERO;
-        self.status_dirty = true;
-        self.flush_status(now);
-    }
-
-    /// Publishes the status snapshot if something material changed, or if a heartbeat
-    /// interval has passed since the last one (lease expiries move on every ack; publishing
-    /// each of them would cost more than it tells).
-    pub fn flush_status(&mut self, now: Instant) {
-        let due = self.status_published.is_none_or(|at| now >= at + self.status_every);
-        if self.status_dirty || due {
-            self.shared.publish_status(self.status(now));
-            self.status_dirty = false;
-            self.status_published = Some(now);
-        }
     }
 
     /// Whether the gate is writable at `now` by its own published deadline (what the
@@ -290,65 +227,38 @@ impl Gate {
 
     /// Until when this node holds `peer`'s vote, if it ever did.
     pub fn lease_until(&self, peer: NodeId) -> Option<Instant> {
-        self.peers.get(&peer).and_then(|p| p.lease_until)
+        self.leases.get(&peer).and_then(|l| l.until)
     }
 
-    /// The vote table.
+    /// Votes held at `now`, this node's own included (a lease ending at `now` is over).
+    pub fn held_votes(&self, now: Instant) -> u64 {
+        let leased: u64 = self
+            .leases
+            .values()
+            .filter(|l| l.until.is_some_and(|u| u > now))
+            .map(|l| u64::from(l.votes))
+            .sum();
+        u64::from(self.votes.votes(self.me)) + leased
+    }
+
+    /// Voters `wait_for_all` still waits to hear.
+    pub fn waiting_for(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.waiting_for.iter().copied()
+    }
+
+    /// Whether this life used every epoch it may.
+    pub fn epochs_exhausted(&self) -> bool {
+        self.epoch >= self.last_epoch
+    }
+
+    /// This node's definition.
     pub fn votes(&self) -> &VoteTable {
         &self.votes
     }
 
-    /// Events dropped because the driver did not poll them (they still went to
-    /// subscribers).
+    /// Events dropped because the driver did not poll them.
     pub fn events_dropped(&self) -> u64 {
         self.events_dropped
-    }
-
-    /// A full snapshot at `now`.
-    pub fn status(&self, now: Instant) -> QuorumStatus {
-        let held_votes = u64::from(self.votes.votes(self.me))
-            + self
-                .peers
-                .values()
-                .filter(|p| p.lease_until.is_some_and(|u| u > now))
-                .map(|p| u64::from(p.votes))
-                .sum::<u64>();
-        QuorumStatus {
-            node: self.me,
-            as_of: now,
-            writable: self.is_writable(now),
-            epoch: self.epoch,
-            deadline: self.deadline,
-            held_votes,
-            needed_votes: self.votes.majority(),
-            total_votes: self.votes.total(),
-            tie_breaker: self.votes.tie_breaker(),
-            peers: self
-                .peers
-                .iter()
-                .map(|(id, p)| PeerStatus {
-                    id: *id,
-                    votes: p.votes,
-                    state: p.state,
-                    last_heard: p.last_heard,
-                    lease_until: p.lease_until,
-                })
-                .collect(),
-            waiting_for: self.waiting_for.iter().copied().collect(),
-            partition: self.partition.clone(),
-            fenced: self.fenced.iter().copied().collect(),
-            epochs_exhausted: self.epoch >= self.last_epoch,
-            definition: self.definition,
-            mismatched: self
-                .foreign
-                .iter()
-                .map(|(peer, (digest, table))| ForeignDefinition {
-                    peer: *peer,
-                    digest: *digest,
-                    members: table.as_ref().map(VoteTable::parts),
-                })
-                .collect(),
-        }
     }
 
     fn evaluate(&mut self, now: Instant) {
@@ -364,27 +274,24 @@ impl Gate {
         // A new stretch needs a new epoch; a life that used all 2^20 of its own stays fenced
         // (reason: `EpochsExhausted`) rather than borrow the next incarnation's.
         let exhausted = !self.quorate && self.epoch >= self.last_epoch;
-        let deadline = if exhausted {
+        let deadline = if exhausted || !self.waiting_for.is_empty() {
             Instant::ZERO
-        } else if self.waiting_for.is_empty() {
+        } else {
             // Evaluated on every ack: the leases are read in place, not collected.
-            let leases = || self.peers.iter().filter_map(|(id, p)| p.lease_until.map(|u| (*id, u)));
+            let leases = || self.leases.iter().filter_map(|(id, l)| l.until.map(|u| (*id, u)));
             let own = self.votes.quorum_deadline(now, self.me, leases());
             // Under every other definition in use, the same votes must be a quorum too; a
             // definition not yet received is never satisfied.
-            self.foreign.values().fold(own, |deadline, (_, table)| match table {
+            self.others.iter().fold(own, |deadline, table| match table {
                 Some(table) => deadline.min(table.quorum_deadline(now, self.me, leases())),
                 None => Instant::ZERO,
             })
-        } else {
-            Instant::ZERO
         };
         // A published deadline at or before `now` means the handles already answered "no"
         // for a while: that stretch of quorum is over, whatever the new leases say.
         if self.quorate && self.deadline <= now {
             self.quorate = false;
-            let why = self.status(now).fence_reason();
-            self.emit(QuorumEvent::QuorumLost { epoch: self.epoch, at: self.deadline, why });
+            self.emit(GateEvent::Lost { epoch: self.epoch, at: self.deadline, stopped: false });
         }
         if deadline > now {
             if !self.quorate {
@@ -392,82 +299,31 @@ impl Gate {
                 self.epoch = self.epoch.next();
                 self.deadline = deadline;
                 self.shared.publish(self.epoch, deadline);
-                self.status_dirty = true;
-                let held_votes = self.status(now).held_votes;
-                self.emit(QuorumEvent::QuorumGained {
-                    epoch: self.epoch,
-                    at: now,
-                    held_votes,
-                    needed_votes: self.votes.majority(),
-                });
+                let held_votes = self.held_votes(now);
+                self.emit(GateEvent::Gained { epoch: self.epoch, at: now, held_votes });
             } else if deadline != self.deadline {
                 self.deadline = deadline;
                 self.shared.publish(self.epoch, deadline);
             }
         } else if self.quorate {
-            // Leases were withdrawn before their end (not reachable through acks, which
-            // only extend them; kept so that a future revocation path stays safe).
+            // The votes stopped forming a quorum before their leases ended (another
+            // definition came into play): the stretch ends now.
             self.quorate = false;
             self.deadline = Instant::ZERO;
             self.shared.fence();
-            self.status_dirty = true;
-            let why = self.status(now).fence_reason();
-            self.emit(QuorumEvent::QuorumLost { epoch: self.epoch, at: now, why });
+            self.emit(GateEvent::Lost { epoch: self.epoch, at: now, stopped: false });
         } else if self.deadline != Instant::ZERO {
             self.deadline = Instant::ZERO;
             self.shared.fence();
-            self.status_dirty = true;
         }
     }
 
-    /// Records the partition view gossip computed, for status snapshots.
-    pub fn set_partition(&mut self, view: Option<PartitionView>) {
-        if self.partition != view {
-            self.partition = view;
-            self.status_dirty = true;
-        }
-    }
-
-    /// Emits an event that the layers above the gate decided (gossip liveness, fence
-    /// checks). A [`QuorumEvent::PeerFenced`] also marks the peer fenced in the status
-    /// until [`Gate::on_heard`] hears it again.
-    pub fn announce(&mut self, event: QuorumEvent) {
-        if let QuorumEvent::PeerFenced { peer, .. } = &event {
-            self.fenced.insert(*peer);
-        }
-        self.emit(event);
-    }
-
-    fn emit(&mut self, event: QuorumEvent) {
-        // No subscribers is not an error: the event is still queued for the driver.
-        let _ = self.events_tx.send(event.clone());
+    fn emit(&mut self, event: GateEvent) {
         if self.events.len() >= EVENT_QUEUE_MAX {
             self.events.pop_front();
             self.events_dropped += 1;
         }
         self.events.push_back(event);
-        self.status_dirty = true;
-    }
-}
-
-fn placeholder_status(me: NodeId) -> QuorumStatus {
-    QuorumStatus {
-        node: me,
-        as_of: Instant::ZERO,
-        writable: false,
-        epoch: Epoch(0),
-        deadline: Instant::ZERO,
-        held_votes: 0,
-        needed_votes: 0,
-        total_votes: 0,
-        tie_breaker: None,
-        peers: Vec::new(),
-        waiting_for: Vec::new(),
-        partition: None,
-        fenced: Vec::new(),
-        epochs_exhausted: false,
-        definition: DefinitionDigest::default(),
-        mismatched: Vec::new(),
     }
 }
 
@@ -475,8 +331,9 @@ fn placeholder_status(me: NodeId) -> QuorumStatus {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::quorum::TieBreaker;
+    use crate::events::QuorumEvent;
     use crate::status::Why;
+    use quorate_heartbeat::quorum::TieBreaker;
 
     const MS: u64 = 1_000_000;
 
@@ -509,7 +366,7 @@ mod tests {
             self.hand.set(at(now_ms));
             self.gate.on_ack(at(now_ms), NodeId(peer), at(sent_ms));
         }
-        fn drain(&mut self) -> Vec<QuorumEvent> {
+        fn drain(&mut self) -> Vec<GateEvent> {
             std::iter::from_fn(|| self.gate.poll_event()).collect()
         }
     }
@@ -524,10 +381,7 @@ mod tests {
         f.ack(12, 3, 0);
         assert!(f.handle.can_write());
         let events = f.drain();
-        assert!(matches!(
-            events.as_slice(),
-            [QuorumEvent::QuorumGained { held_votes: 3, needed_votes: 3, .. }]
-        ));
+        assert!(matches!(events.as_slice(), [GateEvent::Gained { held_votes: 3, .. }]), "{events:?}");
         let permit = f.handle.permit().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(permit.valid_until(), at(900));
         assert_eq!(permit.epoch(), Epoch(Epoch::base(Incarnation(7)).0 + 1));
@@ -556,7 +410,7 @@ mod tests {
         f.tick(1_500);
         let events = f.drain();
         assert!(
-            matches!(events.as_slice(), [QuorumEvent::QuorumLost { at: lost, .. }] if *lost == at(900)),
+            matches!(events.as_slice(), [GateEvent::Lost { at: lost, stopped: false, .. }] if *lost == at(900)),
             "{events:?}"
         );
         f.ack(1_510, 2, 1_400);
@@ -580,10 +434,7 @@ mod tests {
         assert!(f.handle.can_write());
         assert_eq!(f.handle.epoch(), e1.next());
         let events = f.drain();
-        assert!(matches!(
-            events.as_slice(),
-            [QuorumEvent::QuorumLost { .. }, QuorumEvent::QuorumGained { .. }]
-        ));
+        assert!(matches!(events.as_slice(), [GateEvent::Lost { .. }, GateEvent::Gained { .. }]));
     }
 
     #[test]
@@ -624,70 +475,20 @@ mod tests {
     fn a_lease_that_ends_now_is_not_counted_as_held() {
         let mut f = five_nodes(GateConfig::default());
         f.ack(10, 2, 0);
-        assert_eq!(f.gate.status(at(899)).held_votes, 2);
-        assert_eq!(f.gate.status(at(900)).held_votes, 1);
-    }
-
-    #[test]
-    fn the_status_snapshot_carries_definition_partition_and_fenced_peers() {
-        let mut f = five_nodes(GateConfig::default());
-        let ours = quorate_heartbeat::DefinitionDigest([3; 8]);
-        f.gate.set_definition(ours);
-        let view = PartitionView {
-            components: vec![vec![NodeId(1), NodeId(2)]],
-            one_way: vec![],
-            unseen: vec![NodeId(3)],
-            left: vec![],
-        };
-        f.gate.set_partition(Some(view.clone()));
-        f.gate.announce(QuorumEvent::PeerFenced {
-            peer: NodeId(3),
-            confirmed_by: vec![NodeId(1)],
-            at: at(5),
-        });
-        let theirs = quorate_heartbeat::DefinitionDigest([4; 8]);
-        let three = VoteTable::new((1..=3).map(|i| (NodeId(i), 1)), TieBreaker::LowestId);
-        let three = three.unwrap_or_else(|e| panic!("{e}"));
-        f.gate.on_peer_definition(at(6), NodeId(5), Some((theirs, Some(three.clone()))));
-        assert_eq!(f.gate.foreign_definition(NodeId(5)), Some((theirs, Some(&three))));
-        assert_eq!(f.gate.foreign_definition(NodeId(4)), None);
-        f.gate.flush_status(at(6));
-        let status = f.handle.status();
-        assert_eq!(status.definition, ours);
-        assert_eq!(status.partition, Some(view));
-        assert_eq!(status.fenced, vec![NodeId(3)]);
-        assert_eq!(status.mismatched.len(), 1);
-        // Hearing the fenced peer again clears it.
-        f.gate.on_heard(at(7), NodeId(3));
-        f.gate.flush_status(at(7));
-        assert!(f.handle.status().fenced.is_empty());
-    }
-
-    #[test]
-    fn lease_changes_reach_the_snapshot_within_one_interval_without_a_material_change() {
-        let mut f = five_nodes(GateConfig::default());
-        f.ack(10, 2, 0);
-        f.ack(10, 3, 0);
-        f.gate.flush_status(at(10));
-        // Node 4's ack is not material (already quorate): not published at once...
-        f.ack(50, 4, 40);
-        f.gate.flush_status(at(60));
-        let lease4 = |f: &Fixture| {
-            f.handle.watch().borrow().peers.iter().find(|p| p.id == NodeId(4)).and_then(|p| p.lease_until)
-        };
-        assert_eq!(lease4(&f), None);
-        // ...but within one heartbeat interval (100 ms) of the last publication.
-        f.gate.flush_status(at(110));
-        assert_eq!(lease4(&f), Some(at(940)));
+        assert_eq!(f.gate.held_votes(at(899)), 2);
+        assert_eq!(f.gate.held_votes(at(900)), 1);
     }
 
     #[test]
     fn events_the_driver_never_polls_are_dropped_oldest_first_and_counted() {
         let mut f = five_nodes(GateConfig::default());
-        let n = EVENT_QUEUE_MAX as u64 + 10;
-        for i in 0..n {
-            let state = if i % 2 == 0 { PeerState::Suspect } else { PeerState::Reachable };
-            f.gate.on_peer_state(at(i), NodeId(2), state);
+        // Every stretch is one Gained and one Lost: 2053 stretches, 4106 events.
+        let stretches = (EVENT_QUEUE_MAX as u64 + 10) / 2;
+        for i in 0..stretches {
+            let t = i * 1_000;
+            f.ack(t + 1, 2, t);
+            f.ack(t + 1, 3, t);
+            f.tick(t + 950);
         }
         assert_eq!(f.gate.events_dropped(), 10);
         assert_eq!(f.drain().len(), EVENT_QUEUE_MAX);
@@ -706,15 +507,13 @@ mod tests {
         f.tick(1_000);
         f.ack(1_010, 2, 1_000);
         f.ack(1_010, 3, 1_000);
-        f.gate.flush_status(at(1_010));
         assert!(!f.handle.can_write());
-        assert_eq!(f.handle.permit().err().map(|e| e.why), Some(Why::EpochsExhausted));
+        assert!(f.gate.epochs_exhausted());
     }
 
     #[test]
     fn a_peer_on_another_definition_must_agree_the_votes_are_a_quorum() {
         let mut f = five_nodes(GateConfig::default());
-        f.gate.set_definition(quorate_heartbeat::DefinitionDigest([1; 8]));
         f.ack(10, 2, 0);
         f.ack(10, 3, 0);
         assert!(f.handle.can_write());
@@ -723,39 +522,20 @@ mod tests {
         // Node 4 runs seven members: {1,2,3} is 3 of 7 there, not a quorum.
         let seven = VoteTable::new((1..=7).map(|i| (NodeId(i), 1)), TieBreaker::LowestId);
         let seven = seven.unwrap_or_else(|e| panic!("{e}"));
-        let theirs = quorate_heartbeat::DefinitionDigest([7; 8]);
         // Until the definition itself arrives, the node is not writable.
-        f.gate.on_peer_definition(at(20), NodeId(4), Some((theirs, None)));
         f.hand.set(at(20));
+        f.gate.set_other_definitions(at(20), vec![None]);
         assert!(!f.handle.can_write());
-        f.gate.on_peer_definition(at(21), NodeId(4), Some((theirs, Some(seven.clone()))));
-        f.gate.flush_status(at(21));
+        assert!(matches!(f.drain().as_slice(), [GateEvent::Lost { at: lost, .. }] if *lost == at(20)));
+        f.gate.set_other_definitions(at(21), vec![Some(seven.clone())]);
         assert!(!f.handle.can_write());
-        let why = f.handle.permit().err().map(|e| e.why);
-        assert!(
-            matches!(why, Some(Why::DefinitionMismatch { ref theirs, .. }) if theirs.len() == 1),
-            "{why:?}"
-        );
-        let text = why.map(|w| w.to_string()).unwrap_or_default();
-        assert!(text.contains("node 4 runs definition 0707070707070707 (members 1:1,2:1"), "{text}");
-        let events = f.drain();
-        assert!(
-            matches!(
-                events.as_slice(),
-                [QuorumEvent::ConfigMismatch { peer: NodeId(4), .. }, QuorumEvent::QuorumLost { .. }]
-            ),
-            "{events:?}"
-        );
-        // With two more votes the held set {1,2,3,5} is 4 of 7... still not; all five is 5 of 7.
+        // All five votes are 5 of 7: a quorum under both.
         f.ack(30, 4, 25);
         f.ack(30, 5, 25);
         assert!(f.handle.can_write());
         // Node 4 comes back on this node's definition: the extra condition goes away.
-        f.gate.on_peer_definition(at(40), NodeId(4), None);
-        assert!(matches!(
-            f.drain().as_slice(),
-            [QuorumEvent::QuorumGained { .. }, QuorumEvent::ConfigMatched { .. }]
-        ));
+        f.gate.set_other_definitions(at(40), Vec::new());
+        assert!(matches!(f.drain().as_slice(), [GateEvent::Gained { .. }]));
         assert!(f.handle.epoch() > e1);
     }
 
@@ -797,34 +577,10 @@ mod tests {
             f.gate.on_heard(at(5), NodeId(peer));
             f.ack(10, peer, 0);
         }
-        f.gate.flush_status(at(10));
         assert!(!f.handle.can_write());
-        let why = f.handle.permit().err().map(|e| e.why);
-        assert_eq!(why, Some(Why::WaitingForAll { unseen: vec![NodeId(5)] }));
+        assert_eq!(f.gate.waiting_for().collect::<Vec<_>>(), vec![NodeId(5)]);
         f.gate.on_heard(at(20), NodeId(5));
         assert!(f.handle.can_write());
-    }
-
-    #[test]
-    fn peer_state_changes_become_events_and_status() {
-        let mut f = five_nodes(GateConfig::default());
-        let mut sub = f.handle.subscribe();
-        f.gate.on_peer_state(at(1), NodeId(3), PeerState::Reachable);
-        f.gate.on_peer_state(at(2), NodeId(3), PeerState::Reachable);
-        f.gate.on_peer_state(at(3), NodeId(3), PeerState::Unreachable);
-        f.gate.flush_status(at(3));
-        let got: Vec<_> = std::iter::from_fn(|| sub.try_recv().ok().flatten()).collect();
-        assert_eq!(
-            got,
-            vec![
-                QuorumEvent::PeerUp { peer: NodeId(3), at: at(1) },
-                QuorumEvent::PeerDown { peer: NodeId(3), at: at(3) }
-            ]
-        );
-        let status = f.handle.status();
-        let p3 = status.peers.iter().find(|p| p.id == NodeId(3)).map(|p| p.state);
-        assert_eq!(p3, Some(PeerState::Unreachable));
-        assert_eq!(f.handle.watch().borrow().peers.len(), 4);
     }
 
     #[test]
@@ -833,11 +589,11 @@ mod tests {
             event_capacity: core::num::NonZeroUsize::new(2).unwrap_or(core::num::NonZeroUsize::MIN),
             ..GateConfig::default()
         };
-        let mut f = five_nodes(config);
+        let f = five_nodes(config);
         let mut sub = f.handle.subscribe();
+        let publisher = f.gate.publisher();
         for i in 0..10 {
-            let state = if i % 2 == 0 { PeerState::Suspect } else { PeerState::Reachable };
-            f.gate.on_peer_state(at(i), NodeId(2), state);
+            publisher.event(&QuorumEvent::PeerSuspect { peer: NodeId(2), at: at(i) });
         }
         assert!(matches!(sub.try_recv(), Err(crate::events::RecvError::Lagged { missed: 8 })));
         assert!(matches!(sub.try_recv(), Ok(Some(_))));
@@ -852,7 +608,7 @@ mod tests {
         f.gate.shutdown(at(20));
         assert!(!f.handle.can_write());
         assert_eq!(permit.check().err().map(|e| e.why), Some(Why::Stopped));
-        assert!(matches!(f.drain().last(), Some(QuorumEvent::QuorumLost { why: Why::Stopped, .. })));
+        assert!(matches!(f.drain().last(), Some(GateEvent::Lost { stopped: true, .. })));
         // Fresh acks after shutdown must not make this life writable again.
         f.ack(30, 2, 25);
         f.ack(30, 3, 25);

@@ -6,11 +6,12 @@
 //! against the clock and not against a flag the core flips, it stays right when the core
 //! has not run for a while: a process that was paused past its leases wakes fenced.
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorate_heartbeat::Instant;
+use quorate_heartbeat::{Instant, NodeId};
 use tokio::sync::{broadcast, watch};
 
 use crate::clock::Clock;
@@ -37,22 +38,27 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The shared state of a new gate, and the publisher that owns its event channel
+    /// (subscribers see `Closed` once every publisher is gone).
     pub(crate) fn new(
         clock: Clock,
         epoch: Epoch,
         own_votes: u64,
-        status: QuorumStatus,
-        events: &broadcast::Sender<QuorumEvent>,
-    ) -> Self {
-        Shared {
+        me: NodeId,
+        event_capacity: NonZeroUsize,
+    ) -> (Arc<Shared>, Publisher) {
+        let (events, _) = broadcast::channel(event_capacity.get());
+        let shared = Arc::new(Shared {
             clock,
             deadline: AtomicU64::new(0),
             epoch: AtomicU64::new(epoch.0),
             stopped: AtomicBool::new(false),
             own_votes,
-            status: watch::Sender::new(status),
+            status: watch::Sender::new(QuorumStatus::empty(me)),
             events: events.downgrade(),
-        }
+        });
+        let publisher = Publisher { shared: shared.clone(), events };
+        (shared, publisher)
     }
 
     /// Publishes `deadline` under `epoch`.
@@ -78,10 +84,6 @@ impl Shared {
         self.fence();
     }
 
-    pub(crate) fn publish_status(&self, status: QuorumStatus) {
-        self.status.send_replace(status);
-    }
-
     /// A consistent (epoch, deadline) pair.
     fn snapshot(&self) -> (Epoch, Instant) {
         let mut epoch = self.epoch.load(Ordering::Acquire);
@@ -94,6 +96,28 @@ impl Shared {
             epoch = again;
         }
         (Epoch(epoch), Instant::ZERO)
+    }
+}
+
+/// The writer side of a gate's status snapshots and events. The node's core decides both
+/// and hands them out through its `poll_*` calls; the driver passes them on here, to every
+/// [`QuorumGate::watch`] and [`QuorumGate::subscribe`] reader. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    shared: Arc<Shared>,
+    events: broadcast::Sender<QuorumEvent>,
+}
+
+impl Publisher {
+    /// Sends `event` to every subscriber (none is fine; a full subscriber lags).
+    pub fn event(&self, event: &QuorumEvent) {
+        // No subscribers is not an error.
+        let _ = self.events.send(event.clone());
+    }
+
+    /// Replaces the status snapshot readers see.
+    pub fn status(&self, status: QuorumStatus) {
+        self.shared.status.send_replace(status);
     }
 }
 

@@ -19,13 +19,13 @@ mod config;
 mod events;
 mod gate;
 mod handle;
-pub mod quorum;
 mod status;
 
 pub use clock::{Clock, ManualClock};
 pub use config::{lease_bound, GateConfig, GateConfigError};
 pub use events::{EventStream, QuorumEvent, RecvError};
-pub use gate::{Gate, EVENT_QUEUE_MAX};
-pub use handle::{QuorumGate, WritePermit};
-pub use quorum::{DefinitionParts, MembershipError, TieBreaker, VoteTable};
+pub use gate::{Gate, GateEvent, EVENT_QUEUE_MAX};
+pub use handle::{Publisher, QuorumGate, WritePermit};
+pub use quorate_heartbeat::quorum;
+pub use quorate_heartbeat::quorum::{DefinitionParts, MembershipError, TieBreaker, VoteTable};
 pub use status::{Epoch, ForeignDefinition, MissingVote, NotQuorate, PeerStatus, QuorumStatus, Why};

@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-use quorate_detector::{PartitionView, PeerState};
+use quorate_detector::PeerState;
+use quorate_gossip::PartitionView;
 use quorate_heartbeat::{DefinitionDigest, Instant, NodeId};
 
 /// A fencing epoch: increases every time this node gains quorum, and across restarts.
@@ -88,7 +89,7 @@ pub struct ForeignDefinition {
     pub digest: DefinitionDigest,
     /// Its members as `(id, votes)` and its resolved tie-breaker, once the peer sent them;
     /// `None` until then (the node is not writable while a definition is unknown).
-    pub members: Option<crate::quorum::DefinitionParts>,
+    pub members: Option<quorate_heartbeat::quorum::DefinitionParts>,
 }
 
 impl fmt::Display for ForeignDefinition {
@@ -111,6 +112,28 @@ impl fmt::Display for ForeignDefinition {
 }
 
 impl QuorumStatus {
+    /// The snapshot of a node nothing was published for yet: fenced, nothing known.
+    pub fn empty(node: NodeId) -> Self {
+        QuorumStatus {
+            node,
+            as_of: Instant::ZERO,
+            writable: false,
+            epoch: Epoch(0),
+            deadline: Instant::ZERO,
+            held_votes: 0,
+            needed_votes: 0,
+            total_votes: 0,
+            tie_breaker: None,
+            peers: Vec::new(),
+            waiting_for: Vec::new(),
+            partition: None,
+            fenced: Vec::new(),
+            epochs_exhausted: false,
+            definition: DefinitionDigest::default(),
+            mismatched: Vec::new(),
+        }
+    }
+
     /// Re-evaluates the time-dependent fields at `now`, given the latest published
     /// deadline and epoch. Leases run out between publications; this keeps a snapshot
     /// read later from overstating the votes held.

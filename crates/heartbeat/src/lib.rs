@@ -14,6 +14,7 @@
 //! the protocol state machines; none of them depends on it.
 
 pub mod ids;
+pub mod quorum;
 pub mod sequencing;
 pub mod time;
 #[cfg(feature = "quic")]
@@ -21,6 +22,7 @@ pub mod transport;
 pub mod wire;
 
 pub use ids::{ClusterId, Incarnation, NodeId, Seq};
+pub use quorum::{DefinitionParts, MembershipError, TieBreaker, VoteTable};
 pub use sequencing::{AckOutcome, Link, Received, Refused, SentLog};
 pub use time::Instant;
 #[cfg(feature = "quic")]

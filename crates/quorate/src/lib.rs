@@ -36,11 +36,12 @@ pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
 pub use status::{NodeStatus, PartitionReport, PeerReport};
 
 pub use quorate_core::GossipConfig;
-pub use quorate_detector::{DetectorConfig, Liveness, PartitionView, PeerState};
+pub use quorate_detector::{DetectorConfig, PeerState};
 pub use quorate_gate::{
     Clock, Epoch, EventStream, GateConfig, MissingVote, NotQuorate, PeerStatus, QuorumEvent, QuorumGate,
     QuorumStatus, RecvError, TieBreaker, Why, WritePermit,
 };
+pub use quorate_gossip::{Liveness, PartitionView};
 pub use quorate_heartbeat::{ClusterId, Instant, NodeId};
 
 /// The QUIC transport's certificate tools and types.

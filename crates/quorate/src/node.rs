@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use quorate_core::{Delivery, Node as Core};
-use quorate_gate::{Clock, QuorumGate};
+use quorate_gate::{Clock, Publisher, QuorumGate};
 use quorate_heartbeat::transport::{Inbound, LinkInfo, PkiError, Transport, TransportConfig, TransportError};
 use quorate_heartbeat::{Incarnation, NodeId};
 use tokio::sync::{mpsc, watch};
@@ -100,7 +100,8 @@ pub(crate) struct Shared {
     pub(crate) core: Mutex<Core>,
     pub(crate) transport: Transport,
     pub(crate) clock: Clock,
-    pub(crate) gate: QuorumGate,
+    /// Where the core's events and status snapshots go out to the gate's readers.
+    pub(crate) publisher: Publisher,
     pub(crate) events_dropped: AtomicU64,
     /// How long a direct poll of a suspect peer may take.
     pub(crate) poll_deadline: Duration,
@@ -147,10 +148,10 @@ fn persist_promises(
 
 impl Shared {
     pub(crate) fn status(&self) -> NodeStatus {
-        let gate_status = self.gate.status();
         let now = self.clock.now();
         let counters = self.transport.counters();
         let core = self.core.lock();
+        let gate_status = core.status(now);
         status::build(&self.cluster, &core, &gate_status, now, |p| self.transport.link(p), &counters)
     }
 }
@@ -224,12 +225,13 @@ impl Node {
             }
             None => (None, None),
         };
+        let publisher = core.publisher();
         let shared = Arc::new(Shared {
             cluster: config.cluster.clone(),
             core: Mutex::new(core),
             transport,
             clock,
-            gate: gate.clone(),
+            publisher,
             events_dropped: AtomicU64::new(0),
             poll_deadline: config.detector.heartbeat_interval.saturating_mul(POLL_DEADLINE_INTERVALS),
             down_after_min: config.detector.down_after_min,
@@ -460,7 +462,12 @@ fn flush(
             }
         }
     }
+    // The status first: a subscriber that reacts to an event reads a status that has it.
+    if let Some(status) = core.poll_status() {
+        shared.publisher.status(status);
+    }
     while let Some(event) = core.poll_event() {
+        shared.publisher.event(&event);
         if let quorate_gate::QuorumEvent::ConfigMismatch { peer, ours, theirs, .. } = &event {
             tracing::warn!(
                 node = me.0,

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use quorate_core::Node as Core;
-use quorate_detector::{PartitionView, PeerState};
+use quorate_detector::PeerState;
 use quorate_gate::QuorumStatus;
+use quorate_gossip::PartitionView;
 use quorate_heartbeat::transport::{LinkInfo, TransportCounters};
 use quorate_heartbeat::{Instant, NodeId};
 use serde::{Deserialize, Serialize};
@@ -182,7 +183,7 @@ pub(crate) fn build(
         transport: transport_counters(transport),
         partition: core.partition_view(now).as_ref().map(PartitionReport::from),
         fenced: gate.fenced.iter().map(|id| id.0).collect(),
-        gossip: core.gossip_counters().map(gossip_counters).unwrap_or_default(),
+        gossip: gossip_counters(core.gossip_counters(), core.fence_counters()),
         definition: own_definition(core, gate).to_string(),
         mismatched: gate.mismatched.iter().map(ToString::to_string).collect(),
         mismatched_peers: gate.mismatched.iter().map(|m| m.peer.0).collect(),
@@ -197,20 +198,24 @@ fn own_definition(core: &Core, gate: &QuorumStatus) -> quorate_gate::ForeignDefi
     }
 }
 
-fn gossip_counters(g: quorate_core::GossipCounters) -> BTreeMap<String, u64> {
+fn gossip_counters(
+    g: Option<quorate_core::GossipCounters>,
+    f: Option<quorate_core::FenceCounters>,
+) -> BTreeMap<String, u64> {
+    let (Some(g), Some(f)) = (g, f) else { return BTreeMap::new() };
     [
         ("rounds", g.rounds),
         ("messages_sent", g.messages_sent),
         ("messages_received", g.messages_received),
         ("rows_applied", g.rows_applied),
         ("rows_refused", g.rows_refused),
-        ("encode_failures", g.encode_failures),
-        ("fence_checks", g.fence_checks),
-        ("fence_confirmed", g.fence_confirmed),
-        ("fence_abandoned", g.fence_abandoned),
-        ("fence_yes_given", g.fence_yes_given),
-        ("fence_no_given", g.fence_no_given),
-        ("fence_answers_ignored", g.fence_answers_ignored),
+        ("encode_failures", g.encode_failures + f.encode_failures),
+        ("fence_checks", f.checks),
+        ("fence_confirmed", f.confirmed),
+        ("fence_abandoned", f.abandoned),
+        ("fence_yes_given", f.yes_given),
+        ("fence_no_given", f.no_given),
+        ("fence_answers_ignored", f.answers_ignored),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

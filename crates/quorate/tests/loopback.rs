@@ -95,7 +95,7 @@ async fn three_and_five_nodes_converge_to_all_writable_within_a_second() -> Test
         println!("{n} nodes: all writable after {took:?}");
         assert!(took.is_some_and(|t| t < Duration::from_secs(1)), "{n} nodes: {took:?}");
         let status = nodes[0].status();
-        assert!(status.writable && status.peers.iter().all(|p| p.connected && p.state == "reachable"));
+        assert!(status.writable && status.peers.iter().all(|p| p.connected && p.state == "reachable"), "{status:?}");
         for node in nodes {
             node.shutdown().await;
         }

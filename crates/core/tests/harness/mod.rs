@@ -324,6 +324,10 @@ impl Net {
         while let Some(ev) = self.nodes[i].node.poll_event() {
             self.nodes[i].events.push(ev);
         }
+        // As a driver does: the status the handles explain a refusal with.
+        if let Some(status) = self.nodes[i].node.poll_status() {
+            self.nodes[i].node.publisher().status(status);
+        }
         while let Some(t) = self.nodes[i].node.poll_transmit() {
             let to = (t.to.0 - 1) as usize;
             let request = t.delivery == quorate_core::Delivery::Request;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use quorate_heartbeat::{ClusterId, DefinitionDigest, Instant, NodeId};
+use crate::{ClusterId, DefinitionDigest, Instant, NodeId};
 
 /// A definition as plain data: every member's `(id, votes)` in id order, and the resolved
 /// tie-breaker (`None`: an exact half never wins).

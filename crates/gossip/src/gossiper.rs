@@ -1,0 +1,420 @@
+//! [`Gossiper`]: gossip rounds over the row table, and what fresh rows say of peers.
+//!
+//! ```text
+//!   handle_timeout(now, views, rng)     on_gossip(now, from, gossip, is_request)
+//!     round due: refresh own row           merge every delta ──► reply / push
+//!     Gossip{digest} to `fanout` peers         │
+//!     liveness of peers down here              ▼
+//!            │                          Accused { peer, accusers } for accused voters
+//!            ▼
+//!   poll_transmit() ──► requests for the driver
+//!   poll_event()    ──► AliveElsewhere / DownEverywhere / Accused (to the fence checker)
+//! ```
+//!
+//! It decides nothing about writes: rows only inform the partition view, the liveness
+//! events and the fence nominations, which the fence checker ([`crate::Fencer`]) verifies
+//! directly with the accusers before anything is announced.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use quorate_detector::PeerState;
+use quorate_heartbeat::{
+    encode_stream, ClusterId, Gossip, Incarnation, Instant, Message, NodeId, View, VoteTable,
+};
+use rand::Rng;
+
+use crate::config::GossipConfig;
+use crate::rows::{MergeOutcome, RowTable};
+use crate::view::{Liveness, PartitionView};
+use crate::Outgoing;
+
+/// Gossip rounds go out up to this fraction of an interval early, at random.
+const JITTER_FRACTION: f64 = 0.1;
+
+/// What gossip did, for operators and tests. All counters only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GossipCounters {
+    /// Rounds run.
+    pub rounds: u64,
+    /// Gossip messages handed to the driver (requests, replies are not counted here).
+    pub messages_sent: u64,
+    /// Gossip messages received (requests and replies).
+    pub messages_received: u64,
+    /// Row deltas applied.
+    pub rows_applied: u64,
+    /// Row deltas not applied (stale, gaps, unknown owners, malformed): see
+    /// [`crate::MergeCounters`] for the split.
+    pub rows_refused: u64,
+    /// Messages that could not be encoded within the stream limit (a digest of a very
+    /// large cluster); the message is skipped.
+    pub encode_failures: u64,
+}
+
+/// What the gossiper tells the node around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GossipEvent {
+    /// `peer`, down here, is heard by the members in `via` (their fresh rows say so).
+    AliveElsewhere {
+        /// The peer.
+        peer: NodeId,
+        /// Who hears it.
+        via: Vec<NodeId>,
+        /// When this was concluded.
+        at: Instant,
+    },
+    /// `peer`, down here, is heard by nobody whose fresh row reached this node.
+    DownEverywhere {
+        /// The peer.
+        peer: NodeId,
+        /// When this was concluded.
+        at: Instant,
+    },
+    /// Fresh rows of `accusers` (this node among them if it is one) say the voter `peer`
+    /// is down: a candidate for a fence check, once the accusers are weighed under the
+    /// peer's own definition.
+    Accused {
+        /// The voter in question.
+        peer: NodeId,
+        /// Owners whose fresh rows say it is down.
+        accusers: Vec<NodeId>,
+    },
+}
+
+/// Gossip rounds and the row table. See the module docs.
+#[derive(Debug)]
+pub struct Gossiper {
+    config: GossipConfig,
+    cluster: ClusterId,
+    me: NodeId,
+    incarnation: Incarnation,
+    /// Voters of this node's definition, this node excluded: the peers a round considers
+    /// for fence nominations.
+    voters: BTreeSet<NodeId>,
+    table: RowTable,
+    next_round: Instant,
+    /// Peers this node considers down (or left), since when.
+    down_since: BTreeMap<NodeId, Instant>,
+    /// The liveness last announced for each peer that is down here.
+    liveness: BTreeMap<NodeId, Liveness>,
+    /// The partition view of the last round; `None` before the first.
+    view: Option<PartitionView>,
+    out: VecDeque<Outgoing>,
+    events: VecDeque<GossipEvent>,
+    counters: GossipCounters,
+}
+
+impl Gossiper {
+    /// A gossiper for `me` in its life `incarnation`, with the members of `votes` (voters'
+    /// rows are gossiped; every member is covered by them), first round at `now`.
+    pub fn new(
+        config: GossipConfig,
+        cluster: ClusterId,
+        me: NodeId,
+        incarnation: Incarnation,
+        votes: &VoteTable,
+        now: Instant,
+    ) -> Self {
+        let voters: BTreeSet<NodeId> = votes.members().filter(|&(_, v)| v > 0).map(|(id, _)| id).collect();
+        let table = RowTable::new(me, incarnation, votes.members().map(|(id, _)| id))
+            .with_owners(voters.iter().copied());
+        Gossiper {
+            config,
+            cluster,
+            me,
+            incarnation,
+            voters: voters.into_iter().filter(|&id| id != me).collect(),
+            table,
+            next_round: now,
+            down_since: BTreeMap::new(),
+            liveness: BTreeMap::new(),
+            view: None,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: GossipCounters::default(),
+        }
+    }
+
+    /// What gossip did so far.
+    pub fn counters(&self) -> GossipCounters {
+        self.counters
+    }
+
+    /// The rows held.
+    pub fn table(&self) -> &RowTable {
+        &self.table
+    }
+
+    /// Who hears whom, as of the last round; `None` before the first.
+    pub fn view(&self) -> Option<&PartitionView> {
+        self.view.as_ref()
+    }
+
+    /// Who hears whom at `now`, from the rows as they are.
+    pub fn view_at(&self, now: Instant) -> PartitionView {
+        self.table.view(now, self.config.fresh_for, self.config.corroboration)
+    }
+
+    /// Since when this node considers `peer` down (or left), if it does.
+    pub fn down_since(&self, peer: NodeId) -> Option<Instant> {
+        self.down_since.get(&peer).copied()
+    }
+
+    /// When the next round is due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_round
+    }
+
+    /// The next request for the driver.
+    pub fn poll_transmit(&mut self) -> Option<Outgoing> {
+        self.out.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<GossipEvent> {
+        self.events.pop_front()
+    }
+
+    /// The detector moved `peer` to `state` at `at`.
+    pub fn on_peer_state(&mut self, peer: NodeId, state: PeerState, at: Instant) {
+        match state {
+            PeerState::Unreachable | PeerState::Left => {
+                self.down_since.entry(peer).or_insert(at);
+            }
+            PeerState::Reachable | PeerState::Suspect => {
+                self.down_since.remove(&peer);
+                self.liveness.remove(&peer);
+            }
+            PeerState::Unknown => {}
+        }
+    }
+
+    /// Runs a round if one is due at `now`. `views` says what this node's detector thinks
+    /// of each peer it watches (and the incarnation last heard), in id order; it is asked
+    /// only when a round runs. `rng` picks the peers and the jitter.
+    pub fn handle_timeout<F>(&mut self, now: Instant, views: F, rng: &mut impl Rng)
+    where
+        F: FnOnce() -> Vec<(NodeId, View, Option<Incarnation>)>,
+    {
+        if now < self.next_round {
+            return;
+        }
+        self.round(now, views(), rng);
+        let early = self.config.interval.mul_f64(rng.random_range(0.0..JITTER_FRACTION));
+        self.next_round = now + (self.config.interval - early);
+    }
+
+    fn round(&mut self, now: Instant, views: Vec<(NodeId, View, Option<Incarnation>)>, rng: &mut impl Rng) {
+        self.counters.rounds += 1;
+        let here: BTreeMap<NodeId, View> = views.iter().map(|&(peer, view, _)| (peer, view)).collect();
+        let mut peers: Vec<NodeId> = views.iter().map(|&(peer, _, _)| peer).collect();
+        self.table.refresh_own(views);
+        let fanout = self.config.fanout.min(peers.len());
+        // A partial Fisher-Yates shuffle: `fanout` distinct peers, uniformly.
+        for i in 0..fanout {
+            let j = rng.random_range(i..peers.len());
+            peers.swap(i, j);
+        }
+        let request = Message::Gossip(Gossip {
+            from: self.me,
+            incarnation: self.incarnation,
+            digest: self.table.digest(),
+            rows: Vec::new(),
+        });
+        self.send(peers[..fanout].iter().copied(), &request);
+        self.announce_liveness(now, &here);
+        let voters: Vec<NodeId> = self.voters.iter().copied().collect();
+        self.accuse(now, voters);
+        self.view = Some(self.table.view(now, self.config.fresh_for, self.config.corroboration));
+    }
+
+    /// Liveness events for the peers down here whose liveness changed (read from every
+    /// fresh row for every such peer, so once a round).
+    fn announce_liveness(&mut self, now: Instant, here: &BTreeMap<NodeId, View>) {
+        let down: Vec<(NodeId, Instant)> = self.down_since.iter().map(|(&p, &t)| (p, t)).collect();
+        for (peer, since) in down {
+            let view = here.get(&peer).copied().unwrap_or(View::Unknown);
+            let live = self.table.liveness(now, self.config.fresh_for, peer, view, since);
+            if self.liveness.get(&peer) == Some(&live) {
+                continue;
+            }
+            let event = match &live {
+                Liveness::Indirect { via } => {
+                    Some(GossipEvent::AliveElsewhere { peer, via: via.clone(), at: now })
+                }
+                Liveness::DownEverywhere => Some(GossipEvent::DownEverywhere { peer, at: now }),
+                _ => None,
+            };
+            self.liveness.insert(peer, live);
+            self.events.extend(event);
+        }
+    }
+
+    /// Who accuses each of `peers`, for the fence checker.
+    fn accuse(&mut self, now: Instant, peers: Vec<NodeId>) {
+        for peer in peers {
+            let accusers = self.table.accusers(now, self.config.fresh_for, peer);
+            self.events.push_back(GossipEvent::Accused { peer, accusers });
+        }
+    }
+
+    /// A gossip message from `from` (authenticated) arrived at `now`, as a request
+    /// (`is_request`: the encoded answer is returned) or as a reply (anything further goes
+    /// out as a new request).
+    pub fn on_gossip(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        gossip: &Gossip,
+        is_request: bool,
+    ) -> Option<Vec<u8>> {
+        self.counters.messages_received += 1;
+        let mut accused = BTreeSet::new();
+        for delta in &gossip.rows {
+            match self.table.merge(now, delta) {
+                MergeOutcome::Applied => {
+                    self.counters.rows_applied += 1;
+                    accused.extend(delta.entries.iter().filter(|e| e.view == View::Down).map(|e| e.peer));
+                }
+                _ => self.counters.rows_refused += 1,
+            }
+        }
+        let accused: Vec<NodeId> = accused.into_iter().filter(|p| self.voters.contains(p)).collect();
+        self.accuse(now, accused);
+        let start = usize::try_from(self.counters.rounds).unwrap_or(0);
+        let rows = if gossip.digest.is_empty() {
+            Vec::new()
+        } else {
+            self.table.deltas_for(&gossip.digest, self.config.bytes_max, start)
+        };
+        if is_request {
+            // Reply: the rows the asker lacks, and this node's digest so it can push back
+            // what this node lacks. A push (no digest) gets an empty reply.
+            let digest = if gossip.digest.is_empty() { Vec::new() } else { self.table.digest() };
+            let reply =
+                Message::Gossip(Gossip { from: self.me, incarnation: self.incarnation, digest, rows });
+            return self.encode(&reply);
+        }
+        if !rows.is_empty() {
+            let push = Message::Gossip(Gossip {
+                from: self.me,
+                incarnation: self.incarnation,
+                digest: Vec::new(),
+                rows,
+            });
+            self.send([from], &push);
+        }
+        None
+    }
+
+    /// Encodes `message` for a stream; a failure (a digest too large for one message) is
+    /// counted and the message skipped.
+    fn encode(&mut self, message: &Message) -> Option<Vec<u8>> {
+        let encoded = encode_stream(self.cluster, message);
+        if encoded.is_err() {
+            self.counters.encode_failures += 1;
+        }
+        encoded.ok()
+    }
+
+    /// Encodes `message` once and queues it as a request to each of `to`.
+    fn send(&mut self, to: impl IntoIterator<Item = NodeId>, message: &Message) {
+        let Some(payload) = self.encode(message) else { return };
+        for to in to {
+            self.counters.messages_sent += 1;
+            self.out.push_back(Outgoing { to, payload: payload.clone() });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quorate_heartbeat::{decode_stream, TieBreaker};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    const MS: u64 = 1_000_000;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * MS)
+    }
+
+    /// Node `me` of five voters and one observer (6).
+    fn gossiper(me: u64) -> Gossiper {
+        let members = (1..=5).map(|i| (NodeId(i), 1)).chain([(NodeId(6), 0)]);
+        let votes = VoteTable::new(members, TieBreaker::LowestId).unwrap_or_else(|e| panic!("{e}"));
+        Gossiper::new(GossipConfig::default(), ClusterId(1), NodeId(me), Incarnation(me), &votes, at(0))
+    }
+
+    /// What `me` thinks of the others: everyone heard but `down`.
+    fn views(me: u64, down: &[u64]) -> Vec<(NodeId, View, Option<Incarnation>)> {
+        let view = |p| if down.contains(&p) { View::Down } else { View::Heard };
+        (1..=6).filter(|&p| p != me).map(|p| (NodeId(p), view(p), Some(Incarnation(p)))).collect()
+    }
+
+    #[test]
+    fn a_round_asks_fanout_peers_and_names_the_accused_voters_only_when_due() {
+        let mut g = gossiper(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        g.handle_timeout(at(0), || views(1, &[5]), &mut rng);
+        let asked: Vec<Outgoing> = std::iter::from_fn(|| g.poll_transmit()).collect();
+        assert_eq!(asked.len(), 2, "fanout 2");
+        assert_ne!(asked[0].to, asked[1].to);
+        let request = decode_stream(&asked[0].payload, ClusterId(1));
+        assert!(matches!(request, Ok(Message::Gossip(ref m)) if !m.digest.is_empty() && m.rows.is_empty()));
+        let accused: Vec<(NodeId, Vec<NodeId>)> = std::iter::from_fn(|| g.poll_event())
+            .filter_map(|e| match e {
+                GossipEvent::Accused { peer, accusers } => Some((peer, accusers)),
+                _ => None,
+            })
+            .collect();
+        // Every voter but itself is weighed each round; only node 5 is accused, by node 1.
+        assert_eq!(accused.len(), 4);
+        assert!(accused.contains(&(NodeId(5), vec![NodeId(1)])), "{accused:?}");
+        assert!(g.view().is_some());
+        // Not due again before the interval (less jitter).
+        g.handle_timeout(at(200), || panic!("views are read only when a round runs"), &mut rng);
+        assert!(g.poll_transmit().is_none());
+        assert_eq!(g.counters().rounds, 1);
+    }
+
+    #[test]
+    fn rows_exchanged_tell_a_peer_alive_elsewhere_from_one_down_everywhere() {
+        let (mut a, mut b) = (gossiper(1), gossiper(2));
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        // Node 1 lost node 5 at 100 ms; node 2 still hears it.
+        a.on_peer_state(NodeId(5), PeerState::Unreachable, at(100));
+        b.handle_timeout(at(150), || views(2, &[]), &mut rng);
+        // A asks B, B answers with its rows.
+        let ask =
+            Gossip { from: NodeId(1), incarnation: Incarnation(1), digest: a.table().digest(), rows: vec![] };
+        let reply = b.on_gossip(at(200), NodeId(1), &ask, true);
+        let Some(Ok(Message::Gossip(reply))) = reply.map(|r| decode_stream(&r, ClusterId(1))) else {
+            panic!("no gossip reply")
+        };
+        a.on_gossip(at(200), NodeId(2), &reply, false);
+        a.handle_timeout(at(250), || views(1, &[5]), &mut rng);
+        let events: Vec<GossipEvent> = std::iter::from_fn(|| a.poll_event()).collect();
+        assert!(
+            events.contains(&GossipEvent::AliveElsewhere {
+                peer: NodeId(5),
+                via: vec![NodeId(2)],
+                at: at(250)
+            }),
+            "{events:?}"
+        );
+        // Node 2 loses it too, and says so: down everywhere.
+        b.handle_timeout(at(400), || views(2, &[5]), &mut rng);
+        let ask =
+            Gossip { from: NodeId(1), incarnation: Incarnation(1), digest: a.table().digest(), rows: vec![] };
+        let reply = b.on_gossip(at(450), NodeId(1), &ask, true);
+        let Some(Ok(Message::Gossip(reply))) = reply.map(|r| decode_stream(&r, ClusterId(1))) else {
+            panic!("no gossip reply")
+        };
+        a.on_gossip(at(450), NodeId(2), &reply, false);
+        a.handle_timeout(at(600), || views(1, &[5]), &mut rng);
+        let events: Vec<GossipEvent> = std::iter::from_fn(|| a.poll_event()).collect();
+        assert!(events.contains(&GossipEvent::DownEverywhere { peer: NodeId(5), at: at(600) }), "{events:?}");
+        assert_eq!(a.down_since(NodeId(5)), Some(at(100)));
+    }
+}
