@@ -23,7 +23,7 @@ pub mod quorum;
 mod status;
 
 pub use clock::{Clock, ManualClock};
-pub use config::{lease_bound, GateConfig, GateConfigError};
+pub use config::{fence_promise, lease_bound, GateConfig, GateConfigError};
 pub use events::{EventStream, QuorumEvent, RecvError};
 pub use gate::{Gate, EVENT_QUEUE_MAX};
 pub use handle::{QuorumGate, WritePermit};
