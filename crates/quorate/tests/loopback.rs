@@ -6,25 +6,45 @@ use std::time::Duration;
 
 use quorate::testing::{wait_until, ClusterError, LocalCluster};
 use quorate::transport::generate_dev_pki;
-use quorate::{Config, DataDirError, Node, NodeId, QuorumEvent, QuorumGate, StartError, TlsSource};
+use quorate::{
+    Config, DataDirError, EventStream, Node, NodeId, QuorumEvent, QuorumGate, StartError, TlsSource,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Starts `n` nodes of the cluster "loopback" (LAN defaults).
+/// Starts `n` nodes of the cluster "loopback" (LAN defaults) and waits (at most 3 s) until
+/// every one is writable.
 async fn cluster(n: u64) -> Result<LocalCluster, ClusterError> {
-    LocalCluster::builder("loopback", n).start().await
+    let cluster = LocalCluster::builder("loopback", n).start().await?;
+    cluster.wait_all_writable(Duration::from_secs(3)).await?;
+    Ok(cluster)
 }
 
-/// Waits (at most 3 s) until every node of `cluster` is writable.
-async fn writable(cluster: &LocalCluster) -> Result<Duration, ClusterError> {
-    cluster.wait_all_writable(Duration::from_secs(3)).await
+/// Waits (at most `limit`) for the first event on `events` that `wanted` accepts; how long
+/// after `since` it came.
+async fn first_event(
+    events: &mut EventStream,
+    limit: Duration,
+    since: std::time::Instant,
+    wanted: impl Fn(&QuorumEvent) -> bool,
+) -> Result<Duration, tokio::time::error::Elapsed> {
+    tokio::time::timeout(limit, async {
+        loop {
+            if let Ok(event) = events.recv().await {
+                if wanted(&event) {
+                    return since.elapsed();
+                }
+            }
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_and_five_nodes_converge_to_all_writable_within_a_second() -> TestResult {
     for n in [3, 5] {
-        let cluster = cluster(n).await?;
-        let took = writable(&cluster).await;
+        let cluster = LocalCluster::builder("loopback", n).start().await?;
+        let took = cluster.wait_all_writable(Duration::from_secs(3)).await;
         println!("{n} nodes: all writable after {took:?}");
         assert!(took.as_ref().is_ok_and(|t| *t < Duration::from_secs(1)), "{n} nodes: {took:?}");
         let status = cluster.node(NodeId(1)).ok_or("no node 1")?.status();
@@ -37,21 +57,14 @@ async fn three_and_five_nodes_converge_to_all_writable_within_a_second() -> Test
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_node_is_marked_down_after_the_floor_and_the_rest_stay_writable() -> TestResult {
     let mut cluster = cluster(3).await?;
-    writable(&cluster).await?;
     let gates = cluster.gates();
     let mut events = gates[0].subscribe();
     // Dropped, not shut down: no leave is sent, as in a crash.
     let stopped = cluster.take(NodeId(3));
     let stopped_at = std::time::Instant::now();
     drop(stopped);
-    let down = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            if let Ok(QuorumEvent::PeerDown { peer, .. }) = events.recv().await {
-                if peer == NodeId(3) {
-                    return stopped_at.elapsed();
-                }
-            }
-        }
+    let down = first_event(&mut events, Duration::from_secs(5), stopped_at, |e| {
+        matches!(e, QuorumEvent::PeerDown { peer: NodeId(3), .. })
     })
     .await?;
     let status = cluster.node(NodeId(1)).ok_or("no node 1")?.status();
@@ -73,7 +86,6 @@ async fn crashed_node_is_marked_down_after_the_floor_and_the_rest_stay_writable(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_off_node_fences_within_lease_times_drift() -> TestResult {
     let mut cluster = cluster(3).await?;
-    writable(&cluster).await?;
     let gates = cluster.gates();
     let cut = gates[0].clock().now();
     cluster.cut(&[NodeId(1)], &[NodeId(2), NodeId(3)])?;
@@ -93,7 +105,6 @@ async fn cut_off_node_fences_within_lease_times_drift() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_udp_flood_does_not_disturb_an_established_cluster() -> TestResult {
     let cluster = cluster(3).await?;
-    writable(&cluster).await?;
     let gates = cluster.gates();
     let epoch = gates[0].epoch();
     let target = cluster.node(NodeId(1)).ok_or("no node 1")?.local_addr();
@@ -176,7 +187,6 @@ async fn node_with_a_certificate_from_another_ca_is_refused_and_changes_no_quoru
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_fences_first_and_peers_let_the_node_go_at_once() -> TestResult {
     let mut cluster = cluster(3).await?;
-    writable(&cluster).await?;
     let gates = cluster.gates();
     let mut events = gates[0].subscribe();
     let leaving = cluster.take(NodeId(3)).ok_or("no node 3")?;
@@ -185,14 +195,8 @@ async fn graceful_shutdown_fences_first_and_peers_let_the_node_go_at_once() -> T
     assert!(!gates[2].can_write());
     let why = gates[2].permit().err().map(|e| e.to_string()).unwrap_or_default();
     assert_eq!(why, "not quorate: the node is shut down");
-    let left = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            if let Ok(QuorumEvent::PeerLeft { peer, .. }) = events.recv().await {
-                if peer == NodeId(3) {
-                    return started.elapsed();
-                }
-            }
-        }
+    let left = first_event(&mut events, Duration::from_secs(2), started, |e| {
+        matches!(e, QuorumEvent::PeerLeft { peer: NodeId(3), .. })
     })
     .await?;
     println!("peers let the leaving node go after {left:?}");
@@ -308,7 +312,7 @@ async fn fenced_polls(gates: &[QuorumGate], span: Duration) -> u64 {
 }
 
 /// Every event already queued on `events`.
-fn drain(events: &mut quorate::EventStream) -> Vec<QuorumEvent> {
+fn drain(events: &mut EventStream) -> Vec<QuorumEvent> {
     let mut out = Vec::new();
     // Bounded by the stream's capacity: try_recv ends when it is empty.
     while let Ok(Some(e)) = events.try_recv() {
@@ -414,7 +418,6 @@ async fn crashed_node_restarts_fenced_on_its_address_and_rejoins_with_a_higher_e
 async fn restarted_node_takes_a_larger_incarnation_from_its_data_dir_and_rejoins_with_a_higher_epoch(
 ) -> TestResult {
     let mut cluster = cluster(3).await?;
-    writable(&cluster).await?;
     let node3 = cluster.config(NodeId(3)).ok_or("no node 3")?.clone();
     let data_dir = node3.data_dir.clone().ok_or("node 3 has no data directory")?;
 
