@@ -19,12 +19,13 @@
 //! run is a failure and the run exits 1. `tc netem` is not used. `QE2E_KEEP=1` keeps the configs, event logs and node stderr under
 //! `$TMPDIR/qe2e-<pid>/`; `QE2E_SEED=N` replays the flapping scenario.
 //!
-//! **The binary under test** is the `quorate` command built from `crates/cli/src/main.rs`
-//! as this package's `quorate-e2e-node` target, found through `CARGO_BIN_EXE_*`: cargo
-//! builds it, in the test's profile, whenever the sources changed, so the suite never runs
-//! a missing or stale binary of another package. The `kv-writes-split-5` scenario runs the
-//! example key-value service instead (`quorate-kv` from `crates/kv-example/src/main.rs`, as
-//! the `quorate-e2e-kv` target, found the same way), drives writes against it from threads
+//! **The binary under test** is the `quorate` command (`quorate_cli::main`, called from
+//! `tests/bin/node.rs`) as this package's `quorate-e2e-node` target, found through
+//! `CARGO_BIN_EXE_*`: cargo builds it, in the test's profile, whenever the sources changed,
+//! so the suite never runs a missing or stale binary of another package. The
+//! `kv-writes-split-5` scenario runs the example key-value service instead (`quorate-kv`,
+//! `quorate_kv::cli::main` called from `tests/bin/kv.rs`, as the `quorate-e2e-kv` target,
+//! found the same way), drives writes against it from threads
 //! that enter the namespace, and checks the answers against every node's database
 //! ([`kv`]).
 //!

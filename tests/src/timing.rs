@@ -63,7 +63,7 @@ impl Timing {
 
     /// The promised fencing delay, `lease x (1 + drift)` (guarantee G2), without margin.
     pub fn fence_promise(&self) -> Duration {
-        self.lease.mul_f64(1.0 + self.max_clock_drift)
+        quorate::fence_promise(self.lease, self.max_clock_drift)
     }
 
     /// What the checker accepts as fencing delay: the promise plus [`SCHEDULING_MARGIN`].
@@ -83,14 +83,9 @@ impl Timing {
     }
 }
 
-/// Microseconds of `CLOCK_MONOTONIC` now: the time base of the nodes' `at_us` stamps,
-/// shared by every process on the machine (namespaces do not change it).
-pub fn monotonic_us() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
-    secs.saturating_mul(1_000_000).saturating_add(nanos / 1_000)
-}
+/// Microseconds of `CLOCK_MONOTONIC` now: the time base of the nodes' `at_us` stamps (the
+/// nodes' own function), shared by every process on the machine (namespaces do not change it).
+pub use quorate::clock::monotonic_us;
 
 /// Microseconds as `Duration`.
 pub fn us(d: Duration) -> u64 {

@@ -13,17 +13,11 @@
 //! cut instant taken from another node's gate clock are comparable.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use quorate::transport::generate_dev_pki;
-use quorate::{
-    Clock, Config, EventStream, Instant, MemberAddr, Node, NodeId, QuorumEvent, QuorumGate, RecvError,
-    TlsSource,
-};
+use quorate::testing::{ClusterError, LocalCluster, Prepared, POLL};
+use quorate::{Clock, EventStream, Instant, NodeId, QuorumEvent, QuorumGate, RecvError};
 use serde_json::json;
 
 use crate::demo_report::{signed_ms, Reporter, Summary};
@@ -49,14 +43,10 @@ Exit codes:
 
 /// Largest cluster the demo starts (each node is a QUIC endpoint with N-1 connections).
 const NODES_MAX: u64 = 15;
-/// How often the gates are polled.
-const POLL: Duration = Duration::from_millis(5);
 /// Least time allowed for every node to become writable (at start, and again after healing).
 const QUORUM_WAIT_MIN: Duration = Duration::from_secs(10);
 /// Least time the partition is held.
 const HOLD_MIN: Duration = Duration::from_secs(3);
-/// Time allowed for all nodes together to shut down.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Accepted `--interval` range: below this the scheduler's noise dominates; above it the
 /// demo would take minutes.
 const INTERVAL_RANGE: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
@@ -78,14 +68,11 @@ pub(crate) struct DemoArgs {
 
 /// Runs the demo; `Err(Failure::Outcome)` when the outcome was wrong.
 pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
-    let ids: Vec<NodeId> = (1..=args.nodes).map(NodeId).collect();
     let mut rep = Reporter::new(args.json);
-    // Dropped last, after every node has shut down and released its directory.
-    let data = DemoDataDir::create()?;
-    let prepared = prepare(&ids, args.interval, data.path())?;
-    let template = prepared[0].0.clone();
+    let prepared = prepare(args.nodes, args.interval)?;
+    let template = prepared.configs().first().ok_or(Failure::Usage("no nodes".into()))?.clone();
     let mut summary = Summary {
-        nodes: ids.len(),
+        nodes: prepared.configs().len(),
         heartbeat_interval: template.detector.heartbeat_interval,
         lease: template.gate.lease,
         down_after_min: template.detector.down_after_min,
@@ -94,7 +81,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     };
     rep.say(&format!(
         "quorate demo: {} nodes over QUIC on 127.0.0.1 (heartbeat {}, lease {}, down after {}, drift {}%)",
-        ids.len(),
+        summary.nodes,
         humantime::format_duration(summary.heartbeat_interval),
         humantime::format_duration(summary.lease),
         humantime::format_duration(summary.down_after_min),
@@ -105,7 +92,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     rep.phase(
         "starting",
         json!({
-            "nodes": ids.len(), "addrs": addrs,
+            "nodes": summary.nodes, "addrs": addrs,
             "heartbeat_interval_ms": crate::demo_report::ms(summary.heartbeat_interval),
             "lease_ms": crate::demo_report::ms(summary.lease),
             "down_after_min_ms": crate::demo_report::ms(summary.down_after_min),
@@ -113,10 +100,14 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
         }),
     );
 
-    let nodes = start_all(prepared).await?;
-    let outcome = scenario(&nodes, &mut rep, &mut summary).await;
+    // Data directories go with the cluster, after every node has shut down.
+    let mut cluster = prepared.start().await.map_err(runtime)?;
+    let outcome = scenario(&mut cluster, &mut rep, &mut summary).await;
     rep.end_progress();
-    shutdown_all(nodes, &mut rep).await;
+    if let Err(e) = cluster.shutdown().await {
+        eprintln!("warning: {e}");
+    }
+    rep.phase("stopped", json!({}));
     outcome?;
     rep.summary(&summary);
     if summary.verdict().0 {
@@ -126,39 +117,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     }
 }
 
-/// The demo nodes' data directories: one temporary directory, removed when the demo ends
-/// (also when it fails). Each node locks `node-<id>` inside it.
-struct DemoDataDir(PathBuf);
-
-impl DemoDataDir {
-    fn create() -> Result<DemoDataDir, Failure> {
-        let path = std::env::temp_dir().join(format!("quorate-demo-{}", std::process::id()));
-        // A directory of an earlier demo with the same pid is stale: its process is gone.
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).map_err(|e| {
-            Failure::Runtime(format!("cannot create the demo's data directory {}: {e}", path.display()))
-        })?;
-        Ok(DemoDataDir(path))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for DemoDataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Generates certificates, binds one UDP socket per node on 127.0.0.1:0, and builds each
-/// node's validated configuration with the real addresses and a data directory under `data`.
-fn prepare(
-    ids: &[NodeId],
-    interval: Option<Duration>,
-    data: &Path,
-) -> Result<Vec<(Config, UdpSocket)>, Failure> {
+/// The cluster, not started: certificates, one UDP socket per node on 127.0.0.1:0, and
+/// each node's validated configuration (`--interval` applied).
+fn prepare(nodes: u64, interval: Option<Duration>) -> Result<Prepared, Failure> {
     if let Some(t) = interval {
         if t < INTERVAL_RANGE.0 || t > INTERVAL_RANGE.1 {
             return Err(Failure::Usage(format!(
@@ -169,73 +130,35 @@ fn prepare(
             )));
         }
     }
-    let pki = generate_dev_pki("demo", ids)
-        .map_err(|e| Failure::Runtime(format!("cannot generate demo certificates: {e}")))?;
-    let mut sockets = Vec::with_capacity(ids.len());
-    let mut members = Vec::with_capacity(ids.len());
-    for &id in ids {
-        let socket = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .map_err(|e| Failure::Runtime(format!("cannot bind a UDP socket on 127.0.0.1: {e}")))?;
-        let addr = socket.local_addr().map_err(|e| Failure::Runtime(format!("UDP socket address: {e}")))?;
-        members.push(MemberAddr { id, addr, votes: 1 });
-        sockets.push(socket);
-    }
-    let mut prepared = Vec::with_capacity(ids.len());
-    for (&id, socket) in ids.iter().zip(sockets) {
-        let identity =
-            pki.identity(id).map_err(|e| Failure::Runtime(format!("certificate of node {}: {e}", id.0)))?;
-        let mut config = Config::lan("demo", id, members.clone(), TlsSource::Identity(Arc::new(identity)));
-        config.data_dir = Some(data.join(format!("node-{}", id.0)));
-        if let Some(t) = interval {
-            config.detector.heartbeat_interval = t;
-            config.detector.first_heartbeat_estimate = t;
-            config.detector.down_after_min = t * 10;
-            config.gate.lease = t * 9;
-            config.detector.stall_threshold = t * 5;
+    let prepared = LocalCluster::builder("demo", nodes)
+        .configure(|config| {
+            if let Some(t) = interval {
+                config.detector.heartbeat_interval = t;
+                config.detector.first_heartbeat_estimate = t;
+                config.detector.down_after_min = t * 10;
+                config.gate.lease = t * 9;
+                config.detector.stall_threshold = t * 5;
+            }
+        })
+        .prepare()
+        .map_err(runtime)?;
+    prepared.validate().map_err(|e| match e {
+        ClusterError::Config { source, .. } => {
+            Failure::Usage(format!("this --interval gives an invalid configuration: {source}"))
         }
-        config
-            .validate()
-            .map_err(|e| Failure::Usage(format!("this --interval gives an invalid configuration: {e}")))?;
-        prepared.push((config, socket));
-    }
+        other => runtime(other),
+    })?;
     Ok(prepared)
 }
 
-/// Starts every node; if one fails, those already started are shut down.
-async fn start_all(prepared: Vec<(Config, UdpSocket)>) -> Result<Vec<Node>, Failure> {
-    let mut nodes = Vec::with_capacity(prepared.len());
-    for (config, socket) in prepared {
-        let id = config.id;
-        match Node::start_on(config, socket).await {
-            Ok(node) => nodes.push(node),
-            Err(e) => {
-                let mut quiet = Reporter::new(true);
-                shutdown_all(nodes, &mut quiet).await;
-                return Err(Failure::Runtime(format!("cannot start node {}: {e}", id.0)));
-            }
-        }
-    }
-    Ok(nodes)
-}
-
-/// Shuts every node down at once, bounded by [`SHUTDOWN_TIMEOUT`].
-async fn shutdown_all(nodes: Vec<Node>, rep: &mut Reporter) {
-    let tasks: Vec<_> = nodes.into_iter().map(|n| tokio::spawn(n.shutdown())).collect();
-    let all = async {
-        for task in tasks {
-            let _ = task.await;
-        }
-    };
-    if tokio::time::timeout(SHUTDOWN_TIMEOUT, all).await.is_err() {
-        eprintln!("warning: nodes did not finish shutting down within {SHUTDOWN_TIMEOUT:?}");
-    }
-    rep.phase("stopped", json!({}));
+fn runtime(e: ClusterError) -> Failure {
+    Failure::Runtime(e.to_string())
 }
 
 /// Start, partition, hold, heal; fills in `s`. `Err` only for failures of the harness
 /// itself (the link filter refusing); wrong outcomes are recorded in `s`.
-async fn scenario(nodes: &[Node], rep: &mut Reporter, s: &mut Summary) -> Result<(), Failure> {
-    let mut w = Watch::new(nodes);
+async fn scenario(cluster: &mut LocalCluster, rep: &mut Reporter, s: &mut Summary) -> Result<(), Failure> {
+    let mut w = Watch::new(cluster);
     let wait_bound = QUORUM_WAIT_MIN.max(s.heartbeat_interval * 20);
     let started = w.clock.now();
 
@@ -249,21 +172,21 @@ async fn scenario(nodes: &[Node], rep: &mut Reporter, s: &mut Summary) -> Result
     rep.end_progress();
     rep.say(&format!(
         "all {} nodes writable after {} ms",
-        nodes.len(),
+        s.nodes,
         crate::demo_report::ms(quorate_at - started)
     ));
     rep.phase("quorate", json!({ "after_ms": crate::demo_report::ms(quorate_at - started) }));
 
     // 2. Cut. The instant is taken before the first link is blocked, so every figure below
     // is measured from no later than the real cut (conservative).
-    let minority_len = (nodes.len() - 1) / 2;
-    let (minority, majority) = nodes.split_at(minority_len);
-    s.minority = minority.iter().map(|n| n.id().0).collect();
-    s.majority = majority.iter().map(|n| n.id().0).collect();
-    w.minority = minority.iter().map(Node::id).collect();
+    let ids = cluster.ids();
+    let (minority, majority) = ids.split_at((ids.len() - 1) / 2);
+    s.minority = minority.iter().map(|id| id.0).collect();
+    s.majority = majority.iter().map(|id| id.0).collect();
+    w.minority = minority.to_vec();
     w.drain(rep);
     let cut = w.clock.now();
-    set_partition(minority, majority, true)?;
+    cluster.cut(minority, majority).map_err(runtime)?;
     w.cut = Some(cut);
     rep.say(&format!(
         "partition: minority {} | majority {}  (t=0 is the cut)",
@@ -290,7 +213,7 @@ async fn scenario(nodes: &[Node], rep: &mut Reporter, s: &mut Summary) -> Result
     s.lagged = w.lagged;
 
     // 4. Heal.
-    set_partition(minority, majority, false)?;
+    cluster.heal().map_err(runtime)?;
     rep.say(&format!("t=+{:.2}s  healed: all links restored", (healed_from - cut).as_secs_f64()));
     rep.phase("heal", json!({ "t_ms": crate::demo_report::ms(healed_from - cut) }));
     if let Some(all_at) = w.until_all_writable(rep, wait_bound, false).await {
@@ -301,20 +224,6 @@ async fn scenario(nodes: &[Node], rep: &mut Reporter, s: &mut Summary) -> Result
     w.drain(rep);
     s.majority_fenced = w.majority_fenced.clone();
     s.lagged = w.lagged;
-    Ok(())
-}
-
-/// Blocks (or lifts) every minority×majority link in both directions, on both ends.
-fn set_partition(minority: &[Node], majority: &[Node], blocked: bool) -> Result<(), Failure> {
-    for a in minority {
-        for b in majority {
-            for (from, to) in [(a, b), (b, a)] {
-                from.set_link_blocked(to.id(), blocked, blocked).map_err(|e| {
-                    Failure::Runtime(format!("cannot change the link filter of node {}: {e}", from.id().0))
-                })?;
-            }
-        }
-    }
     Ok(())
 }
 
@@ -346,11 +255,11 @@ struct Watch {
 
 impl Watch {
     /// Subscribes to every gate now, so nothing after this point is missed.
-    fn new(nodes: &[Node]) -> Self {
-        let gates: Vec<QuorumGate> = nodes.iter().map(Node::gate).collect();
+    fn new(cluster: &LocalCluster) -> Self {
+        let gates = cluster.gates();
         let clock = gates.first().map_or_else(Clock::system, |g| g.clock().clone());
         Watch {
-            ids: nodes.iter().map(Node::id).collect(),
+            ids: cluster.ids(),
             streams: gates.iter().map(QuorumGate::subscribe).collect(),
             gates,
             clock,
@@ -483,11 +392,11 @@ impl Watch {
     }
 
     /// Time from the cut until every majority node had a PeerDown for every minority node.
-    fn detect_time(&self, cut: Instant, majority: &[Node]) -> Option<Duration> {
+    fn detect_time(&self, cut: Instant, majority: &[NodeId]) -> Option<Duration> {
         let mut worst = Duration::ZERO;
         for m in majority {
             for p in &self.minority {
-                worst = worst.max(*self.down_at.get(&(m.id(), *p))? - cut);
+                worst = worst.max(*self.down_at.get(&(*m, *p))? - cut);
             }
         }
         Some(worst)

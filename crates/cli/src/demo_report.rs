@@ -10,12 +10,9 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use quorate::testing::SCHEDULING_MARGIN;
 use quorate::{Epoch, Instant, NodeId, QuorumEvent};
 use serde_json::{json, Value};
-
-/// Time allowed beyond `lease x (1 + drift)` for the runtime to notice and for thread
-/// scheduling on a busy machine; the guarantee itself has no such term.
-pub(crate) const SCHEDULING_MARGIN: Duration = Duration::from_millis(50);
 
 /// Prints in the chosen format.
 #[derive(Debug)]
@@ -162,7 +159,7 @@ pub(crate) struct Summary {
 impl Summary {
     /// `lease x (1 + drift) + margin`: the most the slowest minority node may take.
     pub(crate) fn fence_bound(&self) -> Duration {
-        self.lease.mul_f64(1.0 + self.max_clock_drift) + SCHEDULING_MARGIN
+        quorate::testing::fence_bound(self.lease, self.max_clock_drift)
     }
 
     /// The slowest minority node's fencing time; `None` if one never fenced.

@@ -130,6 +130,16 @@ pub fn lease_bound(down_after_min: Duration, max_clock_drift: f64) -> Duration {
     Duration::from_nanos((down_after_min.as_nanos() as f64 * factor).floor() as u64)
 }
 
+/// The fencing promise (guarantee G2): a node cut off from every quorum at `c` is no longer
+/// writable from `c + lease x (1 + rho)` on, measured in real time, whatever its clock's
+/// rate within the drift bound. The one formula behind every fencing bound that tests,
+/// benchmarks and the demo hold real nodes to (each adds its own scheduling margin).
+/// A drift that gives no finite, non-negative bound gives `Duration::MAX`: no promise.
+pub fn fence_promise(lease: Duration, max_clock_drift: f64) -> Duration {
+    // `Duration::mul_f64` without its panic on a negative or non-finite product.
+    Duration::try_from_secs_f64(lease.as_secs_f64() * (1.0 + max_clock_drift)).unwrap_or(Duration::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +161,16 @@ mod tests {
         assert!(text.contains("lease (980.198019ms)") && text.contains("down_after_min (1s)"), "{text}");
         let ok = GateConfig { lease: bound - Duration::from_nanos(1), ..GateConfig::default() };
         assert_eq!(ok.validate(&detector), Ok(()));
+    }
+
+    #[test]
+    fn fence_promise_is_the_lease_stretched_by_the_drift_bound() {
+        assert_eq!(fence_promise(Duration::from_millis(900), 0.01), Duration::from_millis(909));
+        assert_eq!(fence_promise(Duration::from_millis(900), 0.0), Duration::from_millis(900));
+        assert_eq!(fence_promise(Duration::from_millis(2_500), 0.01), Duration::from_millis(2_525));
+        for nonsense in [-2.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(fence_promise(Duration::from_secs(1), nonsense), Duration::MAX, "{nonsense}");
+        }
     }
 
     #[test]

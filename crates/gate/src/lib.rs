@@ -22,7 +22,7 @@ mod handle;
 mod status;
 
 pub use clock::{Clock, ManualClock};
-pub use config::{lease_bound, GateConfig, GateConfigError};
+pub use config::{fence_promise, lease_bound, GateConfig, GateConfigError};
 pub use events::{EventStream, QuorumEvent, RecvError};
 pub use gate::{Gate, GateEvent, EVENT_QUEUE_MAX};
 pub use handle::{Publisher, QuorumGate, WritePermit};

@@ -16,13 +16,12 @@
 //! Run: `cargo bench -p quorate-kv --bench gate_cost` (about a minute). `-- --quick` runs
 //! fewer, shorter rounds (a smoke test, not figures).
 
-use std::net::UdpSocket;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quorate::transport::generate_dev_pki;
-use quorate::{Config, MemberAddr, Node, NodeId, QuorumGate, TlsSource};
+use quorate::testing::LocalCluster;
+use quorate::{NodeId, QuorumGate};
 use quorate_kv::client::Client;
 use quorate_kv::{http, Durability, GateMode, Guard, Service, Store};
 use tokio::runtime::Runtime;
@@ -61,23 +60,15 @@ fn main() -> Result<(), Error> {
     let quick = std::env::args().any(|a| a == "--quick");
     let (rounds, scale) = if quick { (2, 10) } else { (ROUNDS, 1) };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let dir = std::env::temp_dir().join(format!("quorate-kv-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let nodes = match rt.block_on(cluster(3, &dir)) {
-        Ok(nodes) => nodes,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
-        }
-    };
-    let gate = nodes[0].gate();
-    let result = run(&rt, &gate, &dir, rounds, scale);
-    let _ = std::fs::remove_dir_all(&dir);
-    rt.block_on(async {
-        for node in nodes {
-            node.shutdown().await;
-        }
-    });
+    // A 3-node cluster on loopback; the databases go into its directory, removed with it.
+    let cluster = rt.block_on(async {
+        let cluster = LocalCluster::builder("kvbench", 3).start().await?;
+        cluster.wait_writable(&[NodeId(1)], Duration::from_secs(10)).await?;
+        Ok::<_, quorate::testing::ClusterError>(cluster)
+    })?;
+    let gate = cluster.gate(NodeId(1)).ok_or("no node 1")?;
+    let result = run(&rt, &gate, cluster.dir(), rounds, scale);
+    rt.block_on(cluster.shutdown())?;
     result
 }
 
@@ -229,34 +220,6 @@ fn gate_ns(gate: &QuorumGate, ops: u64) -> Result<f64, Error> {
         std::hint::black_box(&permit);
     }
     Ok(started.elapsed().as_nanos() as f64 / ops as f64)
-}
-
-/// A 3-node cluster on loopback, data directories under `dir`; returns once node 1 is writable.
-async fn cluster(n: u64, dir: &Path) -> Result<Vec<Node>, Error> {
-    let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
-    let pki = generate_dev_pki("kvbench", &ids)?;
-    let mut sockets = Vec::new();
-    let mut members = Vec::new();
-    for id in &ids {
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
-        members.push(MemberAddr { id: *id, addr: socket.local_addr()?, votes: 1 });
-        sockets.push(socket);
-    }
-    let mut nodes = Vec::new();
-    for (id, socket) in ids.iter().zip(sockets) {
-        let tls = TlsSource::Identity(Arc::new(pki.identity(*id)?));
-        let mut config = Config::lan("kvbench", *id, members.clone(), tls);
-        config.data_dir = Some(dir.join(format!("node-{}", id.0)));
-        nodes.push(Node::start_on(config, socket).await?);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !nodes[0].gate().can_write() {
-        if Instant::now() > deadline {
-            return Err("node 1 not writable within 10 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(nodes)
 }
 
 /// Sorts `v` and returns its median.

@@ -1,13 +1,12 @@
 //! The service over real HTTP and a real 3-node quorate cluster on loopback: the write
 //! path, bad input, and a node cut off by the link filter.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quorate::transport::generate_dev_pki;
-use quorate::{Config, MemberAddr, Node, NodeId, TlsSource};
+use quorate::testing::{wait_until, LocalCluster};
+use quorate::NodeId;
 use quorate_kv::client::{send_raw, Client, Reply};
 use quorate_kv::input::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use quorate_kv::{http, Durability, GateMode, Guard, Service, Store, StoreError};
@@ -19,38 +18,20 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Startup, fencing and healing all happen within a few seconds on loopback.
 const WAIT_MAX: Duration = Duration::from_secs(10);
 
-/// A cluster of `quorate` nodes in this process; node 1 also runs the HTTP service.
+/// A cluster of `quorate` nodes in this process; node 1 also runs the HTTP service, with
+/// its database in the cluster's directory.
 struct Rig {
-    nodes: Vec<Node>,
+    cluster: LocalCluster,
     service: Service,
     http: SocketAddr,
     stop: watch::Sender<bool>,
-    dir: PathBuf,
 }
 
 impl Rig {
-    async fn start(name: &str, nodes: u64) -> Result<Rig, Box<dyn std::error::Error>> {
-        let ids: Vec<NodeId> = (1..=nodes).map(NodeId).collect();
-        let pki = generate_dev_pki("kvtest", &ids)?;
-        let mut sockets = Vec::new();
-        let mut members = Vec::new();
-        for id in &ids {
-            let socket = UdpSocket::bind("127.0.0.1:0")?;
-            members.push(MemberAddr { id: *id, addr: socket.local_addr()?, votes: 1 });
-            sockets.push(socket);
-        }
-        let dir = std::env::temp_dir().join(format!("quorate-kv-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let mut started = Vec::new();
-        for (id, socket) in ids.iter().zip(sockets) {
-            let tls = TlsSource::Identity(Arc::new(pki.identity(*id)?));
-            let mut config = Config::lan("kvtest", *id, members.clone(), tls);
-            config.data_dir = Some(dir.join(format!("node-{}", id.0)));
-            started.push(Node::start_on(config, socket).await?);
-        }
-        let store = Store::open(&dir.join("kv.redb"), Durability::Immediate)?;
-        let gate = started[0].gate();
+    async fn start(nodes: u64) -> Result<Rig, Box<dyn std::error::Error>> {
+        let cluster = LocalCluster::builder("kvtest", nodes).start().await?;
+        let store = Store::open(&cluster.dir().join("kv.redb"), Durability::Immediate)?;
+        let gate = cluster.gate(NodeId(1)).ok_or("no node 1")?;
         let events = gate.subscribe();
         let service =
             Service::new(NodeId(1), gate, Arc::new(store), Durability::Immediate, GateMode::Enforce);
@@ -59,20 +40,20 @@ impl Rig {
         let http = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(http::serve(listener, http::router(service.clone()), stop_rx));
-        let rig = Rig { nodes: started, service, http, stop, dir };
-        rig.wait("node 1 writable", || rig.nodes[0].gate().can_write()).await?;
-        Ok(rig)
+        cluster.wait_writable(&[NodeId(1)], WAIT_MAX).await?;
+        Ok(Rig { cluster, service, http, stop })
     }
 
-    async fn wait(&self, what: &str, done: impl Fn() -> bool) -> Result<(), String> {
-        let deadline = Instant::now() + WAIT_MAX;
-        while !done() {
-            if Instant::now() > deadline {
-                return Err(format!("timed out waiting until {what}"));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    /// Node 1's gate.
+    fn gate(&self) -> Result<quorate::QuorumGate, String> {
+        self.cluster.gate(NodeId(1)).ok_or_else(|| "node 1 is not running".to_owned())
+    }
+
+    async fn wait(&self, what: &str, done: impl FnMut() -> bool) -> Result<(), String> {
+        match wait_until(WAIT_MAX, done).await {
+            Some(_) => Ok(()),
+            None => Err(format!("timed out waiting until {what}")),
         }
-        Ok(())
     }
 
     fn client(&self) -> Client {
@@ -80,20 +61,21 @@ impl Rig {
     }
 
     /// Cuts node 1 off from every other node (both directions), or heals it.
-    fn cut_node_1(&self, cut: bool) -> TestResult {
-        for peer in 2..=self.nodes.len() as u64 {
-            self.nodes[0].set_link_blocked(NodeId(peer), cut, cut)?;
+    fn cut_node_1(&mut self, cut: bool) -> TestResult {
+        if cut {
+            let others: Vec<NodeId> = self.cluster.ids().into_iter().filter(|id| *id != NodeId(1)).collect();
+            self.cluster.cut(&[NodeId(1)], &others)?;
+        } else {
+            self.cluster.heal()?;
         }
         Ok(())
     }
 
-    async fn stop(self) {
+    async fn stop(self) -> TestResult {
         let _ = self.stop.send(true);
-        for node in self.nodes {
-            node.shutdown().await;
-        }
+        self.cluster.shutdown().await?;
         drop(self.service);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
     }
 }
 
@@ -113,8 +95,8 @@ fn keys_stored(client: &mut Client) -> Result<u64, Box<dyn std::error::Error>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_commits_with_its_epoch_and_reads_return_it() -> TestResult {
-    let rig = Rig::start("write", 3).await?;
-    let epoch = rig.nodes[0].gate().epoch().0;
+    let rig = Rig::start(3).await?;
+    let epoch = rig.gate()?.epoch().0;
     let mut client = rig.client();
     let put = blocking(|| client.put("user/42 é", "hello wörld".as_bytes()))?;
     assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
@@ -139,13 +121,13 @@ async fn a_write_commits_with_its_epoch_and_reads_return_it() -> TestResult {
     assert_eq!(status["writes"]["acked"].as_u64(), Some(1));
     assert_eq!(status["store"]["last_seq"].as_u64(), Some(1));
     assert_eq!(status["store"]["max_epoch"].as_u64(), Some(epoch));
-    rig.stop().await;
+    rig.stop().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_4xx_with_a_reason_and_writes_nothing() -> TestResult {
-    let rig = Rig::start("badinput", 3).await?;
+    let rig = Rig::start(3).await?;
     let addr = rig.http;
     let mut client = rig.client();
     let long_key = "k".repeat(KEY_BYTES_MAX + 1);
@@ -195,7 +177,7 @@ async fn bad_input_gets_a_4xx_with_a_reason_and_writes_nothing() -> TestResult {
     assert_eq!(status["writes"]["refused_bad_input"].as_u64(), Some(cases.len() as u64 - 3));
     // A good request on the same service still works.
     assert_eq!(blocking(|| client.put("fine", b"v"))?.status, 200);
-    rig.stop().await;
+    rig.stop().await?;
     Ok(())
 }
 
@@ -217,10 +199,10 @@ fn chunked_body(len: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_node_refuses_writes_with_the_reason_and_still_serves_reads() -> TestResult {
-    let rig = Rig::start("cut", 3).await?;
+    let mut rig = Rig::start(3).await?;
     let mut client = rig.client();
     assert_eq!(blocking(|| client.put("before", b"1"))?.status, 200);
-    let first_epoch = rig.nodes[0].gate().epoch().0;
+    let first_epoch = rig.gate()?.epoch().0;
 
     rig.cut_node_1(true)?;
     let cut = Instant::now();
@@ -268,17 +250,17 @@ async fn a_cut_off_node_refuses_writes_with_the_reason_and_still_serves_reads() 
     assert!(kinds.contains(&"quorum_lost") && kinds.contains(&"quorum_gained"), "{kinds:?}");
     // "before", the writes accepted while the lease still ran, and "after".
     assert_eq!(status["writes"]["acked"].as_u64(), Some(attempt + 1));
-    rig.stop().await;
+    rig.stop().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permit_that_outlived_its_quorum_is_rolled_back_at_commit() -> TestResult {
-    let rig = Rig::start("stale", 3).await?;
-    let dir = rig.dir.join("direct");
+    let mut rig = Rig::start(3).await?;
+    let dir = rig.cluster.dir().join("direct");
     std::fs::create_dir_all(&dir)?;
     let store = Store::open(&dir.join("kv.redb"), Durability::Immediate)?;
-    let gate = rig.nodes[0].gate();
+    let gate = rig.gate()?;
     let old = gate.permit()?;
 
     rig.cut_node_1(true)?;
@@ -306,6 +288,6 @@ async fn a_permit_that_outlived_its_quorum_is_rolled_back_at_commit() -> TestRes
     assert_eq!(store.get("k")?.map(|r| r.value), Some("fresh".to_owned()));
     assert_eq!(store.stats()?.last_seq, 1, "rolled-back writes took no sequence number");
     drop(store);
-    rig.stop().await;
+    rig.stop().await?;
     Ok(())
 }

@@ -10,12 +10,10 @@
 
 #![allow(missing_docs)]
 
-use std::net::UdpSocket;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quorate::transport::generate_dev_pki;
-use quorate::{Config, MemberAddr, Node, NodeId, TlsSource};
+use quorate::testing::LocalCluster;
+use quorate::NodeId;
 
 const NODES: u64 = 5;
 
@@ -35,9 +33,9 @@ struct Totals {
     heartbeats: u64,
 }
 
-fn totals(nodes: &[Node]) -> Totals {
+fn totals(cluster: &LocalCluster) -> Totals {
     let mut t = Totals { datagrams: 0, bytes: 0, heartbeats: 0 };
-    for node in nodes {
+    for node in cluster.nodes() {
         let status = node.status();
         t.heartbeats += status.transport.get("datagrams_sent").copied().unwrap_or(0);
         for peer in 1..=NODES {
@@ -50,47 +48,16 @@ fn totals(nodes: &[Node]) -> Totals {
     t
 }
 
-/// A directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs: u64 = std::env::var("QUORATE_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let ids: Vec<NodeId> = (1..=NODES).map(NodeId).collect();
-    let pki = generate_dev_pki("bench", &ids)?;
-    let sockets: Vec<UdpSocket> =
-        ids.iter().map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
-    let members: Vec<MemberAddr> = ids
-        .iter()
-        .zip(&sockets)
-        .map(|(id, s)| Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: 1 }))
-        .collect::<Result<_, std::io::Error>>()?;
-    // Voters keep their incarnation in a data directory; this one goes when the bench ends.
-    let dirs = TempDir(std::env::temp_dir().join(format!("quorate-bench-{}", std::process::id())));
-    let mut nodes = Vec::new();
-    for (id, socket) in ids.iter().zip(sockets) {
-        let tls = TlsSource::Identity(Arc::new(pki.identity(*id)?));
-        let mut config = Config::lan("bench", *id, members.clone(), tls);
-        config.data_dir = Some(dirs.0.join(format!("node-{}", id.0)));
-        nodes.push(Node::start_on(config, socket).await?);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !nodes.iter().all(|n| n.gate().can_write()) {
-        if Instant::now() > deadline {
-            return Err("cluster never became writable".into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Voters keep their incarnation in data directories; they go with the cluster.
+    let cluster = LocalCluster::builder("bench", NODES).start().await?;
+    cluster.wait_all_writable(Duration::from_secs(10)).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (cpu0, t0, wall0) = (cpu_seconds(), totals(&nodes), Instant::now());
+    let (cpu0, t0, wall0) = (cpu_seconds(), totals(&cluster), Instant::now());
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (cpu1, t1, wall) = (cpu_seconds(), totals(&nodes), wall0.elapsed().as_secs_f64());
+    let (cpu1, t1, wall) = (cpu_seconds(), totals(&cluster), wall0.elapsed().as_secs_f64());
     let heartbeats = (t1.heartbeats - t0.heartbeats) as f64;
     let udp_bytes = (t1.bytes - t0.bytes) as f64;
     let udp_datagrams = (t1.datagrams - t0.datagrams) as f64;
@@ -105,8 +72,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  UDP payload bytes per UDP datagram: {:.1}", udp_bytes / udp_datagrams.max(1.0));
     println!("  UDP payload bytes/s per node:    {:.0}", udp_bytes / wall / NODES as f64);
     println!("  CPU per node:                    {:.2}% of one core", cpu_per_node * 100.0);
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await?;
     Ok(())
 }

@@ -5,48 +5,21 @@
 //! Run: `cargo run -p quorate --example embed`
 
 use std::collections::BTreeMap;
-use std::net::UdpSocket;
-use std::sync::Arc;
 use std::time::Duration;
 
-use quorate::transport::generate_dev_pki;
-use quorate::{Config, MemberAddr, Node, NodeId, QuorumEvent, TlsSource};
-
-/// The example's data directories, removed when it ends.
-struct DataDirs(std::path::PathBuf);
-
-impl Drop for DataDirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use quorate::testing::LocalCluster;
+use quorate::{NodeId, QuorumEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let pki = generate_dev_pki("embed", &ids)?;
-    let sockets = ids.map(|_| UdpSocket::bind("127.0.0.1:0"));
-    let mut members = Vec::new();
-    for (id, socket) in ids.iter().zip(&sockets) {
-        members.push(MemberAddr {
-            id: *id,
-            addr: socket.as_ref().map_err(|e| e.to_string())?.local_addr()?,
-            votes: 1,
-        });
-    }
-    // Each voter keeps its incarnation (and so its epochs) in a data directory of its own;
-    // a real deployment uses a persistent path such as /var/lib/<engine>/quorate.
-    let data = DataDirs(std::env::temp_dir().join(format!("quorate-embed-{}", std::process::id())));
-    let mut nodes = Vec::new();
-    for (id, socket) in ids.into_iter().zip(sockets) {
-        let tls = TlsSource::Identity(Arc::new(pki.identity(id)?));
-        let mut config = Config::lan("embed", id, members.clone(), tls);
-        config.data_dir = Some(data.0.join(format!("node-{}", id.0)));
-        nodes.push(Node::start_on(config, socket?).await?);
-    }
+    // Three nodes over QUIC on 127.0.0.1 with generated certificates, each with a temporary
+    // data directory (where a voter keeps its incarnation, and so its epochs). A real
+    // deployment runs one node per process, `quorate::Node::start(Config::load(path)?)`,
+    // with a persistent data directory such as /var/lib/<engine>/quorate.
+    let mut cluster = LocalCluster::builder("embed", 3).start().await?;
 
     // React to quorum changes: a storage engine would flip to read-only and back here.
-    let gate = nodes[0].gate();
+    let gate = cluster.gate(NodeId(1)).ok_or("no node 1")?;
     let mut events = gate.subscribe();
     tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
@@ -64,15 +37,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..60u32 {
         if i == 20 {
             println!("-- cutting node 1 off --");
-            for peer in [2, 3] {
-                nodes[0].set_link_blocked(NodeId(peer), true, true)?;
-            }
+            cluster.cut(&[NodeId(1)], &[NodeId(2), NodeId(3)])?;
         }
         if i == 40 {
             println!("-- healing --");
-            for peer in [2, 3] {
-                nodes[0].set_link_blocked(NodeId(peer), false, false)?;
-            }
+            cluster.heal()?;
         }
         match gate.permit() {
             Ok(permit) => {
@@ -90,8 +59,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("{accepted} writes accepted, {refused} refused while fenced; {} stored", store.len());
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await?;
     Ok(())
 }

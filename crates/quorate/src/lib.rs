@@ -29,6 +29,8 @@ pub mod events;
 mod node;
 pub mod peers_file;
 mod status;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, CONFIG_BYTES_MAX, DURATION_MAX};
 pub use data_dir::{DataDir, DataDirError, Durable};
@@ -38,8 +40,8 @@ pub use status::{NodeStatus, PartitionReport, PeerReport};
 pub use quorate_core::GossipConfig;
 pub use quorate_detector::{DetectorConfig, PeerState};
 pub use quorate_gate::{
-    Clock, Epoch, EventStream, GateConfig, MissingVote, NotQuorate, PeerStatus, QuorumEvent, QuorumGate,
-    QuorumStatus, RecvError, TieBreaker, Why, WritePermit,
+    fence_promise, Clock, Epoch, EventStream, GateConfig, MissingVote, NotQuorate, PeerStatus, QuorumEvent,
+    QuorumGate, QuorumStatus, RecvError, TieBreaker, Why, WritePermit,
 };
 pub use quorate_gossip::{Liveness, PartitionView};
 pub use quorate_heartbeat::{ClusterId, Instant, NodeId};
@@ -48,5 +50,6 @@ pub use quorate_heartbeat::{ClusterId, Instant, NodeId};
 pub mod transport {
     pub use quorate_heartbeat::transport::{
         generate_dev_pki, DevPki, LinkInfo, NodeCredentials, PkiError, TlsIdentity, TransportCounters,
+        TransportError,
     };
 }

@@ -2,128 +2,76 @@
 //! garbage flood, a foreign certificate, graceful leave, a paused node and a restarted one.
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::time::Duration;
 
+use quorate::testing::{wait_until, ClusterError, LocalCluster};
 use quorate::transport::generate_dev_pki;
 use quorate::{
-    Config, DataDirError, MemberAddr, Node, NodeId, QuorumEvent, QuorumGate, StartError, TlsSource,
+    Config, DataDirError, EventStream, Node, NodeId, QuorumEvent, QuorumGate, StartError, TlsSource,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// One data directory per node under the system temp dir, all removed on drop (after the
-/// nodes: declare it before them).
-struct DataDirs(PathBuf);
-
-impl DataDirs {
-    fn new(tag: &str) -> DataDirs {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        DataDirs(std::env::temp_dir().join(format!("quorate-loopback-{tag}-{}-{n}", std::process::id())))
-    }
-
-    fn node(&self, id: NodeId) -> PathBuf {
-        self.0.join(format!("node-{}", id.0))
-    }
+/// Starts `n` nodes of the cluster "loopback" (LAN defaults) and waits (at most 3 s) until
+/// every one is writable.
+async fn cluster(n: u64) -> Result<LocalCluster, ClusterError> {
+    let cluster = LocalCluster::builder("loopback", n).start().await?;
+    cluster.wait_all_writable(Duration::from_secs(3)).await?;
+    Ok(cluster)
 }
 
-impl Drop for DataDirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A LAN config for `id` with its data directory in `dirs`.
-fn config(id: NodeId, members: &[MemberAddr], tls: TlsSource, dirs: &DataDirs) -> Config {
-    let mut config = Config::lan("loopback", id, members.to_vec(), tls);
-    config.data_dir = Some(dirs.node(id));
-    config
-}
-
-/// Starts `n` nodes on OS-assigned loopback ports with a generated PKI. The nodes' data
-/// directories go when the returned [`DataDirs`] drops.
-async fn cluster(n: u64) -> Result<(DataDirs, Vec<Node>), Box<dyn std::error::Error>> {
-    let (dirs, configs, sockets) = configs(n)?;
-    let mut nodes = Vec::new();
-    for (config, socket) in configs.into_iter().zip(sockets) {
-        nodes.push(Node::start_on(config, socket).await?);
-    }
-    Ok((dirs, nodes))
-}
-
-/// The configs of `n` nodes on OS-assigned loopback ports with a generated PKI, their data
-/// directories, and the bound sockets they are to use.
-type Configs = (DataDirs, Vec<Config>, Vec<UdpSocket>);
-fn configs(n: u64) -> Result<Configs, Box<dyn std::error::Error>> {
-    let dirs = DataDirs::new("cluster");
-    let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
-    let pki = generate_dev_pki("loopback", &ids)?;
-    let sockets: Vec<UdpSocket> =
-        ids.iter().map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
-    let members: Vec<MemberAddr> = ids
-        .iter()
-        .zip(&sockets)
-        .map(|(id, s)| Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: 1 }))
-        .collect::<Result<_, std::io::Error>>()?;
-    let mut configs = Vec::new();
-    for id in &ids {
-        let tls = TlsSource::Identity(std::sync::Arc::new(pki.identity(*id)?));
-        configs.push(config(*id, &members, tls, &dirs));
-    }
-    Ok((dirs, configs, sockets))
-}
-
-async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return Some(start.elapsed());
+/// Waits (at most `limit`) for the first event on `events` that `wanted` accepts; how long
+/// after `since` it came.
+async fn first_event(
+    events: &mut EventStream,
+    limit: Duration,
+    since: std::time::Instant,
+    wanted: impl Fn(&QuorumEvent) -> bool,
+) -> Result<Duration, tokio::time::error::Elapsed> {
+    tokio::time::timeout(limit, async {
+        loop {
+            if let Ok(event) = events.recv().await {
+                if wanted(&event) {
+                    return since.elapsed();
+                }
+            }
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    None
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_and_five_nodes_converge_to_all_writable_within_a_second() -> TestResult {
     for n in [3, 5] {
-        let (_dirs, nodes) = cluster(n).await?;
-        let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
-        let took = wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await;
+        let cluster = LocalCluster::builder("loopback", n).start().await?;
+        let took = cluster.wait_all_writable(Duration::from_secs(3)).await;
         println!("{n} nodes: all writable after {took:?}");
-        assert!(took.is_some_and(|t| t < Duration::from_secs(1)), "{n} nodes: {took:?}");
-        let status = nodes[0].status();
-        assert!(status.writable && status.peers.iter().all(|p| p.connected && p.state == "reachable"), "{status:?}");
-        for node in nodes {
-            node.shutdown().await;
-        }
+        assert!(took.as_ref().is_ok_and(|t| *t < Duration::from_secs(1)), "{n} nodes: {took:?}");
+        let status = cluster.node(NodeId(1)).ok_or("no node 1")?.status();
+        assert!(
+            status.writable && status.peers.iter().all(|p| p.connected && p.state == "reachable"),
+            "{status:?}"
+        );
+        cluster.shutdown().await?;
     }
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_node_is_marked_down_after_the_floor_and_the_rest_stay_writable() -> TestResult {
-    let (_dirs, mut nodes) = cluster(3).await?;
-    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
-    wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
+    let mut cluster = cluster(3).await?;
+    let gates = cluster.gates();
     let mut events = gates[0].subscribe();
     // Dropped, not shut down: no leave is sent, as in a crash.
-    let stopped = nodes.remove(2);
+    let stopped = cluster.take(NodeId(3));
     let stopped_at = std::time::Instant::now();
     drop(stopped);
-    let down = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            if let Ok(QuorumEvent::PeerDown { peer, .. }) = events.recv().await {
-                if peer == NodeId(3) {
-                    return stopped_at.elapsed();
-                }
-            }
-        }
+    let down = first_event(&mut events, Duration::from_secs(5), stopped_at, |e| {
+        matches!(e, QuorumEvent::PeerDown { peer: NodeId(3), .. })
     })
     .await?;
-    let peer3 = nodes[0].status().peers.into_iter().find(|p| p.id == 3).ok_or("no peer 3")?;
+    let status = cluster.node(NodeId(1)).ok_or("no node 1")?.status();
+    let peer3 = status.peers.into_iter().find(|p| p.id == 3).ok_or("no peer 3")?;
     println!(
         "stopped node declared down {down:?} after stop, {:?} ms after last heard",
         peer3.last_heard_ms_ago
@@ -134,43 +82,35 @@ async fn crashed_node_is_marked_down_after_the_floor_and_the_rest_stay_writable(
     assert!(down < Duration::from_millis(1_500), "detection took {down:?}");
     assert!(gates[0].can_write() && gates[1].can_write());
     assert_eq!(peer3.state, "down");
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_off_node_fences_within_lease_times_drift() -> TestResult {
-    let (_dirs, nodes) = cluster(3).await?;
-    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
-    wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
+    let mut cluster = cluster(3).await?;
+    let gates = cluster.gates();
     let cut = gates[0].clock().now();
-    for peer in [2, 3] {
-        nodes[0].set_link_blocked(NodeId(peer), true, true)?;
-        nodes[(peer - 1) as usize].set_link_blocked(NodeId(1), true, true)?;
-    }
+    cluster.cut(&[NodeId(1)], &[NodeId(2), NodeId(3)])?;
     let fenced = wait_until(Duration::from_secs(3), || !gates[0].can_write()).await.ok_or("never fenced")?;
     let fence = gates[0].clock().now() - cut;
     println!("cut-off node fenced after {fence:?} (polled {fenced:?})");
     // lease 900 ms x (1 + 1%) plus 50 ms for the polling loop and scheduling.
-    assert!(fence <= Duration::from_millis(909 + 50), "{fence:?}");
+    assert_eq!(cluster.fence_bound(), Duration::from_millis(909 + 50));
+    assert!(fence <= cluster.fence_bound(), "{fence:?}");
     assert!(gates[1].can_write() && gates[2].can_write(), "the majority must stay writable");
     let err = gates[0].permit().err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.starts_with("not quorate: holding 1 of 3 votes, 2 needed"), "{err}");
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_udp_flood_does_not_disturb_an_established_cluster() -> TestResult {
-    let (_dirs, nodes) = cluster(3).await?;
-    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
-    wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
+    let cluster = cluster(3).await?;
+    let gates = cluster.gates();
     let epoch = gates[0].epoch();
-    let target = nodes[0].local_addr();
+    let target = cluster.node(NodeId(1)).ok_or("no node 1")?.local_addr();
     let attacker = UdpSocket::bind("127.0.0.1:0")?;
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
@@ -206,41 +146,31 @@ async fn garbage_udp_flood_does_not_disturb_an_established_cluster() -> TestResu
     assert!(sent >= 10_000, "flood too small to mean anything: {sent}");
     assert_eq!(fenced_checks, 0, "a gate was fenced during the flood");
     assert_eq!(gates[0].epoch(), epoch, "quorum was lost and regained during the flood");
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_with_a_certificate_from_another_ca_is_refused_and_changes_no_quorum() -> TestResult {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let pki = generate_dev_pki("loopback", &ids)?;
-    let rogue_pki = generate_dev_pki("loopback", &ids)?; // same names, another CA
-    let sockets: Vec<UdpSocket> =
-        ids.iter().map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
-    let members: Vec<MemberAddr> = ids
-        .iter()
-        .zip(&sockets)
-        .map(|(id, s)| Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: 1 }))
-        .collect::<Result<_, std::io::Error>>()?;
-    let dirs = DataDirs::new("rogue");
-    let mut nodes = Vec::new();
-    for (id, socket) in ids.iter().zip(sockets) {
-        let source = if *id == NodeId(3) { &rogue_pki } else { &pki };
-        let tls = TlsSource::Identity(std::sync::Arc::new(source.identity(*id)?));
-        nodes.push(Node::start_on(config(*id, &members, tls, &dirs), socket).await?);
-    }
-    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
-    wait_until(Duration::from_secs(3), || gates[0].can_write() && gates[1].can_write())
-        .await
-        .ok_or("no quorum")?;
+    // Same names, another CA: node 3 presents a certificate the others do not trust.
+    let rogue_pki = generate_dev_pki("loopback", &[NodeId(3)])?;
+    let rogue = TlsSource::Identity(std::sync::Arc::new(rogue_pki.identity(NodeId(3))?));
+    let cluster = LocalCluster::builder("loopback", 3)
+        .configure(|config| {
+            if config.id == NodeId(3) {
+                config.tls = rogue.clone();
+            }
+        })
+        .start()
+        .await?;
+    cluster.wait_writable(&[NodeId(1), NodeId(2)], Duration::from_secs(3)).await?;
+    let gates = cluster.gates();
     let epochs = (gates[0].epoch(), gates[1].epoch());
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!((gates[0].epoch(), gates[1].epoch()), epochs, "quorum changed");
     assert!(gates[0].can_write() && gates[1].can_write());
     assert!(!gates[2].can_write(), "the rogue node must never hold a quorum");
-    for node in &nodes[..2] {
+    for node in cluster.nodes().take(2) {
         let status = node.status();
         let rogue = status.peers.iter().find(|p| p.id == 3).ok_or("no peer 3")?;
         assert!(!rogue.connected && rogue.state != "reachable" && rogue.lease_left_ms.is_none(), "{rogue:?}");
@@ -253,68 +183,48 @@ async fn node_with_a_certificate_from_another_ca_is_refused_and_changes_no_quoru
             status.transport
         );
     }
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_fences_first_and_peers_let_the_node_go_at_once() -> TestResult {
-    let (_dirs, mut nodes) = cluster(3).await?;
-    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
-    wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
+    let mut cluster = cluster(3).await?;
+    let gates = cluster.gates();
     let mut events = gates[0].subscribe();
-    let leaving = nodes.remove(2);
+    let leaving = cluster.take(NodeId(3)).ok_or("no node 3")?;
     let started = std::time::Instant::now();
     leaving.shutdown().await;
     assert!(!gates[2].can_write());
     let why = gates[2].permit().err().map(|e| e.to_string()).unwrap_or_default();
     assert_eq!(why, "not quorate: the node is shut down");
-    let left = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            if let Ok(QuorumEvent::PeerLeft { peer, .. }) = events.recv().await {
-                if peer == NodeId(3) {
-                    return started.elapsed();
-                }
-            }
-        }
+    let left = first_event(&mut events, Duration::from_secs(2), started, |e| {
+        matches!(e, QuorumEvent::PeerLeft { peer: NodeId(3), .. })
     })
     .await?;
     println!("peers let the leaving node go after {left:?}");
     assert!(left < Duration::from_millis(500), "{left:?}");
     assert!(gates[0].can_write() && gates[1].can_write());
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await?;
     Ok(())
 }
 
-/// Starts node `index` of `configs` as a [`Solo`] and the others as ordinary nodes, and
-/// waits until all are writable.
-async fn start_with_solo(
-    configs: &mut Vec<Config>,
-    sockets: &mut Vec<UdpSocket>,
-    index: usize,
-) -> Result<(Solo, Vec<Node>), Box<dyn std::error::Error>> {
-    let solo = Solo::start(configs.remove(index), sockets.remove(index))?;
-    let mut nodes = Vec::new();
-    for (config, socket) in configs.drain(..).zip(sockets.drain(..)) {
-        nodes.push(Node::start_on(config, socket).await?);
-    }
-    let gates: Vec<QuorumGate> = nodes.iter().map(Node::gate).chain([solo.gate.clone()]).collect();
+/// Starts 3 nodes, `solo` as a [`Solo`] and the others in the cluster, and waits until all
+/// are writable.
+async fn start_with_solo(solo: NodeId) -> Result<(Solo, LocalCluster), Box<dyn std::error::Error>> {
+    let mut prepared = LocalCluster::builder("loopback", 3).prepare()?;
+    let (config, socket) = prepared.take(solo)?;
+    let solo = Solo::start(config, socket)?;
+    let cluster = prepared.start().await?;
+    let gates: Vec<QuorumGate> = cluster.gates().into_iter().chain([solo.gate.clone()]).collect();
     wait_until(Duration::from_secs(3), || gates.iter().all(QuorumGate::can_write))
         .await
         .ok_or("no quorum")?;
-    Ok((solo, nodes))
+    Ok((solo, cluster))
 }
 
 /// Longest a [`Solo`] node stays frozen if the test never thaws it.
 const FREEZE_MAX: Duration = Duration::from_secs(10);
-
-/// The fence bound over QUIC: `lease x (1 + drift)` (909 ms) plus 50 ms for the polling
-/// loop and scheduling, as in `cut_off_node_fences_within_lease_times_drift`.
-const FENCE_BOUND: Duration = Duration::from_millis(909 + 50);
 
 /// How long a woken or restarted node may take to be writable again: a heartbeat round
 /// trip, plus QUIC's loss recovery (a peer's probes to it backed off while it was silent)
@@ -405,7 +315,7 @@ async fn fenced_polls(gates: &[QuorumGate], span: Duration) -> u64 {
 }
 
 /// Every event already queued on `events`.
-fn drain(events: &mut quorate::EventStream) -> Vec<QuorumEvent> {
+fn drain(events: &mut EventStream) -> Vec<QuorumEvent> {
     let mut out = Vec::new();
     // Bounded by the stream's capacity: try_recv ends when it is empty.
     while let Ok(Some(e)) = events.try_recv() {
@@ -417,9 +327,8 @@ fn drain(events: &mut quorate::EventStream) -> Vec<QuorumEvent> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_node_wakes_fenced_by_its_clock_rejoins_with_a_higher_epoch_and_convicts_nobody() -> TestResult
 {
-    let (_dirs, mut configs, mut sockets) = configs(3)?;
-    let (paused, nodes) = start_with_solo(&mut configs, &mut sockets, 2).await?;
-    let others: Vec<QuorumGate> = nodes.iter().map(Node::gate).collect();
+    let (paused, cluster) = start_with_solo(NodeId(3)).await?;
+    let others = cluster.gates();
     let gate = paused.gate.clone();
     let epoch_before = gate.epoch();
     let mut own_events = gate.subscribe();
@@ -438,7 +347,8 @@ async fn paused_node_wakes_fenced_by_its_clock_rejoins_with_a_higher_epoch_and_c
     thaw.send(())?;
     let woke_at = gate.clock().now();
     println!("paused node fenced {fence:?} into its pause; woke after {:?}", woke_at - frozen_at);
-    assert!(fence <= FENCE_BOUND, "fenced {fence:?} after the pause began, bound {FENCE_BOUND:?}");
+    let bound = cluster.fence_bound();
+    assert!(fence <= bound, "fenced {fence:?} after the pause began, bound {bound:?}");
     assert!(silent.is_empty(), "the paused node's core ran during the pause: {silent:?}");
     assert!(peer_saw_down, "node 1 never considered the paused node down: the pause was not felt");
     assert_eq!(fenced_while_paused, 0, "a live node was fenced during the pause");
@@ -460,19 +370,14 @@ async fn paused_node_wakes_fenced_by_its_clock_rejoins_with_a_higher_epoch_and_c
     assert_eq!(fenced_after, 0, "a live node was fenced after the wake");
     assert!(gate.can_write(), "the woken node lost quorum again");
     paused.end(Command::Shutdown).await?;
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_node_restarts_fenced_on_its_address_and_rejoins_with_a_higher_epoch() -> TestResult {
-    let (_dirs, mut configs, mut sockets) = configs(3)?;
-    let config = configs[1].clone();
-    let addr = sockets[1].local_addr()?;
-    let (crashing, nodes) = start_with_solo(&mut configs, &mut sockets, 1).await?;
-    let others: Vec<QuorumGate> = nodes.iter().map(Node::gate).collect();
+    let (crashing, mut cluster) = start_with_solo(NodeId(2)).await?;
+    let others = cluster.gates();
     let old = crashing.gate.clone();
     let epoch_before = old.epoch();
 
@@ -481,14 +386,13 @@ async fn crashed_node_restarts_fenced_on_its_address_and_rejoins_with_a_higher_e
     // Past the down floor: the survivors consider it down, and keep their quorum.
     let fenced_while_down = fenced_polls(&others, Duration::from_millis(1_500)).await;
     assert_eq!(fenced_while_down, 0, "a survivor was fenced while node 2 was down");
-    for node in &nodes {
+    for node in cluster.nodes() {
         let peer = node.status().peers.into_iter().find(|p| p.id == 2).ok_or("no peer 2")?;
         assert_eq!(peer.state, "down", "node {} sees the crashed node as {}", node.id().0, peer.state);
     }
 
     // Same address, same identity, a new life.
-    let restarted = Node::start_on(config, UdpSocket::bind(addr)?).await?;
-    let gate = restarted.gate();
+    let gate = cluster.start_node(NodeId(2)).await?.gate();
     assert!(!gate.can_write(), "a new life must start fenced");
     let rejoined =
         wait_until(REJOIN_BOUND, || gate.can_write()).await.ok_or("restarted node never writable")?;
@@ -505,28 +409,20 @@ async fn crashed_node_restarts_fenced_on_its_address_and_rejoins_with_a_higher_e
     );
     let back =
         |node: &Node| node.status().peers.iter().any(|p| p.id == 2 && p.state == "reachable" && p.connected);
-    wait_until(Duration::from_secs(1), || nodes.iter().all(back))
+    let survivors = [NodeId(1), NodeId(3)];
+    wait_until(Duration::from_secs(1), || survivors.iter().filter_map(|id| cluster.node(*id)).all(back))
         .await
         .ok_or("survivors do not see node 2 back")?;
-    restarted.shutdown().await;
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_node_takes_a_larger_incarnation_from_its_data_dir_and_rejoins_with_a_higher_epoch(
 ) -> TestResult {
-    let (dirs, configs, sockets) = configs(3)?;
-    let node3 = configs[2].clone();
-    let addr3 = sockets[2].local_addr()?;
-    let mut nodes = Vec::new();
-    for (config, socket) in configs.into_iter().zip(sockets) {
-        nodes.push(Node::start_on(config, socket).await?);
-    }
-    let gates: Vec<_> = nodes.iter().map(Node::gate).collect();
-    wait_until(Duration::from_secs(3), || gates.iter().all(|g| g.can_write())).await.ok_or("no quorum")?;
+    let mut cluster = cluster(3).await?;
+    let node3 = cluster.config(NodeId(3)).ok_or("no node 3")?.clone();
+    let data_dir = node3.data_dir.clone().ok_or("node 3 has no data directory")?;
 
     // A second process (here: a second node) on node 3's data directory is refused.
     let twin = Node::start_on(node3.clone(), UdpSocket::bind("127.0.0.1:0")?).await;
@@ -537,77 +433,50 @@ async fn restarted_node_takes_a_larger_incarnation_from_its_data_dir_and_rejoins
         other => panic!("expected the data directory to be locked, got {other:?}"),
     }
 
-    let (first_incarnation, first_epoch) = (nodes[2].incarnation(), gates[2].epoch());
-    let leaving = nodes.remove(2);
+    let leaving = cluster.take(NodeId(3)).ok_or("no node 3")?;
+    let (first_incarnation, first_epoch) = (leaving.incarnation(), leaving.gate().epoch());
     leaving.shutdown().await;
-    // The old endpoint's socket closes when its last task ends, shortly after shutdown.
-    let mut socket = UdpSocket::bind(addr3);
-    for _ in 0..300 {
-        if socket.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        socket = UdpSocket::bind(addr3);
-    }
-    let socket = socket?;
-    let again = Node::start_on(node3, socket).await?;
-    let gate = again.gate();
+    // On the same address, which the old endpoint releases shortly after its shutdown.
+    let again = cluster.start_node(NodeId(3)).await?;
+    let (incarnation, gate) = (again.incarnation(), again.gate());
     wait_until(Duration::from_secs(3), || gate.can_write()).await.ok_or("restarted node never writable")?;
-    assert!(again.incarnation() > first_incarnation, "{} <= {first_incarnation}", again.incarnation());
+    assert!(incarnation > first_incarnation, "{incarnation} <= {first_incarnation}");
     assert!(gate.epoch() > first_epoch, "{:?} <= {first_epoch:?}", gate.epoch());
-    let stored = std::fs::read(dirs.node(NodeId(3)).join(quorate::data_dir::STATE_FILE))?;
+    let stored = std::fs::read(data_dir.join(quorate::data_dir::STATE_FILE))?;
     let stored = quorate::Durable::decode(&stored)?;
-    assert_eq!(stored.incarnation, again.incarnation(), "the running life's incarnation is on disk");
+    assert_eq!(stored.incarnation, incarnation, "the running life's incarnation is on disk");
     // And the promises the core asked to keep: its fence hold, and the floor its peers'
     // 900 ms leases need (900 ms x 1.01 / 0.99), written before it acked them.
     assert_eq!(stored.ack_hold, Duration::from_millis(400), "{stored:?}");
     assert_eq!(stored.floor, Duration::from_micros(918_182), "{stored:?}");
     // And the definition each peer was heard running: both on this node's, one table.
-    let peers = std::fs::read(dirs.node(NodeId(3)).join(quorate::peers_file::PEERS_FILE))?;
+    let peers = std::fs::read(data_dir.join(quorate::peers_file::PEERS_FILE))?;
     let peers = quorate::peers_file::decode(&peers)?;
     assert_eq!(peers.peers.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![NodeId(1), NodeId(2)]);
     assert_eq!(peers.tables.len(), 1, "{peers:?}");
-    again.shutdown().await;
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voter_without_a_data_dir_is_refused_and_an_observer_runs_without() -> TestResult {
-    let ids = [NodeId(1), NodeId(2)];
-    let pki = generate_dev_pki("loopback", &ids)?;
-    let sockets: Vec<UdpSocket> =
-        ids.iter().map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
-    let members: Vec<MemberAddr> = ids
-        .iter()
-        .zip(&sockets)
-        .map(|(id, s)| {
-            Ok(MemberAddr { id: *id, addr: s.local_addr()?, votes: if id.0 == 1 { 1 } else { 0 } })
+    // Node 2 is an observer; neither has a data directory.
+    let mut prepared = LocalCluster::builder("loopback", 2)
+        .configure(|config| {
+            config.members[1].votes = 0;
+            config.data_dir = None;
         })
-        .collect::<Result<_, std::io::Error>>()?;
-    let mut sockets = sockets.into_iter();
-    let voter = Config::lan(
-        "loopback",
-        NodeId(1),
-        members.clone(),
-        TlsSource::Identity(std::sync::Arc::new(pki.identity(NodeId(1))?)),
-    );
-    match Node::start_on(voter, sockets.next().ok_or("socket")?).await {
+        .prepare()?;
+    let (voter, socket) = prepared.take(NodeId(1))?;
+    match Node::start_on(voter, socket).await {
         Err(e @ StartError::Config(_)) => {
             let text = e.to_string();
             assert!(text.contains("node.data_dir") && text.contains("--data-dir"), "{text}");
         }
         other => panic!("expected a config error naming node.data_dir, got {other:?}"),
     }
-    let observer = Config::lan(
-        "loopback",
-        NodeId(2),
-        members,
-        TlsSource::Identity(std::sync::Arc::new(pki.identity(NodeId(2))?)),
-    );
-    let node = Node::start_on(observer, sockets.next().ok_or("socket")?).await?;
+    let (observer, socket) = prepared.take(NodeId(2))?;
+    let node = Node::start_on(observer, socket).await?;
     assert!(node.data_dir().is_none() && node.incarnation() > 0);
     node.shutdown().await;
     Ok(())
