@@ -15,15 +15,16 @@ mod config;
 mod counters;
 mod definitions;
 mod node;
+mod outputs;
 mod promises;
 mod status;
-mod transmit;
+mod terms;
 
 pub use config::{Config, ConfigError, Member};
 pub use counters::{Counters, DropCounters};
 pub use node::{Node, SENT_LOG_MAX};
+pub use outputs::{Delivery, Transmit, TRANSMIT_QUEUE_MAX};
 pub use promises::{required_floor, Memory, PeerDefinitions, Promises, FLOOR_MAX};
 pub use quorate_gossip::{
     FenceCounters, GossipConfig, GossipConfigError, GossipCounters, GOSSIP_BYTES_MAX, GOSSIP_BYTES_MIN,
 };
-pub use transmit::{Delivery, Transmit, TRANSMIT_QUEUE_MAX};

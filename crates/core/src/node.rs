@@ -26,27 +26,23 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use quorate_detector::{Detector, PeerState};
-use quorate_gate::{Clock, Gate, GateEvent, Publisher, QuorumEvent, QuorumGate, QuorumStatus, Why};
-use quorate_gossip::{Fencer, GossipEvent, Gossiper};
+use quorate_gate::{Clock, Gate, Publisher, QuorumEvent, QuorumGate, QuorumStatus};
+use quorate_gossip::{Fencer, Gossiper};
 use quorate_heartbeat::{
-    decode, decode_stream, encode, encode_stream, AckOutcome, ClusterId, Definition, Heartbeat, Incarnation,
-    Instant, Leave, Link, Message, NodeId, Refused, Terms, View, VoteTable,
+    decode, decode_stream, encode, encode_stream, AckOutcome, ClusterId, Heartbeat, Incarnation, Instant,
+    Leave, Link, Message, NodeId, Refused, Terms, View,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Config, ConfigError};
 use crate::counters::Counters;
-use crate::definitions::{Change, Definitions};
-use crate::promises::{required_floor, Ledger, Memory, PeerDefinitions, Promises};
-use crate::status::StatusClock;
-use crate::transmit::{Delivery, Outbox, Transmit};
+use crate::definitions::Definitions;
+use crate::outputs::{Delivery, Outbox, StatusClock, Transmit};
+use crate::promises::{Ledger, Memory};
 
 /// Upper bound on the per-link log of send times, whatever the lease and interval.
 pub const SENT_LOG_MAX: usize = 4096;
-
-/// Events waiting for the driver before the oldest is dropped.
-const EVENT_QUEUE_MAX: usize = quorate_gate::EVENT_QUEUE_MAX;
 
 /// Heartbeats go out up to this fraction of an interval early, at random, so that nodes
 /// started together do not send in lockstep. Early, never late: every timing rule that
@@ -66,25 +62,25 @@ pub struct Node {
     pub(crate) cluster: ClusterId,
     pub(crate) me: NodeId,
     pub(crate) incarnation: Incarnation,
-    interval: Duration,
-    links: BTreeMap<NodeId, Link>,
+    pub(crate) interval: Duration,
+    pub(crate) links: BTreeMap<NodeId, Link>,
     /// What this node's heartbeats say of its lease, drift and definition.
     pub(crate) terms: Terms,
-    drift: f64,
+    pub(crate) drift: f64,
     pub(crate) definitions: Definitions,
-    ledger: Ledger,
+    pub(crate) ledger: Ledger,
     pub(crate) detector: Detector,
     pub(crate) gate: Gate,
     pub(crate) gossip: Option<Gossip>,
     /// Peers announced fenced and not heard from since.
     pub(crate) fenced: BTreeSet<NodeId>,
-    rng: ChaCha8Rng,
-    outbox: Outbox,
-    events: VecDeque<QuorumEvent>,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) outbox: Outbox,
+    pub(crate) events: VecDeque<QuorumEvent>,
     pub(crate) events_dropped: u64,
     pub(crate) status_clock: StatusClock,
-    next_heartbeat: Instant,
-    last_now: Instant,
+    pub(crate) next_heartbeat: Instant,
+    pub(crate) last_now: Instant,
     pub(crate) counters: Counters,
     pub(crate) stopped: bool,
 }
@@ -348,77 +344,6 @@ impl Node {
         Some(hb)
     }
 
-    /// Whether an ack to `peer` may go out at `now`: an ack lends the peer this node's
-    /// vote, so it needs every promise around it kept. Not while an earlier life's fence
-    /// holds may still bind, nor while a fence-check yes withholds acks from the peer; not
-    /// to a peer on another quorum definition; not to a peer whose lease this node's floor
-    /// for it cannot cover, or whose floor the data directory does not record yet.
-    fn may_ack(&self, now: Instant, peer: NodeId) -> bool {
-        if !self.ledger.acks_allowed(now)
-            || self.gossip.as_ref().is_some_and(|s| s.fencer.withholds_ack(peer, now))
-        {
-            return false;
-        }
-        match self.definitions.floor(peer) {
-            Some(floor) => {
-                self.definitions.foreign(peer).is_none() && floor.is_some_and(|f| self.ledger.covers_floor(f))
-            }
-            // Never heard: there is nothing to ack yet.
-            None => false,
-        }
-    }
-
-    /// This node's definition as a message.
-    fn own_definition(&self) -> Definition {
-        let (members, tie_breaker) = self.gate.votes().parts();
-        Definition { from: self.me, incarnation: self.incarnation, members, tie_breaker }
-    }
-
-    /// A write the driver must make to the data directory before the node relies on it
-    /// (see [`Memory::Durable`]); `None` when the record is up to date or nothing is kept.
-    /// Asked again on every call until confirmed, so a failed write is simply retried.
-    pub fn poll_persist(&self) -> Option<Promises> {
-        self.ledger.poll_persist(self.last_now)
-    }
-
-    /// The driver wrote `promises` (from [`Node::poll_persist`]) durably.
-    pub fn handle_persisted(&mut self, promises: Promises) {
-        self.ledger.persisted(promises);
-    }
-
-    /// What the earlier lives heard their peers run, read from the data directory: call
-    /// right after [`Node::with_memory`], before the first step. A peer remembered on
-    /// another definition counts as running it until it is heard (no votes across, and no
-    /// quorum that is not also one under that definition), so a restart in the middle of
-    /// a rolling change of the member list does not forget that the change is under way.
-    /// Entries for nodes that are not peers in this life's definition are ignored, as are
-    /// definitions that fail the checks any peer's definition gets.
-    pub fn remember_definitions(&mut self, now: Instant, remembered: &PeerDefinitions) {
-        let now = self.advance(now);
-        let peers: BTreeSet<NodeId> = self.links.keys().copied().collect();
-        let changes = self.definitions.remember(remembered, &peers, self.gate.votes());
-        for (peer, change) in changes {
-            self.definition_changed(now, peer, change);
-        }
-        self.settle(now);
-    }
-
-    /// The definitions to keep in the data directory when they differ from what it holds
-    /// (a peer heard on a new definition, or a definition received in full); `None` when
-    /// it is up to date. Asked again on every call until confirmed with
-    /// [`Node::handle_definitions_persisted`]. Nothing waits for this write: it only
-    /// protects later lives.
-    pub fn poll_persist_definitions(&self) -> Option<PeerDefinitions> {
-        self.definitions.poll_persist(self.gate.votes())
-    }
-
-    /// The driver wrote `definitions` (from [`Node::poll_persist_definitions`]) durably.
-    /// A record that is no longer current (something changed since it was asked for) is
-    /// asked for again.
-    pub fn handle_definitions_persisted(&mut self, definitions: PeerDefinitions) {
-        self.definitions.persisted(&definitions, self.gate.votes());
-    }
-
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.outbox.pop()
@@ -492,84 +417,9 @@ impl Node {
 
     /// Clamps time that runs backwards (a driver bug or a broken clock) to the last
     /// instant seen: the protocol never sees time go back.
-    fn advance(&mut self, now: Instant) -> Instant {
+    pub(crate) fn advance(&mut self, now: Instant) -> Instant {
         self.last_now = self.last_now.max(now);
         self.last_now
-    }
-
-    /// Ends every step: collects what the parts decided into this node's outputs, in the
-    /// order they decided it. Gossip's accusations go to the fence checker, whose
-    /// conclusions become events; their messages join the outbox.
-    fn settle(&mut self, now: Instant) {
-        self.drain_gate(now);
-        let Some(s) = self.gossip.as_mut() else { return };
-        while let Some(out) = s.gossiper.poll_transmit() {
-            self.outbox.request(out.to, out.payload);
-        }
-        while let Some(event) = self.gossip.as_mut().and_then(|s| s.gossiper.poll_event()) {
-            match event {
-                GossipEvent::AliveElsewhere { peer, via, at } => {
-                    self.push_event(QuorumEvent::PeerAliveElsewhere { peer, via, at })
-                }
-                GossipEvent::DownEverywhere { peer, at } => {
-                    self.push_event(QuorumEvent::PeerDownEverywhere { peer, at })
-                }
-                GossipEvent::Accused { peer, accusers } => {
-                    let down_here = self.detector.state(peer) == Some(PeerState::Unreachable);
-                    let theirs = self.definitions.of(peer, self.gate.votes());
-                    if let Some(s) = self.gossip.as_mut() {
-                        s.fencer.consider(now, peer, accusers, theirs, down_here);
-                    }
-                    self.drain_fencer();
-                }
-            }
-        }
-        self.drain_fencer();
-        if let Some(view) = self.gossip.as_ref().and_then(|s| s.gossiper.view()) {
-            self.status_clock.saw_view(view);
-        }
-    }
-
-    fn drain_fencer(&mut self) {
-        let Some(s) = self.gossip.as_mut() else { return };
-        while let Some(out) = s.fencer.poll_transmit() {
-            self.outbox.request(out.to, out.payload);
-        }
-        while let Some(f) = self.gossip.as_mut().and_then(|s| s.fencer.poll_event()) {
-            self.fenced.insert(f.peer);
-            self.push_event(QuorumEvent::PeerFenced { peer: f.peer, confirmed_by: f.confirmed_by, at: f.at });
-        }
-    }
-
-    /// Turns what the lease table decided into events, with the reason a stretch ended.
-    fn drain_gate(&mut self, now: Instant) {
-        while let Some(event) = self.gate.poll_event() {
-            let event = match event {
-                GateEvent::Gained { epoch, at, held_votes } => QuorumEvent::QuorumGained {
-                    epoch,
-                    at,
-                    held_votes,
-                    needed_votes: self.gate.votes().majority(),
-                },
-                GateEvent::Lost { epoch, at, stopped: true } => {
-                    QuorumEvent::QuorumLost { epoch, at, why: Why::Stopped }
-                }
-                GateEvent::Lost { epoch, at, stopped: false } => {
-                    let why = self.status(now.max(at)).fence_reason();
-                    QuorumEvent::QuorumLost { epoch, at, why }
-                }
-            };
-            self.push_event(event);
-        }
-    }
-
-    pub(crate) fn push_event(&mut self, event: QuorumEvent) {
-        if self.events.len() >= EVENT_QUEUE_MAX {
-            self.events.pop_front();
-            self.events_dropped += 1;
-        }
-        self.events.push_back(event);
-        self.status_clock.touch();
     }
 
     fn on_heartbeat(&mut self, now: Instant, from: NodeId, hb: &Heartbeat) {
@@ -619,55 +469,6 @@ impl Node {
             Some(AckOutcome::Forgotten) => self.counters.acks_forgotten += 1,
             Some(AckOutcome::NeverSent) => self.counters.acks_bogus += 1,
             None => {}
-        }
-    }
-
-    /// Takes in the terms a fresh heartbeat from `from` carried: raises the detector's
-    /// floor for the peer to what its lease needs, and notices a definition other than
-    /// this node's. Returns whether the peer runs another definition.
-    fn on_terms(&mut self, now: Instant, from: NodeId, terms: &Terms) -> bool {
-        let floor = required_floor(terms, self.drift);
-        match floor {
-            Some(f) => {
-                self.detector.raise_floor(from, f);
-                self.ledger.owe_floor(f);
-            }
-            None => self.counters.terms_refused += 1,
-        }
-        let (change, ask) = self.definitions.heard(now, from, floor, terms.definition);
-        self.definition_changed(now, from, change);
-        if ask {
-            if let Ok(payload) = encode_stream(self.cluster, &Message::Definition(self.own_definition())) {
-                self.outbox.request(from, payload);
-            }
-        }
-        self.definitions.foreign(from).is_some()
-    }
-
-    /// `peer`'s definition changed as `change` says: tell the gate and the subscribers.
-    fn definition_changed(&mut self, now: Instant, peer: NodeId, change: Change) {
-        let event = match change {
-            Change::None => return,
-            Change::Mismatch { theirs } => {
-                QuorumEvent::ConfigMismatch { peer, ours: self.terms.definition, theirs, at: now }
-            }
-            Change::Matched => QuorumEvent::ConfigMatched { peer, at: now },
-        };
-        self.push_event(event);
-        self.gate.set_other_definitions(now, self.definitions.others());
-        self.drain_gate(now);
-    }
-
-    /// A peer sent its definition (as a request or a reply).
-    fn on_definition(&mut self, now: Instant, from: NodeId, d: &Definition) {
-        let Ok(table) = VoteTable::from_parts(&d.members, d.tie_breaker) else {
-            self.counters.dropped.malformed += 1;
-            return;
-        };
-        if self.definitions.received(from, table) {
-            self.status_clock.touch();
-            self.gate.set_other_definitions(now, self.definitions.others());
-            self.drain_gate(now);
         }
     }
 

@@ -1,55 +1,95 @@
-//! The one status of a node, built from all its parts, and the inspection accessors.
+//! What a node tells: the events every part decided, collected in one order at the end of
+//! each step ([`Node::settle`]); the one status, built from all parts; and the inspection
+//! accessors.
 
 use std::time::Duration;
 
 use quorate_detector::{Detector, PeerState};
-use quorate_gate::{Epoch, PeerStatus, QuorumGate, QuorumStatus};
-use quorate_gossip::{FenceCounters, GossipCounters, PartitionView, RowTable};
+use quorate_gate::{
+    Epoch, GateEvent, PeerStatus, QuorumEvent, QuorumGate, QuorumStatus, Why, EVENT_QUEUE_MAX,
+};
+use quorate_gossip::{FenceCounters, GossipCounters, GossipEvent, PartitionView, RowTable};
 use quorate_heartbeat::{Incarnation, Instant, NodeId, Terms, VoteTable};
 
 use crate::counters::Counters;
 use crate::node::Node;
 
-/// When the status is worth publishing again.
-#[derive(Debug)]
-pub(crate) struct StatusClock {
-    every: Duration,
-    dirty: bool,
-    published: Option<Instant>,
-    /// The partition view last published, to notice a change.
-    view: Option<PartitionView>,
-}
-
-impl StatusClock {
-    pub(crate) fn new(every: Duration) -> Self {
-        StatusClock { every, dirty: true, published: None, view: None }
-    }
-
-    /// Something material changed.
-    pub(crate) fn touch(&mut self) {
-        self.dirty = true;
-    }
-
-    /// Gossip's partition view is `view` now.
-    pub(crate) fn saw_view(&mut self, view: &PartitionView) {
-        if self.view.as_ref() != Some(view) {
-            self.view = Some(view.clone());
-            self.dirty = true;
-        }
-    }
-
-    /// Whether to publish at `now` (and, if so, counts it as published).
-    pub(crate) fn due(&mut self, now: Instant) -> bool {
-        let due = self.dirty || self.published.is_none_or(|at| now >= at + self.every);
-        if due {
-            self.dirty = false;
-            self.published = Some(now);
-        }
-        due
-    }
-}
-
 impl Node {
+    /// Ends every step: collects what the parts decided into this node's outputs, in the
+    /// order they decided it. Gossip's accusations go to the fence checker, whose
+    /// conclusions become events; their messages join the outbox.
+    pub(crate) fn settle(&mut self, now: Instant) {
+        self.drain_gate(now);
+        let Some(s) = self.gossip.as_mut() else { return };
+        while let Some(out) = s.gossiper.poll_transmit() {
+            self.outbox.request(out.to, out.payload);
+        }
+        while let Some(event) = self.gossip.as_mut().and_then(|s| s.gossiper.poll_event()) {
+            match event {
+                GossipEvent::AliveElsewhere { peer, via, at } => {
+                    self.push_event(QuorumEvent::PeerAliveElsewhere { peer, via, at })
+                }
+                GossipEvent::DownEverywhere { peer, at } => {
+                    self.push_event(QuorumEvent::PeerDownEverywhere { peer, at })
+                }
+                GossipEvent::Accused { peer, accusers } => {
+                    let down_here = self.detector.state(peer) == Some(PeerState::Unreachable);
+                    let theirs = self.definitions.of(peer, self.gate.votes());
+                    if let Some(s) = self.gossip.as_mut() {
+                        s.fencer.consider(now, peer, accusers, theirs, down_here);
+                    }
+                    self.drain_fencer();
+                }
+            }
+        }
+        self.drain_fencer();
+        if let Some(view) = self.gossip.as_ref().and_then(|s| s.gossiper.view()) {
+            self.status_clock.saw_view(view);
+        }
+    }
+
+    pub(crate) fn drain_fencer(&mut self) {
+        let Some(s) = self.gossip.as_mut() else { return };
+        while let Some(out) = s.fencer.poll_transmit() {
+            self.outbox.request(out.to, out.payload);
+        }
+        while let Some(f) = self.gossip.as_mut().and_then(|s| s.fencer.poll_event()) {
+            self.fenced.insert(f.peer);
+            self.push_event(QuorumEvent::PeerFenced { peer: f.peer, confirmed_by: f.confirmed_by, at: f.at });
+        }
+    }
+
+    /// Turns what the lease table decided into events, with the reason a stretch ended.
+    pub(crate) fn drain_gate(&mut self, now: Instant) {
+        while let Some(event) = self.gate.poll_event() {
+            let event = match event {
+                GateEvent::Gained { epoch, at, held_votes } => QuorumEvent::QuorumGained {
+                    epoch,
+                    at,
+                    held_votes,
+                    needed_votes: self.gate.votes().majority(),
+                },
+                GateEvent::Lost { epoch, at, stopped: true } => {
+                    QuorumEvent::QuorumLost { epoch, at, why: Why::Stopped }
+                }
+                GateEvent::Lost { epoch, at, stopped: false } => {
+                    let why = self.status(now.max(at)).fence_reason();
+                    QuorumEvent::QuorumLost { epoch, at, why }
+                }
+            };
+            self.push_event(event);
+        }
+    }
+
+    pub(crate) fn push_event(&mut self, event: QuorumEvent) {
+        if self.events.len() >= EVENT_QUEUE_MAX {
+            self.events.pop_front();
+            self.events_dropped += 1;
+        }
+        self.events.push_back(event);
+        self.status_clock.touch();
+    }
+
     /// This node's status at `now`: the gate's leases and epoch, the detector's view of
     /// each peer, gossip's partition view, the peers known fenced and the definitions in
     /// use. What [`Node::poll_status`] hands out.

@@ -1,8 +1,12 @@
-//! What a node hands its driver to send.
+//! What a node hands its driver: messages to send, and when its status is worth
+//! publishing again.
 
 use std::collections::VecDeque;
 
-use quorate_heartbeat::NodeId;
+use std::time::Duration;
+
+use quorate_gossip::PartitionView;
+use quorate_heartbeat::{Instant, NodeId};
 
 /// Datagrams waiting for the driver before the oldest is dropped. A heartbeat round queues
 /// one per peer; a driver that polls after every call never comes near this.
@@ -52,5 +56,44 @@ impl Outbox {
 
     pub(crate) fn pop(&mut self) -> Option<Transmit> {
         self.queue.pop_front()
+    }
+}
+
+/// When the status is worth publishing again.
+#[derive(Debug)]
+pub(crate) struct StatusClock {
+    every: Duration,
+    dirty: bool,
+    published: Option<Instant>,
+    /// The partition view last published, to notice a change.
+    view: Option<PartitionView>,
+}
+
+impl StatusClock {
+    pub(crate) fn new(every: Duration) -> Self {
+        StatusClock { every, dirty: true, published: None, view: None }
+    }
+
+    /// Something material changed.
+    pub(crate) fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Gossip's partition view is `view` now.
+    pub(crate) fn saw_view(&mut self, view: &PartitionView) {
+        if self.view.as_ref() != Some(view) {
+            self.view = Some(view.clone());
+            self.dirty = true;
+        }
+    }
+
+    /// Whether to publish at `now` (and, if so, counts it as published).
+    pub(crate) fn due(&mut self, now: Instant) -> bool {
+        let due = self.dirty || self.published.is_none_or(|at| now >= at + self.every);
+        if due {
+            self.dirty = false;
+            self.published = Some(now);
+        }
+        due
     }
 }
