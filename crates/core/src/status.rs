@@ -8,7 +8,7 @@ use quorate_detector::{Detector, PeerState};
 use quorate_gate::{
     Epoch, GateEvent, PeerStatus, QuorumEvent, QuorumGate, QuorumStatus, Why, EVENT_QUEUE_MAX,
 };
-use quorate_gossip::{FenceCounters, GossipCounters, GossipEvent, PartitionView, RowTable};
+use quorate_gossip::{FenceCounters, GossipCounters, GossipEvent, GossipOutput, PartitionView, RowTable};
 use quorate_heartbeat::{Incarnation, Instant, NodeId, Terms, VoteTable};
 
 use crate::counters::Counters;
@@ -20,19 +20,19 @@ impl Node {
     /// conclusions become events; their messages join the outbox.
     pub(crate) fn settle(&mut self, now: Instant) {
         self.drain_gate(now);
-        let Some(s) = self.gossip.as_mut() else { return };
-        while let Some(out) = s.gossiper.poll_transmit() {
-            self.outbox.request(out.to, out.payload);
-        }
-        while let Some(event) = self.gossip.as_mut().and_then(|s| s.gossiper.poll_event()) {
-            match event {
-                GossipEvent::AliveElsewhere { peer, via, at } => {
+        // The fence checker's messages of this step (releases of checks that expired)
+        // were decided before anything gossip decided in it.
+        self.drain_fencer();
+        while let Some(output) = self.gossip.as_mut().and_then(|s| s.gossiper.poll_output()) {
+            match output {
+                GossipOutput::Send(out) => self.outbox.request(out.to, out.payload),
+                GossipOutput::Event(GossipEvent::AliveElsewhere { peer, via, at }) => {
                     self.push_event(QuorumEvent::PeerAliveElsewhere { peer, via, at })
                 }
-                GossipEvent::DownEverywhere { peer, at } => {
+                GossipOutput::Event(GossipEvent::DownEverywhere { peer, at }) => {
                     self.push_event(QuorumEvent::PeerDownEverywhere { peer, at })
                 }
-                GossipEvent::Accused { peer, accusers } => {
+                GossipOutput::Event(GossipEvent::Accused { peer, accusers }) => {
                     let down_here = self.detector.state(peer) == Some(PeerState::Unreachable);
                     let theirs = self.definitions.of(peer, self.gate.votes());
                     if let Some(s) = self.gossip.as_mut() {
@@ -42,7 +42,6 @@ impl Node {
                 }
             }
         }
-        self.drain_fencer();
         if let Some(view) = self.gossip.as_ref().and_then(|s| s.gossiper.view()) {
             self.status_clock.saw_view(view);
         }

@@ -7,8 +7,8 @@
 //!     liveness of peers down here              ▼
 //!            │                          Accused { peer, accusers } for accused voters
 //!            ▼
-//!   poll_transmit() ──► requests for the driver
-//!   poll_event()    ──► AliveElsewhere / DownEverywhere / Accused (to the fence checker)
+//!   poll_output() ──► Send(request for the driver) | Event(AliveElsewhere /
+//!                     DownEverywhere / Accused, for the fence checker), in decided order
 //! ```
 //!
 //! It decides nothing about writes: rows only inform the partition view, the liveness
@@ -48,6 +48,18 @@ pub struct GossipCounters {
     /// Messages that could not be encoded within the stream limit (a digest of a very
     /// large cluster); the message is skipped.
     pub encode_failures: u64,
+}
+
+/// One output of the gossiper, in the order it was decided: a request to send or an event.
+/// One queue for both keeps a step's messages in the order the protocol made them (a
+/// round's requests before the fence queries its nominations start; a merge's queries
+/// before the push that follows it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GossipOutput {
+    /// A request for the driver.
+    Send(Outgoing),
+    /// Something for the node around it.
+    Event(GossipEvent),
 }
 
 /// What the gossiper tells the node around it.
@@ -98,8 +110,7 @@ pub struct Gossiper {
     liveness: BTreeMap<NodeId, Liveness>,
     /// The partition view of the last round; `None` before the first.
     view: Option<PartitionView>,
-    out: VecDeque<Outgoing>,
-    events: VecDeque<GossipEvent>,
+    outputs: VecDeque<GossipOutput>,
     counters: GossipCounters,
 }
 
@@ -128,8 +139,7 @@ impl Gossiper {
             down_since: BTreeMap::new(),
             liveness: BTreeMap::new(),
             view: None,
-            out: VecDeque::new(),
-            events: VecDeque::new(),
+            outputs: VecDeque::new(),
             counters: GossipCounters::default(),
         }
     }
@@ -164,14 +174,9 @@ impl Gossiper {
         self.next_round
     }
 
-    /// The next request for the driver.
-    pub fn poll_transmit(&mut self) -> Option<Outgoing> {
-        self.out.pop_front()
-    }
-
-    /// The next event.
-    pub fn poll_event(&mut self) -> Option<GossipEvent> {
-        self.events.pop_front()
+    /// The next output: a request for the driver or an event, in the order decided.
+    pub fn poll_output(&mut self) -> Option<GossipOutput> {
+        self.outputs.pop_front()
     }
 
     /// The detector moved `peer` to `state` at `at`.
@@ -245,7 +250,7 @@ impl Gossiper {
                 _ => None,
             };
             self.liveness.insert(peer, live);
-            self.events.extend(event);
+            self.outputs.extend(event.map(GossipOutput::Event));
         }
     }
 
@@ -253,7 +258,7 @@ impl Gossiper {
     fn accuse(&mut self, now: Instant, peers: Vec<NodeId>) {
         for peer in peers {
             let accusers = self.table.accusers(now, self.config.fresh_for, peer);
-            self.events.push_back(GossipEvent::Accused { peer, accusers });
+            self.outputs.push_back(GossipOutput::Event(GossipEvent::Accused { peer, accusers }));
         }
     }
 
@@ -321,7 +326,7 @@ impl Gossiper {
         let Some(payload) = self.encode(message) else { return };
         for to in to {
             self.counters.messages_sent += 1;
-            self.out.push_back(Outgoing { to, payload: payload.clone() });
+            self.outputs.push_back(GossipOutput::Send(Outgoing { to, payload: payload.clone() }));
         }
     }
 }
@@ -352,29 +357,50 @@ mod tests {
         (1..=6).filter(|&p| p != me).map(|p| (NodeId(p), view(p), Some(Incarnation(p)))).collect()
     }
 
+    fn events_of(g: &mut Gossiper) -> Vec<GossipEvent> {
+        std::iter::from_fn(|| g.poll_output())
+            .filter_map(|o| match o {
+                GossipOutput::Event(e) => Some(e),
+                GossipOutput::Send(_) => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_round_asks_fanout_peers_and_names_the_accused_voters_only_when_due() {
         let mut g = gossiper(1);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         g.handle_timeout(at(0), || views(1, &[5]), &mut rng);
-        let asked: Vec<Outgoing> = std::iter::from_fn(|| g.poll_transmit()).collect();
+        let outputs: Vec<GossipOutput> = std::iter::from_fn(|| g.poll_output()).collect();
+        let asked: Vec<&Outgoing> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                GossipOutput::Send(out) => Some(out),
+                GossipOutput::Event(_) => None,
+            })
+            .collect();
         assert_eq!(asked.len(), 2, "fanout 2");
         assert_ne!(asked[0].to, asked[1].to);
         let request = decode_stream(&asked[0].payload, ClusterId(1));
         assert!(matches!(request, Ok(Message::Gossip(ref m)) if !m.digest.is_empty() && m.rows.is_empty()));
-        let accused: Vec<(NodeId, Vec<NodeId>)> = std::iter::from_fn(|| g.poll_event())
-            .filter_map(|e| match e {
-                GossipEvent::Accused { peer, accusers } => Some((peer, accusers)),
+        let accused: Vec<(NodeId, Vec<NodeId>)> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                GossipOutput::Event(GossipEvent::Accused { peer, accusers }) => {
+                    Some((*peer, accusers.clone()))
+                }
                 _ => None,
             })
             .collect();
+        let first_event = outputs.iter().position(|o| matches!(o, GossipOutput::Event(_)));
+        assert_eq!(first_event, Some(2), "the round's requests come before its nominations");
         // Every voter but itself is weighed each round; only node 5 is accused, by node 1.
         assert_eq!(accused.len(), 4);
         assert!(accused.contains(&(NodeId(5), vec![NodeId(1)])), "{accused:?}");
         assert!(g.view().is_some());
         // Not due again before the interval (less jitter).
         g.handle_timeout(at(200), || panic!("views are read only when a round runs"), &mut rng);
-        assert!(g.poll_transmit().is_none());
+        assert!(g.poll_output().is_none());
         assert_eq!(g.counters().rounds, 1);
     }
 
@@ -394,7 +420,7 @@ mod tests {
         };
         a.on_gossip(at(200), NodeId(2), &reply, false);
         a.handle_timeout(at(250), || views(1, &[5]), &mut rng);
-        let events: Vec<GossipEvent> = std::iter::from_fn(|| a.poll_event()).collect();
+        let events = events_of(&mut a);
         assert!(
             events.contains(&GossipEvent::AliveElsewhere {
                 peer: NodeId(5),
@@ -413,7 +439,7 @@ mod tests {
         };
         a.on_gossip(at(450), NodeId(2), &reply, false);
         a.handle_timeout(at(600), || views(1, &[5]), &mut rng);
-        let events: Vec<GossipEvent> = std::iter::from_fn(|| a.poll_event()).collect();
+        let events = events_of(&mut a);
         assert!(events.contains(&GossipEvent::DownEverywhere { peer: NodeId(5), at: at(600) }), "{events:?}");
         assert_eq!(a.down_since(NodeId(5)), Some(at(100)));
     }

@@ -31,7 +31,7 @@ pub mod view;
 
 pub use config::{GossipConfig, GossipConfigError, GOSSIP_BYTES_MAX, GOSSIP_BYTES_MIN};
 pub use fence::{FenceCounters, Fenced, Fencer};
-pub use gossiper::{GossipCounters, GossipEvent, Gossiper};
+pub use gossiper::{GossipCounters, GossipEvent, GossipOutput, Gossiper};
 pub use rows::{MergeCounters, MergeOutcome, Row, RowTable};
 pub use view::{Liveness, PartitionView};
 
