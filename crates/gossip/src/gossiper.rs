@@ -404,6 +404,17 @@ mod tests {
         assert_eq!(g.counters().rounds, 1);
     }
 
+    /// Node 1 (`a`) asks node 2 (`b`) at `ms` and takes in the rows it answers with.
+    fn pull(a: &mut Gossiper, b: &mut Gossiper, ms: u64) {
+        let ask =
+            Gossip { from: NodeId(1), incarnation: Incarnation(1), digest: a.table().digest(), rows: vec![] };
+        let reply = b.on_gossip(at(ms), NodeId(1), &ask, true);
+        let Some(Ok(Message::Gossip(reply))) = reply.map(|r| decode_stream(&r, ClusterId(1))) else {
+            panic!("no gossip reply")
+        };
+        a.on_gossip(at(ms), NodeId(2), &reply, false);
+    }
+
     #[test]
     fn rows_exchanged_tell_a_peer_alive_elsewhere_from_one_down_everywhere() {
         let (mut a, mut b) = (gossiper(1), gossiper(2));
@@ -411,14 +422,7 @@ mod tests {
         // Node 1 lost node 5 at 100 ms; node 2 still hears it.
         a.on_peer_state(NodeId(5), PeerState::Unreachable, at(100));
         b.handle_timeout(at(150), || views(2, &[]), &mut rng);
-        // A asks B, B answers with its rows.
-        let ask =
-            Gossip { from: NodeId(1), incarnation: Incarnation(1), digest: a.table().digest(), rows: vec![] };
-        let reply = b.on_gossip(at(200), NodeId(1), &ask, true);
-        let Some(Ok(Message::Gossip(reply))) = reply.map(|r| decode_stream(&r, ClusterId(1))) else {
-            panic!("no gossip reply")
-        };
-        a.on_gossip(at(200), NodeId(2), &reply, false);
+        pull(&mut a, &mut b, 200);
         a.handle_timeout(at(250), || views(1, &[5]), &mut rng);
         let events = events_of(&mut a);
         assert!(
@@ -431,13 +435,7 @@ mod tests {
         );
         // Node 2 loses it too, and says so: down everywhere.
         b.handle_timeout(at(400), || views(2, &[5]), &mut rng);
-        let ask =
-            Gossip { from: NodeId(1), incarnation: Incarnation(1), digest: a.table().digest(), rows: vec![] };
-        let reply = b.on_gossip(at(450), NodeId(1), &ask, true);
-        let Some(Ok(Message::Gossip(reply))) = reply.map(|r| decode_stream(&r, ClusterId(1))) else {
-            panic!("no gossip reply")
-        };
-        a.on_gossip(at(450), NodeId(2), &reply, false);
+        pull(&mut a, &mut b, 450);
         a.handle_timeout(at(600), || views(1, &[5]), &mut rng);
         let events = events_of(&mut a);
         assert!(events.contains(&GossipEvent::DownEverywhere { peer: NodeId(5), at: at(600) }), "{events:?}");
