@@ -47,6 +47,7 @@
 pub mod checker;
 pub mod cluster;
 pub mod events;
+pub mod failover;
 pub mod faults;
 pub mod flood;
 pub mod kv;

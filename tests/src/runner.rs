@@ -67,9 +67,19 @@ enum Outcome {
     Skipped,
 }
 
-/// Runs the suite with `node_bin` as the `quorate` binary, `kv_bin` as the `quorate-kv`
-/// binary, and `args` from the command line.
-pub fn main(node_bin: &Path, kv_bin: &Path, args: impl IntoIterator<Item = String>) -> ExitCode {
+/// The binaries under test.
+#[derive(Debug, Clone, Copy)]
+pub struct Bins<'a> {
+    /// The `quorate` command.
+    pub node: &'a Path,
+    /// The `quorate-kv` example service.
+    pub kv: &'a Path,
+    /// The `quorate-failover` example service.
+    pub failover: &'a Path,
+}
+
+/// Runs the suite with the binaries `bins` and `args` from the command line.
+pub fn main(bins: Bins<'_>, args: impl IntoIterator<Item = String>) -> ExitCode {
     let args = Args::parse(args);
     let scenarios: Vec<Scenario> = all().into_iter().filter(|s| args.selects(s.name)).collect();
     let filtered_out = all().len() - scenarios.len();
@@ -97,7 +107,7 @@ pub fn main(node_bin: &Path, kv_bin: &Path, args: impl IntoIterator<Item = Strin
             }
             scenarios.iter().map(|_| Outcome::Skipped).collect()
         }
-        Ok(tools) => run_all(tools, node_bin, kv_bin, &scenarios),
+        Ok(tools) => run_all(tools, bins, &scenarios),
     };
     let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     let failed = count(|o| matches!(o, Outcome::Failed));
@@ -146,7 +156,7 @@ impl Drop for WorkDir {
     }
 }
 
-fn run_all(tools: Tools, node_bin: &Path, kv_bin: &Path, scenarios: &[Scenario]) -> Vec<Outcome> {
+fn run_all(tools: Tools, bins: Bins<'_>, scenarios: &[Scenario]) -> Vec<Outcome> {
     for stale in remove_stale(&tools) {
         println!("qe2e: removed stale network namespace {stale} of an earlier run");
     }
@@ -163,14 +173,15 @@ fn run_all(tools: Tools, node_bin: &Path, kv_bin: &Path, scenarios: &[Scenario])
     }
     let env = Env {
         tools,
-        node_bin: node_bin.to_owned(),
-        kv_bin: kv_bin.to_owned(),
+        node_bin: bins.node.to_owned(),
+        kv_bin: bins.kv.to_owned(),
+        failover_bin: bins.failover.to_owned(),
         work_dir: work.path.clone(),
         keep,
     };
     let prepared = std::fs::create_dir_all(&work.path)
         .map_err(|e| format!("create {}: {e}", work.path.display()))
-        .and_then(|()| make_certs(node_bin, &work.path.join("certs"), NODES_MAX));
+        .and_then(|()| make_certs(bins.node, &work.path.join("certs"), NODES_MAX));
     scenarios
         .iter()
         .map(|s| match &prepared {

@@ -66,7 +66,8 @@ pub struct RunArgs {
     /// heartbeat timeout) and append without a permit. Splits the brain; for comparison only.
     #[arg(long)]
     pub unsafe_no_gate: bool,
-    /// Pause between two appends of the active node.
+    /// The work of one request: the time between the decision to write (the permit, or
+    /// the role without the gate) and the commit.
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
     pub pace: Duration,
     /// How often each node reads the latest claim.

@@ -7,9 +7,10 @@
 //!                      trigger about the holder ──► take over: claim-<gen+1>, exclusive
 //!                      no claim at all          ──► claim-1 (the first active node)
 //!                      without the gate, every monitor interval: latest claim not mine ──► standby
-//!   writer thread:     every pace, if active:
-//!                      permit() ─► new epoch? re-claim claim-<gen+1> (lost: standby) ─► check()
-//!                      ─► append {node, gen, epoch, seq, checked_us} ─► fdatasync ─► check() ─► ack
+//!   writer thread:     if active: permit() ─► new epoch? re-claim claim-<gen+1> (lost: standby)
+//!                      ─► the request's work (pace) ─► check() ─► append {node, gen, epoch, seq,
+//!                      checked_us} ─► fdatasync ─► check() ─► ack
+//!                      (without the gate: role ─► work ─► append ─► fdatasync ─► ack)
 //! ```
 //!
 //! One lock guards the role. Only the controller turns a standby active (start, takeover);
@@ -55,7 +56,9 @@ pub struct Settings {
     pub node: u64,
     /// With or without the gate.
     pub mode: Mode,
-    /// Pause between two appends of the active node. Default 10 ms.
+    /// The work of one request, between the decision to write (the permit, or the role
+    /// without the gate) and the commit; also the pause of a node with nothing to do.
+    /// Default 10 ms.
     pub pace: Duration,
     /// How often the controller reads the latest claim. Default 100 ms.
     pub claims_poll: Duration,
@@ -470,14 +473,19 @@ impl Inner {
 
     fn write(&self, mut log: LogWriter, mut acks: LogWriter) {
         let mut seq = (0, 0); // (gen, last seq used in it)
+        let pace = self.settings.pace;
         while !self.stopped() {
-            std::thread::sleep(self.settings.pace);
-            let Role::Active { gen, verified } = self.state.lock().role else { continue };
+            let Role::Active { gen, verified } = self.state.lock().role else {
+                std::thread::sleep(pace);
+                continue;
+            };
+            // The decision to write: with the gate a permit, without it the role alone.
             let permit = match self.settings.mode {
                 Mode::Gated => match self.gate.permit() {
                     Ok(p) => Some(p),
                     Err(_) => {
                         self.counters.refused_not_quorate.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(pace);
                         continue;
                     }
                 },
@@ -486,7 +494,15 @@ impl Inner {
             let epoch = permit.as_ref().map_or(0, |p| p.epoch().0);
             if verified != Some(epoch) {
                 self.reclaim(gen, epoch);
+                std::thread::sleep(pace);
                 continue;
+            }
+            // The request's work between the decision and the commit (a real service parses,
+            // computes, waits for a lock). A pause that lands here is what the check before
+            // the write is for: without it, the node writes on what it decided before.
+            std::thread::sleep(pace);
+            if self.stopped() {
+                break;
             }
             if seq.0 != gen {
                 seq = (gen, 0);
