@@ -134,6 +134,9 @@ pub struct Env {
     pub failover_bin: PathBuf,
     /// The run's working directory (certificates, one subdirectory per scenario).
     pub work_dir: PathBuf,
+    /// The run's directory on tmpfs (`/dev/shm/qe2e-<pid>`, or `work_dir` without it): the
+    /// failover scenarios' shared directory lives there (see [`crate::failover`]).
+    pub fast_dir: PathBuf,
     /// Keep scenario directories (`QE2E_KEEP=1`) instead of deleting them.
     pub keep: bool,
 }
@@ -232,7 +235,7 @@ impl Cluster {
 
     /// The directory every [`Program::Failover`] node shares (claims and the log).
     pub fn shared_dir(&self) -> PathBuf {
-        self.dir.join("shared")
+        self.env.fast_dir.join(self.dir.file_name().unwrap_or_default()).join("shared")
     }
 
     /// The namespace's handle for `setns(2)` (`ip netns add` mounts it there): a thread that
@@ -562,6 +565,7 @@ impl Drop for Cluster {
         // The namespace field's own drop then deletes the namespace.
         if !self.env.keep {
             let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = std::fs::remove_dir_all(self.shared_dir());
         }
     }
 }

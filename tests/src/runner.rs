@@ -17,6 +17,8 @@ const TIMELINE_LINES: usize = 100;
 const STDERR_LINES: usize = 6;
 /// A run with `QE2E_KEEP` leaves this file in its working directory.
 const KEPT_MARKER: &str = "KEPT";
+/// tmpfs, where the failover scenarios keep their shared directory when it exists.
+const SHM_DIR: &str = "/dev/shm";
 /// Certificates are made once per run for this many nodes (the largest scenario).
 const NODES_MAX: u64 = 5;
 /// When this variable is `1` (CI sets it), a suite that cannot run fails instead of
@@ -161,15 +163,29 @@ fn run_all(tools: Tools, bins: Bins<'_>, scenarios: &[Scenario]) -> Vec<Outcome>
         println!("qe2e: removed stale network namespace {stale} of an earlier run");
     }
     remove_stale_dirs(&std::env::temp_dir());
+    remove_stale_dirs(Path::new(SHM_DIR));
     let keep = std::env::var_os("QE2E_KEEP").is_some();
     let work = WorkDir { path: std::env::temp_dir().join(format!("qe2e-{}", std::process::id())), keep };
+    let fast = WorkDir {
+        path: match Path::new(SHM_DIR).is_dir() {
+            true => Path::new(SHM_DIR).join(format!("qe2e-{}", std::process::id())),
+            false => work.path.clone(),
+        },
+        keep,
+    };
     if keep {
-        println!("qe2e: QE2E_KEEP set: files stay in {}", work.path.display());
+        println!(
+            "qe2e: QE2E_KEEP set: files stay in {} (failover shared directories in {})",
+            work.path.display(),
+            fast.path.display()
+        );
     }
     let _ = std::fs::create_dir_all(&work.path);
     if keep {
         // Tells later runs' stale-directory cleanup to leave this one alone.
         let _ = std::fs::write(work.path.join(KEPT_MARKER), "");
+        let _ = std::fs::create_dir_all(&fast.path)
+            .and_then(|()| std::fs::write(fast.path.join(KEPT_MARKER), ""));
     }
     let env = Env {
         tools,
@@ -177,6 +193,7 @@ fn run_all(tools: Tools, bins: Bins<'_>, scenarios: &[Scenario]) -> Vec<Outcome>
         kv_bin: bins.kv.to_owned(),
         failover_bin: bins.failover.to_owned(),
         work_dir: work.path.clone(),
+        fast_dir: fast.path.clone(),
         keep,
     };
     let prepared = std::fs::create_dir_all(&work.path)

@@ -227,8 +227,8 @@ impl Analysis {
         self.interleaved + self.wrong_gen.len()
     }
 
-    /// The side-by-side line: `1 writer at every moment` or `2 writers at once for 1183 ms,
-    /// 117 records interleaved`.
+    /// The side-by-side line: `1 writer at every moment (...)` or `2 writers at once for
+    /// 1183 ms, 117 records interleaved`.
     pub fn headline(&self) -> String {
         if self.split_brain() {
             format!(
@@ -238,7 +238,7 @@ impl Analysis {
                 self.stale_records()
             )
         } else {
-            format!("1 writer at every moment ({} records, {} generations)", self.records, self.tenures.len())
+            format!("1 writer at every moment ({} records, {} writers)", self.records, self.tenures.len())
         }
     }
 
@@ -266,6 +266,24 @@ impl Analysis {
             gens.join(", "),
             self.interleaved
         ))
+    }
+
+    /// Each hand-over between consecutive generations that wrote: `gen 1 (node 2) -> gen 2
+    /// (node 1): no writer for 1.180 s`, or `... 2 writers for 0.374 s` when they overlap.
+    pub fn handovers(&self) -> Vec<String> {
+        self.tenures
+            .windows(2)
+            .map(|w| {
+                let (old, new) = (&w[0], &w[1]);
+                let gap = new.first_us as i64 - old.last_us as i64;
+                let what = if gap >= 0 {
+                    format!("no writer for {:.3} s", gap as f64 / 1e6)
+                } else {
+                    format!("2 writers for {:.3} s", -gap as f64 / 1e6)
+                };
+                format!("gen {} (node {}) -> gen {} (node {}): {what}", old.gen, old.node, new.gen, new.node)
+            })
+            .collect()
     }
 
     /// `Ok` when every acknowledged append is in the log as acknowledged, every line is a
@@ -326,6 +344,7 @@ mod tests {
         assert!(a.one_writer().is_ok());
         assert!(a.log_intact().is_ok());
         assert_eq!(readable(&log), log.to_vec());
+        assert_eq!(a.handovers(), vec!["gen 1 (node 1) -> gen 2 (node 2): no writer for 0.001 s".to_owned()]);
     }
 
     #[test]
@@ -341,6 +360,7 @@ mod tests {
         assert_eq!(a.writers_max, 2);
         assert!(a.one_writer().is_err());
         assert!(a.headline().starts_with("2 writers at once"));
+        assert_eq!(a.handovers(), vec!["gen 1 (node 1) -> gen 2 (node 2): 2 writers for 0.000 s".to_owned()]);
         assert_eq!(readable(&log).len(), 3);
     }
 

@@ -233,6 +233,9 @@ fn check_main(args: &CheckArgs) -> ExitCode {
     };
     let one = analysis.one_writer();
     let intact = analysis.log_intact();
+    for line in analysis.handovers() {
+        println!("handover: {line}");
+    }
     for (label, r) in [("writers", &one), ("log", &intact)] {
         match r {
             Ok(t) => println!("{label}: {t}"),
