@@ -50,6 +50,12 @@ pub enum Program {
     /// `quorate-kv --config node-N.toml --data data-N --http 127.0.0.1:(8000 + N)`: the
     /// example key-value service around the same node.
     Kv,
+    /// `quorate-failover run --config node-N.toml --shared DIR/shared --local data-N`
+    /// (`--unsafe-no-gate` unless `gated`): the failover example around the same node.
+    Failover {
+        /// Whether the service writes under the gate.
+        gated: bool,
+    },
 }
 
 /// What to start.
@@ -124,8 +130,13 @@ pub struct Env {
     pub node_bin: PathBuf,
     /// The `quorate-kv` binary under test (the example service, [`Program::Kv`]).
     pub kv_bin: PathBuf,
+    /// The `quorate-failover` binary under test ([`Program::Failover`]).
+    pub failover_bin: PathBuf,
     /// The run's working directory (certificates, one subdirectory per scenario).
     pub work_dir: PathBuf,
+    /// The run's directory on tmpfs (`/dev/shm/qe2e-<pid>`, or `work_dir` without it): the
+    /// failover scenarios' shared directory lives there (see [`crate::failover`]).
+    pub fast_dir: PathBuf,
     /// Keep scenario directories (`QE2E_KEEP=1`) instead of deleting them.
     pub keep: bool,
 }
@@ -183,7 +194,7 @@ impl Cluster {
         // A voter needs a data directory; the kv service takes its --data unless told otherwise.
         let data_dir = match self.spec.program {
             Program::Quorate => format!("data_dir = \"{}\"\n", self.data_dir(id).display()),
-            Program::Kv => String::new(),
+            Program::Kv | Program::Failover { .. } => String::new(),
         };
         let mut s = format!(
             "[node]\ncluster = \"{CLUSTER_NAME}\"\nid = {id}\nlisten = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\nevents_out = \"{}\"\n{data_dir}\n",
@@ -220,6 +231,11 @@ impl Cluster {
     /// [`Program::Kv`] node (its database `kv.redb` and the node's state live there).
     pub fn data_dir(&self, id: u64) -> PathBuf {
         self.dir.join(format!("data-{id}"))
+    }
+
+    /// The directory every [`Program::Failover`] node shares (claims and the log).
+    pub fn shared_dir(&self) -> PathBuf {
+        self.env.fast_dir.join(self.dir.file_name().unwrap_or_default()).join("shared")
     }
 
     /// The namespace's handle for `setns(2)` (`ip netns add` mounts it there): a thread that
@@ -270,6 +286,15 @@ impl Cluster {
                 let mut cmd = self.ns.command(&self.env.kv_bin);
                 cmd.arg("--config").arg(self.config_path(id)).arg("--data").arg(self.data_dir(id));
                 cmd.arg("--http").arg(format!("127.0.0.1:{}", http_port(id)));
+                cmd
+            }
+            Program::Failover { gated } => {
+                let mut cmd = self.ns.command(&self.env.failover_bin);
+                cmd.arg("run").arg("--config").arg(self.config_path(id));
+                cmd.arg("--shared").arg(self.shared_dir()).arg("--local").arg(self.data_dir(id));
+                if !gated {
+                    cmd.arg("--unsafe-no-gate");
+                }
                 cmd
             }
         };
@@ -540,6 +565,7 @@ impl Drop for Cluster {
         // The namespace field's own drop then deletes the namespace.
         if !self.env.keep {
             let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = std::fs::remove_dir_all(self.shared_dir());
         }
     }
 }

@@ -27,7 +27,10 @@
 //! `quorate_kv::cli::main` called from `tests/bin/kv.rs`, as the `quorate-e2e-kv` target,
 //! found the same way), drives writes against it from threads
 //! that enter the namespace, and checks the answers against every node's database
-//! ([`kv`]).
+//! ([`kv`]). The `failover-*` scenarios run the failover example (`quorate-failover` from
+//! `crates/failover-example/src/main.rs`, as `quorate-e2e-failover`): three nodes on one
+//! shared directory, the active one cut off or paused, with the gate and without; the
+//! no-gate scenarios pass only if the checker finds the split brain ([`failover`]).
 //!
 //! **Bad input.** In `clean-split-5` a thread inside the namespace floods nodes 1 and 3's
 //! QUIC ports with garbage, forged QUIC Initials and short-header packets from before the
@@ -48,6 +51,7 @@
 pub mod checker;
 pub mod cluster;
 pub mod events;
+pub mod failover;
 pub mod faults;
 pub mod flood;
 pub mod kv;

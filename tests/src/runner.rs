@@ -17,6 +17,8 @@ const TIMELINE_LINES: usize = 100;
 const STDERR_LINES: usize = 6;
 /// A run with `QE2E_KEEP` leaves this file in its working directory.
 const KEPT_MARKER: &str = "KEPT";
+/// tmpfs, where the failover scenarios keep their shared directory when it exists.
+const SHM_DIR: &str = "/dev/shm";
 /// Certificates are made once per run for this many nodes (the largest scenario).
 const NODES_MAX: u64 = 5;
 /// When this variable is `1` (CI sets it), a suite that cannot run fails instead of
@@ -67,9 +69,19 @@ enum Outcome {
     Skipped,
 }
 
-/// Runs the suite with `node_bin` as the `quorate` binary, `kv_bin` as the `quorate-kv`
-/// binary, and `args` from the command line.
-pub fn main(node_bin: &Path, kv_bin: &Path, args: impl IntoIterator<Item = String>) -> ExitCode {
+/// The binaries under test.
+#[derive(Debug, Clone, Copy)]
+pub struct Bins<'a> {
+    /// The `quorate` command.
+    pub node: &'a Path,
+    /// The `quorate-kv` example service.
+    pub kv: &'a Path,
+    /// The `quorate-failover` example service.
+    pub failover: &'a Path,
+}
+
+/// Runs the suite with the binaries `bins` and `args` from the command line.
+pub fn main(bins: Bins<'_>, args: impl IntoIterator<Item = String>) -> ExitCode {
     let args = Args::parse(args);
     let scenarios: Vec<Scenario> = all().into_iter().filter(|s| args.selects(s.name)).collect();
     let filtered_out = all().len() - scenarios.len();
@@ -97,7 +109,7 @@ pub fn main(node_bin: &Path, kv_bin: &Path, args: impl IntoIterator<Item = Strin
             }
             scenarios.iter().map(|_| Outcome::Skipped).collect()
         }
-        Ok(tools) => run_all(tools, node_bin, kv_bin, &scenarios),
+        Ok(tools) => run_all(tools, bins, &scenarios),
     };
     let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     let failed = count(|o| matches!(o, Outcome::Failed));
@@ -146,31 +158,47 @@ impl Drop for WorkDir {
     }
 }
 
-fn run_all(tools: Tools, node_bin: &Path, kv_bin: &Path, scenarios: &[Scenario]) -> Vec<Outcome> {
+fn run_all(tools: Tools, bins: Bins<'_>, scenarios: &[Scenario]) -> Vec<Outcome> {
     for stale in remove_stale(&tools) {
         println!("qe2e: removed stale network namespace {stale} of an earlier run");
     }
     remove_stale_dirs(&std::env::temp_dir());
+    remove_stale_dirs(Path::new(SHM_DIR));
     let keep = std::env::var_os("QE2E_KEEP").is_some();
     let work = WorkDir { path: std::env::temp_dir().join(format!("qe2e-{}", std::process::id())), keep };
+    let fast = WorkDir {
+        path: match Path::new(SHM_DIR).is_dir() {
+            true => Path::new(SHM_DIR).join(format!("qe2e-{}", std::process::id())),
+            false => work.path.clone(),
+        },
+        keep,
+    };
     if keep {
-        println!("qe2e: QE2E_KEEP set: files stay in {}", work.path.display());
+        println!(
+            "qe2e: QE2E_KEEP set: files stay in {} (failover shared directories in {})",
+            work.path.display(),
+            fast.path.display()
+        );
     }
     let _ = std::fs::create_dir_all(&work.path);
     if keep {
         // Tells later runs' stale-directory cleanup to leave this one alone.
         let _ = std::fs::write(work.path.join(KEPT_MARKER), "");
+        let _ = std::fs::create_dir_all(&fast.path)
+            .and_then(|()| std::fs::write(fast.path.join(KEPT_MARKER), ""));
     }
     let env = Env {
         tools,
-        node_bin: node_bin.to_owned(),
-        kv_bin: kv_bin.to_owned(),
+        node_bin: bins.node.to_owned(),
+        kv_bin: bins.kv.to_owned(),
+        failover_bin: bins.failover.to_owned(),
         work_dir: work.path.clone(),
+        fast_dir: fast.path.clone(),
         keep,
     };
     let prepared = std::fs::create_dir_all(&work.path)
         .map_err(|e| format!("create {}: {e}", work.path.display()))
-        .and_then(|()| make_certs(node_bin, &work.path.join("certs"), NODES_MAX));
+        .and_then(|()| make_certs(bins.node, &work.path.join("certs"), NODES_MAX));
     scenarios
         .iter()
         .map(|s| match &prepared {

@@ -73,7 +73,7 @@ const LOSS_SEEN_MIN: u64 = 1_000;
 
 /// Every scenario, in the order they run.
 pub fn all() -> Vec<Scenario> {
-    vec![
+    let mut all = vec![
         Scenario {
             name: "clean-split-5",
             about: "5 nodes, clean partition {1,2} | {3,4,5} for 3 s, then heal; bad datagrams flood \
@@ -159,12 +159,14 @@ pub fn all() -> Vec<Scenario> {
             spec: Spec::lan(5),
             drive: rolling_restart,
         },
-    ]
+    ];
+    all.extend(crate::failover::scenarios());
+    all
 }
 
 /// Waits until every node is writable, lets the cluster settle, and marks the start of
 /// the checked span. Returns the mark and when the last node became writable.
-fn started(c: &mut Cluster) -> Result<(Mark, u64), String> {
+pub(crate) fn started(c: &mut Cluster) -> Result<(Mark, u64), String> {
     let ready = c.wait_all_writable(START_TIMEOUT)?;
     sleep(SETTLE);
     Ok((c.note("all nodes writable; checked span begins"), ready))
@@ -172,13 +174,13 @@ fn started(c: &mut Cluster) -> Result<(Mark, u64), String> {
 
 /// Waits for the cluster to heal. A timeout is not an error here: the checks that follow
 /// measure the heal against its bound and say what is missing.
-fn settle_after_heal(c: &mut Cluster, bound: Duration) {
+pub(crate) fn settle_after_heal(c: &mut Cluster, bound: Duration) {
     let _ = c.wait_all_writable(bound + Duration::from_secs(2));
     sleep(AFTER);
 }
 
 /// Ends the checked span after asking every node's `/status`.
-fn finish(c: &mut Cluster) -> (Result<String, String>, Mark) {
+pub(crate) fn finish(c: &mut Cluster) -> (Result<String, String>, Mark) {
     let status = c.check_status_all_writable();
     (status, c.note("checked span ends; stopping all nodes"))
 }
