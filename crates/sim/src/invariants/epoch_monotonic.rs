@@ -6,8 +6,8 @@
 
 use quorate_gate::QuorumEvent;
 
-use super::{Invariant, Out, StepKind};
-use crate::sim::World;
+use super::checker::{Invariant, Out, StepKind};
+use crate::world::World;
 
 const NAME: &str = "epoch-monotonic";
 

@@ -11,9 +11,9 @@
 
 use quorate_gate::QuorumEvent;
 
-use super::{Invariant, Measure, Out, StepKind};
+use super::checker::{Invariant, Measure, Out, StepKind};
 use crate::clock::fmt_ms;
-use crate::sim::World;
+use crate::world::World;
 
 const NAME: &str = "fence-bound";
 

@@ -31,8 +31,8 @@ use std::time::Duration;
 use quorate_detector::PeerState;
 use quorate_gate::QuorumEvent;
 
-use super::{Invariant, Measure, Out, StepKind};
-use crate::sim::World;
+use super::checker::{Invariant, Measure, Out, StepKind};
+use crate::world::World;
 
 const NAME: &str = "fenced-sound";
 

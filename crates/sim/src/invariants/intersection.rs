@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use quorate_gate::QuorumEvent;
 
-use super::{Invariant, Out, StepKind};
+use super::checker::{Invariant, Out, StepKind};
 use crate::model::Quorum;
-use crate::sim::World;
+use crate::world::World;
 
 const NAME: &str = "quorum-intersection";
 

@@ -20,9 +20,9 @@ use quorate_detector::PeerState;
 use quorate_gate::QuorumEvent;
 use quorate_heartbeat::NodeId;
 
-use super::{Invariant, Out, StepKind};
+use super::checker::{Invariant, Out, StepKind};
 use crate::clock::fmt_ms;
-use crate::sim::World;
+use crate::world::World;
 
 const NAME: &str = "lease-safety";
 
