@@ -7,7 +7,7 @@ use crate::acks::AckLedger;
 use crate::host::Host;
 use crate::model::{Model, Quorum};
 use crate::net::Net;
-use crate::reach::Reach;
+use crate::reach::{NodeReach, Reach};
 use crate::setup::Preset;
 use crate::timeline::Timeline;
 
@@ -36,6 +36,14 @@ impl World {
     /// The quorum arithmetic of the definition node `i` runs.
     pub fn quorum_of(&self, i: usize) -> &Quorum {
         self.model.quorum(self.hosts[i].setup.definition)
+    }
+
+    /// Every node with what the network allows it, for the liveness checkers (no false
+    /// fence, heal): in runs where every node runs one definition throughout, and none in
+    /// others, where nodes on different definitions deliberately refuse each other's votes.
+    pub fn reach_for_liveness(&self) -> impl Iterator<Item = (usize, &NodeReach)> {
+        let judged = if self.model.uniform { self.hosts.len() } else { 0 };
+        (0..judged).map(|i| (i, self.reach.node(i)))
     }
 
     /// The timing preset node `i` runs.

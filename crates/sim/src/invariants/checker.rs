@@ -1,5 +1,5 @@
 //! What every checker is and hands back: the [`Invariant`] trait the event loop calls, the
-//! [`Out`] it fills (violations, wake-ups, figures), and what a step was ([`StepKind`]).
+//! [`Out`] it fills (violations, wake-ups, figures), and what a step was ([`Step`]).
 //! Checkers read the cluster through [`World`] and never change it.
 
 use quorate_gate::QuorumEvent;
@@ -69,21 +69,24 @@ pub enum StepKind {
     Start,
 }
 
+/// One step of one node, as the checkers see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    /// The node that stepped.
+    pub node: usize,
+    /// What the step was.
+    pub kind: StepKind,
+    /// The events its core emitted in the step.
+    pub events: &'a [QuorumEvent],
+}
+
 /// One invariant's checker. Every method has a default that does nothing.
 pub trait Invariant {
     /// The name printed on failure.
     fn name(&self) -> &'static str;
 
-    /// After node `node` took a step that produced `events`.
-    fn after_step(
-        &mut self,
-        _w: &World,
-        _node: usize,
-        _kind: StepKind,
-        _events: &[QuorumEvent],
-        _out: &mut Out,
-    ) {
-    }
+    /// After a node took a step.
+    fn after_step(&mut self, _w: &World, _step: &Step<'_>, _out: &mut Out) {}
 
     /// After a fault (connectivity or liveness changed; [`World::reach`] is fresh).
     fn after_fault(&mut self, _w: &World, _out: &mut Out) {}

@@ -39,7 +39,7 @@ pub mod intersection;
 pub mod lease_safety;
 pub mod no_false_fence;
 
-pub use checker::{Invariant, Measure, Out, StepKind, Violation};
+pub use checker::{Invariant, Measure, Out, Step, StepKind, Violation};
 
 /// One of each checker, in the order of the table above.
 pub fn all(nodes: usize) -> Vec<Box<dyn Invariant>> {

@@ -11,7 +11,7 @@ use super::queue::Ev;
 use super::Sim;
 use crate::faults::Bug;
 use crate::host::{ProcessState, BACKLOG_MAX};
-use crate::invariants::{Out, StepKind, Violation};
+use crate::invariants::{Out, Step, StepKind, Violation};
 use crate::net::{DropWhy, Fate};
 use crate::timeline::What;
 use crate::wire::{heartbeat_of, index_of, with_terms, Carry};
@@ -110,9 +110,10 @@ impl Sim {
             events.iter().filter(|e| matches!(e, QuorumEvent::PeerFenced { .. })).count() as u64;
         self.persist(i);
         self.rearm(i);
+        let step = Step { node: i, kind, events: &events };
         for k in 0..self.checkers.len() {
             let mut out = Out::default();
-            self.checkers[k].after_step(&self.world, i, kind, &events, &mut out);
+            self.checkers[k].after_step(&self.world, &step, &mut out);
             self.absorb(k, out);
         }
         self.heal_timer.after_step(&self.world, i, &mut self.stats.heal);
