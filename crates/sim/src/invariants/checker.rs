@@ -88,7 +88,7 @@ pub trait Invariant {
     /// After a node took a step.
     fn after_step(&mut self, _w: &World, _step: &Step<'_>, _out: &mut Out) {}
 
-    /// After a fault (connectivity or liveness changed; [`World::reach`] is fresh).
+    /// After a fault (connectivity or a process state changed; [`World::reach`] is fresh).
     fn after_fault(&mut self, _w: &World, _out: &mut Out) {}
 
     /// At a wake-up this checker asked for.

@@ -14,9 +14,8 @@
 //! ```
 //!
 //! Ties in time are broken by insertion order (`seq`), so the run is a pure function of
-//! the scenario and the seed. Every random choice comes from streams of that one seed:
-//! the scenario (stream 1), the network (stream 2), clocks and node seeds (stream 3), disk
-//! write delays (stream 4).
+//! the scenario and the seed. Every random choice comes from streams of that one seed
+//! ([`crate::seed`]): the scenario, the network, clocks and node seeds, disk write delays.
 //!
 //! The rooms of the loop, all of them steps of one [`Sim`]:
 //!
@@ -68,24 +67,35 @@ pub const SWEEP_INTERVAL: u64 = 10 * MS;
 pub struct Sim {
     /// What the checkers read.
     pub world: World,
+    /// What runs (cues that fire append to its fault schedule).
     scenario: Scenario,
     seed: u64,
     /// The configuration of each setup in the run (`me` is set at each start).
     configs: BTreeMap<Setup, Config>,
     cluster: ClusterId,
+    /// Every checker, in the order of [`crate::invariants::all`].
     checkers: Vec<Box<dyn Invariant>>,
     queue: Queue,
+    /// The network's stream: each message's fate.
     net_rng: ChaCha8Rng,
+    /// The hosts' stream: clocks at build, then each new life's core seed.
     node_rng: ChaCha8Rng,
+    /// The disks' stream: each write's delay.
     disk_rng: ChaCha8Rng,
     stats: Stats,
+    /// The first violation: the run stops at it.
     violation: Option<Violation>,
+    /// Whether every checker sweeps every node after every step (small clusters).
     sweep_each_step: bool,
     heal_timer: HealTimer,
+    /// Node time connected to a quorum, ns, of the stretches already over.
     connected_ns: u64,
+    /// (instant, node, count) of timer firings of one node at one instant (livelock guard).
     same_instant: (u64, usize, u32),
     started: bool,
+    /// Events dispatched.
     processed: u64,
+    /// Which of the scenario's cues have fired (each fires once).
     cues_fired: Vec<bool>,
     /// A planted phantom announcement waiting for the end of the step that set it off:
     /// (announcer, peer).
@@ -136,6 +146,8 @@ impl Sim {
         self.violation.as_ref()
     }
 
+    /// Starts every node, queues the fault schedule (and the first sweep), and lets the
+    /// checkers see the starting ground truth.
     fn start(&mut self) {
         for i in 0..self.world.hosts.len() {
             self.start_node(i);
@@ -149,6 +161,7 @@ impl Sim {
         self.after_fault();
     }
 
+    /// Hands one event to the room that handles it.
     fn dispatch(&mut self, ev: Ev) {
         match ev {
             Ev::Deliver { from, to, payload, buffered, carry } => {
@@ -165,6 +178,7 @@ impl Sim {
         }
     }
 
+    /// The most events a run of this size and length may take before it counts as stuck.
     fn event_budget(&self) -> u64 {
         let n = self.scenario.nodes as u64;
         let v = self.scenario.voters as u64;
@@ -175,6 +189,7 @@ impl Sim {
         (secs * per_sec + self.scenario.faults.len() as u64) * 4
     }
 
+    /// Closes the figures at the end of the run (or at its violation) and builds the report.
     fn finish(mut self, processed: u64) -> RunReport {
         let end = if self.violation.is_some() { self.world.now } else { self.scenario.duration };
         for i in 0..self.world.hosts.len() {

@@ -24,6 +24,7 @@ impl Sim {
         self.after_fault();
     }
 
+    /// A crash, shutdown, restart, pause or resume, applied to the node's host.
     fn apply_process_fault(&mut self, fault: &Fault) {
         let now = self.world.now;
         match *fault {

@@ -38,6 +38,8 @@ impl Sim {
         self.after_step(node, StepKind::Timer);
     }
 
+    /// A message from `from` reaches `to`: dropped (receiver down, link cut, socket buffer
+    /// full), queued (receiver paused), or handed to its core, with a request's reply sent back.
     pub(super) fn deliver(
         &mut self,
         from: usize,
@@ -47,10 +49,10 @@ impl Sim {
         carry: Carry,
     ) {
         let now = self.world.now;
-        let liveness = self.world.hosts[to].process_state();
+        let state = self.world.hosts[to].process_state();
         // A cut also drops what is already on the wire; a datagram already in the
         // receiver's socket buffer (queued while it was paused) is past the network.
-        let why = match liveness {
+        let why = match state {
             ProcessState::Down => Some(DropWhy::Down),
             _ if !buffered && !self.world.net.link_up(from, to) => Some(DropWhy::Cut),
             ProcessState::Paused if self.world.hosts[to].backlog.len() >= BACKLOG_MAX => {
@@ -63,7 +65,7 @@ impl Sim {
             return;
         }
         let host = &mut self.world.hosts[to];
-        if liveness == ProcessState::Paused {
+        if state == ProcessState::Paused {
             self.world.timeline.record(now, What::Queued { from, to }, &payload);
             host.backlog.push_back((from, payload, carry));
             return;
@@ -105,6 +107,7 @@ impl Sim {
         }
     }
 
+    /// Counts the step's announcements, serves its disk and timer, runs every checker on it.
     pub(super) fn check_step(&mut self, i: usize, kind: StepKind, events: Vec<QuorumEvent>) {
         self.stats.peer_fenced +=
             events.iter().filter(|e| matches!(e, QuorumEvent::PeerFenced { .. })).count() as u64;
@@ -119,6 +122,8 @@ impl Sim {
         self.heal_timer.after_step(&self.world, i, &mut self.stats.heal);
     }
 
+    /// Takes node `i`'s events (recorded in the timeline) and hands its messages to the
+    /// network; returns the events.
     fn drain(&mut self, i: usize) -> Vec<QuorumEvent> {
         let now = self.world.now;
         let w = &mut self.world;
@@ -184,6 +189,8 @@ impl Sim {
         }
     }
 
+    /// Arms node `i`'s timer for the local instant its core asks to be woken at (a new
+    /// generation, so a timer armed before is skipped when it fires).
     pub(super) fn rearm(&mut self, i: usize) {
         let now = self.world.now;
         let host = &mut self.world.hosts[i];
@@ -204,6 +211,7 @@ impl Sim {
         self.queue.push(real, Ev::Timer { node: i, gen });
     }
 
+    /// Reports a timer livelock: one node firing at one instant over and over.
     fn guard_same_instant(&mut self, node: usize) {
         let now = self.world.now;
         if self.same_instant.0 == now && self.same_instant.1 == node {
@@ -220,6 +228,8 @@ impl Sim {
         }
     }
 
+    /// Starts a new life of node `i` with the configuration of its setup and what its disk
+    /// recorded.
     pub(super) fn start_node(&mut self, i: usize) {
         let now = self.world.now;
         let seed = self.node_rng.random();
