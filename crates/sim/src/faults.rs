@@ -7,9 +7,6 @@
 
 use std::fmt;
 
-use quorate_heartbeat::{decode, decode_stream, encode, encode_stream, ClusterId, Heartbeat, Message, Terms};
-
-use crate::host::Carry;
 use crate::net::Net;
 use crate::setup::Setup;
 
@@ -293,33 +290,6 @@ impl Fault {
             Fault::BurstLoss { .. } | Fault::Heal => None,
         }
     }
-}
-
-/// `payload` rewritten, if it is a heartbeat, to carry `terms` instead of the sender's
-/// (the `local_only_terms` fault: every receiver sees its own lease, drift and definition).
-pub(crate) fn with_terms(payload: &[u8], carry: Carry, terms: Terms, cluster: ClusterId) -> Option<Vec<u8>> {
-    let mut hb = heartbeat_of(payload, carry, cluster)?;
-    hb.terms = terms;
-    encode_heartbeat(hb, carry, cluster)
-}
-
-/// The heartbeat `payload` carries, if it is one (a datagram, or a request or reply on a
-/// stream).
-pub(crate) fn heartbeat_of(payload: &[u8], carry: Carry, cluster: ClusterId) -> Option<Heartbeat> {
-    let message =
-        if carry == Carry::Datagram { decode(payload, cluster) } else { decode_stream(payload, cluster) };
-    match message {
-        Ok(Message::Heartbeat(hb)) => Some(hb),
-        _ => None,
-    }
-}
-
-/// `hb` encoded for `carry`.
-pub(crate) fn encode_heartbeat(hb: Heartbeat, carry: Carry, cluster: ClusterId) -> Option<Vec<u8>> {
-    let message = Message::Heartbeat(hb);
-    let encoded =
-        if carry == Carry::Datagram { encode(cluster, &message) } else { encode_stream(cluster, &message) };
-    encoded.ok()
 }
 
 /// Groups longer than this are abbreviated in timelines (1000-node partitions).

@@ -16,8 +16,8 @@ use quorate_gate::{Clock, ManualClock, QuorumGate};
 use quorate_heartbeat::{Incarnation, Instant, NodeId};
 
 use crate::clock::{SimClock, MS};
-use crate::reach::Liveness;
 use crate::setup::Setup;
+use crate::wire::Carry;
 
 /// Datagrams a paused process's socket buffers before dropping new arrivals (a Linux UDP
 /// receive buffer of a few MB holds tens of thousands of small datagrams).
@@ -26,6 +26,17 @@ pub const BACKLOG_MAX: usize = 65_536;
 /// Wall-clock milliseconds at real time zero; incarnations are wall-clock milliseconds at
 /// start, as in the runtime.
 const WALL_START_MS: u64 = 1_700_000_000_000;
+
+/// Whether a host's process runs: what a crash, a restart, a pause or a resume changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Crashed, shut down, or not started.
+    Down,
+    /// Alive but not running (SIGSTOP).
+    Paused,
+    /// Running.
+    Running,
+}
 
 /// One life of a node.
 #[derive(Debug)]
@@ -188,11 +199,11 @@ impl Host {
     }
 
     /// Whether the process is running, paused or down.
-    pub fn liveness(&self) -> Liveness {
+    pub fn process_state(&self) -> ProcessState {
         match (&self.life, self.paused_since) {
-            (None, _) => Liveness::Down,
-            (Some(_), Some(_)) => Liveness::Paused,
-            (Some(_), None) => Liveness::Running,
+            (None, _) => ProcessState::Down,
+            (Some(_), Some(_)) => ProcessState::Paused,
+            (Some(_), None) => ProcessState::Running,
         }
     }
 
@@ -228,15 +239,4 @@ impl Host {
     pub fn live_ns(&self, now: u64) -> u64 {
         self.live_ns + self.live_since.map_or(0, |s| now.saturating_sub(s))
     }
-}
-
-/// How a message travels and is handed to the receiving core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Carry {
-    /// An unreliable datagram: `Node::handle_datagram`.
-    Datagram,
-    /// A request on a stream: `Node::handle_request`, whose reply travels back.
-    Request,
-    /// The reply to a request: `Node::handle_reply`.
-    Reply,
 }

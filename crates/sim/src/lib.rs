@@ -37,15 +37,17 @@ pub mod clock;
 pub mod faults;
 pub mod host;
 pub mod invariants;
-pub mod mixed;
 pub mod model;
 pub mod net;
 pub mod reach;
 pub mod report;
 pub mod scenarios;
+pub mod seed;
 pub mod setup;
 pub mod sim;
 pub mod timeline;
+pub mod wire;
+pub mod world;
 
 pub use faults::{Bug, Cue, Fault, Scheduled, Signal};
 pub use model::{Model, LOSS_BOUND};

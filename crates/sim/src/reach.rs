@@ -16,19 +16,9 @@
 //!   see [`Model::protecting_loss`]). The no-false-fence and heal invariants apply to
 //!   protected nodes.
 
+use crate::host::ProcessState;
 use crate::model::Model;
 use crate::net::Net;
-
-/// Whether a node's process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Liveness {
-    /// Crashed, shut down, or not started.
-    Down,
-    /// Alive but not running (SIGSTOP).
-    Paused,
-    /// Running.
-    Running,
-}
 
 /// What the network currently allows one node, and since when.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -71,10 +61,17 @@ impl Reach {
     }
 
     /// Recomputes everything at real time `now`; `defs[i]` is the definition node `i` runs.
-    pub fn recompute(&mut self, now: u64, live: &[Liveness], net: &Net, model: &Model, defs: &[usize]) {
+    pub fn recompute(
+        &mut self,
+        now: u64,
+        processes: &[ProcessState],
+        net: &Net,
+        model: &Model,
+        defs: &[usize],
+    ) {
         let mut all = true;
         for x in 0..self.nodes.len() {
-            let fresh = assess(x, live, net, model, defs);
+            let fresh = assess(x, processes, net, model, defs);
             let old = self.nodes[x];
             let keep = |was: Option<u64>, is: bool| if is { Some(was.unwrap_or(now)) } else { None };
             self.nodes[x] = NodeReach {
@@ -85,7 +82,7 @@ impl Reach {
                 connected_loss: fresh.connected_loss,
                 redundancy: fresh.protected.map_or(0, |(_, r)| r),
             };
-            all &= live[x] == Liveness::Down || fresh.protected.is_some();
+            all &= processes[x] == ProcessState::Down || fresh.protected.is_some();
         }
         self.all_protected_since = if all { Some(self.all_protected_since.unwrap_or(now)) } else { None };
     }
@@ -99,17 +96,18 @@ struct Assessment {
     protected: Option<(f64, u32)>,
 }
 
-fn assess(x: usize, live: &[Liveness], net: &Net, model: &Model, defs: &[usize]) -> Assessment {
-    if live[x] == Liveness::Down {
+fn assess(x: usize, processes: &[ProcessState], net: &Net, model: &Model, defs: &[usize]) -> Assessment {
+    if processes[x] == ProcessState::Down {
         return Assessment { cut: false, connected: false, connected_loss: 0.0, protected: None };
     }
     let q = model.quorum(defs[x]);
     let own = q.bit(x);
-    let running = live[x] == Liveness::Running;
+    let running = processes[x] == ProcessState::Running;
     let mut exchange = 0u64;
-    for v in (0..live.len().min(64)).filter(|v| *v != x && q.is_voter(*v)) {
+    for v in (0..processes.len().min(64)).filter(|v| *v != x && q.is_voter(*v)) {
         let same = model.quorum(defs[v]).class == q.class;
-        if same && running && live[v] == Liveness::Running && net.link_up(x, v) && net.link_up(v, x) {
+        if same && running && processes[v] == ProcessState::Running && net.link_up(x, v) && net.link_up(v, x)
+        {
             exchange |= 1 << v;
         }
     }
@@ -163,14 +161,14 @@ mod tests {
     fn minority_is_cut_off_since_the_partition_and_majority_stays_protected() {
         let m = model(5, 5);
         let mut net = Net::new(5, NetParams::default(), 0);
-        let live = vec![Liveness::Running; 5];
+        let processes = vec![ProcessState::Running; 5];
         let mut reach = Reach::new(5);
-        reach.recompute(0, &live, &net, &m, &[0; 5]);
+        reach.recompute(0, &processes, &net, &m, &[0; 5]);
         assert_eq!(reach.node(0).protected_since, Some(0));
         assert_eq!(reach.all_protected_since(), Some(0));
         net.set_group(0, 1);
         net.set_group(1, 1);
-        reach.recompute(7, &live, &net, &m, &[0; 5]);
+        reach.recompute(7, &processes, &net, &m, &[0; 5]);
         assert_eq!(reach.node(0).cut_since, Some(7));
         assert_eq!(reach.node(2).protected_since, Some(0), "majority keeps its stretch");
         assert_eq!(reach.node(2).redundancy, 1);
@@ -181,14 +179,14 @@ mod tests {
     fn paused_node_is_cut_off_and_lossy_links_are_not_protected() {
         let m = model(3, 4);
         let mut net = Net::new(4, NetParams::default(), 0);
-        let mut live = vec![Liveness::Running; 4];
-        live[3] = Liveness::Paused;
+        let mut processes = vec![ProcessState::Running; 4];
+        processes[3] = ProcessState::Paused;
         let mut reach = Reach::new(4);
-        reach.recompute(0, &live, &net, &m, &[0; 4]);
+        reach.recompute(0, &processes, &net, &m, &[0; 4]);
         assert_eq!(reach.node(3).cut_since, Some(0));
         assert_eq!(reach.node(3).connected_since, None);
         net.set_burst_loss(0.5);
-        reach.recompute(5, &live, &net, &m, &[0; 4]);
+        reach.recompute(5, &processes, &net, &m, &[0; 4]);
         assert_eq!(reach.node(0).connected_since, Some(0));
         assert_eq!(reach.node(0).protected_since, None);
     }
@@ -209,7 +207,7 @@ mod tests {
         let m = Model::new(&defs, &[(s0, &c0), (s1, &c1)], 4, 0, 0);
         let net = Net::new(4, NetParams::default(), 0);
         let mut reach = Reach::new(4);
-        reach.recompute(0, &[Liveness::Running; 4], &net, &m, &[0, 0, 1, 1]);
+        reach.recompute(0, &[ProcessState::Running; 4], &net, &m, &[0, 0, 1, 1]);
         // Connected to everyone, yet each pair holds only half, and n1's half is a quorum of
         // its own definition while n3's is a quorum of its own.
         assert_eq!(reach.node(0).connected_since, Some(0));
@@ -217,7 +215,7 @@ mod tests {
         assert_eq!(reach.node(1).cut_since, None);
         let strict = [Definition::voters(&[0, 1, 2, 3], Tie::None), defs[1].clone()];
         let m = Model::new(&strict, &[(s0, &c0), (s1, &c1)], 4, 0, 0);
-        reach.recompute(1, &[Liveness::Running; 4], &net, &m, &[0, 0, 1, 1]);
+        reach.recompute(1, &[ProcessState::Running; 4], &net, &m, &[0, 0, 1, 1]);
         assert_eq!(
             reach.node(0).cut_since,
             Some(1),

@@ -5,7 +5,6 @@
 //! restart may switch a node's setup ([`crate::Fault::RestartAs`]), as a rolling change of
 //! configuration does. Node numbers are indices `0..n`; node ids are `index + 1`.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -13,10 +12,6 @@ use quorate_core::{Config, Member};
 use quorate_detector::DetectorConfig;
 use quorate_gate::TieBreaker;
 use quorate_heartbeat::{ClusterId, NodeId};
-
-use crate::faults::Fault;
-use crate::scenarios::{Scenario, VOTERS_MAX};
-use crate::sim::SimError;
 
 /// The lease of the [`Preset::Wan`] preset: long enough for its 3 s floor to absorb
 /// cross-region jitter, short enough for the lease rule (below 3 s x 0.99 / 1.01).
@@ -159,57 +154,6 @@ impl fmt::Display for Setup {
         };
         write!(f, "{preset}, definition {}", self.definition)
     }
-}
-
-/// Every setup the run uses (at start or after a restart) with its configuration, each
-/// checked by the core's rules; and every node a member of each definition it runs.
-pub(crate) fn configs_of(
-    scenario: &Scenario,
-    cluster: ClusterId,
-) -> Result<BTreeMap<Setup, Config>, SimError> {
-    let n = scenario.nodes;
-    if scenario.setups.len() != n {
-        return Err(SimError::Scenario(format!("{} setups for {n} nodes", scenario.setups.len())));
-    }
-    let restarts = scenario
-        .faults
-        .iter()
-        .map(|f| &f.fault)
-        .chain(scenario.cues.iter().flat_map(|c| c.then.iter().map(|(_, f)| f)));
-    let switched = restarts.filter_map(|f| match f {
-        Fault::RestartAs { node, setup } => Some((*node, *setup)),
-        _ => None,
-    });
-    let mut configs = BTreeMap::new();
-    for (i, setup) in scenario.setups.iter().copied().enumerate().chain(switched) {
-        let Some(definition) = scenario.definitions.get(setup.definition) else {
-            return Err(SimError::Scenario(format!(
-                "n{} runs definition {}, of {}",
-                i + 1,
-                setup.definition,
-                scenario.definitions.len()
-            )));
-        };
-        if !definition.contains(i) {
-            return Err(SimError::Scenario(format!(
-                "n{} runs definition {} but is not a member",
-                i + 1,
-                setup.definition
-            )));
-        }
-        if definition.last_voter().is_some_and(|v| v >= VOTERS_MAX) {
-            return Err(SimError::Scenario(format!(
-                "definition {}: voters must be among the first {VOTERS_MAX} nodes",
-                setup.definition
-            )));
-        }
-        if let std::collections::btree_map::Entry::Vacant(slot) = configs.entry(setup) {
-            let config = definition.config(cluster, i, setup.preset, scenario.gossip);
-            config.validate().map_err(|e| SimError::Config(e.to_string()))?;
-            slot.insert(config);
-        }
-    }
-    Ok(configs)
 }
 
 fn id(i: usize) -> NodeId {

@@ -6,8 +6,8 @@
 
 use quorate_gate::QuorumEvent;
 
-use super::{Invariant, Out, StepKind};
-use crate::sim::World;
+use super::checker::{Invariant, Out, Step, StepKind};
+use crate::world::World;
 
 const NAME: &str = "epoch-monotonic";
 
@@ -75,7 +75,8 @@ impl Invariant for EpochMonotonic {
         NAME
     }
 
-    fn after_step(&mut self, w: &World, node: usize, kind: StepKind, events: &[QuorumEvent], out: &mut Out) {
+    fn after_step(&mut self, w: &World, step: &Step<'_>, out: &mut Out) {
+        let Step { node, kind, events } = *step;
         if kind == StepKind::Start {
             if let Some(life) = w.hosts[node].life.as_ref() {
                 self.incarnation[node] = life.incarnation.0;

@@ -11,9 +11,9 @@
 
 use quorate_gate::QuorumEvent;
 
-use super::{Invariant, Measure, Out, StepKind};
+use super::checker::{Invariant, Measure, Out, Step};
 use crate::clock::fmt_ms;
-use crate::sim::World;
+use crate::world::World;
 
 const NAME: &str = "fence-bound";
 
@@ -61,7 +61,8 @@ impl Invariant for FenceBound {
         NAME
     }
 
-    fn after_step(&mut self, w: &World, node: usize, _kind: StepKind, events: &[QuorumEvent], out: &mut Out) {
+    fn after_step(&mut self, w: &World, step: &Step<'_>, out: &mut Out) {
+        let Step { node, events, .. } = *step;
         for ev in events {
             let QuorumEvent::QuorumLost { at, .. } = ev else { continue };
             let Some(c) = self.pending[node] else { continue };

@@ -31,8 +31,8 @@ use std::time::Duration;
 use quorate_detector::PeerState;
 use quorate_gate::QuorumEvent;
 
-use super::{Invariant, Measure, Out, StepKind};
-use crate::sim::World;
+use super::checker::{Invariant, Measure, Out, Step};
+use crate::world::World;
 
 const NAME: &str = "fenced-sound";
 
@@ -88,7 +88,8 @@ impl Invariant for FencedSound {
         NAME
     }
 
-    fn after_step(&mut self, w: &World, node: usize, _kind: StepKind, events: &[QuorumEvent], out: &mut Out) {
+    fn after_step(&mut self, w: &World, step: &Step<'_>, out: &mut Out) {
+        let Step { node, events, .. } = *step;
         for event in events {
             let QuorumEvent::PeerFenced { peer, confirmed_by, .. } = event else { continue };
             self.announced += 1;

@@ -17,11 +17,9 @@
 //! stay fenced next to a reachable quorum of its own definition. Presets may differ: the
 //! bound uses the longest heartbeat interval of the run.
 
-use quorate_gate::QuorumEvent;
-
-use super::{Invariant, Measure, Out, StepKind};
+use super::checker::{Invariant, Measure, Out, Step};
 use crate::clock::fmt_ms;
-use crate::sim::World;
+use crate::world::World;
 
 const NAME: &str = "heal";
 
@@ -57,23 +55,12 @@ impl Invariant for Heal {
         NAME
     }
 
-    fn after_step(
-        &mut self,
-        w: &World,
-        node: usize,
-        _kind: StepKind,
-        _events: &[QuorumEvent],
-        out: &mut Out,
-    ) {
-        self.observe(w, node, out);
+    fn after_step(&mut self, w: &World, step: &Step<'_>, out: &mut Out) {
+        self.observe(w, step.node, out);
     }
 
     fn after_fault(&mut self, w: &World, out: &mut Out) {
-        if !w.model.uniform {
-            return;
-        }
-        for i in 0..self.tracked.len() {
-            let r = w.reach.node(i);
+        for (i, r) in w.reach_for_liveness() {
             if self.tracked[i] == r.protected_since {
                 continue;
             }

@@ -25,11 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use std::time::Duration;
 
-use quorate_gate::QuorumEvent;
-
-use super::{Invariant, Out, StepKind};
+use super::checker::{Invariant, Out, Step};
 use crate::model::Quorum;
-use crate::sim::World;
+use crate::world::World;
 
 const NAME: &str = "quorum-intersection";
 
@@ -164,15 +162,8 @@ impl Invariant for Intersection {
         NAME
     }
 
-    fn after_step(
-        &mut self,
-        w: &World,
-        node: usize,
-        _kind: StepKind,
-        _events: &[QuorumEvent],
-        out: &mut Out,
-    ) {
-        self.refresh(w, node, out);
+    fn after_step(&mut self, w: &World, step: &Step<'_>, out: &mut Out) {
+        self.refresh(w, step.node, out);
     }
 
     fn after_fault(&mut self, w: &World, out: &mut Out) {

@@ -20,9 +20,9 @@ use quorate_detector::PeerState;
 use quorate_gate::QuorumEvent;
 use quorate_heartbeat::NodeId;
 
-use super::{Invariant, Out, StepKind};
+use super::checker::{Invariant, Out, Step, StepKind};
 use crate::clock::fmt_ms;
-use crate::sim::World;
+use crate::world::World;
 
 const NAME: &str = "lease-safety";
 
@@ -110,7 +110,8 @@ impl Invariant for LeaseSafety {
         NAME
     }
 
-    fn after_step(&mut self, w: &World, node: usize, kind: StepKind, events: &[QuorumEvent], out: &mut Out) {
+    fn after_step(&mut self, w: &World, step: &Step<'_>, out: &mut Out) {
+        let Step { node, kind, events } = *step;
         for ev in events {
             if let QuorumEvent::PeerUp { peer, .. }
             | QuorumEvent::PeerSuspect { peer, .. }

@@ -30,6 +30,7 @@
 //! [`crate::sim::SWEEP_INTERVAL`] of virtual time in larger ones (where a full sweep per
 //! step would make the run quadratic).
 
+pub mod checker;
 pub mod epoch_monotonic;
 pub mod fence_bound;
 pub mod fenced_sound;
@@ -38,98 +39,7 @@ pub mod intersection;
 pub mod lease_safety;
 pub mod no_false_fence;
 
-use quorate_gate::QuorumEvent;
-
-use crate::sim::World;
-
-/// A broken invariant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// The checker's name, e.g. `lease-safety`.
-    pub invariant: &'static str,
-    /// Real time, ns.
-    pub at: u64,
-    /// What was seen, with node ids and times.
-    pub detail: String,
-}
-
-/// A figure a checker measured while checking.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Measure {
-    /// Time from a cut to the node's fence, ns.
-    FenceLatency {
-        /// Whether the fenced node votes.
-        voter: bool,
-        /// Latency, ns.
-        ns: u64,
-    },
-    /// Time from regaining a quorum's reach to being writable, ns.
-    Rejoin(u64),
-    /// A node connected to a quorum (whatever the loss) lost quorum after being writable.
-    LossFence,
-    /// A peer announced fenced became writable again before a quorum heard it after the
-    /// announcement (the second half of G7, counted, not enforced).
-    EarlyRejoin,
-}
-
-/// What a checker hands back: violations, wake-ups it wants, figures.
-#[derive(Debug, Default)]
-pub struct Out {
-    /// Broken invariants.
-    pub violations: Vec<Violation>,
-    /// (real time, node) pairs at which [`Invariant::on_wake`] should run.
-    pub wakes: Vec<(u64, usize)>,
-    /// Figures.
-    pub measures: Vec<Measure>,
-}
-
-impl Out {
-    /// Reports a violation of `invariant` at `at`.
-    pub fn violate(&mut self, invariant: &'static str, at: u64, detail: String) {
-        self.violations.push(Violation { invariant, at, detail });
-    }
-}
-
-/// What happened in one step of one node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepKind {
-    /// A datagram from this sender was handed to the core.
-    Datagram {
-        /// Sender index.
-        from: usize,
-    },
-    /// The core's timer fired (also used for a graceful shutdown).
-    Timer,
-    /// A new life started (`Node::new` may already have queued events: a node whose own
-    /// votes are a quorum gains it at once).
-    Start,
-}
-
-/// One invariant's checker. Every method has a default that does nothing.
-pub trait Invariant {
-    /// The name printed on failure.
-    fn name(&self) -> &'static str;
-
-    /// After node `node` took a step that produced `events`.
-    fn after_step(
-        &mut self,
-        _w: &World,
-        _node: usize,
-        _kind: StepKind,
-        _events: &[QuorumEvent],
-        _out: &mut Out,
-    ) {
-    }
-
-    /// After a fault (connectivity or liveness changed; [`World::reach`] is fresh).
-    fn after_fault(&mut self, _w: &World, _out: &mut Out) {}
-
-    /// At a wake-up this checker asked for.
-    fn on_wake(&mut self, _w: &World, _node: usize, _out: &mut Out) {}
-
-    /// Re-check every node.
-    fn sweep(&mut self, _w: &World, _out: &mut Out) {}
-}
+pub use checker::{Invariant, Measure, Out, Step, StepKind, Violation};
 
 /// One of each checker, in the order of the table above.
 pub fn all(nodes: usize) -> Vec<Box<dyn Invariant>> {

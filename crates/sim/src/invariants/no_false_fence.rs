@@ -16,11 +16,9 @@
 //! connected (loss not considered) for its warm-up and writable since: the false fences per
 //! node-hour that the loss bound was measured from.
 
-use quorate_gate::QuorumEvent;
-
-use super::{Invariant, Measure, Out, StepKind};
+use super::checker::{Invariant, Measure, Out, Step};
 use crate::clock::fmt_ms;
-use crate::sim::World;
+use crate::world::World;
 
 const NAME: &str = "no-false-fence";
 
@@ -89,23 +87,12 @@ impl Invariant for NoFalseFence {
         NAME
     }
 
-    fn after_step(
-        &mut self,
-        w: &World,
-        node: usize,
-        _kind: StepKind,
-        _events: &[QuorumEvent],
-        out: &mut Out,
-    ) {
-        self.observe(w, node, out);
+    fn after_step(&mut self, w: &World, step: &Step<'_>, out: &mut Out) {
+        self.observe(w, step.node, out);
     }
 
     fn after_fault(&mut self, w: &World, out: &mut Out) {
-        if !w.model.uniform {
-            return;
-        }
-        for i in 0..self.protected.len() {
-            let r = w.reach.node(i);
+        for (i, r) in w.reach_for_liveness() {
             if self.protected[i].map(|s| s.since) != r.protected_since {
                 self.protected[i] = r.protected_since.map(|since| Stretch { since, watching: false });
                 if let Some(since) = r.protected_since {

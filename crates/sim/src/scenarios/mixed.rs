@@ -19,11 +19,11 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::episodes::{at, ms_between, push, random_episode, random_net, Shape, EPISODES_MAX};
+use super::scenario::{Scenario, ScenarioError, NODES_MAX};
 use crate::clock::SEC;
 use crate::faults::{Fault, Scheduled};
-use crate::scenarios::{
-    at, ms_between, push, random_episode, random_net, stream, Scenario, ScenarioError, Shape, NODES_MAX,
-};
+use crate::seed::{stream, SCENARIO};
 use crate::setup::{Definition, Preset, Setup, Tie};
 
 /// The names this module builds. All but `random-mixed` (random) and `rollout-restart-5`
@@ -32,11 +32,8 @@ use crate::setup::{Definition, Preset, Setup, Tie};
 pub const MIXED: &[&str] =
     &["rolling-wan-5", "rollout-3-to-5", "tie-breakers-4", "votes-3", "random-mixed", "rollout-restart-5"];
 
-/// Most episodes a random mixed scenario composes.
-const EPISODES_MAX: usize = 256;
-
 /// The mixed scenario `name` for `seed`, or `None` if `name` is not one of [`MIXED`].
-pub(crate) fn named(
+pub(super) fn named(
     name: &str,
     seed: u64,
     nodes: Option<usize>,
@@ -55,7 +52,7 @@ pub(crate) fn named(
     if n < min || n > max.min(NODES_MAX) {
         return Some(Err(ScenarioError::BadSize { scenario: name.to_string(), nodes: n, min, max }));
     }
-    let mut rng = stream(seed, 1);
+    let mut rng = stream(seed, SCENARIO);
     let mut s = Scenario::plain(name, n, n, duration.unwrap_or(default_secs * SEC));
     s.defaults = (default_nodes, default_secs * SEC);
     match name {
