@@ -538,4 +538,41 @@ mod tests {
         start(&mut f, 10_200);
         assert_eq!(f.counters().checks, 2, "heard again, then accused again: checked again");
     }
+
+    #[test]
+    fn a_hold_outlives_the_timer_until_it_ends() {
+        let mut f = fencer();
+        assert!(query(&mut f, true, true).is_some_and(|a| a.hold_us > 0));
+        // The timer runs in between: a live hold stays, an ended one goes.
+        f.handle_timeout(at(10_100));
+        assert!(f.withholds_ack(X, at(10_200)), "a hold that has not ended survives the timer");
+        f.handle_timeout(at(10_400));
+        assert!(!f.withholds_ack(X, at(10_399)), "an ended hold is gone");
+    }
+
+    #[test]
+    fn observers_among_the_accusers_are_not_asked() {
+        let mut f = fencer();
+        let members = [(NodeId(1), 1), (NodeId(2), 1), (NodeId(3), 1), (NodeId(4), 0), (X, 1)];
+        let theirs = VoteTable::new(members, TieBreaker::LowestId).unwrap_or_else(|e| panic!("{e}"));
+        f.consider(at(1), X, vec![NodeId(1), NodeId(2), NodeId(3), NodeId(4)], Some(&theirs), true);
+        let asked: Vec<NodeId> = std::iter::from_fn(|| f.poll_transmit()).map(|o| o.to).collect();
+        assert_eq!(asked, vec![NodeId(2), NodeId(3)], "the observer lends no vote and is not asked");
+    }
+
+    #[test]
+    fn without_drift_a_hold_must_strictly_outlast_the_check() {
+        let config = GossipConfig::default();
+        let mut f = Fencer::new(&config, 0.0, ClusterId(1), NodeId(1), Incarnation(1));
+        let id = start(&mut f, 10_000);
+        answer(&mut f, 10_001, 2, id, true, 400);
+        // A hold of exactly the time the check has run covers nothing after it.
+        answer(&mut f, 10_100, 3, id, true, 100);
+        assert!(!fenced(&mut f), "a 100 ms hold does not cover a check 100 ms old");
+        let mut f = Fencer::new(&config, 0.0, ClusterId(1), NodeId(1), Incarnation(1));
+        let id = start(&mut f, 10_000);
+        answer(&mut f, 10_001, 2, id, true, 400);
+        answer(&mut f, 10_099, 3, id, true, 100);
+        assert!(fenced(&mut f), "99 ms in, it does");
+    }
 }
