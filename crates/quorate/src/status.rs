@@ -141,11 +141,11 @@ pub(crate) fn build(
             PeerReport {
                 id: p.id.0,
                 votes: p.votes,
-                state: state_name(core.peer_state(p.id).unwrap_or(p.state)).to_owned(),
+                state: state_name(p.state).to_owned(),
                 phi: core.detector().phi(p.id, now).unwrap_or(0.0),
                 rtt_ms: link.map(|l| ms(l.rtt)),
-                last_heard_ms_ago: core.detector().last_heard(p.id).map(|t| ms(now - t)),
-                lease_left_ms: core.lease_until(p.id).map(|u| ms(u - now)),
+                last_heard_ms_ago: p.last_heard.map(|t| ms(now - t)),
+                lease_left_ms: p.lease_until.map(|u| ms(u - now)),
                 connected: link.is_some(),
             }
         })
