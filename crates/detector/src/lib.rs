@@ -34,7 +34,7 @@ pub mod reachability;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use quorate_heartbeat::{Instant, NodeId};
+use quorate_heartbeat::{Instant, NodeId, Valid};
 
 pub use config::{DetectorConfig, DetectorConfigError};
 pub use reachability::PeerState;
@@ -82,7 +82,7 @@ pub struct PeerView {
 /// The partition detector: heartbeats in, reachability events out. See the crate docs.
 #[derive(Debug, Clone)]
 pub struct Detector {
-    config: DetectorConfig,
+    config: Valid<DetectorConfig>,
     timing: Timing,
     /// Ordered so iteration, and hence event order, is deterministic for the simulator.
     peers: BTreeMap<NodeId, PeerTracker>,
@@ -98,14 +98,13 @@ impl Detector {
     /// A detector started at `now` that watches `peers` (duplicates are ignored; do not
     /// include this node). Every peer starts [`PeerState::Unknown`].
     ///
-    /// Fails when `config` breaks a [`DetectorConfig::validate`] rule or more than
+    /// `config` passed its rules ([`DetectorConfig::check`]); fails only when more than
     /// [`PEERS_MAX`] distinct peers are given.
     pub fn new(
-        config: DetectorConfig,
+        config: Valid<DetectorConfig>,
         now: Instant,
         peers: impl IntoIterator<Item = NodeId>,
     ) -> Result<Self, DetectorConfigError> {
-        config.validate()?;
         let timing = Timing::new(&config, now);
         let mut map = BTreeMap::new();
         for peer in peers {
@@ -421,7 +420,7 @@ mod tests {
 
     #[test]
     fn an_outage_does_not_slow_the_next_detection() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
         // Regular, then a 10 s outage, then regular again for 2 s, then silent for good.
         let beats = merged(beats(A, 10_000, 12_000, 100, 5), beats(A, 22_000, 24_000, 100, 5));
         let events = drive(&mut d, ms(START_MS), ms(30_000), &beats);
@@ -441,7 +440,7 @@ mod tests {
 
     #[test]
     fn a_floor_raised_after_the_last_heartbeat_still_holds() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(trigger_happy(), ms(START_MS), [A])?;
+        let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A])?;
         let mut events = drive(&mut d, ms(START_MS), ms(11_000), &beats(A, 10_000, 11_000, 100, 0));
         // The peer is reachable and silent from 10.9 s; its terms arrive with its last beat.
         assert!(d.raise_floor(A, Duration::from_secs(2)));
@@ -454,9 +453,9 @@ mod tests {
     #[test]
     fn phi_shifts_by_the_acceptable_pause() -> Result<(), DetectorConfigError> {
         let pause = Duration::from_millis(500);
-        let mut plain = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut plain = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
         let mut paused = Detector::new(
-            DetectorConfig { acceptable_pause: pause, ..DetectorConfig::default() },
+            DetectorConfig { acceptable_pause: pause, ..DetectorConfig::default() }.check()?,
             ms(START_MS),
             [A],
         )?;
@@ -473,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_raised_floor_holds_a_peer_up_for_its_own_lease() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(trigger_happy(), ms(START_MS), [A, B])?;
+        let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A, B])?;
         // A's lease needs 2.6 s of silence before A may be called down; B keeps the 1 s floor.
         assert!(d.raise_floor(A, Duration::from_millis(2_600)));
         assert!(!d.raise_floor(C, Duration::from_secs(9)));
@@ -491,7 +490,7 @@ mod tests {
     #[test]
     fn a_raised_start_floor_keeps_never_heard_peers_from_being_declared_down(
     ) -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(trigger_happy(), ms(START_MS), [A])?;
+        let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A])?;
         d.raise_start_floor(Duration::from_secs(3));
         d.raise_start_floor(Duration::from_secs(2));
         assert_eq!(d.start_floor(), Duration::from_secs(3));
@@ -503,7 +502,7 @@ mod tests {
 
     #[test]
     fn peer_is_never_declared_down_before_the_floor_after_last_heard() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(trigger_happy(), ms(START_MS), [A])?;
+        let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A])?;
         let mut events = drive(&mut d, ms(START_MS), ms(13_000), &beats(A, 10_000, 12_000, 100, 0));
         // Tick every millisecond around the floor, much finer than poll_timeout asks for.
         for t in 12_000..13_500 {
@@ -520,7 +519,7 @@ mod tests {
 
     #[test]
     fn peer_is_never_declared_down_within_floor_after_start() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(trigger_happy(), ms(START_MS), [A, B])?;
+        let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A, B])?;
         d.handle_heartbeat(ms(START_MS), A);
         let mut events = drain(&mut d);
         for t in START_MS..START_MS + 1_500 {
@@ -536,7 +535,7 @@ mod tests {
 
     #[test]
     fn steady_heartbeats_keep_peer_reachable() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
         let events = drive(&mut d, ms(START_MS), ms(70_000), &beats(A, 10_050, 70_000, 100, 15));
         let only: Vec<_> = events.iter().map(|e| (e.peer, e.from, e.to)).collect();
         assert_eq!(only, vec![(A, PeerState::Unknown, PeerState::Reachable)]);
@@ -549,7 +548,7 @@ mod tests {
     #[test]
     fn silent_peer_goes_suspect_then_unreachable_then_back_to_reachable_on_heartbeat(
     ) -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
         let mut events = drive(&mut d, ms(START_MS), ms(20_000), &beats(A, 10_000, 15_000, 100, 0));
         let heard = ms(14_900);
         assert_eq!(d.last_heard(A), Some(heard));
@@ -578,7 +577,7 @@ mod tests {
 
     #[test]
     fn stalled_detector_does_not_convict_peers_for_its_own_stall() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A, C])?;
+        let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A, C])?;
         let before = merged(beats(A, 10_000, 15_000, 100, 0), beats(C, 10_000, 15_000, 100, 0));
         drive(&mut d, ms(START_MS), ms(15_000), &before);
         // This node stalls from 15 s to 20 s: no call at all. Then its timer fires.
@@ -598,7 +597,7 @@ mod tests {
     #[test]
     fn stall_interval_is_not_recorded_as_a_sample() -> Result<(), DetectorConfigError> {
         for timer_first in [false, true] {
-            let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+            let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
             drive(&mut d, ms(START_MS), ms(15_000), &beats(A, 10_000, 15_000, 100, 0));
             let view = |d: &Detector| d.peers().map(|(_, v)| (v.mean, v.std_dev)).next();
             let stats = view(&d);
@@ -617,7 +616,7 @@ mod tests {
 
     #[test]
     fn heartbeats_from_unknown_peers_are_ignored() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
         assert!(!d.handle_heartbeat(ms(10_100), B));
         assert_eq!(d.poll_event(), None);
         assert_eq!((d.state(B), d.phi(B, ms(10_100)), d.last_heard(B)), (None, None, None));
@@ -628,7 +627,7 @@ mod tests {
 
     #[test]
     fn time_going_backwards_counts_as_no_time_passing() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
         d.handle_heartbeat(ms(10_100), A);
         d.handle_timeout(ms(10_150));
         d.handle_timeout(ms(1));
@@ -643,7 +642,7 @@ mod tests {
 
     #[test]
     fn poll_timeout_asks_for_a_tick_every_heartbeat_interval() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
         assert_eq!(d.poll_timeout(), Some(ms(10_100)));
         d.handle_timeout(ms(10_100));
         assert_eq!(d.poll_timeout(), Some(ms(10_200)));
@@ -653,14 +652,14 @@ mod tests {
         }
         assert_eq!(d.state(A), Some(PeerState::Unreachable));
         assert_eq!(d.poll_timeout(), Some(ms(11_100)));
-        let empty = Detector::new(DetectorConfig::default(), ms(START_MS), [])?;
+        let empty = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [])?;
         assert_eq!(empty.poll_timeout(), None);
         Ok(())
     }
 
     #[test]
     fn phi_rises_with_silence_and_resets_on_heartbeat() -> Result<(), DetectorConfigError> {
-        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
         drive(&mut d, ms(START_MS), ms(12_000), &beats(A, 10_000, 12_000, 100, 0));
         let at = |d: &Detector, t| d.phi(A, ms(t)).unwrap_or(f64::NAN);
         assert!(at(&d, 11_950) < at(&d, 12_000) && at(&d, 12_000) < at(&d, 12_100));
@@ -670,19 +669,15 @@ mod tests {
     }
 
     #[test]
-    fn new_refuses_invalid_config_and_too_many_peers() {
-        let bad = DetectorConfig { down_phi: f64::NAN, ..DetectorConfig::default() };
-        assert!(matches!(
-            Detector::new(bad, ms(START_MS), [A]),
-            Err(DetectorConfigError::DownPhiInvalid { .. })
-        ));
+    fn new_refuses_too_many_peers_and_ignores_duplicates() -> Result<(), DetectorConfigError> {
         let many = (0..=PEERS_MAX as u64).map(NodeId);
         assert!(matches!(
-            Detector::new(DetectorConfig::default(), ms(START_MS), many),
+            Detector::new(DetectorConfig::default().check()?, ms(START_MS), many),
             Err(DetectorConfigError::TooManyPeers { max: PEERS_MAX })
         ));
-        let dup = Detector::new(DetectorConfig::default(), ms(START_MS), [A, A, B]);
+        let dup = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A, A, B]);
         assert_eq!(dup.map(|d| d.peers().count()).ok(), Some(2));
+        Ok(())
     }
 
     #[test]
@@ -728,6 +723,7 @@ mod tests {
             };
             let floor = config.down_after_min;
             let started = ms(START_MS);
+            let config = config.check().map_err(|e| TestCaseError::fail(e.to_string()))?;
             let mut d = Detector::new(config, started, [A, B, C])
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let mut now = started;
@@ -766,7 +762,7 @@ mod tests {
     #[test]
     fn left_peer_is_gone_at_once_and_only_a_heartbeat_brings_it_back() -> Result<(), DetectorConfigError> {
         let ms = |v: u64| Instant::from_nanos(v * 1_000_000);
-        let mut d = Detector::new(DetectorConfig::default(), ms(0), [NodeId(2)])?;
+        let mut d = Detector::new(DetectorConfig::default().check()?, ms(0), [NodeId(2)])?;
         d.handle_heartbeat(ms(100), NodeId(2));
         assert!(d.handle_leave(ms(150), NodeId(2)));
         assert!(!d.handle_leave(ms(150), NodeId(9)));

@@ -205,7 +205,7 @@ pub(crate) fn configs_of(
         }
         if let std::collections::btree_map::Entry::Vacant(slot) = configs.entry(setup) {
             let config = definition.config(cluster, i, setup.preset, scenario.gossip);
-            config.validate().map_err(|e| SimError::Config(e.to_string()))?;
+            config.clone().check().map_err(|e| SimError::Config(e.to_string()))?;
             slot.insert(config);
         }
     }
@@ -235,7 +235,7 @@ mod tests {
         let cluster = ClusterId::from_name("t");
         for preset in [Preset::Lan, Preset::Wan] {
             let c = Definition::voters(&[0, 1, 2, 3], Tie::Node(2)).config(cluster, 1, preset, true);
-            assert_eq!(c.validate(), Ok(()), "{preset:?}");
+            assert_eq!(c.clone().check().err(), None, "{preset:?}");
         }
         let wan = Definition::standard(3, 3).config(cluster, 0, Preset::Wan, true);
         assert_eq!(wan.gate.lease, WAN_LEASE);
