@@ -118,7 +118,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
 }
 
 /// The cluster, not started: certificates, one UDP socket per node on 127.0.0.1:0, and
-/// each node's validated configuration (`--interval` applied).
+/// each node's checked configuration (`--interval` applied).
 fn prepare(nodes: u64, interval: Option<Duration>) -> Result<Prepared, Failure> {
     if let Some(t) = interval {
         if t < INTERVAL_RANGE.0 || t > INTERVAL_RANGE.1 {
@@ -142,7 +142,7 @@ fn prepare(nodes: u64, interval: Option<Duration>) -> Result<Prepared, Failure> 
         })
         .prepare()
         .map_err(runtime)?;
-    prepared.validate().map_err(|e| match e {
+    prepared.check().map_err(|e| match e {
         ClusterError::Config { source, .. } => {
             Failure::Usage(format!("this --interval gives an invalid configuration: {source}"))
         }

@@ -1,8 +1,8 @@
 //! `quorate run`: one node, from a config file, flags, or both (flags win).
 //!
 //! ```text
-//!   --config file ──► Config::load (validated) ──┐
-//!                                                ├─► apply flag overrides ─► validate ─► Node::start
+//!   --config file ──► Config::load (parsed) ─────┐
+//!                                                ├─► apply flag overrides ─► Node::start (checks once)
 //!   no --config ───► Config::lan(from flags) ────┘                                       │
 //!        SIGINT / SIGTERM ──► node.shutdown() (fences first) ──► exit 0  ◄───────────────┘
 //! ```
@@ -88,12 +88,11 @@ pub(crate) struct RunArgs {
 /// Runs a node until SIGINT or SIGTERM.
 pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     let config = build_config(&args)?;
-    config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
-    config.check_data_dir().map_err(|e| Failure::Usage(e.to_string()))?;
     let id = config.id;
     let summary = describe(&config);
 
     let node = Node::start(config).await.map_err(|e| match e {
+        // A broken rule, named as the file writes it; nothing was bound or written.
         quorate::StartError::Config(e) => Failure::Usage(e.to_string()),
         other => Failure::Runtime(format!("cannot start node {}: {other}", id.0)),
     })?;

@@ -20,7 +20,7 @@ mod promises;
 mod status;
 mod terms;
 
-pub use config::{Config, ConfigError, Member};
+pub use config::{Config, CoreConfigError, Member, ValidConfig};
 pub use counters::{Counters, DropCounters};
 pub use node::{Node, SENT_LOG_MAX};
 pub use outputs::{Delivery, Transmit, TRANSMIT_QUEUE_MAX};

@@ -35,7 +35,7 @@ use quorate_heartbeat::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{CoreConfigError, ValidConfig};
 use crate::counters::Counters;
 use crate::definitions::Definitions;
 use crate::outputs::{Delivery, Outbox, StatusClock, Transmit};
@@ -92,70 +92,66 @@ impl Node {
     ///
     /// Returns the node and the first handle on its gate. The node starts fenced.
     pub fn new(
-        config: Config,
+        config: ValidConfig,
         incarnation: Incarnation,
         clock: Clock,
         now: Instant,
         seed: u64,
-    ) -> Result<(Node, QuorumGate), ConfigError> {
+    ) -> Result<(Node, QuorumGate), CoreConfigError> {
         Node::with_memory(config, incarnation, Memory::Volatile, clock, now, seed)
     }
 
     /// Like [`Node::new`], for a node that keeps its promises in a data directory:
     /// `memory` says what the earlier lives left there. The driver persists whatever
     /// [`Node::poll_persist`] returns and confirms with [`Node::handle_persisted`].
+    ///
+    /// `config` passed its rules ([`crate::Config::check`]); this fails only when the
+    /// members are more peers than the detector watches ([`quorate_detector::PEERS_MAX`]).
     pub fn with_memory(
-        config: Config,
+        config: ValidConfig,
         incarnation: Incarnation,
         memory: Memory,
         clock: Clock,
         now: Instant,
         seed: u64,
-    ) -> Result<(Node, QuorumGate), ConfigError> {
-        config.validate()?;
-        let votes = config.vote_table()?;
-        let peers = votes.peers_of(config.me);
-        let own_hold = if config.gossip.enabled { config.gossip.fence_hold } else { Duration::ZERO };
+    ) -> Result<(Node, QuorumGate), CoreConfigError> {
+        let ValidConfig {
+            cluster,
+            me,
+            votes,
+            detector: detector_config,
+            gate: gate_config,
+            gossip: gossip_config,
+        } = config;
+        let peers = votes.peers_of(me);
+        let own_hold = if gossip_config.enabled { gossip_config.fence_hold } else { Duration::ZERO };
         let ledger = Ledger::new(memory, own_hold, now);
-        let mut detector = Detector::new(config.detector.clone(), now, peers.iter().copied())
-            .map_err(quorate_gate::GateConfigError::from)?;
+        let interval = detector_config.heartbeat_interval;
+        let mut detector = Detector::new(detector_config, now, peers.iter().copied())?;
         detector.raise_start_floor(ledger.start_floor());
-        let definition = votes.digest(config.cluster);
+        let definition = votes.digest(cluster);
+        let (lease, drift) = (gate_config.lease, gate_config.max_clock_drift);
         let terms = Terms {
-            lease_us: u32::try_from(config.gate.lease.as_micros()).unwrap_or(u32::MAX),
-            drift_ppm: (config.gate.max_clock_drift * 1e6).ceil() as u32,
+            lease_us: u32::try_from(lease.as_micros()).unwrap_or(u32::MAX),
+            drift_ppm: (drift * 1e6).ceil() as u32,
             definition,
         };
-        let gossip = config.gossip.enabled.then(|| Gossip {
-            gossiper: Gossiper::new(
-                config.gossip.clone(),
-                config.cluster,
-                config.me,
-                incarnation,
-                &votes,
-                now,
-            ),
-            fencer: Fencer::new(
-                &config.gossip,
-                config.gate.max_clock_drift,
-                config.cluster,
-                config.me,
-                incarnation,
-            ),
+        let gossip = gossip_config.enabled.then(|| Gossip {
+            fencer: Fencer::new(&gossip_config, drift, cluster, me, incarnation),
+            gossiper: Gossiper::new(gossip_config, cluster, me, incarnation, &votes, now),
         });
-        let (gate, handle) =
-            Gate::new(config.gate.clone(), &config.detector, votes, config.me, incarnation, clock, now)?;
-        let log_len = sent_log_len(config.gate.lease, config.detector.heartbeat_interval);
+        let (gate, handle) = Gate::new(gate_config, votes, me, incarnation, clock, now);
+        let log_len = sent_log_len(lease, interval);
         let links = peers.iter().map(|id| (*id, Link::new(log_len))).collect();
         let mut node = Node {
-            cluster: config.cluster,
-            me: config.me,
+            cluster,
+            me,
             incarnation,
-            interval: config.detector.heartbeat_interval,
+            interval,
             links,
             terms,
-            drift: config.gate.max_clock_drift,
-            definitions: Definitions::new(config.cluster, definition),
+            drift,
+            definitions: Definitions::new(cluster, definition),
             ledger,
             detector,
             gate,
@@ -165,7 +161,7 @@ impl Node {
             outbox: Outbox::default(),
             events: VecDeque::new(),
             events_dropped: 0,
-            status_clock: StatusClock::new(config.detector.heartbeat_interval),
+            status_clock: StatusClock::new(interval),
             next_heartbeat: now,
             last_now: now,
             counters: Counters::default(),

@@ -136,7 +136,7 @@ fn decode_any(bytes: &[u8]) -> Result<Message, quorate_heartbeat::DecodeError> {
 fn start(config: Config, incarnation: Incarnation, memory: Memory, now: u64) -> Host {
     let (clock, hand) = Clock::manual(at(now));
     let seed = config.me.0;
-    let made = Node::with_memory(config, incarnation, memory, clock, at(now), seed);
+    let made = config.check().and_then(|c| Node::with_memory(c, incarnation, memory, clock, at(now), seed));
     let (node, _gate) = made.unwrap_or_else(|e| panic!("config refused: {e}"));
     Host { node, hand, events: Vec::new(), sent: Vec::new() }
 }

@@ -1,12 +1,14 @@
 //! Detector configuration: the knobs, their defaults, two presets and the rules across them.
 //!
 //! Every rule of thumb from the literature that can be checked without measuring the
-//! network is a [`DetectorConfig::validate`] rule, so a bad configuration fails at start-up
+//! network is a rule of [`DetectorConfig::check`], so a bad configuration fails at start-up
 //! with a message naming the field, its value and the rule, instead of causing flapping or,
 //! worse, an early down-verdict that breaks lease safety.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
+
+use quorate_heartbeat::{FieldError, Rules, Valid};
 
 use crate::phi::WINDOW_LEN_MAX;
 
@@ -15,8 +17,8 @@ pub const WINDOW_LEN_MIN: usize = 2;
 
 /// How the detector turns heartbeat arrivals into Reachable / Suspect / Unreachable.
 ///
-/// Start from [`DetectorConfig::lan`] or [`DetectorConfig::wan`] and change single fields;
-/// [`crate::Detector::new`] runs [`DetectorConfig::validate`].
+/// Start from [`DetectorConfig::lan`] or [`DetectorConfig::wan`], change single fields, then
+/// [`DetectorConfig::check`]: [`crate::Detector::new`] takes only a checked configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorConfig {
     /// How often each peer sends a heartbeat. The detector ticks at this rate (see
@@ -90,13 +92,23 @@ impl DetectorConfig {
         }
     }
 
-    /// Checks every rule across fields; the first broken rule is reported.
+    /// This configuration, if it passes every rule across its fields (the first broken rule
+    /// is reported).
     ///
     /// Rules: `heartbeat_interval > 0`; `down_after_min >= 2 x heartbeat_interval`;
     /// `suspect_phi` and `down_phi` finite and `> 0`, `suspect_phi <= down_phi`;
     /// `stall_threshold >= 2 x heartbeat_interval`; `2 <= window_len <= WINDOW_LEN_MAX`;
     /// `first_heartbeat_estimate > 0`.
-    pub fn validate(&self) -> Result<(), DetectorConfigError> {
+    pub fn check(self) -> Result<Valid<DetectorConfig>, DetectorConfigError> {
+        Valid::check(self, &())
+    }
+}
+
+impl Rules for DetectorConfig {
+    type Context = ();
+    type Error = DetectorConfigError;
+
+    fn check_rules(&self, (): &()) -> Result<(), DetectorConfigError> {
         let heartbeat_interval = self.heartbeat_interval;
         if heartbeat_interval.is_zero() {
             return Err(DetectorConfigError::HeartbeatIntervalZero);
@@ -212,15 +224,47 @@ pub enum DetectorConfigError {
     },
 }
 
+impl FieldError for DetectorConfigError {
+    fn field(&self) -> String {
+        use DetectorConfigError as E;
+        let field = match self {
+            E::HeartbeatIntervalZero => "heartbeat_interval",
+            E::DownAfterMinTooShort { .. } => "down_after_min",
+            E::SuspectPhiInvalid { .. } | E::SuspectAboveDown { .. } => "suspect_phi",
+            E::DownPhiInvalid { .. } => "down_phi",
+            E::StallThresholdTooShort { .. } => "stall_threshold",
+            E::WindowLenOutOfRange { .. } => "window_len",
+            E::FirstHeartbeatEstimateZero => "first_heartbeat_estimate",
+            E::TooManyPeers { .. } => "peers",
+        };
+        field.to_owned()
+    }
+
+    fn value(&self) -> String {
+        use DetectorConfigError as E;
+        match self {
+            E::HeartbeatIntervalZero | E::FirstHeartbeatEstimateZero => format!("{:?}", Duration::ZERO),
+            E::DownAfterMinTooShort { down_after_min, .. } => format!("{down_after_min:?}"),
+            E::SuspectPhiInvalid { suspect_phi } | E::SuspectAboveDown { suspect_phi, .. } => {
+                suspect_phi.to_string()
+            }
+            E::DownPhiInvalid { down_phi } => down_phi.to_string(),
+            E::StallThresholdTooShort { stall_threshold, .. } => format!("{stall_threshold:?}"),
+            E::WindowLenOutOfRange { window_len, .. } => window_len.to_string(),
+            E::TooManyPeers { .. } => String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn presets_are_valid() -> Result<(), DetectorConfigError> {
-        DetectorConfig::default().validate()?;
-        DetectorConfig::lan().validate()?;
-        DetectorConfig::wan().validate()?;
+        DetectorConfig::default().check()?;
+        DetectorConfig::lan().check()?;
+        DetectorConfig::wan().check()?;
         assert_eq!(DetectorConfig::lan(), DetectorConfig::default());
         Ok(())
     }
@@ -251,17 +295,19 @@ mod tests {
     #[test]
     fn zero_interval_is_refused() {
         let c = DetectorConfig { heartbeat_interval: Duration::ZERO, ..DetectorConfig::default() };
-        assert_eq!(c.validate(), Err(DetectorConfigError::HeartbeatIntervalZero));
+        assert_eq!(c.check().map(drop), Err(DetectorConfigError::HeartbeatIntervalZero));
     }
 
     #[test]
     fn down_floor_below_two_intervals_is_refused_with_an_actionable_message() {
         let c = DetectorConfig { down_after_min: Duration::from_millis(150), ..DetectorConfig::default() };
-        let err = c.validate().err();
+        let err = c.check().err();
         assert_eq!(
             err.as_ref().map(ToString::to_string).as_deref(),
             Some("down_after_min (150ms) must be at least 2 x heartbeat_interval (100ms)")
         );
+        let named = err.map(|e| (e.field(), e.value()));
+        assert_eq!(named, Some(("down_after_min".to_owned(), "150ms".to_owned())));
     }
 
     #[test]
@@ -271,7 +317,7 @@ mod tests {
             stall_threshold: Duration::from_millis(200),
             ..DetectorConfig::default()
         };
-        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.check().map(drop), Ok(()));
     }
 
     #[test]
@@ -279,13 +325,13 @@ mod tests {
         let base = DetectorConfig::default();
         for bad in [f64::NAN, f64::INFINITY, 0.0, -1.0] {
             let c = DetectorConfig { suspect_phi: bad, ..base.clone() };
-            assert!(matches!(c.validate(), Err(DetectorConfigError::SuspectPhiInvalid { .. })));
+            assert!(matches!(c.check().map(drop), Err(DetectorConfigError::SuspectPhiInvalid { .. })));
             let c = DetectorConfig { down_phi: bad, ..base.clone() };
-            assert!(matches!(c.validate(), Err(DetectorConfigError::DownPhiInvalid { .. })));
+            assert!(matches!(c.check().map(drop), Err(DetectorConfigError::DownPhiInvalid { .. })));
         }
         let c = DetectorConfig { suspect_phi: 9.0, ..base };
         assert_eq!(
-            c.validate(),
+            c.check().map(drop),
             Err(DetectorConfigError::SuspectAboveDown { suspect_phi: 9.0, down_phi: 8.0 })
         );
     }
@@ -293,21 +339,21 @@ mod tests {
     #[test]
     fn stall_threshold_below_two_intervals_is_refused() {
         let c = DetectorConfig { stall_threshold: Duration::from_millis(199), ..DetectorConfig::default() };
-        assert!(matches!(c.validate(), Err(DetectorConfigError::StallThresholdTooShort { .. })));
+        assert!(matches!(c.check().map(drop), Err(DetectorConfigError::StallThresholdTooShort { .. })));
     }
 
     #[test]
     fn window_len_must_be_between_two_and_the_maximum() {
         let c = DetectorConfig { window_len: NonZeroUsize::MIN, ..DetectorConfig::default() };
-        assert!(matches!(c.validate(), Err(DetectorConfigError::WindowLenOutOfRange { .. })));
+        assert!(matches!(c.check().map(drop), Err(DetectorConfigError::WindowLenOutOfRange { .. })));
         let c = DetectorConfig { window_len: NonZeroUsize::MAX, ..DetectorConfig::default() };
-        assert!(matches!(c.validate(), Err(DetectorConfigError::WindowLenOutOfRange { .. })));
+        assert!(matches!(c.check().map(drop), Err(DetectorConfigError::WindowLenOutOfRange { .. })));
     }
 
     #[test]
     fn zero_first_heartbeat_estimate_is_refused() {
         let c = DetectorConfig { first_heartbeat_estimate: Duration::ZERO, ..DetectorConfig::default() };
-        assert_eq!(c.validate(), Err(DetectorConfigError::FirstHeartbeatEstimateZero));
+        assert_eq!(c.check().map(drop), Err(DetectorConfigError::FirstHeartbeatEstimateZero));
     }
 
     #[test]
@@ -317,6 +363,6 @@ mod tests {
             first_heartbeat_estimate: Duration::MAX,
             ..DetectorConfig::default()
         };
-        assert!(matches!(c.validate(), Err(DetectorConfigError::DownAfterMinTooShort { .. })));
+        assert!(matches!(c.check().map(drop), Err(DetectorConfigError::DownAfterMinTooShort { .. })));
     }
 }

@@ -34,7 +34,7 @@ pub mod reachability;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use quorate_heartbeat::{Instant, NodeId};
+use quorate_heartbeat::{Instant, NodeId, Valid};
 
 pub use config::{DetectorConfig, DetectorConfigError};
 pub use reachability::PeerState;
@@ -82,7 +82,7 @@ pub struct PeerView {
 /// The partition detector: heartbeats in, reachability events out. See the crate docs.
 #[derive(Debug, Clone)]
 pub struct Detector {
-    config: DetectorConfig,
+    config: Valid<DetectorConfig>,
     timing: Timing,
     /// Ordered so iteration, and hence event order, is deterministic for the simulator.
     peers: BTreeMap<NodeId, PeerTracker>,
@@ -98,14 +98,13 @@ impl Detector {
     /// A detector started at `now` that watches `peers` (duplicates are ignored; do not
     /// include this node). Every peer starts [`PeerState::Unknown`].
     ///
-    /// Fails when `config` breaks a [`DetectorConfig::validate`] rule or more than
+    /// `config` passed its rules ([`DetectorConfig::check`]); fails only when more than
     /// [`PEERS_MAX`] distinct peers are given.
     pub fn new(
-        config: DetectorConfig,
+        config: Valid<DetectorConfig>,
         now: Instant,
         peers: impl IntoIterator<Item = NodeId>,
     ) -> Result<Self, DetectorConfigError> {
-        config.validate()?;
         let timing = Timing::new(&config, now);
         let mut map = BTreeMap::new();
         for peer in peers {

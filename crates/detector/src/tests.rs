@@ -74,7 +74,7 @@ fn trigger_happy() -> DetectorConfig {
 
 #[test]
 fn an_outage_does_not_slow_the_next_detection() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+    let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
     // Regular, then a 10 s outage, then regular again for 2 s, then silent for good.
     let beats = merged(beats(A, 10_000, 12_000, 100, 5), beats(A, 22_000, 24_000, 100, 5));
     let events = drive(&mut d, ms(START_MS), ms(30_000), &beats);
@@ -89,7 +89,7 @@ fn an_outage_does_not_slow_the_next_detection() -> Result<(), DetectorConfigErro
 
 #[test]
 fn a_floor_raised_after_the_last_heartbeat_still_holds() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(trigger_happy(), ms(START_MS), [A])?;
+    let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A])?;
     let mut events = drive(&mut d, ms(START_MS), ms(11_000), &beats(A, 10_000, 11_000, 100, 0));
     // The peer is reachable and silent from 10.9 s; its terms arrive with its last beat.
     assert!(d.raise_floor(A, Duration::from_secs(2)));
@@ -102,9 +102,9 @@ fn a_floor_raised_after_the_last_heartbeat_still_holds() -> Result<(), DetectorC
 #[test]
 fn phi_shifts_by_the_acceptable_pause() -> Result<(), DetectorConfigError> {
     let pause = Duration::from_millis(500);
-    let mut plain = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+    let mut plain = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
     let mut paused = Detector::new(
-        DetectorConfig { acceptable_pause: pause, ..DetectorConfig::default() },
+        DetectorConfig { acceptable_pause: pause, ..DetectorConfig::default() }.check()?,
         ms(START_MS),
         [A],
     )?;
@@ -121,7 +121,7 @@ fn phi_shifts_by_the_acceptable_pause() -> Result<(), DetectorConfigError> {
 
 #[test]
 fn a_raised_floor_holds_a_peer_up_for_its_own_lease() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(trigger_happy(), ms(START_MS), [A, B])?;
+    let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A, B])?;
     // A's lease needs 2.6 s of silence before A may be called down; B keeps the 1 s floor.
     assert!(d.raise_floor(A, Duration::from_millis(2_600)));
     assert!(!d.raise_floor(C, Duration::from_secs(9)));
@@ -139,7 +139,7 @@ fn a_raised_floor_holds_a_peer_up_for_its_own_lease() -> Result<(), DetectorConf
 #[test]
 fn a_raised_start_floor_keeps_never_heard_peers_from_being_declared_down() -> Result<(), DetectorConfigError>
 {
-    let mut d = Detector::new(trigger_happy(), ms(START_MS), [A])?;
+    let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A])?;
     d.raise_start_floor(Duration::from_secs(3));
     d.raise_start_floor(Duration::from_secs(2));
     assert_eq!(d.start_floor(), Duration::from_secs(3));
@@ -151,7 +151,7 @@ fn a_raised_start_floor_keeps_never_heard_peers_from_being_declared_down() -> Re
 
 #[test]
 fn peer_is_never_declared_down_before_the_floor_after_last_heard() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(trigger_happy(), ms(START_MS), [A])?;
+    let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A])?;
     let mut events = drive(&mut d, ms(START_MS), ms(13_000), &beats(A, 10_000, 12_000, 100, 0));
     // Tick every millisecond around the floor, much finer than poll_timeout asks for.
     for t in 12_000..13_500 {
@@ -168,7 +168,7 @@ fn peer_is_never_declared_down_before_the_floor_after_last_heard() -> Result<(),
 
 #[test]
 fn peer_is_never_declared_down_within_floor_after_start() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(trigger_happy(), ms(START_MS), [A, B])?;
+    let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A, B])?;
     d.handle_heartbeat(ms(START_MS), A);
     let mut events = drain(&mut d);
     for t in START_MS..START_MS + 1_500 {
@@ -184,7 +184,7 @@ fn peer_is_never_declared_down_within_floor_after_start() -> Result<(), Detector
 
 #[test]
 fn steady_heartbeats_keep_peer_reachable() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+    let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
     let events = drive(&mut d, ms(START_MS), ms(70_000), &beats(A, 10_050, 70_000, 100, 15));
     let only: Vec<_> = events.iter().map(|e| (e.peer, e.from, e.to)).collect();
     assert_eq!(only, vec![(A, PeerState::Unknown, PeerState::Reachable)]);
@@ -197,7 +197,7 @@ fn steady_heartbeats_keep_peer_reachable() -> Result<(), DetectorConfigError> {
 #[test]
 fn silent_peer_goes_suspect_then_unreachable_then_back_to_reachable_on_heartbeat(
 ) -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+    let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
     let mut events = drive(&mut d, ms(START_MS), ms(20_000), &beats(A, 10_000, 15_000, 100, 0));
     let heard = ms(14_900);
     assert_eq!(d.last_heard(A), Some(heard));
@@ -221,7 +221,7 @@ fn silent_peer_goes_suspect_then_unreachable_then_back_to_reachable_on_heartbeat
 
 #[test]
 fn stalled_detector_does_not_convict_peers_for_its_own_stall() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A, C])?;
+    let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A, C])?;
     let before = merged(beats(A, 10_000, 15_000, 100, 0), beats(C, 10_000, 15_000, 100, 0));
     drive(&mut d, ms(START_MS), ms(15_000), &before);
     // This node stalls from 15 s to 20 s: no call at all. Then its timer fires.
@@ -241,7 +241,7 @@ fn stalled_detector_does_not_convict_peers_for_its_own_stall() -> Result<(), Det
 #[test]
 fn stall_interval_is_not_recorded_as_a_sample() -> Result<(), DetectorConfigError> {
     for timer_first in [false, true] {
-        let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+        let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
         drive(&mut d, ms(START_MS), ms(15_000), &beats(A, 10_000, 15_000, 100, 0));
         let view = |d: &Detector| d.peers().map(|(_, v)| (v.mean, v.std_dev)).next();
         let stats = view(&d);
@@ -260,7 +260,7 @@ fn stall_interval_is_not_recorded_as_a_sample() -> Result<(), DetectorConfigErro
 
 #[test]
 fn heartbeats_from_unknown_peers_are_ignored() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+    let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
     assert!(!d.handle_heartbeat(ms(10_100), B));
     assert_eq!(d.poll_event(), None);
     assert_eq!((d.state(B), d.phi(B, ms(10_100)), d.last_heard(B)), (None, None, None));
@@ -271,7 +271,7 @@ fn heartbeats_from_unknown_peers_are_ignored() -> Result<(), DetectorConfigError
 
 #[test]
 fn time_going_backwards_counts_as_no_time_passing() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+    let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
     d.handle_heartbeat(ms(10_100), A);
     d.handle_timeout(ms(10_150));
     d.handle_timeout(ms(1));
@@ -286,7 +286,7 @@ fn time_going_backwards_counts_as_no_time_passing() -> Result<(), DetectorConfig
 
 #[test]
 fn poll_timeout_asks_for_a_tick_every_heartbeat_interval() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+    let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
     assert_eq!(d.poll_timeout(), Some(ms(10_100)));
     d.handle_timeout(ms(10_100));
     assert_eq!(d.poll_timeout(), Some(ms(10_200)));
@@ -296,14 +296,14 @@ fn poll_timeout_asks_for_a_tick_every_heartbeat_interval() -> Result<(), Detecto
     }
     assert_eq!(d.state(A), Some(PeerState::Unreachable));
     assert_eq!(d.poll_timeout(), Some(ms(11_100)));
-    let empty = Detector::new(DetectorConfig::default(), ms(START_MS), [])?;
+    let empty = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [])?;
     assert_eq!(empty.poll_timeout(), None);
     Ok(())
 }
 
 #[test]
 fn phi_rises_with_silence_and_resets_on_heartbeat() -> Result<(), DetectorConfigError> {
-    let mut d = Detector::new(DetectorConfig::default(), ms(START_MS), [A])?;
+    let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A])?;
     drive(&mut d, ms(START_MS), ms(12_000), &beats(A, 10_000, 12_000, 100, 0));
     let at = |d: &Detector, t| d.phi(A, ms(t)).unwrap_or(f64::NAN);
     assert!(at(&d, 11_950) < at(&d, 12_000) && at(&d, 12_000) < at(&d, 12_100));
@@ -313,16 +313,15 @@ fn phi_rises_with_silence_and_resets_on_heartbeat() -> Result<(), DetectorConfig
 }
 
 #[test]
-fn new_refuses_invalid_config_and_too_many_peers() {
-    let bad = DetectorConfig { down_phi: f64::NAN, ..DetectorConfig::default() };
-    assert!(matches!(Detector::new(bad, ms(START_MS), [A]), Err(DetectorConfigError::DownPhiInvalid { .. })));
+fn new_refuses_too_many_peers_and_ignores_duplicates() -> Result<(), DetectorConfigError> {
     let many = (0..=PEERS_MAX as u64).map(NodeId);
     assert!(matches!(
-        Detector::new(DetectorConfig::default(), ms(START_MS), many),
+        Detector::new(DetectorConfig::default().check()?, ms(START_MS), many),
         Err(DetectorConfigError::TooManyPeers { max: PEERS_MAX })
     ));
-    let dup = Detector::new(DetectorConfig::default(), ms(START_MS), [A, A, B]);
+    let dup = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A, A, B]);
     assert_eq!(dup.map(|d| d.peers().count()).ok(), Some(2));
+    Ok(())
 }
 
 #[test]
@@ -368,6 +367,7 @@ proptest! {
         };
         let floor = config.down_after_min;
         let started = ms(START_MS);
+        let config = config.check().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut d = Detector::new(config, started, [A, B, C])
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut now = started;
@@ -406,7 +406,7 @@ proptest! {
 #[test]
 fn left_peer_is_gone_at_once_and_only_a_heartbeat_brings_it_back() -> Result<(), DetectorConfigError> {
     let ms = |v: u64| Instant::from_nanos(v * 1_000_000);
-    let mut d = Detector::new(DetectorConfig::default(), ms(0), [NodeId(2)])?;
+    let mut d = Detector::new(DetectorConfig::default().check()?, ms(0), [NodeId(2)])?;
     d.handle_heartbeat(ms(100), NodeId(2));
     assert!(d.handle_leave(ms(150), NodeId(2)));
     assert!(!d.handle_leave(ms(150), NodeId(9)));

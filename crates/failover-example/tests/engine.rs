@@ -20,8 +20,9 @@ const T0: Instant = Instant::from_nanos(5_000_000_000);
 fn gate(voters: u64) -> (Gate, QuorumGate) {
     let votes = VoteTable::new((1..=voters).map(|n| (NodeId(n), 1)), TieBreaker::None).unwrap();
     let (clock, _hand) = Clock::manual(T0);
-    Gate::new(GateConfig::default(), &DetectorConfig::default(), votes, NodeId(1), Incarnation(1), clock, T0)
-        .unwrap()
+    let detector = DetectorConfig::default().check().unwrap();
+    let config = GateConfig::default().check(&detector).unwrap();
+    Gate::new(config, votes, NodeId(1), Incarnation(1), clock, T0)
 }
 
 fn dirs(name: &str) -> (SharedDir, PathBuf) {

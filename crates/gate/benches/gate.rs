@@ -25,18 +25,9 @@ fn writable_gate() -> (Gate, QuorumGate) {
         Err(e) => panic!("{e}"),
     };
     let now = clock.now();
-    match Gate::new(
-        GateConfig::default(),
-        &DetectorConfig::default(),
-        votes,
-        NodeId(1),
-        Incarnation(1),
-        clock,
-        now,
-    ) {
-        Ok(made) => made,
-        Err(e) => panic!("{e}"),
-    }
+    let detector = DetectorConfig::default().check().unwrap_or_else(|e| panic!("{e}"));
+    let config = GateConfig::default().check(&detector).unwrap_or_else(|e| panic!("{e}"));
+    Gate::new(config, votes, NodeId(1), Incarnation(1), clock, now)
 }
 
 /// Runs `op` `iters` times on this thread while `threads - 1` other threads run it in a

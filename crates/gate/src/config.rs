@@ -16,8 +16,8 @@ use core::num::NonZeroUsize;
 use std::time::Duration;
 
 use quorate_detector::DetectorConfig;
-
 use quorate_heartbeat::quorum::TieBreaker;
+use quorate_heartbeat::{FieldError, Rules, Valid};
 
 /// How the gate turns acks into votes.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,16 +87,40 @@ pub enum GateConfigError {
         /// Configured drift.
         max_clock_drift: f64,
     },
-    /// The detector settings are themselves invalid.
-    #[error(transparent)]
-    Detector(#[from] quorate_detector::DetectorConfigError),
+}
+
+impl FieldError for GateConfigError {
+    fn field(&self) -> String {
+        match self {
+            GateConfigError::LeaseTooLong { .. } | GateConfigError::LeaseTooShort { .. } => "lease",
+            GateConfigError::BadDrift { .. } => "max_clock_drift",
+        }
+        .to_owned()
+    }
+
+    fn value(&self) -> String {
+        match self {
+            GateConfigError::LeaseTooLong { lease, .. } | GateConfigError::LeaseTooShort { lease, .. } => {
+                format!("{lease:?}")
+            }
+            GateConfigError::BadDrift { max_clock_drift } => max_clock_drift.to_string(),
+        }
+    }
 }
 
 impl GateConfig {
-    /// Checks every rule within the gate settings and against the detector's, including the
-    /// lease safety rule and the detector's own rules.
-    pub fn validate(&self, detector: &DetectorConfig) -> Result<(), GateConfigError> {
-        detector.validate()?;
+    /// This configuration, if it passes every rule within the gate settings and against the
+    /// detector's (the lease safety rule). The detector's settings passed their own rules.
+    pub fn check(self, detector: &Valid<DetectorConfig>) -> Result<Valid<GateConfig>, GateConfigError> {
+        Valid::check(self, detector)
+    }
+}
+
+impl Rules for GateConfig {
+    type Context = Valid<DetectorConfig>;
+    type Error = GateConfigError;
+
+    fn check_rules(&self, detector: &Valid<DetectorConfig>) -> Result<(), GateConfigError> {
         let rho = self.max_clock_drift;
         if !(0.0..0.5).contains(&rho) {
             return Err(GateConfigError::BadDrift { max_clock_drift: rho });
@@ -144,23 +168,32 @@ pub fn fence_promise(lease: Duration, max_clock_drift: f64) -> Duration {
 mod tests {
     use super::*;
 
+    fn lan() -> Valid<DetectorConfig> {
+        match DetectorConfig::default().check() {
+            Ok(valid) => valid,
+            Err(e) => panic!("the default detector settings are valid: {e}"),
+        }
+    }
+
     #[test]
     fn defaults_are_valid_with_default_detector() {
-        assert_eq!(GateConfig::default().validate(&DetectorConfig::default()), Ok(()));
+        assert_eq!(GateConfig::default().check(&lan()).map(drop), Ok(()));
     }
 
     #[test]
     fn lease_at_or_above_drift_scaled_floor_is_refused_naming_both_values() {
-        let detector = DetectorConfig::default(); // down_after_min 1 s
+        let detector = lan(); // down_after_min 1 s
         let bound = lease_bound(detector.down_after_min, 0.01);
         assert_eq!(bound, Duration::from_nanos(980_198_019));
         let cfg = GateConfig { lease: bound, ..GateConfig::default() };
-        let err = cfg.validate(&detector).err();
+        let err = cfg.check(&detector).err();
         assert!(matches!(err, Some(GateConfigError::LeaseTooLong { .. })), "{err:?}");
+        let named = err.as_ref().map(|e| (e.field(), e.value()));
+        assert_eq!(named, Some(("lease".to_owned(), "980.198019ms".to_owned())));
         let text = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("lease (980.198019ms)") && text.contains("down_after_min (1s)"), "{text}");
         let ok = GateConfig { lease: bound - Duration::from_nanos(1), ..GateConfig::default() };
-        assert_eq!(ok.validate(&detector), Ok(()));
+        assert_eq!(ok.check(&detector).map(drop), Ok(()));
     }
 
     #[test]
@@ -175,31 +208,21 @@ mod tests {
 
     #[test]
     fn zero_drift_allows_lease_just_under_floor() {
-        let detector = DetectorConfig::default();
         let cfg =
             GateConfig { max_clock_drift: 0.0, lease: Duration::from_millis(999), ..GateConfig::default() };
-        assert_eq!(cfg.validate(&detector), Ok(()));
+        assert_eq!(cfg.check(&lan()).map(drop), Ok(()));
     }
 
     #[test]
     fn lease_too_short_and_bad_drift_are_refused() {
-        let detector = DetectorConfig::default();
+        let detector = lan();
         let short = GateConfig { lease: Duration::from_millis(150), ..GateConfig::default() };
-        assert!(matches!(short.validate(&detector), Err(GateConfigError::LeaseTooShort { .. })));
+        assert!(matches!(short.check(&detector), Err(GateConfigError::LeaseTooShort { .. })));
         for drift in [-0.1, 0.5, f64::NAN, f64::INFINITY] {
             let bad = GateConfig { max_clock_drift: drift, ..GateConfig::default() };
-            assert!(matches!(bad.validate(&detector), Err(GateConfigError::BadDrift { .. })), "{drift}");
+            let err = bad.check(&detector).err();
+            assert!(matches!(err, Some(GateConfigError::BadDrift { .. })), "{drift}");
+            assert_eq!(err.map(|e| e.field()).as_deref(), Some("max_clock_drift"));
         }
-    }
-
-    #[test]
-    fn detector_rules_are_checked_too() {
-        let detector = DetectorConfig {
-            heartbeat_interval: Duration::from_millis(600),
-            down_after_min: Duration::from_secs(1),
-            ..DetectorConfig::default()
-        };
-        let err = GateConfig::default().validate(&detector);
-        assert!(matches!(err, Err(GateConfigError::Detector(_))), "{err:?}");
     }
 }

@@ -22,12 +22,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use quorate_detector::DetectorConfig;
-use quorate_heartbeat::{Incarnation, Instant, NodeId, VoteTable};
+use quorate_heartbeat::{Incarnation, Instant, NodeId, Valid, VoteTable};
 
 use crate::clock::Clock;
-use crate::config::{GateConfig, GateConfigError};
-use crate::handle::{Publisher, QuorumGate, Shared};
+use crate::config::GateConfig;
+use crate::handle::{Published, Publisher, QuorumGate};
 use crate::status::Epoch;
 
 /// Events kept for `poll_event` before the oldest is dropped (and counted). The driver
@@ -60,7 +59,7 @@ pub enum GateEvent {
 /// The lease table of one node.
 #[derive(Debug)]
 pub struct Gate {
-    config: GateConfig,
+    config: Valid<GateConfig>,
     me: NodeId,
     votes: VoteTable,
     leases: BTreeMap<NodeId, Lease>,
@@ -78,7 +77,7 @@ pub struct Gate {
     /// The other definitions peers run; `None` for one not received yet. The votes held
     /// must be a quorum under each of them as well as under `votes`.
     others: Vec<Option<VoteTable>>,
-    shared: Arc<Shared>,
+    shared: Arc<Published>,
     publisher: Publisher,
     events: VecDeque<GateEvent>,
     events_dropped: u64,
@@ -93,21 +92,19 @@ struct Lease {
 }
 
 impl Gate {
-    /// A gate for node `me`, fenced until it earns leases. Validates `config` against
-    /// `detector` (the lease safety rule) and returns the gate with its first handle.
+    /// A gate for node `me`, fenced until it earns leases, with its first handle. `config`
+    /// passed its rules ([`GateConfig::check`], the lease safety rule among them).
     ///
     /// `incarnation` seeds the epoch so epochs grow across restarts; `clock` must be the
     /// clock the core is driven with.
     pub fn new(
-        config: GateConfig,
-        detector: &DetectorConfig,
+        config: Valid<GateConfig>,
         votes: VoteTable,
         me: NodeId,
         incarnation: Incarnation,
         clock: Clock,
         now: Instant,
-    ) -> Result<(Gate, QuorumGate), GateConfigError> {
-        config.validate(detector)?;
+    ) -> (Gate, QuorumGate) {
         let leases: BTreeMap<NodeId, Lease> = votes
             .peers_of(me)
             .into_iter()
@@ -121,7 +118,7 @@ impl Gate {
         let epoch = Epoch::base(incarnation);
         let last_epoch = Epoch(epoch.0.saturating_add((1 << Epoch::GAIN_BITS) - 1));
         let own_votes = u64::from(votes.votes(me));
-        let (shared, publisher) = Shared::new(clock, epoch, own_votes, me, config.event_capacity);
+        let (shared, publisher) = Published::new(clock, epoch, own_votes, me, config.event_capacity);
         let mut gate = Gate {
             config,
             me,
@@ -141,7 +138,7 @@ impl Gate {
         };
         gate.evaluate(now);
         let handle = gate.handle();
-        Ok((gate, handle))
+        (gate, handle)
     }
 
     /// Another handle on this gate.

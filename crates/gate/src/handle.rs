@@ -25,7 +25,7 @@ const SNAPSHOT_RETRIES_MAX: usize = 64;
 
 /// State shared by a node's core (writer) and all gate handles (readers).
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct Published {
     pub(crate) clock: Clock,
     /// Nanoseconds of `clock` until which the node may write; 0 when fenced.
     deadline: AtomicU64,
@@ -37,7 +37,7 @@ pub(crate) struct Shared {
     events: broadcast::WeakSender<QuorumEvent>,
 }
 
-impl Shared {
+impl Published {
     /// The shared state of a new gate, and the publisher that owns its event channel
     /// (subscribers see `Closed` once every publisher is gone).
     pub(crate) fn new(
@@ -46,9 +46,9 @@ impl Shared {
         own_votes: u64,
         me: NodeId,
         event_capacity: NonZeroUsize,
-    ) -> (Arc<Shared>, Publisher) {
+    ) -> (Arc<Published>, Publisher) {
         let (events, _) = broadcast::channel(event_capacity.get());
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Published {
             clock,
             deadline: AtomicU64::new(0),
             epoch: AtomicU64::new(epoch.0),
@@ -104,7 +104,7 @@ impl Shared {
 /// [`QuorumGate::watch`] and [`QuorumGate::subscribe`] reader. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    shared: Arc<Shared>,
+    shared: Arc<Published>,
     events: broadcast::Sender<QuorumEvent>,
 }
 
@@ -132,8 +132,8 @@ impl Publisher {
 /// # let clock = Clock::system();
 /// # let now = clock.now();
 /// // A single-voter cluster holds quorum on its own; real nodes get the gate from the node.
-/// let (_core, gate) = Gate::new(GateConfig::default(), &DetectorConfig::default(), votes,
-///                               NodeId(1), Incarnation(1), clock, now)?;
+/// let config = GateConfig::default().check(&DetectorConfig::default().check()?)?;
+/// let (_core, gate) = Gate::new(config, votes, NodeId(1), Incarnation(1), clock, now);
 /// let mut store = std::collections::BTreeMap::new();
 /// if gate.can_write() {
 ///     let permit = gate.permit()?;           // Err(NotQuorate { why }) when fenced
@@ -145,11 +145,11 @@ impl Publisher {
 /// ```
 #[derive(Debug, Clone)]
 pub struct QuorumGate {
-    shared: Arc<Shared>,
+    shared: Arc<Published>,
 }
 
 impl QuorumGate {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<Published>) -> Self {
         QuorumGate { shared }
     }
 

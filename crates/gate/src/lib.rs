@@ -3,7 +3,7 @@
 //! A node may write while its own vote plus the votes it holds on lease form a quorum.
 //! It holds peer B's vote until `a_s + lease`, where `a_s` is when it sent the heartbeat B
 //! acknowledged; B never declares it down sooner than `down_after_min` after last hearing
-//! from it, and [`GateConfig::validate`] enforces `lease < down_after_min (1 - rho) / (1 + rho)`.
+//! from it, and [`GateConfig::check`] enforces `lease < down_after_min (1 - rho) / (1 + rho)`.
 //! So whenever B considers this node down, this node no longer counts B's vote, and once a
 //! quorum considers it down it cannot write.
 //!

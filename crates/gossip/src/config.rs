@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use quorate_heartbeat::{FieldError, Rules, Valid};
+
 /// Gossip of reachability rows and fence checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GossipConfig {
@@ -95,9 +97,40 @@ pub const GOSSIP_BYTES_MIN: usize = 256;
 /// half for the digest.
 pub const GOSSIP_BYTES_MAX: usize = quorate_heartbeat::STREAM_BYTES_MAX / 2;
 
+impl FieldError for GossipConfigError {
+    fn field(&self) -> String {
+        match self {
+            GossipConfigError::Zero { field } => field,
+            GossipConfigError::FreshTooShort { .. } => "fresh_for",
+            GossipConfigError::HoldTooShort { .. } => "fence_hold",
+            GossipConfigError::BytesMax { .. } => "bytes_max",
+        }
+        .to_owned()
+    }
+
+    fn value(&self) -> String {
+        match self {
+            GossipConfigError::Zero { .. } => "0".to_owned(),
+            GossipConfigError::FreshTooShort { fresh_for, .. } => format!("{fresh_for:?}"),
+            GossipConfigError::HoldTooShort { hold, .. } => format!("{hold:?}"),
+            GossipConfigError::BytesMax { bytes_max, .. } => bytes_max.to_string(),
+        }
+    }
+}
+
 impl GossipConfig {
-    /// Checks every rule; `drift` is the gate's `max_clock_drift`.
-    pub fn validate(&self, drift: f64) -> Result<(), GossipConfigError> {
+    /// This configuration, if it passes every rule (none when gossip is off); `drift` is the
+    /// gate's `max_clock_drift`, which fence checks must allow for.
+    pub fn check(self, drift: f64) -> Result<Valid<GossipConfig>, GossipConfigError> {
+        Valid::check(self, &drift)
+    }
+}
+
+impl Rules for GossipConfig {
+    type Context = f64;
+    type Error = GossipConfigError;
+
+    fn check_rules(&self, &drift: &f64) -> Result<(), GossipConfigError> {
         if !self.enabled {
             return Ok(());
         }

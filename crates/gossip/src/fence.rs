@@ -29,7 +29,8 @@ use std::time::Duration;
 
 use quorate_detector::PeerState;
 use quorate_heartbeat::{
-    encode_stream, ClusterId, FenceAnswer, FenceQuery, Incarnation, Instant, Message, NodeId, VoteTable,
+    encode_stream, ClusterId, FenceAnswer, FenceQuery, Incarnation, Instant, Message, NodeId, Valid,
+    VoteTable,
 };
 
 use crate::config::GossipConfig;
@@ -101,7 +102,7 @@ impl Fencer {
     /// A fence checker for `me` in its life `incarnation`, with the hold and timeout of
     /// `config` and the drift bound `drift`.
     pub fn new(
-        config: &GossipConfig,
+        config: &Valid<GossipConfig>,
         drift: f64,
         cluster: ClusterId,
         me: NodeId,
@@ -366,7 +367,8 @@ mod tests {
 
     /// Node 1 of five voters, 1% drift, default hold (400 ms) and timeout (300 ms).
     fn fencer() -> Fencer {
-        Fencer::new(&GossipConfig::default(), 0.01, ClusterId(1), NodeId(1), Incarnation(1))
+        let config = GossipConfig::default().check(0.01).unwrap_or_else(|e| panic!("{e}"));
+        Fencer::new(&config, 0.01, ClusterId(1), NodeId(1), Incarnation(1))
     }
 
     /// Asks node 1 about X as node 2 would, with X down here since 9 s (`down`) or not.
@@ -562,7 +564,7 @@ mod tests {
 
     #[test]
     fn without_drift_a_hold_must_strictly_outlast_the_check() {
-        let config = GossipConfig::default();
+        let config = GossipConfig::default().check(0.0).unwrap_or_else(|e| panic!("{e}"));
         let mut f = Fencer::new(&config, 0.0, ClusterId(1), NodeId(1), Incarnation(1));
         let id = start(&mut f, 10_000);
         answer(&mut f, 10_001, 2, id, true, 400);

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use quorate_detector::PeerState;
 use quorate_heartbeat::{
-    encode_stream, ClusterId, Gossip, Incarnation, Instant, Message, NodeId, View, VoteTable,
+    encode_stream, ClusterId, Gossip, Incarnation, Instant, Message, NodeId, Valid, View, VoteTable,
 };
 use rand::Rng;
 
@@ -95,7 +95,7 @@ pub enum GossipEvent {
 /// Gossip rounds and the row table. See the module docs.
 #[derive(Debug)]
 pub struct Gossiper {
-    config: GossipConfig,
+    config: Valid<GossipConfig>,
     cluster: ClusterId,
     me: NodeId,
     incarnation: Incarnation,
@@ -118,7 +118,7 @@ impl Gossiper {
     /// A gossiper for `me` in its life `incarnation`, with the members of `votes` (voters'
     /// rows are gossiped; every member is covered by them), first round at `now`.
     pub fn new(
-        config: GossipConfig,
+        config: Valid<GossipConfig>,
         cluster: ClusterId,
         me: NodeId,
         incarnation: Incarnation,
@@ -348,7 +348,8 @@ mod tests {
     fn gossiper(me: u64) -> Gossiper {
         let members = (1..=5).map(|i| (NodeId(i), 1)).chain([(NodeId(6), 0)]);
         let votes = VoteTable::new(members, TieBreaker::LowestId).unwrap_or_else(|e| panic!("{e}"));
-        Gossiper::new(GossipConfig::default(), ClusterId(1), NodeId(me), Incarnation(me), &votes, at(0))
+        let config = GossipConfig::default().check(0.01).unwrap_or_else(|e| panic!("{e}"));
+        Gossiper::new(config, ClusterId(1), NodeId(me), Incarnation(me), &votes, at(0))
     }
 
     /// What `me` thinks of the others: everyone heard but `down`.

@@ -8,6 +8,7 @@
 //!   into a lease start, and replay/duplicate refusal on receipt.
 //! * [`time`]: [`Instant`], a reading of a node's monotonic clock in nanoseconds.
 //! * [`ids`]: [`NodeId`], [`ClusterId`], [`Incarnation`], [`Seq`].
+//! * [`valid`]: [`Valid<T>`](Valid), settings checked once against their [`Rules`].
 //!
 //! Everything above is sans-IO: no sockets, no clock reads. The QUIC transport that carries
 //! these bytes, [`transport`] (cargo feature `quic`), lives beside it and does not depend on
@@ -19,6 +20,7 @@ pub mod sequencing;
 pub mod time;
 #[cfg(feature = "quic")]
 pub mod transport;
+pub mod valid;
 pub mod wire;
 
 pub use ids::{ClusterId, Incarnation, NodeId, Seq};
@@ -29,6 +31,7 @@ pub use time::Instant;
 pub use transport::{
     generate_dev_pki, DevPki, Inbound, TlsIdentity, Transport, TransportConfig, TransportError,
 };
+pub use valid::{FieldError, Rules, Valid};
 pub use wire::{
     decode, decode_stream, encode, encode_stream, Ack, DecodeError, Definition, DefinitionDigest,
     EncodeError, FenceAnswer, FenceQuery, Gossip, Heartbeat, Leave, Message, RowDelta, RowEntry, RowVersion,

@@ -113,6 +113,8 @@ async fn run(args: Args) -> Result<(), Failure> {
     if config.data_dir.is_none() {
         config.data_dir = Some(args.data.clone());
     }
+    // Every rule before anything is created: a node that cannot start leaves no database.
+    config.check().map_err(|e| Failure::Usage(e.to_string()))?;
     let durability = match args.durability {
         DurabilityArg::Immediate => Durability::Immediate,
         DurabilityArg::None => Durability::None,

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::node::Shared;
+use crate::status::NodeStatus;
 
 /// Largest request head read.
 pub(crate) const REQUEST_BYTES_MAX: usize = 8 * 1024;
@@ -23,11 +23,14 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once.
 pub(crate) const CONNECTIONS_MAX: usize = 16;
 
+/// Serves `status` (read afresh for every request) on `addr` until `stop` changes; returns
+/// the task and the address actually bound.
 pub(crate) async fn serve(
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    status: impl Fn() -> NodeStatus + Send + Sync + 'static,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<(JoinHandle<()>, SocketAddr)> {
+    let status = Arc::new(status);
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
@@ -47,9 +50,9 @@ pub(crate) async fn serve(
                     }
                 },
             };
-            let shared = shared.clone();
+            let status = status.clone();
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &shared)).await;
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &*status)).await;
                 drop(permit);
             });
         }
@@ -57,7 +60,7 @@ pub(crate) async fn serve(
     Ok((task, bound))
 }
 
-async fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+async fn handle(mut stream: TcpStream, status: &(dyn Fn() -> NodeStatus + Sync)) -> std::io::Result<()> {
     let mut buf = vec![0u8; REQUEST_BYTES_MAX];
     let mut len = 0;
     while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
@@ -84,11 +87,11 @@ async fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     }
     match path {
         "/status" => {
-            let body = serde_json::to_string_pretty(&shared.status()).unwrap_or_else(|_| "{}".into());
+            let body = serde_json::to_string_pretty(&status()).unwrap_or_else(|_| "{}".into());
             respond(&mut stream, "200 OK", "application/json", &body).await
         }
         "/metrics" => {
-            let body = shared.status().to_prometheus();
+            let body = status().to_prometheus();
             respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
         }
         _ => respond(&mut stream, "404 Not Found", "text/plain", "try /status or /metrics\n").await,

@@ -17,150 +17,30 @@
 //! and with equal incarnations an ack left over from a previous life could match a
 //! heartbeat of the new one.
 //!
-//! # The state file, format version 1
-//!
-//! 44 bytes, little-endian:
-//!
-//! | offset | bytes | field |
-//! |---|---|---|
-//! | 0 | 8 | magic `qrstate\n` |
-//! | 8 | 4 | format version, `1` |
-//! | 12 | 4 | length of the whole file in bytes, `44` |
-//! | 16 | 8 | `incarnation` of the life that wrote it |
-//! | 24 | 8 | `ack_hold` in nanoseconds |
-//! | 32 | 8 | `floor` in nanoseconds |
-//! | 40 | 4 | CRC-32 (IEEE 802.3, as in zlib) of bytes 0..40 |
-//!
-//! A file that is shorter or longer, has another magic or version, or whose checksum does
-//! not match is refused with [`DataDirError::Corrupt`]: silently starting afresh could reuse
-//! epochs of an earlier life. `docs/operations.md` says how an operator recovers.
-//! The file is replaced atomically (write a temporary file, fsync it, rename it over the
-//! old one, fsync the directory), so a crash leaves either the old or the new file.
+//! Each file is replaced atomically (write a temporary file, fsync it, rename it over the
+//! old one, fsync the directory), so a crash leaves either the old or the new file. The
+//! state file's layout is in `state_file`, the peers file's in `peers_file`; a damaged one
+//! stops the node with [`DataDirError::Corrupt`], whose text says how an operator recovers.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use quorate_core::PeerDefinitions;
 use quorate_gate::Epoch;
 
+pub use crate::integrity::Corruption;
 use crate::peers_file::{self, PEERS_FILE, PEERS_READ_MAX, PEERS_TMP_FILE};
+use crate::state_file::{Durable, STATE_BYTES, STATE_FILE, STATE_TMP_FILE};
 
-/// The state file inside the data directory.
-pub const STATE_FILE: &str = "quorate.state";
-/// The temporary file a new state is written to before it is renamed over [`STATE_FILE`].
-pub const STATE_TMP_FILE: &str = "quorate.state.tmp";
 /// The lock file: held (`flock`, exclusive) while a node runs; holds its process id.
 pub const LOCK_FILE: &str = "quorate.lock";
-/// The state file format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
-/// Size of a version-1 state file in bytes.
-pub const STATE_BYTES: usize = 44;
 /// The largest incarnation: `incarnation * 2^20 + n` must fit an epoch (`u64`). In wall-clock
 /// milliseconds this is the year 2527.
 pub const INCARNATION_MAX: u64 = u64::MAX >> Epoch::GAIN_BITS;
 
-/// The file starts with these bytes.
-const MAGIC: [u8; 8] = *b"qrstate\n";
-/// Magic, version and length: enough to tell what the file claims to be.
-const HEADER_BYTES: usize = 16;
-/// The checksum covers everything before it.
-const CHECKSUMMED_BYTES: usize = STATE_BYTES - 4;
 /// Reading stops here: a state file is tiny, anything longer is corrupt anyway.
 const STATE_READ_MAX: u64 = 4096;
-
-/// What a node keeps across restarts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Durable {
-    /// The incarnation of the life that stored this: the next life takes a larger one.
-    pub incarnation: u64,
-    /// The longest fence hold an earlier life may have promised peers (withhold acks for
-    /// this long). Stored in nanoseconds, saturating at 584 years.
-    pub ack_hold: Duration,
-    /// The longest down floor an earlier life may have promised peers. Stored in
-    /// nanoseconds, saturating at 584 years.
-    pub floor: Duration,
-}
-
-impl Durable {
-    /// The version-1 encoding (see the module docs).
-    pub fn encode(&self) -> [u8; STATE_BYTES] {
-        let mut out = [0u8; STATE_BYTES];
-        out[0..8].copy_from_slice(&MAGIC);
-        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        // STATE_BYTES is 44: the cast cannot truncate.
-        out[12..16].copy_from_slice(&(STATE_BYTES as u32).to_le_bytes());
-        out[16..24].copy_from_slice(&self.incarnation.to_le_bytes());
-        out[24..32].copy_from_slice(&nanos(self.ack_hold).to_le_bytes());
-        out[32..40].copy_from_slice(&nanos(self.floor).to_le_bytes());
-        let crc = crc32(&out[..CHECKSUMMED_BYTES]);
-        out[CHECKSUMMED_BYTES..].copy_from_slice(&crc.to_le_bytes());
-        out
-    }
-
-    /// Decodes a state file, refusing anything but an intact version-1 file.
-    pub fn decode(bytes: &[u8]) -> Result<Durable, Corruption> {
-        if bytes.len() < HEADER_BYTES {
-            return Err(Corruption::Length { len: bytes.len(), expected: STATE_BYTES });
-        }
-        if bytes[0..8] != MAGIC {
-            return Err(Corruption::NotAStateFile);
-        }
-        let version = u32::from_le_bytes(array(&bytes[8..12]));
-        if version != FORMAT_VERSION {
-            return Err(Corruption::UnknownVersion { version });
-        }
-        let stated = u32::from_le_bytes(array(&bytes[12..16]));
-        if bytes.len() != STATE_BYTES || stated as usize != STATE_BYTES {
-            return Err(Corruption::Length { len: bytes.len(), expected: STATE_BYTES });
-        }
-        let stored = u32::from_le_bytes(array(&bytes[CHECKSUMMED_BYTES..]));
-        let computed = crc32(&bytes[..CHECKSUMMED_BYTES]);
-        if stored != computed {
-            return Err(Corruption::Checksum { stored, computed });
-        }
-        Ok(Durable {
-            incarnation: u64::from_le_bytes(array(&bytes[16..24])),
-            ack_hold: Duration::from_nanos(u64::from_le_bytes(array(&bytes[24..32]))),
-            floor: Duration::from_nanos(u64::from_le_bytes(array(&bytes[32..40]))),
-        })
-    }
-}
-
-/// How a state file is damaged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Corruption {
-    /// Too short or too long: typically truncated by a crash of the file system or a copy.
-    #[error("it is {len} bytes long, a version-1 state file has {expected} (truncated or appended to)")]
-    Length {
-        /// Bytes read (at most 4096).
-        len: usize,
-        /// [`STATE_BYTES`].
-        expected: usize,
-    },
-    /// The first bytes are not the state file's magic: another program's file, or damage.
-    #[error("it does not start with the quorate state header (another program's file, or damaged)")]
-    NotAStateFile,
-    /// A format version this build does not know.
-    #[error(
-        "it has format version {version}, this build reads version {FORMAT_VERSION} \
-         (written by a newer quorate, or damaged)"
-    )]
-    UnknownVersion {
-        /// The version in the file.
-        version: u32,
-    },
-    /// The bytes changed after they were written.
-    #[error("checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): bytes changed after it was written")]
-    Checksum {
-        /// The checksum in the file.
-        stored: u32,
-        /// The checksum of the file's contents.
-        computed: u32,
-    },
-}
 
 /// Why the data directory cannot be used. Nothing was sent when `Node::start` returns one
 /// of these: the node stops before its transport starts.
@@ -412,36 +292,10 @@ fn read_pid(lock: &mut File) -> Option<u32> {
     text.trim().parse().ok()
 }
 
-/// A duration in nanoseconds, saturating at `u64::MAX`.
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The first `N` bytes of `bytes` as an array; callers pass slices of exactly `N` bytes.
-fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&bytes[..N]);
-    out
-}
-
-/// CRC-32 (IEEE 802.3 polynomial, reflected, as zlib and PNG use it), bit by bit: the file
-/// is 40 bytes, a table would be larger than the data.
-pub(crate) fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
+    use std::time::Duration;
 
     /// A fresh directory under the system temp dir, removed on drop.
     struct Scratch(PathBuf);
@@ -463,60 +317,13 @@ mod tests {
         }
     }
 
-    fn sample() -> Durable {
+    /// A record an earlier life could have left.
+    fn earlier() -> Durable {
         Durable {
             incarnation: 1_795_000_000_123,
             ack_hold: Duration::from_millis(400),
             floor: Duration::from_secs(3),
         }
-    }
-
-    #[test]
-    fn crc32_matches_the_standard_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(crc32(b""), 0);
-    }
-
-    #[test]
-    fn encoding_round_trips_and_has_the_documented_layout() {
-        let bytes = sample().encode();
-        assert_eq!(&bytes[0..8], b"qrstate\n");
-        assert_eq!(bytes[8..12], 1u32.to_le_bytes());
-        assert_eq!(bytes[12..16], 44u32.to_le_bytes());
-        assert_eq!(bytes[16..24], 1_795_000_000_123u64.to_le_bytes());
-        assert_eq!(Durable::decode(&bytes), Ok(sample()));
-    }
-
-    #[test]
-    fn a_changed_incarnation_byte_is_caught_by_the_checksum() {
-        let mut bytes = sample().encode();
-        bytes[16] ^= 0x01;
-        assert!(
-            matches!(Durable::decode(&bytes), Err(Corruption::Checksum { .. })),
-            "{:?}",
-            Durable::decode(&bytes)
-        );
-    }
-
-    #[test]
-    fn truncated_padded_foreign_and_future_files_are_refused() {
-        let bytes = sample().encode();
-        for len in [0, 1, 15, 16, 40, 43] {
-            assert_eq!(
-                Durable::decode(&bytes[..len]),
-                Err(Corruption::Length { len, expected: STATE_BYTES }),
-                "{len} bytes"
-            );
-        }
-        let mut longer = bytes.to_vec();
-        longer.push(0);
-        assert_eq!(Durable::decode(&longer), Err(Corruption::Length { len: 45, expected: 44 }));
-        let mut foreign = bytes;
-        foreign[0] = b'Q';
-        assert_eq!(Durable::decode(&foreign), Err(Corruption::NotAStateFile));
-        let mut future = bytes;
-        future[8] = 2;
-        assert_eq!(Durable::decode(&future), Err(Corruption::UnknownVersion { version: 2 }));
     }
 
     #[test]
@@ -558,9 +365,9 @@ mod tests {
     fn ack_hold_and_floor_are_kept_across_a_new_life() -> Result<(), DataDirError> {
         let scratch = Scratch::new("keep");
         let dir = DataDir::open(&scratch.0)?;
-        dir.store(&sample())?;
+        dir.store(&earlier())?;
         let life = dir.begin_life(0)?;
-        assert_eq!(life.current, Durable { incarnation: sample().incarnation + 1, ..sample() });
+        assert_eq!(life.current, Durable { incarnation: earlier().incarnation + 1, ..earlier() });
         Ok(())
     }
 
@@ -568,7 +375,7 @@ mod tests {
     fn a_corrupt_state_file_is_an_error_naming_the_file_and_is_left_alone() -> Result<(), DataDirError> {
         let scratch = Scratch::new("corrupt");
         let dir = DataDir::open(&scratch.0)?;
-        dir.store(&sample())?;
+        dir.store(&earlier())?;
         let path = scratch.0.join(STATE_FILE);
         let mut bytes =
             std::fs::read(&path).map_err(|source| DataDirError::Read { path: path.clone(), source })?;
@@ -594,7 +401,7 @@ mod tests {
         let scratch = Scratch::new("short");
         let dir = DataDir::open(&scratch.0)?;
         let path = scratch.0.join(STATE_FILE);
-        std::fs::write(&path, &sample().encode()[..20])
+        std::fs::write(&path, &earlier().encode()[..20])
             .map_err(|source| DataDirError::Write { path, source })?;
         let err = dir.load();
         assert!(
@@ -635,28 +442,5 @@ mod tests {
             other => panic!("expected Create, got {other:?}"),
         }
         Ok(())
-    }
-
-    proptest! {
-        #[test]
-        fn decoding_any_bytes_never_panics_and_accepts_only_intact_files(
-            bytes in proptest::collection::vec(any::<u8>(), 0..100)
-        ) {
-            if let Ok(d) = Durable::decode(&bytes) {
-                let again = d.encode();
-                prop_assert_eq!(again.as_slice(), bytes.as_slice());
-            }
-        }
-
-        #[test]
-        fn any_single_bit_flip_is_detected(
-            incarnation in any::<u64>(), hold in any::<u64>(), floor in any::<u64>(), bit in 0usize..STATE_BYTES * 8
-        ) {
-            let d = Durable { incarnation, ack_hold: Duration::from_nanos(hold), floor: Duration::from_nanos(floor) };
-            let mut bytes = d.encode();
-            prop_assert_eq!(Durable::decode(&bytes), Ok(d));
-            bytes[bit / 8] ^= 1 << (bit % 8);
-            prop_assert!(Durable::decode(&bytes).is_err());
-        }
     }
 }

@@ -24,17 +24,22 @@
 mod admin;
 pub mod clock;
 mod config;
+mod config_file;
 pub mod data_dir;
 pub mod events;
+mod integrity;
 mod node;
 pub mod peers_file;
+pub mod state_file;
 mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, CONFIG_BYTES_MAX, DURATION_MAX};
-pub use data_dir::{DataDir, DataDirError, Durable};
+pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, DURATION_MAX};
+pub use config_file::CONFIG_BYTES_MAX;
+pub use data_dir::{DataDir, DataDirError};
 pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
+pub use state_file::Durable;
 pub use status::{NodeStatus, PartitionReport, PeerReport};
 
 pub use quorate_core::GossipConfig;

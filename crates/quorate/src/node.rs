@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use quorate_core::{Delivery, Node as Core};
+use quorate_core::{Delivery, ValidConfig};
 use quorate_gate::{Clock, Publisher, QuorumGate};
 use quorate_heartbeat::transport::{Inbound, LinkInfo, PkiError, Transport, TransportConfig, TransportError};
 use quorate_heartbeat::{Incarnation, NodeId};
@@ -29,8 +29,9 @@ use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::config::{Config, ConfigError, EventsOut};
-use crate::data_dir::{DataDir, DataDirError, Durable};
+use crate::data_dir::{DataDir, DataDirError};
 use crate::events::{event_json, EventSink};
+use crate::state_file::Durable;
 use crate::status::{self, NodeStatus};
 use quorate_core::{Memory, Promises};
 
@@ -84,7 +85,7 @@ pub enum StartError {
 /// `shutdown` fences the gate and then tells the peers, which let it go at once.
 #[derive(Debug)]
 pub struct Node {
-    shared: Arc<Shared>,
+    shared: Arc<Running>,
     gate: QuorumGate,
     stop: watch::Sender<bool>,
     driver: Option<JoinHandle<()>>,
@@ -94,10 +95,11 @@ pub struct Node {
     incarnation: Incarnation,
 }
 
+/// What the node's tasks share while it runs: the core, the transport, the clock.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct Running {
     pub(crate) cluster: String,
-    pub(crate) core: Mutex<Core>,
+    pub(crate) core: Mutex<quorate_core::Node>,
     pub(crate) transport: Transport,
     pub(crate) clock: Clock,
     /// Where the core's events and status snapshots go out to the gate's readers.
@@ -124,7 +126,7 @@ const PERSIST_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Writes the definitions the core heard its peers run, when they changed. Nothing waits
 /// for this write; it protects the next life.
-fn persist_definitions(core: &mut Core, dir: Option<&DataDir>) -> Result<(), DataDirError> {
+fn persist_definitions(core: &mut quorate_core::Node, dir: Option<&DataDir>) -> Result<(), DataDirError> {
     let Some(dir) = dir else { return Ok(()) };
     let Some(peers) = core.poll_persist_definitions() else { return Ok(()) };
     dir.store_peers(&peers)?;
@@ -135,7 +137,7 @@ fn persist_definitions(core: &mut Core, dir: Option<&DataDir>) -> Result<(), Dat
 /// Writes what the core asks to keep (see `quorate_core::Memory::Durable`) to the data
 /// directory and confirms it to the core. Without a data directory the core never asks.
 fn persist_promises(
-    core: &mut Core,
+    core: &mut quorate_core::Node,
     dir: Option<&DataDir>,
     incarnation: Incarnation,
 ) -> Result<(), DataDirError> {
@@ -146,7 +148,7 @@ fn persist_promises(
     Ok(())
 }
 
-impl Shared {
+impl Running {
     pub(crate) fn status(&self) -> NodeStatus {
         let now = self.clock.now();
         let counters = self.transport.counters();
@@ -161,10 +163,10 @@ impl Node {
     /// heartbeating. The node starts fenced and becomes writable once it holds a quorum of
     /// vote leases (typically within two heartbeat intervals of its peers being up).
     pub async fn start(config: Config) -> Result<Node, StartError> {
-        config.validate()?;
+        let core = config.check()?;
         let socket = UdpSocket::bind(config.listen)
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        Self::start_on(config, socket).await
+        Self::start_checked(config, core, socket).await
     }
 
     /// Like [`Node::start`], on a UDP socket the caller bound already (to learn an
@@ -174,8 +176,12 @@ impl Node {
     /// last + 1)` and stored there (fsync, atomic rename) before anything is sent, so that
     /// epochs never go backwards across restarts whatever the wall clock does.
     pub async fn start_on(config: Config, socket: UdpSocket) -> Result<Node, StartError> {
-        config.validate()?;
-        config.check_data_dir()?;
+        let core = config.check()?;
+        Self::start_checked(config, core, socket).await
+    }
+
+    /// Starts the node `config` describes; `core` is its part that passed [`Config::check`].
+    async fn start_checked(config: Config, core: ValidConfig, socket: UdpSocket) -> Result<Node, StartError> {
         let identity = config.tls_identity()?;
         // Before the transport exists: the new incarnation is on disk before the first packet.
         let (data_dir, incarnation, memory) = begin_life(&config)?;
@@ -189,16 +195,12 @@ impl Node {
         let clock = Clock::system();
         let now = clock.now();
         let seed = incarnation.0 ^ config.id.0.rotate_left(32);
-        let made = Core::with_memory(config.core_config(), incarnation, memory, clock.clone(), now, seed);
+        let made = quorate_core::Node::with_memory(core, incarnation, memory, clock.clone(), now, seed);
         let (mut core, gate) = match made {
             Ok(made) => made,
             Err(e) => {
                 transport.shutdown().await;
-                return Err(StartError::Config(ConfigError::Invalid {
-                    field: "config".into(),
-                    value: String::new(),
-                    rule: e.to_string(),
-                }));
+                return Err(StartError::Config(e.into()));
             }
         };
 
@@ -226,7 +228,7 @@ impl Node {
             None => (None, None),
         };
         let publisher = core.publisher();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Running {
             cluster: config.cluster.clone(),
             core: Mutex::new(core),
             transport,
@@ -247,7 +249,11 @@ impl Node {
         ));
         let (admin, admin_addr) = match config.admin {
             Some(addr) => {
-                let (task, bound) = admin::serve(addr, shared.clone(), stop.subscribe())
+                let status = {
+                    let shared = shared.clone();
+                    move || shared.status()
+                };
+                let (task, bound) = admin::serve(addr, status, stop.subscribe())
                     .await
                     .map_err(|source| StartError::Bind { addr, source })?;
                 (Some(task), Some(bound))
@@ -368,7 +374,7 @@ impl Drop for Node {
 
 /// The driver loop: datagrams and timers into the core, transmits and events out.
 async fn drive(
-    shared: Arc<Shared>,
+    shared: Arc<Running>,
     mut inbound: mpsc::Receiver<Inbound>,
     mut stop: watch::Receiver<bool>,
     sink: Option<EventSink>,
@@ -422,7 +428,7 @@ async fn drive(
 }
 
 fn flush(
-    shared: &Arc<Shared>,
+    shared: &Arc<Running>,
     sink: Option<&EventSink>,
     me: NodeId,
     polls: &mpsc::Sender<(NodeId, Bytes)>,
@@ -490,7 +496,7 @@ fn flush(
 /// The rule of thumb from failure-detector practice: a down floor shorter than ten round
 /// trips convicts peers for ordinary network jitter. Not an error (the lease rule keeps
 /// writes safe either way) but worth a warning, with the figures.
-fn warn_if_floor_too_short(shared: &Shared) {
+fn warn_if_floor_too_short(shared: &Running) {
     let floor = shared.down_after_min;
     let peers: Vec<NodeId> = shared.core.lock().detector().peers().map(|(id, _)| id).collect();
     for peer in peers {

@@ -23,7 +23,7 @@
 use quorate_core::PeerDefinitions;
 use quorate_heartbeat::{DefinitionDigest, NodeId};
 
-use crate::data_dir::{crc32, Corruption};
+use crate::integrity::{crc32, Corruption};
 
 /// The peers file inside the data directory.
 pub const PEERS_FILE: &str = "quorate.peers";
@@ -83,7 +83,7 @@ pub fn decode(bytes: &[u8]) -> Result<PeerDefinitions, Corruption> {
     let mut r = Reader { bytes, at: 8 };
     let version = r.u32()?;
     if version != PEERS_FORMAT_VERSION {
-        return Err(Corruption::UnknownVersion { version });
+        return Err(Corruption::UnknownVersion { version, readable: PEERS_FORMAT_VERSION });
     }
     let len = r.u32()? as usize;
     if len != bytes.len() {

@@ -442,7 +442,7 @@ async fn restarted_node_takes_a_larger_incarnation_from_its_data_dir_and_rejoins
     wait_until(Duration::from_secs(3), || gate.can_write()).await.ok_or("restarted node never writable")?;
     assert!(incarnation > first_incarnation, "{incarnation} <= {first_incarnation}");
     assert!(gate.epoch() > first_epoch, "{:?} <= {first_epoch:?}", gate.epoch());
-    let stored = std::fs::read(data_dir.join(quorate::data_dir::STATE_FILE))?;
+    let stored = std::fs::read(data_dir.join(quorate::state_file::STATE_FILE))?;
     let stored = quorate::Durable::decode(&stored)?;
     assert_eq!(stored.incarnation, incarnation, "the running life's incarnation is on disk");
     // And the promises the core asked to keep: its fence hold, and the floor its peers'

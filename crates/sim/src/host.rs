@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use quorate_core::{Config, ConfigError, Memory, Node, PeerDefinitions, Promises};
+use quorate_core::{Config, CoreConfigError, Memory, Node, PeerDefinitions, Promises};
 use quorate_gate::{Clock, ManualClock, QuorumGate};
 use quorate_heartbeat::{Incarnation, Instant, NodeId};
 
@@ -141,7 +141,7 @@ impl Host {
         seed: u64,
         forget: bool,
         reuse_incarnation: bool,
-    ) -> Result<(), ConfigError> {
+    ) -> Result<(), CoreConfigError> {
         let wall = WALL_START_MS + self.wall_offset_ms + now / MS;
         let incarnation = if reuse_incarnation && self.last_incarnation > 0 {
             Incarnation(self.last_incarnation)
@@ -153,7 +153,7 @@ impl Host {
         let (clock, hand) = Clock::manual(local);
         let prior = if forget { Promises::default() } else { self.disk };
         let (mut node, gate) =
-            Node::with_memory(config, incarnation, Memory::Durable { prior }, clock, local, seed)?;
+            Node::with_memory(config.check()?, incarnation, Memory::Durable { prior }, clock, local, seed)?;
         if !forget {
             node.remember_definitions(local, &self.disk_definitions);
         }

@@ -179,7 +179,7 @@ mod tests {
         let cluster = ClusterId::from_name("t");
         for preset in [Preset::Lan, Preset::Wan] {
             let c = Definition::voters(&[0, 1, 2, 3], Tie::Node(2)).config(cluster, 1, preset, true);
-            assert_eq!(c.validate(), Ok(()), "{preset:?}");
+            assert_eq!(c.clone().check().err(), None, "{preset:?}");
         }
         let wan = Definition::standard(3, 3).config(cluster, 0, Preset::Wan, true);
         assert_eq!(wan.gate.lease, WAN_LEASE);

@@ -156,7 +156,7 @@ impl Net {
         config.me = NodeId(i as u64 + 1);
         let local = Instant::from_nanos(offset + (self.now as f64 / secs_per_local) as u64);
         let (clock, hand) = Clock::manual(local);
-        let made = Node::new(config, Incarnation(incarnation), clock, local, seed);
+        let made = config.check().and_then(|c| Node::new(c, Incarnation(incarnation), clock, local, seed));
         let (node, gate) = made.unwrap_or_else(|e| panic!("harness config invalid: {e}"));
         SimNode {
             node,

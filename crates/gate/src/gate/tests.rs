@@ -4,6 +4,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::events::QuorumEvent;
 use crate::status::Why;
+use quorate_detector::DetectorConfig;
 use quorate_heartbeat::quorum::TieBreaker;
 
 const MS: u64 = 1_000_000;
@@ -22,8 +23,9 @@ fn five_nodes(config: GateConfig) -> Fixture {
     let votes = VoteTable::new((1..=5).map(|i| (NodeId(i), 1)), TieBreaker::LowestId);
     let votes = votes.unwrap_or_else(|e| panic!("{e}"));
     let (clock, hand) = Clock::manual(at(0));
-    let made = Gate::new(config, &DetectorConfig::default(), votes, NodeId(1), Incarnation(7), clock, at(0));
-    let (gate, handle) = made.unwrap_or_else(|e| panic!("{e}"));
+    let detector = DetectorConfig::default().check().unwrap_or_else(|e| panic!("{e}"));
+    let config = config.check(&detector).unwrap_or_else(|e| panic!("{e}"));
+    let (gate, handle) = Gate::new(config, votes, NodeId(1), Incarnation(7), clock, at(0));
     Fixture { gate, handle, hand }
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use super::tls::TlsIdentity;
 use crate::ids::NodeId;
+use crate::valid::{Rules, Valid};
 
 /// Default interval between QUIC keep-alive packets on an otherwise silent connection.
 pub const KEEP_ALIVE_DEFAULT: Duration = Duration::from_secs(1);
@@ -94,30 +95,44 @@ impl TransportConfig {
         }
     }
 
-    /// Checks the rules across fields. [`Transport::start`](super::Transport::start) calls it; call it earlier to
-    /// report configuration errors before binding anything.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// This configuration, if it passes the rules across its fields.
+    /// [`Transport::start`](super::Transport::start) checks it; check it earlier to report
+    /// configuration errors before binding anything.
+    pub fn check(self) -> Result<Valid<TransportConfig>, TransportConfigError> {
+        Valid::check(self, &())
+    }
+}
+
+impl Rules for TransportConfig {
+    type Context = ();
+    type Error = TransportConfigError;
+
+    fn check_rules(&self, (): &()) -> Result<(), TransportConfigError> {
         if self.members.len() > MEMBERS_MAX {
-            return Err(ConfigError::TooManyMembers { count: self.members.len(), max: MEMBERS_MAX });
+            return Err(TransportConfigError::TooManyMembers { count: self.members.len(), max: MEMBERS_MAX });
         }
         for (i, (node, addr)) in self.members.iter().enumerate() {
             if let Some((_, first)) = self.members[..i].iter().find(|(n, _)| n == node) {
-                return Err(ConfigError::DuplicateMember { node: *node, first: *first, second: *addr });
+                return Err(TransportConfigError::DuplicateMember {
+                    node: *node,
+                    first: *first,
+                    second: *addr,
+                });
             }
             if *node == self.me {
                 continue;
             }
             if addr.ip().is_unspecified() || addr.port() == 0 {
-                return Err(ConfigError::UndialableAddress { node: *node, addr: *addr });
+                return Err(TransportConfigError::UndialableAddress { node: *node, addr: *addr });
             }
             let addr = canonical(*addr);
             let other = self.members[..i].iter().find(|(n, a)| *n != self.me && canonical(*a) == addr);
             if let Some((other, _)) = other {
-                return Err(ConfigError::SharedAddress { addr, first: *other, second: *node });
+                return Err(TransportConfigError::SharedAddress { addr, first: *other, second: *node });
             }
         }
-        self.timing.validate()?;
-        self.limits.validate()
+        self.timing.rules()?;
+        self.limits.rules()
     }
 }
 
@@ -171,7 +186,7 @@ impl Default for TransportTiming {
 }
 
 impl TransportTiming {
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn rules(&self) -> Result<(), TransportConfigError> {
         let named = [
             ("keep_alive", self.keep_alive),
             ("idle_timeout", self.idle_timeout),
@@ -182,19 +197,19 @@ impl TransportTiming {
             ("initial_rtt", self.initial_rtt),
         ];
         if let Some((field, _)) = named.iter().find(|(_, d)| d.is_zero()) {
-            return Err(ConfigError::ZeroDuration { field });
+            return Err(TransportConfigError::ZeroDuration { field });
         }
         if self.keep_alive.saturating_mul(2) > self.idle_timeout {
-            return Err(ConfigError::KeepAliveTooSlow {
+            return Err(TransportConfigError::KeepAliveTooSlow {
                 keep_alive: self.keep_alive,
                 idle_timeout: self.idle_timeout,
             });
         }
         if quinn::IdleTimeout::try_from(self.idle_timeout).is_err() {
-            return Err(ConfigError::IdleTimeoutTooLong { idle_timeout: self.idle_timeout });
+            return Err(TransportConfigError::IdleTimeoutTooLong { idle_timeout: self.idle_timeout });
         }
         if self.reconnect_backoff_min > self.reconnect_backoff_max {
-            return Err(ConfigError::BackoffOrder {
+            return Err(TransportConfigError::BackoffOrder {
                 min: self.reconnect_backoff_min,
                 max: self.reconnect_backoff_max,
             });
@@ -231,7 +246,7 @@ impl Default for TransportLimits {
 }
 
 impl TransportLimits {
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn rules(&self) -> Result<(), TransportConfigError> {
         let named = [
             ("inbound_channel_capacity", self.inbound_channel_capacity),
             ("datagram_send_buffer_bytes", self.datagram_send_buffer_bytes),
@@ -240,7 +255,7 @@ impl TransportLimits {
             ("handshakes_in_flight", self.handshakes_in_flight),
         ];
         match named.iter().find(|(_, v)| *v == 0) {
-            Some((field, _)) => Err(ConfigError::ZeroLimit { field }),
+            Some((field, _)) => Err(TransportConfigError::ZeroLimit { field }),
             None => Ok(()),
         }
     }
@@ -249,7 +264,7 @@ impl TransportLimits {
 /// A configuration that cannot work, found before anything is bound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum TransportConfigError {
     /// More members than [`MEMBERS_MAX`].
     #[error("{count} members configured, at most {max} are supported")]
     TooManyMembers {
@@ -337,9 +352,9 @@ mod tests {
 
     #[test]
     fn default_timing_is_valid_and_keeps_two_keep_alives_per_idle_timeout() {
-        assert_eq!(TransportTiming::default().validate(), Ok(()));
+        assert_eq!(TransportTiming::default().rules(), Ok(()));
         let slow = TransportTiming { keep_alive: Duration::from_secs(6), ..TransportTiming::default() };
-        assert!(matches!(slow.validate(), Err(ConfigError::KeepAliveTooSlow { .. })));
+        assert!(matches!(slow.rules(), Err(TransportConfigError::KeepAliveTooSlow { .. })));
     }
 
     #[test]
@@ -349,13 +364,13 @@ mod tests {
             reconnect_backoff_max: Duration::from_secs(1),
             ..TransportTiming::default()
         };
-        assert!(matches!(t.validate(), Err(ConfigError::BackoffOrder { .. })));
+        assert!(matches!(t.rules(), Err(TransportConfigError::BackoffOrder { .. })));
     }
 
     #[test]
     fn zero_limits_are_refused() {
         let l = TransportLimits { streams_per_peer: 0, ..TransportLimits::default() };
-        assert_eq!(l.validate(), Err(ConfigError::ZeroLimit { field: "streams_per_peer" }));
+        assert_eq!(l.rules(), Err(TransportConfigError::ZeroLimit { field: "streams_per_peer" }));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! * one task per installed connection (datagrams and incoming streams) and one per request
 //!   stream, at most `streams_per_peer` per connection.
 //!
-//! Every task is spawned through [`Shared::spawn`], which ends it at shutdown and lets
+//! Every task is spawned through [`EndpointState::spawn`], which ends it at shutdown and lets
 //! [`Transport::shutdown`] wait for all of them.
 //!
 //! # Stateless reset across restarts
@@ -74,11 +74,11 @@ pub struct Transport {
     handle: Arc<Handle>,
 }
 
-/// Owned by the user's clones only (tasks hold [`Shared`]), so its drop means nobody can use
+/// Owned by the user's clones only (tasks hold [`EndpointState`]), so its drop means nobody can use
 /// the transport any more.
 #[derive(Debug)]
 struct Handle {
-    shared: Arc<Shared>,
+    shared: Arc<EndpointState>,
 }
 
 impl Drop for Handle {
@@ -89,7 +89,7 @@ impl Drop for Handle {
 
 /// State shared by the handle and every task.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct EndpointState {
     me: NodeId,
     local_addr: SocketAddr,
     endpoint: quinn::Endpoint,
@@ -121,7 +121,6 @@ impl Transport {
     pub async fn start(
         config: TransportConfig,
     ) -> Result<(Transport, mpsc::Receiver<Inbound>), TransportError> {
-        config.validate()?;
         let socket = std::net::UdpSocket::bind(config.listen)
             .map_err(|source| TransportError::Bind { addr: config.listen, source })?;
         Self::start_on(config, socket).await
@@ -134,7 +133,7 @@ impl Transport {
         config: TransportConfig,
         socket: std::net::UdpSocket,
     ) -> Result<(Transport, mpsc::Receiver<Inbound>), TransportError> {
-        config.validate()?;
+        let config = config.check()?;
         validate_cluster_name(&config.cluster_name)?;
         let my_name = node_dns_name(&config.cluster_name, config.me);
         if !config.tls.names(&my_name) {
@@ -185,7 +184,7 @@ impl Transport {
 
         let (inbound_tx, inbound_rx) = mpsc::channel(config.limits.inbound_channel_capacity);
         let (guard_tx, guard_rx) = mpsc::channel(1);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(EndpointState {
             me: config.me,
             local_addr,
             endpoint,
@@ -392,7 +391,7 @@ impl Transport {
     }
 }
 
-impl Shared {
+impl EndpointState {
     /// Spawns `task` so that it ends at shutdown and holds a guard `shutdown` can wait on.
     /// After shutdown began, does nothing.
     pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
@@ -527,7 +526,7 @@ impl Shared {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>) {
+async fn accept_loop(shared: Arc<EndpointState>) {
     let handshakes = Arc::new(Semaphore::new(shared.limits.handshakes_in_flight));
     let c = &shared.counters;
     while let Some(incoming) = shared.endpoint.accept().await {
@@ -551,7 +550,7 @@ async fn accept_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
+async fn dial_loop(shared: Arc<EndpointState>, peer: Arc<Peer>) {
     let seed = shared.me.0.rotate_left(32) ^ peer.id.0 ^ 0x71_75_6f_72_61_74_65;
     let mut backoff =
         Backoff::new(shared.timing.reconnect_backoff_min, shared.timing.reconnect_backoff_max, seed);
@@ -606,10 +605,9 @@ fn quic_transport_config(config: &TransportConfig) -> Result<quinn::TransportCon
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(timing.keep_alive));
     t.initial_rtt(timing.initial_rtt);
-    t.max_idle_timeout(Some(
-        quinn::IdleTimeout::try_from(timing.idle_timeout)
-            .map_err(|_| super::ConfigError::IdleTimeoutTooLong { idle_timeout: timing.idle_timeout })?,
-    ));
+    t.max_idle_timeout(Some(quinn::IdleTimeout::try_from(timing.idle_timeout).map_err(|_| {
+        super::TransportConfigError::IdleTimeoutTooLong { idle_timeout: timing.idle_timeout }
+    })?));
     t.datagram_receive_buffer_size(Some(limits.datagram_receive_buffer_bytes));
     t.datagram_send_buffer_size(limits.datagram_send_buffer_bytes);
     t.max_concurrent_bidi_streams(VarInt::from_u32(limits.streams_per_peer));

@@ -78,11 +78,11 @@ pub use certs::{
     NodeCredentials, CLUSTER_NAME_BYTES_MAX, DEV_PKI_NODES_MAX,
 };
 pub use config::{
-    ConfigError, TransportConfig, TransportLimits, TransportTiming, DATAGRAM_RECEIVE_BUFFER_BYTES_DEFAULT,
-    DATAGRAM_SEND_BUFFER_BYTES_DEFAULT, HANDSHAKES_IN_FLIGHT_DEFAULT, HANDSHAKE_TIMEOUT_DEFAULT,
-    IDLE_TIMEOUT_DEFAULT, INBOUND_CHANNEL_CAPACITY_DEFAULT, INITIAL_RTT_DEFAULT, KEEP_ALIVE_DEFAULT,
-    MEMBERS_MAX, MESSAGE_BYTES_MAX, RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_MIN, SERVE_TIMEOUT_DEFAULT,
-    STREAMS_PER_PEER_DEFAULT,
+    TransportConfig, TransportConfigError, TransportLimits, TransportTiming,
+    DATAGRAM_RECEIVE_BUFFER_BYTES_DEFAULT, DATAGRAM_SEND_BUFFER_BYTES_DEFAULT, HANDSHAKES_IN_FLIGHT_DEFAULT,
+    HANDSHAKE_TIMEOUT_DEFAULT, IDLE_TIMEOUT_DEFAULT, INBOUND_CHANNEL_CAPACITY_DEFAULT, INITIAL_RTT_DEFAULT,
+    KEEP_ALIVE_DEFAULT, MEMBERS_MAX, MESSAGE_BYTES_MAX, RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_MIN,
+    SERVE_TIMEOUT_DEFAULT, STREAMS_PER_PEER_DEFAULT,
 };
 pub use counters::{DatagramDrops, Refusals, RequestDrops, TransportCounters};
 pub use endpoint::{Transport, SHUTDOWN_DRAIN_MAX, SHUTDOWN_WAIT_MAX};
@@ -188,7 +188,7 @@ pub enum DatagramDropped {
 pub enum TransportError {
     /// The configuration cannot work.
     #[error("invalid transport configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(#[from] TransportConfigError),
     /// Certificates or keys are unusable.
     #[error("TLS identity: {0}")]
     Pki(#[from] PkiError),

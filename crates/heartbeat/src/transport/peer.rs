@@ -29,7 +29,7 @@ use quinn::{Connection, RecvStream, SendStream, VarInt};
 use tokio::sync::oneshot;
 
 use super::counters::{add, bump};
-use super::endpoint::Shared;
+use super::endpoint::EndpointState;
 use super::{
     Inbound, CLOSE_DUPLICATE, MESSAGE_BYTES_MAX, RESET_ABANDONED, RESET_OVERLOADED, RESET_TOO_LARGE,
     RESET_UNANSWERED,
@@ -176,7 +176,12 @@ impl Peer {
 
 /// Serves one installed connection until it closes: delivers its datagrams and spawns a task
 /// per request stream (at most `streams_per_peer` at once, enforced by QUIC flow control).
-pub(crate) async fn serve_connection(shared: Arc<Shared>, peer: Arc<Peer>, conn: Connection, seq: u64) {
+pub(crate) async fn serve_connection(
+    shared: Arc<EndpointState>,
+    peer: Arc<Peer>,
+    conn: Connection,
+    seq: u64,
+) {
     loop {
         // Both futures are cancel-safe: a datagram or stream not yet returned stays queued.
         tokio::select! {
@@ -197,7 +202,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, peer: Arc<Peer>, conn:
     tracing::debug!(peer = %peer.id, reason = ?conn.close_reason(), "connection ended");
 }
 
-fn deliver_datagram(shared: &Shared, peer: &Peer, bytes: Bytes) {
+fn deliver_datagram(shared: &EndpointState, peer: &Peer, bytes: Bytes) {
     let c = &shared.counters;
     if peer.blocked_in() {
         bump(&c.dg_blocked_inbound);
@@ -219,7 +224,7 @@ fn deliver_datagram(shared: &Shared, peer: &Peer, bytes: Bytes) {
 /// reply sender, write the bounded reply. Any failure resets the stream (the requester sees
 /// an error, never a truncated or empty reply); link-filter drops stay silent until the
 /// requester gives up.
-async fn serve_request(shared: Arc<Shared>, peer: Arc<Peer>, send: SendStream, mut recv: RecvStream) {
+async fn serve_request(shared: Arc<EndpointState>, peer: Arc<Peer>, send: SendStream, mut recv: RecvStream) {
     let c = &shared.counters;
     let wait = shared.timing.serve_timeout;
     let mut send = ResetOnDrop::new(send);

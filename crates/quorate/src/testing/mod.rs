@@ -89,7 +89,7 @@ pub enum ClusterError {
         /// Why.
         source: std::io::Error,
     },
-    /// A node's configuration is invalid ([`Prepared::validate`]).
+    /// A node's configuration is invalid ([`Prepared::check`]).
     #[error("{id}: {source}")]
     Config {
         /// The node.

@@ -96,9 +96,9 @@ impl Prepared {
     }
 
     /// Checks every configuration as [`Node::start`] would, without starting anything.
-    pub fn validate(&self) -> Result<(), ClusterError> {
+    pub fn check(&self) -> Result<(), ClusterError> {
         for config in &self.configs {
-            config.validate().map_err(|source| ClusterError::Config { id: config.id, source })?;
+            config.check().map_err(|source| ClusterError::Config { id: config.id, source })?;
         }
         Ok(())
     }

@@ -150,7 +150,7 @@ fn configs_of(scenario: &Scenario, cluster: ClusterId) -> Result<BTreeMap<Setup,
         }
         if let std::collections::btree_map::Entry::Vacant(slot) = configs.entry(setup) {
             let config = definition.config(cluster, i, setup.preset, scenario.gossip);
-            config.validate().map_err(|e| SimError::Config(e.to_string()))?;
+            config.clone().check().map_err(|e| SimError::Config(e.to_string()))?;
             slot.insert(config);
         }
     }
