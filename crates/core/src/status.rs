@@ -54,7 +54,12 @@ impl Node {
         }
         while let Some(f) = self.gossip.as_mut().and_then(|s| s.fencer.poll_event()) {
             self.fenced.insert(f.peer);
-            self.push_event(QuorumEvent::PeerFenced { peer: f.peer, confirmed_by: f.confirmed_by, at: f.at });
+            self.push_event(QuorumEvent::PeerFenced {
+                peer: f.peer,
+                confirmed_by: f.confirmed_by,
+                at: f.at,
+                check_started: f.started,
+            });
         }
     }
 

@@ -93,6 +93,9 @@ pub enum QuorumEvent {
         confirmed_by: Vec<NodeId>,
         /// When the check concluded (this node's gate clock).
         at: Instant,
+        /// When this node started the check (same clock): `at - check_started` is how long
+        /// the check took, the `quorate_fence_check_seconds` histogram.
+        check_started: Instant,
     },
     /// A peer runs another quorum definition (members, votes or tie-breaker) than this
     /// node: neither counts the other's vote, and this node writes only on votes that are

@@ -64,6 +64,8 @@ pub struct Fenced {
     pub confirmed_by: Vec<NodeId>,
     /// When the check concluded.
     pub at: Instant,
+    /// When this node started the check (`at - started` is how long it took).
+    pub started: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -302,10 +304,11 @@ impl Fencer {
         let confirmed = theirs.is_some_and(|t| t.is_quorum_set(check.yes.iter().copied()));
         if confirmed && in_time {
             let confirmed_by = check.yes.iter().copied().collect();
+            let started = check.started;
             self.counters.confirmed += 1;
             self.announced.insert(peer);
             // The event first: the holds only have to last until this instant.
-            self.events.push_back(Fenced { peer, confirmed_by, at: now });
+            self.events.push_back(Fenced { peer, confirmed_by, at: now, started });
             self.finish(peer);
         } else if check.asked.is_empty() || !in_time {
             self.finish(peer);
@@ -509,6 +512,17 @@ mod tests {
         assert!(f.checks.is_empty(), "abandoned at once");
         assert_eq!(f.counters().abandoned, 1);
         assert!(!f.withholds_ack(X, at(10_099)), "its own hold is released with it");
+    }
+
+    #[test]
+    fn a_concluded_check_says_when_it_started_and_when_it_ended() {
+        let mut f = fencer();
+        let id = start(&mut f, 10_000);
+        answer(&mut f, 10_040, 2, id, true, 400);
+        answer(&mut f, 10_097, 3, id, true, 400);
+        let done: Vec<Fenced> = std::iter::from_fn(|| f.poll_event()).collect();
+        let took: Vec<(Instant, Instant)> = done.iter().map(|e| (e.started, e.at)).collect();
+        assert_eq!(took, vec![(at(10_000), at(10_097))], "from the start of the check to its quorum");
     }
 
     #[test]

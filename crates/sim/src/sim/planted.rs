@@ -66,7 +66,12 @@ impl Sim {
             return;
         }
         let at = host.set_clock(now);
-        let event = QuorumEvent::PeerFenced { peer: NodeId(peer as u64 + 1), confirmed_by: Vec::new(), at };
+        let event = QuorumEvent::PeerFenced {
+            peer: NodeId(peer as u64 + 1),
+            confirmed_by: Vec::new(),
+            at,
+            check_started: at,
+        };
         self.world.timeline.record(now, What::Fenced { node, peer }, &[]);
         self.check_step(node, StepKind::Timer, vec![event]);
     }
