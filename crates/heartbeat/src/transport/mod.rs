@@ -65,6 +65,7 @@ mod config;
 mod counters;
 mod endpoint;
 mod peer;
+mod pki;
 mod tls;
 
 use std::net::SocketAddr;
@@ -86,6 +87,10 @@ pub use config::{
 };
 pub use counters::{DatagramDrops, Refusals, RequestDrops, TransportCounters};
 pub use endpoint::{Transport, SHUTDOWN_DRAIN_MAX, SHUTDOWN_WAIT_MAX};
+pub use pki::{
+    issue_node_certificate, parse_node_dns_name, read_certificates, CertificateInfo, ISSUE_BACKDATE,
+    ISSUE_DAYS_MAX, READ_CERTIFICATES_MAX,
+};
 pub use tls::{PemField, PkiError, TlsIdentity, ALPN, PEM_FILE_BYTES_MAX};
 
 use crate::ids::NodeId;
