@@ -1,38 +1,74 @@
-//! The admin endpoint: `GET /status` (JSON) and `GET /metrics` (Prometheus text).
+//! The admin endpoint: `GET /status` (JSON), `GET /metrics` (OpenMetrics text), and for
+//! orchestrators `GET /healthz` (the node runs) and `GET /readyz` (the node may write).
 //!
-//! A deliberately small HTTP/1.1 server: one request per connection, request head at most
-//! [`REQUEST_BYTES_MAX`], read within [`REQUEST_TIMEOUT`], at most [`CONNECTIONS_MAX`]
-//! connections at once (more wait in the kernel's accept queue). It binds loopback unless
-//! configured otherwise and serves nothing that changes state.
+//! ```text
+//!   accept (at most CONNECTIONS_MAX at once; more wait in the kernel's accept queue)
+//!     └─► hyper HTTP/1.1, one request per connection, head ≤ REQUEST_BYTES_MAX read within
+//!         REQUEST_TIMEOUT, the whole exchange within REQUEST_TIMEOUT
+//!           └─► axum router: /status /metrics /healthz /readyz, 404 and 405 otherwise
+//! ```
+//!
+//! It binds loopback unless configured otherwise and serves nothing that changes state.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::metrics;
 use crate::status::NodeStatus;
 
-/// Largest request head read.
+/// Largest request head read; a larger one is answered 431. (hyper's smallest buffer.)
 pub(crate) const REQUEST_BYTES_MAX: usize = 8 * 1024;
-/// Time a client has to send its request.
+/// Time a client has to send its request head, and to complete the whole exchange.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once.
 pub(crate) const CONNECTIONS_MAX: usize = 16;
 
-/// Serves `status` (read afresh for every request) on `addr` until `stop` changes; returns
-/// the task and the address actually bound.
+/// What the handlers read: the status (afresh per request), the histograms, whether the
+/// driver still runs, and the runtime's dropped event lines.
+#[derive(Clone)]
+pub(crate) struct Source {
+    pub(crate) status: Arc<dyn Fn() -> NodeStatus + Send + Sync>,
+    pub(crate) observed: metrics::Observed,
+    pub(crate) driver_running: Arc<AtomicBool>,
+    pub(crate) event_lines_dropped: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+/// The routes.
+fn router(source: Source) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "try /status, /metrics, /healthz or /readyz\n") })
+        .method_not_allowed_fallback(|| async {
+            text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n")
+        })
+        .with_state(source)
+}
+
+/// Serves `source` on `addr` until `stop` changes; returns the task and the address bound.
 pub(crate) async fn serve(
     addr: SocketAddr,
-    status: impl Fn() -> NodeStatus + Send + Sync + 'static,
+    source: Source,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<(JoinHandle<()>, SocketAddr)> {
-    let status = Arc::new(status);
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let router = router(source);
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let task = tokio::spawn(async move {
         loop {
@@ -45,14 +81,22 @@ pub(crate) async fn serve(
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
                         tracing::debug!(error = %e, "admin accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 },
             };
-            let status = status.clone();
+            let service = TowerToHyperService::new(router.clone());
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &*status)).await;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(false)
+                    .max_buf_size(REQUEST_BYTES_MAX)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(REQUEST_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, conn).await;
                 drop(permit);
             });
         }
@@ -60,55 +104,40 @@ pub(crate) async fn serve(
     Ok((task, bound))
 }
 
-async fn handle(mut stream: TcpStream, status: &(dyn Fn() -> NodeStatus + Sync)) -> std::io::Result<()> {
-    let mut buf = vec![0u8; REQUEST_BYTES_MAX];
-    let mut len = 0;
-    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-        if len == buf.len() {
-            return respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                "request too large\n",
-            )
-            .await;
-        }
-        let n = stream.read(&mut buf[len..]).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        len += n;
-    }
-    let head = String::from_utf8_lossy(&buf[..len]);
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", "only GET is served\n").await;
-    }
-    match path {
-        "/status" => {
-            let body = serde_json::to_string_pretty(&status()).unwrap_or_else(|_| "{}".into());
-            respond(&mut stream, "200 OK", "application/json", &body).await
-        }
-        "/metrics" => {
-            let body = status().to_prometheus();
-            respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
-        }
-        _ => respond(&mut stream, "404 Not Found", "text/plain", "try /status or /metrics\n").await,
+fn text(code: StatusCode, body: impl Into<String>) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body.into()).into_response()
+}
+
+async fn status(State(s): State<Source>) -> Response {
+    match serde_json::to_string_pretty(&(s.status)()) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the status: {e}\n")),
     }
 }
 
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+async fn metrics_text(State(s): State<Source>) -> Response {
+    let body = metrics::render(&(s.status)(), &s.observed, (s.event_lines_dropped)());
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
+}
+
+/// Liveness: the driver task runs (it ends only when the node stops). A failing answer
+/// means restart the process.
+async fn healthz(State(s): State<Source>) -> Response {
+    if s.driver_running.load(Ordering::Relaxed) {
+        text(StatusCode::OK, "ok\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "the node's driver has stopped\n")
+    }
+}
+
+/// Readiness as writability: 200 while the gate holds a quorum, 503 with the reason when it
+/// is fenced. Use it where only a writable node should receive traffic.
+async fn readyz(State(s): State<Source>) -> Response {
+    let st = (s.status)();
+    if st.writable {
+        text(StatusCode::OK, format!("writable, epoch {}\n", st.epoch))
+    } else {
+        let why = st.why_not.unwrap_or_else(|| "not writable".to_owned());
+        text(StatusCode::SERVICE_UNAVAILABLE, format!("not writable: {why}\n"))
+    }
 }

@@ -22,12 +22,14 @@
 //! The guarantees and their assumptions are in `docs/guarantees.md`.
 
 mod admin;
+mod certificates;
 pub mod clock;
 mod config;
 mod config_file;
 pub mod data_dir;
 pub mod events;
 mod integrity;
+mod metrics;
 mod node;
 pub mod peers_file;
 pub mod state_file;
@@ -38,9 +40,10 @@ pub mod testing;
 pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, DURATION_MAX};
 pub use config_file::CONFIG_BYTES_MAX;
 pub use data_dir::{DataDir, DataDirError};
+pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
 pub use state_file::Durable;
-pub use status::{NodeStatus, PartitionReport, PeerReport};
+pub use status::{CertificateReport, NodeStatus, PartitionReport, PeerReport};
 
 pub use quorate_core::GossipConfig;
 pub use quorate_detector::{DetectorConfig, PeerState};
@@ -54,7 +57,8 @@ pub use quorate_heartbeat::{ClusterId, Instant, NodeId};
 /// The QUIC transport's certificate tools and types.
 pub mod transport {
     pub use quorate_heartbeat::transport::{
-        generate_dev_pki, DevPki, LinkInfo, NodeCredentials, PkiError, TlsIdentity, TransportCounters,
-        TransportError,
+        generate_dev_pki, issue_node_certificate, node_dns_name, parse_node_dns_name, read_certificates,
+        validate_cluster_name, CertificateInfo, DevPki, LinkInfo, NodeCredentials, PkiError, TlsIdentity,
+        TransportCounters, TransportError, ISSUE_DAYS_MAX, PEM_FILE_BYTES_MAX,
     };
 }

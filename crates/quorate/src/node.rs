@@ -14,7 +14,7 @@
 //! the core agree on time.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,9 +28,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::admin;
+use crate::certificates;
 use crate::config::{Config, ConfigError, EventsOut};
 use crate::data_dir::{DataDir, DataDirError};
 use crate::events::{event_json, EventSink};
+use crate::metrics::{self, Observed};
 use crate::state_file::Durable;
 use crate::status::{self, NodeStatus};
 use quorate_core::{Memory, Promises};
@@ -114,6 +116,12 @@ pub(crate) struct Running {
     pub(crate) incarnation: Incarnation,
     /// When persisting promises last failed, to warn once per [`PERSIST_WARN_EVERY`].
     pub(crate) persist_failed_at: Mutex<Option<std::time::Instant>>,
+    /// The histograms `/metrics` shows, fed by the driver.
+    pub(crate) observed: Observed,
+    /// The certificate files the node runs with (for days-until-expiry).
+    pub(crate) certificates: Vec<certificates::Loaded>,
+    /// True while the driver task runs (`/healthz`).
+    pub(crate) driver_running: Arc<AtomicBool>,
 }
 
 /// How many times a graceful shutdown sends its leave datagrams, and how far apart.
@@ -154,7 +162,10 @@ impl Running {
         let counters = self.transport.counters();
         let core = self.core.lock();
         let gate_status = core.status(now);
-        status::build(&self.cluster, &core, &gate_status, now, |p| self.transport.link(p), &counters)
+        let mut status =
+            status::build(&self.cluster, &core, &gate_status, now, |p| self.transport.link(p), &counters);
+        status.certificates = certificates::report(&self.certificates, SystemTime::now());
+        status
     }
 }
 
@@ -240,6 +251,9 @@ impl Node {
             data_dir,
             incarnation,
             persist_failed_at: Mutex::new(None),
+            observed: Observed::new(),
+            certificates: certificates::load(&config),
+            driver_running: Arc::new(AtomicBool::new(true)),
         });
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("quorate_node", node = config.id.0, incarnation = incarnation.0);
@@ -249,11 +263,14 @@ impl Node {
         ));
         let (admin, admin_addr) = match config.admin {
             Some(addr) => {
-                let status = {
-                    let shared = shared.clone();
-                    move || shared.status()
+                let (status, lines) = (shared.clone(), shared.clone());
+                let source = admin::Source {
+                    status: Arc::new(move || status.status()),
+                    observed: shared.observed.clone(),
+                    driver_running: shared.driver_running.clone(),
+                    event_lines_dropped: Arc::new(move || lines.events_dropped.load(Ordering::Relaxed)),
                 };
-                let (task, bound) = admin::serve(addr, status, stop.subscribe())
+                let (task, bound) = admin::serve(addr, source, stop.subscribe())
                     .await
                     .map_err(|source| StartError::Bind { addr, source })?;
                 (Some(task), Some(bound))
@@ -385,10 +402,15 @@ async fn drive(
     let (poll_tx, mut poll_rx) = mpsc::channel::<(NodeId, Bytes)>(POLL_REPLIES_MAX);
     let poll_deadline = shared.poll_deadline;
     let mut next_rtt_check = tokio::time::Instant::now() + RTT_CHECK_EVERY;
+    let mut next_rtt_sample = tokio::time::Instant::now() + metrics::RTT_SAMPLE_EVERY;
     loop {
         if tokio::time::Instant::now() >= next_rtt_check {
             next_rtt_check = tokio::time::Instant::now() + RTT_CHECK_EVERY;
             warn_if_floor_too_short(&shared);
+        }
+        if tokio::time::Instant::now() >= next_rtt_sample {
+            next_rtt_sample = tokio::time::Instant::now() + metrics::RTT_SAMPLE_EVERY;
+            sample_rtts(&shared);
         }
         let wait = {
             let core = shared.core.lock();
@@ -425,6 +447,17 @@ async fn drive(
         flush(&shared, sink.as_ref(), me, &poll_tx, poll_deadline);
     }
     flush(&shared, sink.as_ref(), me, &poll_tx, poll_deadline);
+    shared.driver_running.store(false, Ordering::Relaxed);
+}
+
+/// One round-trip sample per connected peer, for the RTT histogram.
+fn sample_rtts(shared: &Running) {
+    let peers: Vec<NodeId> = shared.core.lock().detector().peers().map(|(id, _)| id).collect();
+    for peer in peers {
+        if let Some(link) = shared.transport.link(peer) {
+            shared.observed.rtt(peer, link.rtt);
+        }
+    }
 }
 
 fn flush(
@@ -474,6 +507,12 @@ fn flush(
     }
     while let Some(event) = core.poll_event() {
         shared.publisher.event(&event);
+        if matches!(event, quorate_gate::QuorumEvent::QuorumLost { .. }) {
+            // Rare: the peers' last-heard times tell when the cut that fenced the node began.
+            shared.observed.event(&event, &core.status(shared.clock.now()).peers);
+        } else {
+            shared.observed.event(&event, &[]);
+        }
         if let quorate_gate::QuorumEvent::ConfigMismatch { peer, ours, theirs, .. } = &event {
             tracing::warn!(
                 node = me.0,

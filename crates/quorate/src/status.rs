@@ -1,7 +1,6 @@
-//! [`NodeStatus`]: what `/status`, `/metrics` and `quorate status` show.
+//! [`NodeStatus`]: what `/status`, `/metrics` (see `metrics.rs`) and `quorate status` show.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use quorate_core::Node as Core;
 use quorate_detector::PeerState;
@@ -60,6 +59,28 @@ pub struct NodeStatus {
     /// The ids of the peers in `mismatched`.
     #[serde(default)]
     pub mismatched_peers: Vec<u64>,
+    /// The certificates this node presents and trusts, with the days each has left; empty
+    /// when they were handed over in memory rather than read from files.
+    #[serde(default)]
+    pub certificates: Vec<CertificateReport>,
+}
+
+/// One certificate in a [`NodeStatus`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertificateReport {
+    /// `"node"` (this node's own certificate, the first of its chain), `"chain"` (an
+    /// intermediate after it) or `"ca"` (a trusted cluster CA).
+    pub role: String,
+    /// The file it was read from.
+    pub file: String,
+    /// The subject, e.g. `CN=node-3.prod-eu.quorate`.
+    pub subject: String,
+    /// Its DNS names.
+    pub dns_names: Vec<String>,
+    /// When it expires, Unix seconds.
+    pub not_after_unix: i64,
+    /// Days until it expires (negative once it has), when the status was read.
+    pub days_left: f64,
 }
 
 /// The partition view in a [`NodeStatus`] (see `quorate_detector::PartitionView`).
@@ -187,6 +208,7 @@ pub(crate) fn build(
         definition: own_definition(core, gate).to_string(),
         mismatched: gate.mismatched.iter().map(ToString::to_string).collect(),
         mismatched_peers: gate.mismatched.iter().map(|m| m.peer.0).collect(),
+        certificates: Vec::new(),
     }
 }
 
@@ -256,84 +278,4 @@ fn transport_counters(t: &TransportCounters) -> BTreeMap<String, u64> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
-}
-
-impl NodeStatus {
-    /// The status as Prometheus text exposition.
-    pub fn to_prometheus(&self) -> String {
-        let mut s = String::new();
-        let n = self.node;
-        let _ = writeln!(s, "# HELP quorate_writable 1 if this node may write now.");
-        let _ = writeln!(s, "# TYPE quorate_writable gauge");
-        let _ = writeln!(s, "quorate_writable{{node=\"{n}\"}} {}", u8::from(self.writable));
-        let _ = writeln!(s, "# TYPE quorate_epoch gauge");
-        let _ = writeln!(s, "quorate_epoch{{node=\"{n}\"}} {}", self.epoch);
-        let _ = writeln!(s, "# TYPE quorate_votes_held gauge");
-        let _ = writeln!(s, "quorate_votes_held{{node=\"{n}\"}} {}", self.held_votes);
-        let _ = writeln!(s, "# TYPE quorate_votes_needed gauge");
-        let _ = writeln!(s, "quorate_votes_needed{{node=\"{n}\"}} {}", self.needed_votes);
-        let _ = writeln!(s, "# TYPE quorate_peer_phi gauge");
-        for p in &self.peers {
-            let _ = writeln!(s, "quorate_peer_phi{{node=\"{n}\",peer=\"{}\"}} {}", p.id, p.phi);
-        }
-        let _ = writeln!(s, "# TYPE quorate_peer_reachable gauge");
-        for p in &self.peers {
-            let up = u8::from(p.state == "reachable");
-            let _ = writeln!(s, "quorate_peer_reachable{{node=\"{n}\",peer=\"{}\"}} {up}", p.id);
-        }
-        let _ = writeln!(s, "# TYPE quorate_peer_rtt_seconds gauge");
-        for p in &self.peers {
-            if let Some(rtt) = p.rtt_ms {
-                let _ =
-                    writeln!(s, "quorate_peer_rtt_seconds{{node=\"{n}\",peer=\"{}\"}} {}", p.id, rtt / 1e3);
-            }
-        }
-        let _ = writeln!(s, "# TYPE quorate_peer_lease_seconds gauge");
-        for p in &self.peers {
-            if let Some(left) = p.lease_left_ms {
-                let _ = writeln!(
-                    s,
-                    "quorate_peer_lease_seconds{{node=\"{n}\",peer=\"{}\"}} {}",
-                    p.id,
-                    left / 1e3
-                );
-            }
-        }
-        let _ = writeln!(s, "# TYPE quorate_peer_last_heard_seconds gauge");
-        for p in &self.peers {
-            if let Some(ago) = p.last_heard_ms_ago {
-                let _ = writeln!(
-                    s,
-                    "quorate_peer_last_heard_seconds{{node=\"{n}\",peer=\"{}\"}} {}",
-                    p.id,
-                    ago / 1e3
-                );
-            }
-        }
-        let _ = writeln!(s, "# TYPE quorate_dropped_total counter");
-        for (reason, v) in &self.drops {
-            let _ = writeln!(s, "quorate_dropped_total{{node=\"{n}\",reason=\"{reason}\"}} {v}");
-        }
-        let _ = writeln!(s, "# TYPE quorate_transport_total counter");
-        for (name, v) in &self.transport {
-            let _ = writeln!(s, "quorate_transport_total{{node=\"{n}\",counter=\"{name}\"}} {v}");
-        }
-        let _ = writeln!(s, "# TYPE quorate_gossip_total counter");
-        for (name, v) in &self.gossip {
-            let _ = writeln!(s, "quorate_gossip_total{{node=\"{n}\",counter=\"{name}\"}} {v}");
-        }
-        let _ = writeln!(s, "# HELP quorate_config_mismatch 1 if the peer runs another quorum definition.");
-        let _ = writeln!(s, "# TYPE quorate_config_mismatch gauge");
-        for p in &self.peers {
-            let mismatch = u8::from(self.mismatched_peers.contains(&p.id));
-            let _ = writeln!(s, "quorate_config_mismatch{{node=\"{n}\",peer=\"{}\"}} {mismatch}", p.id);
-        }
-        let _ = writeln!(s, "# HELP quorate_peer_fenced 1 if a fence check confirmed the peer fenced.");
-        let _ = writeln!(s, "# TYPE quorate_peer_fenced gauge");
-        for p in &self.peers {
-            let fenced = u8::from(self.fenced.contains(&p.id));
-            let _ = writeln!(s, "quorate_peer_fenced{{node=\"{n}\",peer=\"{}\"}} {fenced}", p.id);
-        }
-        s
-    }
 }
