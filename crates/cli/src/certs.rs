@@ -1,18 +1,22 @@
-//! `quorate certs init`: a development PKI on disk.
+//! `quorate certs init | issue | show`: a PKI on disk, one more node from it, and what a
+//! certificate binds.
 //!
-//! Writes the layout that `[tls] dir = ...` and `quorate run --tls-dir` read: `ca.pem`,
-//! `ca.key`, and `node-<id>.pem` / `node-<id>.key` per node. Private keys are created with
+//! `init` writes the layout that `[tls] dir = ...` and `quorate run --tls-dir` read:
+//! `ca.pem`, `ca.key`, and `node-<id>.pem` / `node-<id>.key` per node; `issue` adds one
+//! node's pair from the `ca.pem` and `ca.key` already there. Private keys are created with
 //! mode 0600. Nothing is written unless every target is free (or `--force` is given), so a
-//! refused run leaves the directory as it was.
+//! refused run leaves the directory as it was. `show` (in `certs_show.rs`) reads
+//! certificates back.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use quorate::transport::generate_dev_pki;
+use quorate::transport::{generate_dev_pki, issue_node_certificate, node_dns_name, ISSUE_DAYS_MAX};
 use quorate::NodeId;
 
+use crate::certs_show::{self, ShowArgs, SHOW_AFTER_HELP};
 use crate::Failure;
 
 /// Nodes one `certs init` issues at most; matches the PKI generator's own limit order of
@@ -25,7 +29,28 @@ pub(crate) enum CertsCommand {
     /// Create a cluster CA and a certificate and key for each node.
     #[command(after_help = INIT_AFTER_HELP)]
     Init(InitArgs),
+    /// Add one node's certificate and key, signed by the CA in DIR (ca.pem, ca.key).
+    #[command(after_help = ISSUE_AFTER_HELP)]
+    Issue(IssueArgs),
+    /// Print what certificates bind (node id, cluster, names) and when they expire.
+    #[command(after_help = SHOW_AFTER_HELP)]
+    Show(ShowArgs),
 }
+
+const ISSUE_AFTER_HELP: &str = "\
+Reads DIR/ca.pem and DIR/ca.key and writes, into --out (default DIR):
+  node-<id>.pem     node certificate, naming node-<id>.<cluster>.quorate, valid --days
+  node-<id>.key     node private key, mode 0600
+
+The CA may be the one `quorate certs init` made or any other whose certificate and PKCS#8
+key you hold. The certificate carries exactly one DNS name, node-<id>.<cluster>.quorate,
+and both TLS usages (server and client): the stable format every quorate node checks.
+
+Exit codes:
+  0  files written
+  1  a file exists already (use --force), the CA cannot be read, or the directory cannot
+     be written
+  2  usage error (bad --id, --cluster or --days)";
 
 const INIT_AFTER_HELP: &str = "\
 Files written into DIR:
@@ -61,11 +86,91 @@ pub(crate) struct InitArgs {
     force: bool,
 }
 
+/// Flags of `quorate certs issue`.
+#[derive(Debug, Args)]
+pub(crate) struct IssueArgs {
+    /// Directory holding the CA: ca.pem and ca.key.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The node id to issue for.
+    #[arg(long, value_name = "N")]
+    id: u64,
+    /// Cluster name bound into the certificate (as given to `certs init`).
+    #[arg(long, value_name = "NAME", default_value = "quorate")]
+    cluster: String,
+    /// Days the certificate is valid from now (it starts an hour earlier, for clock skew).
+    #[arg(long, value_name = "DAYS", default_value_t = 365)]
+    days: u32,
+    /// Where to write node-<id>.pem and node-<id>.key; default DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Overwrite existing files instead of refusing.
+    #[arg(long)]
+    force: bool,
+}
+
 /// Runs a `certs` subcommand.
 pub(crate) fn run(command: CertsCommand) -> Result<(), Failure> {
     match command {
         CertsCommand::Init(args) => init(&args),
+        CertsCommand::Issue(args) => issue(&args),
+        CertsCommand::Show(args) => certs_show::show(&args),
     }
+}
+
+fn issue(args: &IssueArgs) -> Result<(), Failure> {
+    let node = node_ids(&[args.id])?.remove(0);
+    quorate::transport::validate_cluster_name(&args.cluster).map_err(|e| Failure::Usage(e.to_string()))?;
+    if args.days == 0 || args.days > ISSUE_DAYS_MAX {
+        return Err(Failure::Usage(format!("--days {}: 1 to {ISSUE_DAYS_MAX} are allowed", args.days)));
+    }
+    let read = |name: &str| {
+        let path = args.dir.join(name);
+        read_small(&path).map_err(|e| Failure::Runtime(format!("cannot read {}: {e}", path.display())))
+    };
+    let (ca_cert, ca_key) = (read("ca.pem")?, read("ca.key")?);
+    let creds = issue_node_certificate(
+        &ca_cert,
+        &ca_key,
+        &args.cluster,
+        node,
+        args.days,
+        std::time::SystemTime::now(),
+    )
+    .map_err(|e| Failure::Runtime(format!("cannot issue from the CA in {}: {e}", args.dir.display())))?;
+    let out = args.out.as_ref().unwrap_or(&args.dir);
+    let id = node.0;
+    let outputs = [
+        Output {
+            path: out.join(format!("node-{id}.pem")),
+            contents: creds.cert_pem,
+            secret: false,
+            what: format!(
+                "certificate of node {id} ({}), {} days",
+                node_dns_name(&args.cluster, node),
+                args.days
+            ),
+        },
+        Output {
+            path: out.join(format!("node-{id}.key")),
+            contents: creds.key_pem,
+            secret: true,
+            what: format!("private key of node {id} (secret)"),
+        },
+    ];
+    write_all(&outputs, out, args.force)
+}
+
+/// Reads a PEM file of at most [`quorate::transport::PEM_FILE_BYTES_MAX`] bytes.
+pub(crate) fn read_small(path: &Path) -> std::io::Result<String> {
+    let len = fs::metadata(path)?.len();
+    if len > quorate::transport::PEM_FILE_BYTES_MAX {
+        return Err(std::io::Error::other(format!(
+            "{len} bytes, more than the {} a PEM file may be",
+            quorate::transport::PEM_FILE_BYTES_MAX
+        )));
+    }
+    fs::read_to_string(path)
 }
 
 /// One file to write: where, what, and whether it is a secret.
@@ -110,7 +215,19 @@ fn init(args: &InitArgs) -> Result<(), Failure> {
         });
     }
 
-    if !args.force {
+    write_all(&outputs, &args.dir, args.force)?;
+    println!(
+        "use with: quorate run --cluster {} --tls-dir {} --id <ID> --peer <ID>=<ADDR> ...",
+        args.cluster,
+        args.dir.display()
+    );
+    Ok(())
+}
+
+/// Writes `outputs` into `dir` (created if missing), refusing before writing anything if a
+/// target exists and `force` is not given.
+fn write_all(outputs: &[Output], dir: &Path, force: bool) -> Result<(), Failure> {
+    if !force {
         let existing: Vec<String> =
             outputs.iter().filter(|o| o.path.exists()).map(|o| o.path.display().to_string()).collect();
         if !existing.is_empty() {
@@ -120,18 +237,12 @@ fn init(args: &InitArgs) -> Result<(), Failure> {
             )));
         }
     }
-
-    fs::create_dir_all(&args.dir)
-        .map_err(|e| Failure::Runtime(format!("cannot create directory {}: {e}", args.dir.display())))?;
-    for output in &outputs {
-        write_file(&output.path, &output.contents, output.secret, args.force)?;
+    fs::create_dir_all(dir)
+        .map_err(|e| Failure::Runtime(format!("cannot create directory {}: {e}", dir.display())))?;
+    for output in outputs {
+        write_file(&output.path, &output.contents, output.secret, force)?;
         println!("wrote {}  {}", output.path.display(), output.what);
     }
-    println!(
-        "use with: quorate run --cluster {} --tls-dir {} --id <ID> --peer <ID>=<ADDR> ...",
-        args.cluster,
-        args.dir.display()
-    );
     Ok(())
 }
 

@@ -1,15 +1,15 @@
-//! A minimal HTTP/1.1 GET client for the node's admin endpoint.
+//! The admin endpoint's client: one `GET` over hyper's HTTP/1.1 client connection.
 //!
-//! The admin server is ours and speaks plain HTTP on a trusted address, so a full client
-//! library would be weight without benefit. This one sends one request with
-//! `Connection: close`, reads at most [`RESPONSE_BYTES_MAX`], and understands
-//! `Content-Length`, chunked bodies and read-until-close. The whole exchange is bounded by a
-//! timeout.
+//! One request per connection (the admin server closes after each), the body read through
+//! [`http_body_util::Limited`] so that at most [`RESPONSE_BYTES_MAX`] is ever buffered, and
+//! the whole exchange (connect, request, body) bounded by one timeout.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// Responses larger than this are refused: a status document is a few kilobytes.
@@ -20,7 +20,7 @@ pub(crate) const RESPONSE_BYTES_MAX: usize = 1 << 20;
 pub(crate) struct Response {
     /// The HTTP status code.
     pub(crate) status: u16,
-    /// The body, de-chunked.
+    /// The body, as sent (de-chunked).
     pub(crate) body: Vec<u8>,
 }
 
@@ -35,140 +35,85 @@ pub(crate) async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Resu
 }
 
 async fn exchange(addr: SocketAddr, path: &str) -> Result<Response, String> {
-    let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: quorate-cli\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.map_err(|e| format!("cannot send request to {addr}: {e}"))?;
-
-    let mut raw = Vec::with_capacity(8 * 1024);
-    let mut chunk = [0u8; 8 * 1024];
-    loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| format!("reading from {addr}: {e}"))?;
-        if n == 0 {
-            break;
+    let stream = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("cannot talk HTTP to {addr}: {e}"))?;
+    // The connection task ends with the exchange (the server closes) or with this process.
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, addr.to_string())
+        .header(hyper::header::USER_AGENT, "quorate-cli")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("bad request for {path:?}: {e}"))?;
+    let response = sender.send_request(request).await.map_err(|e| format!("bad answer from {addr}: {e}"))?;
+    let status = response.status().as_u16();
+    let body = Limited::new(response.into_body(), RESPONSE_BYTES_MAX).collect().await.map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            format!("answer from {addr} is larger than {RESPONSE_BYTES_MAX} bytes")
+        } else {
+            format!("reading from {addr}: {e}")
         }
-        if raw.len() + n > RESPONSE_BYTES_MAX {
-            return Err(format!("answer from {addr} is larger than {RESPONSE_BYTES_MAX} bytes"));
-        }
-        raw.extend_from_slice(&chunk[..n]);
-        // Stop as soon as a Content-Length body is complete, in case the server keeps the
-        // connection open despite `Connection: close`.
-        if let Ok(Some(response)) = parse(&raw, false) {
-            return Ok(response);
-        }
-    }
-    match parse(&raw, true) {
-        Ok(Some(response)) => Ok(response),
-        Ok(None) => Err(format!("{addr} closed the connection before a complete answer")),
-        Err(e) => Err(format!("bad answer from {addr}: {e}")),
-    }
-}
-
-/// Parses a complete response from `raw`; `Ok(None)` when more bytes are needed. With
-/// `at_eof`, a body without length runs to the end of `raw`.
-fn parse(raw: &[u8], at_eof: bool) -> Result<Option<Response>, String> {
-    let Some(head_end) = find(raw, b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| "header is not UTF-8".to_owned())?;
-    let body = &raw[head_end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let (version, code) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    if !version.starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP/1.x status line: {status_line:?}"));
-    }
-    let status: u16 = code.parse().map_err(|_| format!("bad status code in {status_line:?}"))?;
-
-    let mut content_length = None;
-    let mut chunked = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            content_length =
-                Some(value.parse::<usize>().map_err(|_| format!("bad Content-Length {value:?}"))?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
-            chunked = true;
-        }
-    }
-
-    if chunked {
-        return Ok(dechunk(body)?.map(|body| Response { status, body }));
-    }
-    match content_length {
-        Some(len) if body.len() >= len => Ok(Some(Response { status, body: body[..len].to_vec() })),
-        Some(len) if at_eof => Err(format!("body ended after {} of {len} bytes", body.len())),
-        Some(_) => Ok(None),
-        None if at_eof => Ok(Some(Response { status, body: body.to_vec() })),
-        None => Ok(None),
-    }
-}
-
-/// Decodes a chunked body; `Ok(None)` until the final zero-length chunk has arrived.
-fn dechunk(mut body: &[u8]) -> Result<Option<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    loop {
-        let Some(line_end) = find(body, b"\r\n") else { return Ok(None) };
-        let size_text = std::str::from_utf8(&body[..line_end]).map_err(|_| "bad chunk size".to_owned())?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size =
-            usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(Some(out));
-        }
-        if body.len() < size + 2 {
-            return Ok(None);
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    })?;
+    driver.abort();
+    Ok(Response { status, body: body.to_bytes().to_vec() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
 
-    fn body(r: Result<Option<Response>, String>) -> Option<(u16, String)> {
-        match r {
-            Ok(Some(r)) => Some((r.status, String::from_utf8_lossy(&r.body).into_owned())),
-            Ok(None) => None,
-            Err(e) => panic!("{e}"),
-        }
+    /// A server that answers one connection with `answer` (after reading the request head).
+    async fn one_answer(answer: Vec<u8>) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head).await;
+                let _ = stream.write_all(&answer).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        Ok(addr)
     }
 
-    #[test]
-    fn content_length_bodies_complete_exactly_at_their_length() {
-        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel";
-        assert_eq!(body(parse(raw, false)), None);
-        let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-        assert_eq!(body(parse(raw, false)), Some((200, "hello".to_owned())));
+    async fn fetch(answer: &[u8]) -> Result<(u16, String), String> {
+        let addr = one_answer(answer.to_vec()).await.map_err(|e| e.to_string())?;
+        let r = get(addr, "/status", Duration::from_secs(5)).await?;
+        Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
     }
 
-    #[test]
-    fn chunked_bodies_are_decoded() {
-        let raw =
-            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(body(parse(raw, false)), Some((404, "abcde".to_owned())));
+    #[tokio::test]
+    async fn content_length_chunked_and_close_delimited_bodies_are_read() {
+        let r = fetch(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello").await;
+        assert_eq!(r, Ok((200, "hello".to_owned())));
+        let r = fetch(
+            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(r, Ok((404, "abcde".to_owned())));
+        let r = fetch(b"HTTP/1.0 200 OK\r\n\r\n{}").await;
+        assert_eq!(r, Ok((200, "{}".to_owned())));
     }
 
-    #[test]
-    fn bodies_without_length_run_to_the_close() {
-        let raw = b"HTTP/1.0 200 OK\r\n\r\n{}";
-        assert_eq!(body(parse(raw, false)), None);
-        assert_eq!(body(parse(raw, true)), Some((200, "{}".to_owned())));
-    }
-
-    #[test]
-    fn garbage_is_an_error_not_a_panic() {
-        assert!(parse(b"SSH-2.0-OpenSSH\r\n\r\n", true).is_err());
-        assert!(parse(b"HTTP/1.1 2x0 OK\r\n\r\n", true).is_err());
+    #[tokio::test]
+    async fn garbage_oversize_and_silence_are_errors_not_panics() -> std::io::Result<()> {
+        assert!(fetch(b"SSH-2.0-OpenSSH\r\n\r\n").await.is_err());
+        assert!(fetch(b"HTTP/1.1 2x0 OK\r\n\r\n").await.is_err());
+        let big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", RESPONSE_BYTES_MAX + 1);
+        let mut big = big.into_bytes();
+        big.resize(big.len() + RESPONSE_BYTES_MAX + 1, b'x');
+        let r = fetch(&big).await;
+        assert!(r.as_ref().is_err_and(|e| e.contains("larger than")), "{r:?}");
+        // A server that accepts and never answers: the timeout, with the address.
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let r = get(addr, "/status", Duration::from_millis(300)).await;
+        assert!(r.as_ref().is_err_and(|e| e.starts_with("no complete answer from")), "{r:?}");
+        drop(listener);
+        Ok(())
     }
 }

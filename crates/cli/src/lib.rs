@@ -15,6 +15,7 @@
 //! command (the package's own, and the end-to-end suite's node under test) compiles it once.
 
 mod certs;
+mod certs_show;
 mod demo;
 mod demo_report;
 mod http;

@@ -125,6 +125,14 @@ fn render(s: &NodeStatus) -> String {
     if !drops.is_empty() {
         let _ = writeln!(out, "dropped datagrams: {}", drops.join(" "));
     }
+    for c in &s.certificates {
+        let name = c.dns_names.first().unwrap_or(&c.subject);
+        if c.days_left < 0.0 {
+            let _ = writeln!(out, "certificate {} {name} EXPIRED {:.0} days ago", c.role, -c.days_left);
+        } else {
+            let _ = writeln!(out, "certificate {} {name} expires in {:.0} days", c.role, c.days_left.floor());
+        }
+    }
     out
 }
 
@@ -223,6 +231,30 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], format!("CONFIG MISMATCH: {}", s.definition), "{text}");
         assert!(lines[2].starts_with("  but node 3 runs definition 22dd16b1a2879a30 (members 1:1"), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn certificates_close_the_table_with_their_days_left() -> Result<(), serde_json::Error> {
+        let mut s = status(true, None)?;
+        let cert = |role: &str, name: &str, days_left: f64| quorate::CertificateReport {
+            role: role.to_owned(),
+            file: "x.pem".to_owned(),
+            subject: format!("CN={name}"),
+            dns_names: if role == "ca" { vec![] } else { vec![name.to_owned()] },
+            not_after_unix: 0,
+            days_left,
+        };
+        s.certificates = vec![cert("node", "node-1.demo.quorate", 29.7), cert("ca", "demo CA", -2.2)];
+        let text = render(&s);
+        let lines: Vec<&str> = text.lines().rev().take(2).collect();
+        assert_eq!(
+            lines,
+            [
+                "certificate ca CN=demo CA EXPIRED 2 days ago",
+                "certificate node node-1.demo.quorate expires in 29 days"
+            ]
+        );
         Ok(())
     }
 

@@ -173,6 +173,47 @@ fn certs_init_refuses_to_overwrite_without_force() {
 }
 
 #[test]
+fn certs_issue_adds_one_node_from_the_ca_and_show_prints_what_it_binds() {
+    let dir = TempDir::new("issue");
+    let certs = dir.path().join("certs");
+    let mut init = quorate();
+    init.args(["certs", "init", "--nodes", "1", "--cluster", "test", "--dir"]).arg(&certs);
+    assert_eq!(run_bounded(init, LIMIT).code(), Some(0));
+    let issue = |id: &str, days: &str| {
+        let mut cmd = quorate();
+        cmd.args(["certs", "issue", "--id", id, "--cluster", "test", "--days", days, "--dir"]).arg(&certs);
+        run_bounded(cmd, LIMIT)
+    };
+    let done = issue("4", "30");
+    assert_eq!(done.code(), Some(0), "{}", done.stderr);
+    assert!(done.stdout.contains("node-4.test.quorate"), "{}", done.stdout);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(certs.join("node-4.key")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "node-4.key has mode {mode:o}");
+    }
+    let again = issue("4", "30");
+    assert_eq!(again.code(), Some(1), "refuses to overwrite: {}", again.stderr);
+    assert!(again.stderr.contains("refusing to overwrite"), "{}", again.stderr);
+    assert_eq!(issue("0", "30").code(), Some(2), "node 0 is a usage error");
+    assert_eq!(issue("5", "0").code(), Some(2), "zero days is a usage error");
+
+    let mut show = quorate();
+    show.args(["certs", "show"]).arg(certs.join("node-4.pem")).arg(certs.join("ca.pem"));
+    let shown = run_bounded(show, LIMIT);
+    assert_eq!(shown.code(), Some(0), "{}", shown.stderr);
+    assert!(shown.stdout.contains("binds      node 4 of cluster \"test\""), "{}", shown.stdout);
+    assert!(shown.stdout.contains("(30 days left)"), "{}", shown.stdout);
+    assert!(shown.stdout.contains("a CA certificate"), "{}", shown.stdout);
+
+    let mut show = quorate();
+    show.args(["certs", "show"]).arg(certs.join("node-4.key"));
+    let refused = run_bounded(show, LIMIT);
+    assert_eq!(refused.code(), Some(1), "a key is no certificate: {}", refused.stdout);
+}
+
+#[test]
 fn status_of_an_unreachable_node_exits_1() {
     let port = free_tcp_ports(1)[0];
     let mut cmd = quorate();
@@ -184,7 +225,14 @@ fn status_of_an_unreachable_node_exits_1() {
 
 #[test]
 fn help_documents_the_exit_codes() {
-    for sub in [&["--help"][..], &["run", "--help"], &["demo", "--help"], &["certs", "init", "--help"]] {
+    for sub in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["demo", "--help"],
+        &["certs", "init", "--help"],
+        &["certs", "issue", "--help"],
+        &["certs", "show", "--help"],
+    ] {
         let mut cmd = quorate();
         cmd.args(sub);
         let done = run_bounded(cmd, LIMIT);

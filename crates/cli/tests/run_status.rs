@@ -38,8 +38,13 @@ fn three_nodes_from_flags_become_writable_and_status_shows_it() {
     let dir = TempDir::new("run");
     let certs = dir.path().join("certs");
     let mut init = quorate();
-    init.args(["certs", "init", "--nodes", "1,2,3", "--dir"]).arg(&certs);
+    init.args(["certs", "init", "--nodes", "1,2", "--dir"]).arg(&certs);
     let done = run_bounded(init, Duration::from_secs(20));
+    assert_eq!(done.code(), Some(0), "{}", done.stderr);
+    // Node 3's certificate comes from the same CA later, as when a node is added.
+    let mut issue = quorate();
+    issue.args(["certs", "issue", "--id", "3", "--days", "30", "--dir"]).arg(&certs);
+    let done = run_bounded(issue, Duration::from_secs(20));
     assert_eq!(done.code(), Some(0), "{}", done.stderr);
 
     let quic = free_udp_ports(3);
@@ -80,6 +85,11 @@ fn three_nodes_from_flags_become_writable_and_status_shows_it() {
     let node1 = last[0].as_ref().unwrap();
     assert_eq!(node1["node"], 1);
     assert_eq!(node1["total_votes"], 3);
+    let node3 = last[2].as_ref().unwrap();
+    let own = &node3["certificates"][0];
+    assert_eq!(own["role"], "node", "{node3}");
+    assert_eq!(own["dns_names"][0], "node-3.quorate.quorate", "{node3}");
+    assert!(own["days_left"].as_f64().is_some_and(|d| d > 29.9 && d <= 30.0), "{own}");
 
     // The table form names the node and says writable.
     let mut table = quorate();
@@ -91,6 +101,7 @@ fn three_nodes_from_flags_become_writable_and_status_shows_it() {
         "{}",
         shown.stdout
     );
+    assert!(shown.stdout.contains("certificate node node-1.quorate.quorate expires in "), "{}", shown.stdout);
 
     // SIGTERM stops a node cleanly with exit 0.
     let pid = children.0[2].id().to_string();
