@@ -1,14 +1,22 @@
-//! A small blocking HTTP/1.1 client for the service, for tests, benchmarks and scripts.
+//! A small blocking HTTP/1.1 client for the service, for tests, benchmarks and scripts, on
+//! hyper's client connection.
 //!
 //! It keeps one connection alive between requests and never retries: a request that fails
 //! midway (connection reset, timeout) is an error whose outcome is unknown, because a write
-//! may or may not have committed. The caller decides what that means. It understands what
-//! the service sends (bodies with `Content-Length`, or up to the close) and refuses answers
-//! larger than [`RESPONSE_BYTES_MAX`].
+//! may or may not have committed. The caller decides what that means. Bodies are read
+//! through [`http_body_util::Limited`], so an answer larger than [`RESPONSE_BYTES_MAX`] is
+//! refused without being buffered. Each client drives its connection on a private
+//! current-thread tokio runtime; call it from a plain thread (or inside
+//! `tokio::task::block_in_place`), not from async code.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 
 use crate::input::encode_key;
 
@@ -60,13 +68,16 @@ pub enum ClientError {
 pub struct Client {
     addr: SocketAddr,
     timeout: Duration,
-    stream: Option<TcpStream>,
+    /// Created on the first request.
+    runtime: Option<tokio::runtime::Runtime>,
+    conn: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Client {
-    /// A client for the service at `addr`; every read and write waits at most `timeout`.
+    /// A client for the service at `addr`; every request, from connecting to the last byte
+    /// of the answer, takes at most `timeout`.
     pub fn new(addr: SocketAddr, timeout: Duration) -> Client {
-        Client { addr, timeout, stream: None }
+        Client { addr, timeout, runtime: None, conn: None }
     }
 
     /// `PUT /kv/{key}` with `value` as the body.
@@ -86,139 +97,134 @@ impl Client {
 
     /// Any request; `path` must already be percent-encoded.
     pub fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Reply, ClientError> {
-        let result = self.exchange(method, path, body);
-        if result.is_err() {
-            // Never reuse a connection in an unknown state.
-            self.stream = None;
-        }
-        result
-    }
-
-    fn exchange(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Reply, ClientError> {
         let addr = self.addr;
-        let io = |what| move |source| ClientError::Io { addr, what, source };
-        let stream = match self.stream.take() {
-            Some(s) => s,
-            None => {
-                let s = TcpStream::connect_timeout(&addr, self.timeout).map_err(io("connect"))?;
-                s.set_read_timeout(Some(self.timeout)).map_err(io("configure"))?;
-                s.set_write_timeout(Some(self.timeout)).map_err(io("configure"))?;
-                s.set_nodelay(true).map_err(io("configure"))?;
-                s
-            }
+        if self.runtime.is_none() {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            self.runtime =
+                Some(rt.map_err(|source| ClientError::Io { addr, what: "start runtime", source })?);
+        }
+        let (Some(runtime), timeout) = (self.runtime.as_ref(), self.timeout) else {
+            return Err(ClientError::Io {
+                addr,
+                what: "start runtime",
+                source: std::io::Error::other("none"),
+            });
         };
-        let mut stream = stream;
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n").into_bytes();
-        if let Some(body) = body {
-            request.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
-        }
-        request.extend_from_slice(b"\r\n");
-        if let Some(body) = body {
-            request.extend_from_slice(body);
-        }
-        stream.write_all(&request).map_err(io("send"))?;
-        let (reply, keep) = read_reply(&mut stream, addr)?;
-        if keep {
-            self.stream = Some(stream);
-        }
-        Ok(reply)
+        let conn = self.conn.take();
+        let exchange = exchange(addr, conn, method, path, body.map(<[u8]>::to_vec));
+        let result = match runtime.block_on(async { tokio::time::timeout(timeout, exchange).await }) {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Io {
+                addr,
+                what: "receive",
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "no complete answer in time"),
+            }),
+        };
+        // On error nothing is kept: never reuse a connection in an unknown state.
+        result.map(|(reply, keep)| {
+            self.conn = keep;
+            reply
+        })
     }
 }
 
+impl Drop for Client {
+    /// Without waiting: a client may be dropped inside async code (a test's runtime), where
+    /// a blocking runtime shutdown is not allowed. Its connection task just stops.
+    fn drop(&mut self) {
+        self.conn = None;
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// One request on `conn` (or a new connection); the reply and the connection if it can
+/// carry another request.
+async fn exchange(
+    addr: SocketAddr,
+    conn: Option<SendRequest<Full<Bytes>>>,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<(Reply, Option<SendRequest<Full<Bytes>>>), ClientError> {
+    let io = |what| move |source| ClientError::Io { addr, what, source };
+    let mut sender = match conn {
+        Some(c) if !c.is_closed() => c,
+        _ => {
+            let stream = tokio::net::TcpStream::connect(addr).await.map_err(io("connect"))?;
+            stream.set_nodelay(true).map_err(io("configure"))?;
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| io("connect")(std::io::Error::other(e)))?;
+            tokio::spawn(connection);
+            sender
+        }
+    };
+    sender.ready().await.map_err(|e| io("send")(std::io::Error::other(e)))?;
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, addr.to_string())
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| ClientError::BadAnswer { addr, what: format!("cannot build the request: {e}") })?;
+    let response = sender.send_request(request).await.map_err(|e| io("receive")(std::io::Error::other(e)))?;
+    let status = response.status().as_u16();
+    let close = response
+        .headers()
+        .get(hyper::header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let body = Limited::new(response.into_body(), RESPONSE_BYTES_MAX).collect().await.map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            ClientError::BadAnswer { addr, what: format!("body larger than {RESPONSE_BYTES_MAX} bytes") }
+        } else {
+            ClientError::Io { addr, what: "receive", source: std::io::Error::other(e) }
+        }
+    })?;
+    let keep = (!close).then_some(sender);
+    Ok((Reply { status, body: body.to_bytes().to_vec() }, keep))
+}
+
 /// Sends `raw` bytes as they are on a new connection, shuts the sending side, and reads
-/// one answer: for testing what the server makes of malformed or truncated requests.
+/// one answer: for testing what the server makes of malformed or truncated requests (which
+/// no HTTP client would send). The answer head is parsed by `httparse`.
 pub fn send_raw(addr: SocketAddr, raw: &[u8], timeout: Duration) -> Result<Reply, ClientError> {
     let io = |what| move |source| ClientError::Io { addr, what, source };
+    let bad = |what: String| ClientError::BadAnswer { addr, what };
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(io("connect"))?;
     stream.set_read_timeout(Some(timeout)).map_err(io("configure"))?;
     stream.set_write_timeout(Some(timeout)).map_err(io("configure"))?;
     stream.write_all(raw).map_err(io("send"))?;
     stream.shutdown(Shutdown::Write).map_err(io("shutdown"))?;
-    read_reply(&mut stream, addr).map(|(reply, _)| reply)
-}
-
-/// Reads one answer; also says whether the connection can carry another request.
-fn read_reply(stream: &mut TcpStream, addr: SocketAddr) -> Result<(Reply, bool), ClientError> {
-    let bad = |what: String| ClientError::BadAnswer { addr, what };
-    let mut raw = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(end) = find(&raw, b"\r\n\r\n") {
-            break end;
+    // The server closes after answering a bad request: read to the end, bounded.
+    let mut answer = Vec::new();
+    stream.take(RESPONSE_BYTES_MAX as u64 + 1).read_to_end(&mut answer).map_err(io("receive"))?;
+    if answer.len() > RESPONSE_BYTES_MAX {
+        return Err(bad(format!("answer larger than {RESPONSE_BYTES_MAX} bytes")));
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut head = httparse::Response::new(&mut headers);
+    let head_len = match head.parse(&answer) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return Err(bad("connection closed before a complete answer head".into()))
         }
-        let n =
-            stream.read(&mut chunk).map_err(|source| ClientError::Io { addr, what: "receive", source })?;
-        if n == 0 {
-            return Err(bad("connection closed before a complete answer head".into()));
-        }
-        if raw.len() + n > RESPONSE_BYTES_MAX {
-            return Err(bad(format!("answer head larger than {RESPONSE_BYTES_MAX} bytes")));
-        }
-        raw.extend_from_slice(&chunk[..n]);
+        Err(e) => return Err(bad(format!("answer head: {e}"))),
     };
-    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| bad("head is not UTF-8".into()))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| bad(format!("status line {status_line:?}")))?;
-    let mut length = None;
-    let mut keep = true;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_ascii_lowercase());
-        match name.as_str() {
-            "content-length" => {
-                let n: usize = value.parse().map_err(|_| bad(format!("content-length {value:?}")))?;
-                if n > RESPONSE_BYTES_MAX {
-                    return Err(bad(format!("body of {n} bytes, more than {RESPONSE_BYTES_MAX}")));
-                }
-                length = Some(n);
-            }
-            "transfer-encoding" => return Err(bad(format!("transfer-encoding {value} not supported"))),
-            "connection" if value == "close" => keep = false,
-            _ => {}
+    let status = head.code.ok_or_else(|| bad("no status code".into()))?;
+    let length = head
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .map(|h| std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok()))
+        .map(|n| n.ok_or_else(|| bad("bad content-length".into())))
+        .transpose()?;
+    let mut body = answer.split_off(head_len);
+    if let Some(n) = length {
+        if body.len() < n {
+            return Err(bad(format!("body ended after {} of {n} bytes", body.len())));
         }
+        body.truncate(n);
     }
-    let mut body = raw.split_off(head_end + 4);
-    match length {
-        Some(n) => {
-            while body.len() < n {
-                let got = stream.read(&mut chunk).map_err(|source| ClientError::Io {
-                    addr,
-                    what: "receive",
-                    source,
-                })?;
-                if got == 0 {
-                    return Err(bad(format!("body ended after {} of {n} bytes", body.len())));
-                }
-                body.extend_from_slice(&chunk[..got]);
-            }
-            body.truncate(n);
-        }
-        None => {
-            keep = false;
-            loop {
-                let got = stream.read(&mut chunk).map_err(|source| ClientError::Io {
-                    addr,
-                    what: "receive",
-                    source,
-                })?;
-                if got == 0 {
-                    break;
-                }
-                if body.len() + got > RESPONSE_BYTES_MAX {
-                    return Err(bad(format!("body larger than {RESPONSE_BYTES_MAX} bytes")));
-                }
-                body.extend_from_slice(&chunk[..got]);
-            }
-        }
-    }
-    Ok((Reply { status, body }, keep))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    Ok(Reply { status, body })
 }
