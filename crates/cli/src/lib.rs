@@ -18,6 +18,8 @@ mod certs;
 mod certs_show;
 mod demo;
 mod demo_report;
+#[cfg(test)]
+mod deploy_check;
 mod http;
 mod run;
 mod status;
@@ -139,6 +141,15 @@ fn init_logging(command: &Command) {
 }
 
 /// Parses a human duration such as `100ms`, `1.5s` or `2m`.
+/// The node id `quorate run`'s flags give, if the command is `run` (for the deploy checks).
+#[cfg(test)]
+pub(crate) fn run_id(cli: &Cli) -> Option<u64> {
+    match &cli.command {
+        Command::Run(args) => args.id(),
+        _ => None,
+    }
+}
+
 pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e}; write e.g. \"100ms\" or \"1s\""))
 }

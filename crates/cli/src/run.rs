@@ -60,6 +60,10 @@ pub(crate) struct RunArgs {
     /// This node's id; must be one of the members.
     #[arg(long, value_name = "N")]
     id: Option<u64>,
+    /// This node's id from a StatefulSet pod name: `<name>-<ordinal>` is node ordinal + 1
+    /// (`quorate-0` is node 1). In Kubernetes: `--id-from-pod-name $(POD_NAME)`.
+    #[arg(long, value_name = "POD", conflicts_with = "id", value_parser = parse_pod_name)]
+    id_from_pod_name: Option<u64>,
     /// Address to bind for QUIC. Default: this node's member address.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
@@ -109,13 +113,29 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+impl RunArgs {
+    /// The node id the flags give, from `--id` or `--id-from-pod-name`.
+    pub(crate) fn id(&self) -> Option<u64> {
+        self.id.or(self.id_from_pod_name)
+    }
+}
+
+/// The node id for a StatefulSet pod name `<name>-<ordinal>`: ordinal + 1.
+fn parse_pod_name(pod: &str) -> Result<u64, String> {
+    let ordinal = pod.rsplit_once('-').map(|(_, n)| n).unwrap_or_default();
+    let ordinal: u64 = ordinal
+        .parse()
+        .map_err(|_| format!("pod name {pod:?} does not end in -<ordinal> (as StatefulSet pods do)"))?;
+    ordinal.checked_add(1).ok_or_else(|| format!("pod ordinal {ordinal} is too large"))
+}
+
 /// Builds the configuration from the file (if any) and the flags.
 fn build_config(args: &RunArgs) -> Result<Config, Failure> {
     let mut config = match &args.config {
         Some(path) => Config::load(path).map_err(|e| Failure::Usage(e.to_string()))?,
         None => {
             let missing: Vec<&str> = [
-                ("--id", args.id.is_none()),
+                ("--id", args.id().is_none()),
                 ("--peer", args.peers.is_empty()),
                 ("--tls-dir", args.tls_dir.is_none()),
                 // Every --peer has one vote, so this node is a voter.
@@ -130,14 +150,14 @@ fn build_config(args: &RunArgs) -> Result<Config, Failure> {
                     missing.join(", ")
                 )));
             }
-            let id = NodeId(args.id.unwrap_or_default());
+            let id = NodeId(args.id().unwrap_or_default());
             let tls = TlsSource::Dir(args.tls_dir.clone().unwrap_or_default());
             let cluster = args.cluster.clone().unwrap_or_else(|| "quorate".to_owned());
             Config::lan(cluster, id, args.peers.clone(), tls)
         }
     };
-    let id_changed = args.id.is_some_and(|id| id != config.id.0);
-    if let Some(id) = args.id {
+    let id_changed = args.id().is_some_and(|id| id != config.id.0);
+    if let Some(id) = args.id() {
         config.id = NodeId(id);
     }
     if !args.peers.is_empty() {
@@ -267,6 +287,16 @@ mod tests {
             Ok(w) => w.run,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn a_statefulset_pod_name_gives_ordinal_plus_one() {
+        assert_eq!(parse_pod_name("quorate-0"), Ok(1));
+        assert_eq!(parse_pod_name("my-db-quorate-12"), Ok(13));
+        assert!(parse_pod_name("quorate").is_err());
+        assert!(parse_pod_name("quorate-x").is_err());
+        assert!(parse_pod_name("quorate-18446744073709551615").is_err());
+        assert_eq!(args(&["--id-from-pod-name", "quorate-2"]).id(), Some(3));
     }
 
     #[test]
