@@ -46,6 +46,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod cost;
 pub mod events;
 pub mod faults;
 pub mod flood;

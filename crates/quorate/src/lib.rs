@@ -33,7 +33,7 @@ mod status;
 pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, CONFIG_BYTES_MAX, DURATION_MAX};
 pub use data_dir::{DataDir, DataDirError, Durable};
 pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
-pub use status::{NodeStatus, PartitionReport, PeerReport};
+pub use status::{NodeStatus, PartitionReport, PeerReport, QuicReport};
 
 pub use quorate_core::GossipConfig;
 pub use quorate_detector::{DetectorConfig, Liveness, PartitionView, PeerState};

@@ -42,8 +42,8 @@ use super::tls::{
     self, classify_handshake_error, identify_client, CertRefusal, HandshakeFailure, MemberNames, PkiError,
 };
 use super::{
-    DatagramDropped, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED, CLOSE_SHUTDOWN,
-    MESSAGE_BYTES_MAX, RESET_OVERLOADED, RESET_TOO_LARGE, RESET_UNANSWERED,
+    DatagramDropped, FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED,
+    CLOSE_SHUTDOWN, MESSAGE_BYTES_MAX, RESET_OVERLOADED, RESET_TOO_LARGE, RESET_UNANSWERED,
 };
 use crate::ids::NodeId;
 
@@ -359,14 +359,24 @@ impl Transport {
     pub fn link(&self, peer: NodeId) -> Option<LinkInfo> {
         let p = self.handle.shared.peers.get(&peer)?;
         let (conn, dialed_by) = p.connection_and_dialer()?;
-        let udp_tx = conn.stats().udp_tx;
+        let stats = conn.stats();
+        let f = stats.frame_tx;
         Some(LinkInfo {
             peer,
             remote: conn.remote_address(),
             dialed_by,
             rtt: conn.rtt(),
-            udp_tx_datagrams: udp_tx.datagrams,
-            udp_tx_bytes: udp_tx.bytes,
+            udp_tx_datagrams: stats.udp_tx.datagrams,
+            udp_tx_bytes: stats.udp_tx.bytes,
+            frames_tx: FramesSent {
+                ack: f.acks,
+                datagram: f.datagram,
+                stream: f.stream,
+                ping: f.ping,
+                flow_control: f.max_streams_bidi + f.max_streams_uni + f.max_stream_data + f.max_data,
+                ack_frequency: f.ack_frequency,
+            },
+            lost_packets: stats.path.lost_packets,
         })
     }
 

@@ -146,6 +146,30 @@ pub struct LinkInfo {
     pub udp_tx_datagrams: u64,
     /// UDP payload bytes this node sent on the connection.
     pub udp_tx_bytes: u64,
+    /// QUIC frames this node sent on the connection, by kind: where its packets go.
+    pub frames_tx: FramesSent,
+    /// Packets QUIC declared lost on the connection.
+    pub lost_packets: u64,
+}
+
+/// QUIC frames sent on one connection, by kind (quinn's own counts). A packet may carry
+/// several frames: an ACK rides on a heartbeat's packet when one leaves in time, and a packet
+/// that carries nothing but ACK frames is an ACK-only packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FramesSent {
+    /// ACK frames.
+    pub ack: u64,
+    /// DATAGRAM frames (heartbeats).
+    pub datagram: u64,
+    /// STREAM frames (requests and replies: polls, gossip, fence checks).
+    pub stream: u64,
+    /// PING frames: keep-alives, loss probes and path-MTU probes.
+    pub ping: u64,
+    /// Stream and connection flow-control credit (MAX_STREAMS, MAX_STREAM_DATA, MAX_DATA).
+    pub flow_control: u64,
+    /// ACK_FREQUENCY frames (requests that the peer acknowledge less often).
+    pub ack_frequency: u64,
 }
 
 /// Why [`Transport::send_datagram`] dropped a datagram. Every drop is also counted.
