@@ -9,6 +9,8 @@
 //! cargo bench -p quorate-e2e --bench netns-cost -- --quick --no-gossip   # 1 x 5 s, no gossip
 //! ```
 //!
+//! `--loss P` adds P% random loss on every link during the window and counts the suspicions,
+//! downs and fences it causes. `QE2E_NODE_BIN=path` measures another build of `quorate`.
 //! Needs root, `ip` and `nft`. Run by `cargo test` (without `--bench`) it does nothing.
 
 use std::path::Path;
@@ -50,7 +52,12 @@ fn run(args: Vec<String>) -> Result<(), String> {
     }
     let work = WorkDir(std::env::temp_dir().join(format!("qe2e-{}", std::process::id())));
     std::fs::create_dir_all(&work.0).map_err(|e| format!("create {}: {e}", work.0.display()))?;
-    let node_bin = Path::new(env!("CARGO_BIN_EXE_quorate-e2e-node"));
+    // Another build of `quorate` (e.g. one from before a change) can be measured with the
+    // same bench: QE2E_NODE_BIN=path.
+    let node_bin = std::env::var_os("QE2E_NODE_BIN")
+        .map_or_else(|| Path::new(env!("CARGO_BIN_EXE_quorate-e2e-node")).to_owned(), Into::into);
+    println!("netns-cost: node binary {}", node_bin.display());
+    let node_bin = node_bin.as_path();
     make_certs(node_bin, &work.0.join("certs"), plan.nodes)?;
     let env = Env {
         tools,
@@ -61,11 +68,12 @@ fn run(args: Vec<String>) -> Result<(), String> {
     };
     println!(
         "netns-cost: {} nodes ({} voters, {} observers), LAN preset (heartbeat 100 ms), idle, gossip {}, \
-         {} run(s) of {} s after {} s of warm-up",
+         {}% loss, {} run(s) of {} s after {} s of warm-up",
         plan.nodes,
         plan.voters,
         plan.nodes - plan.voters,
         if plan.gossip { "on" } else { "off" },
+        plan.loss,
         plan.runs,
         plan.secs,
         plan.warmup
@@ -74,11 +82,11 @@ fn run(args: Vec<String>) -> Result<(), String> {
     for run in 1..=plan.runs {
         let costs = measure(&env, &format!("cost-{run}"), &plan)?;
         println!("run {run}:");
-        println!("  node  role      CPU %  CPU % (ns)   IP B/s   pkts/s  | QUIC/s: udp  datagram  ack  stream  ping  flow  lost");
+        println!("  node  role      CPU %  CPU % (ns)   IP B/s   pkts/s  | QUIC/s: udp  datagram  ack  stream  ping  flow  lost | gossip/s: msgs rows");
         for c in &costs {
             let q = |k: &str| c.quic.get(k).copied().unwrap_or(0.0);
             println!(
-                "  {:>4}  {:<8} {:>6.2}  {:>10.2} {:>8.0} {:>8.1}  | {:>11.1} {:>9.1} {:>4.1} {:>7.1} {:>5.1} {:>5.1} {:>5.2}",
+                "  {:>4}  {:<8} {:>6.2}  {:>10.2} {:>8.0} {:>8.1}  | {:>11.1} {:>9.1} {:>4.1} {:>7.1} {:>5.1} {:>5.1} {:>5.2} | {:>13.1} {:>4.1}",
                 c.id,
                 role(c.voter),
                 c.cpu_percent,
@@ -92,11 +100,25 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 q("ping_frames"),
                 q("flow_control_frames"),
                 q("lost_packets"),
+                q("gossip_messages_sent"),
+                q("gossip_rows_applied"),
             );
         }
         all.extend(costs);
     }
     summary(&plan, &all);
+    let sum = |f: fn(&NodeCost) -> u64| all.iter().map(f).sum::<u64>();
+    let node_hours = all.len() as f64 * plan.secs as f64 / 3600.0;
+    println!();
+    println!(
+        "events inside the windows ({node_hours:.3} node-hours, {}% loss): {} peer_suspect, {} peer_down \
+         ({:.0} per node-hour), {} quorum_lost",
+        plan.loss,
+        sum(|c| c.events.0),
+        sum(|c| c.events.1),
+        sum(|c| c.events.1) as f64 / node_hours,
+        sum(|c| c.events.2)
+    );
     Ok(())
 }
 

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cluster::{Cluster, Env, Spec};
-use crate::faults::quic_port;
+use crate::events::Kind;
+use crate::faults::{quic_port, Rule};
 use crate::timing::monotonic_us;
 
 /// IP packet length buckets of the size histogram: `[low, high]`, bytes.
@@ -51,16 +52,19 @@ pub struct Plan {
     pub warmup: u64,
     /// Gossip on (the default) or off (to see what gossip costs).
     pub gossip: bool,
+    /// Random loss on every link during the window, percent (0: none): to count the
+    /// suspicions, false downs and false fences that loss causes.
+    pub loss: u8,
 }
 
 impl Default for Plan {
     fn default() -> Self {
-        Plan { nodes: 5, voters: 5, runs: 3, secs: 20, warmup: 3, gossip: true }
+        Plan { nodes: 5, voters: 5, runs: 3, secs: 20, warmup: 3, gossip: true, loss: 0 }
     }
 }
 
 impl Plan {
-    /// Parses `--nodes N --voters V --runs R --secs S --warmup W --no-gossip --quick`;
+    /// Parses `--nodes N --voters V --runs R --secs S --warmup W --loss P --no-gossip --quick`;
     /// anything else (cargo's `--bench`) is ignored.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Plan, String> {
         let mut plan = Plan::default();
@@ -78,6 +82,7 @@ impl Plan {
                 "--secs" => plan.secs = num("--secs")?,
                 "--warmup" => plan.warmup = num("--warmup")?,
                 "--no-gossip" => plan.gossip = false,
+                "--loss" => plan.loss = u8::try_from(num("--loss")?).unwrap_or(u8::MAX),
                 "--quick" => (plan.runs, plan.secs, plan.warmup) = (1, 5, 2),
                 _ => {}
             }
@@ -89,8 +94,14 @@ impl Plan {
                 plan.voters, plan.nodes, NODES_MAX
             ));
         }
-        if !(1..=SECS_MAX).contains(&plan.secs) || !(1..=RUNS_MAX).contains(&plan.runs) || plan.warmup > 60 {
-            return Err(format!("need 1 <= secs <= {SECS_MAX}, 1 <= runs <= {RUNS_MAX}, warmup <= 60"));
+        if !(1..=SECS_MAX).contains(&plan.secs)
+            || !(1..=RUNS_MAX).contains(&plan.runs)
+            || plan.warmup > 60
+            || plan.loss > 100
+        {
+            return Err(format!(
+                "need 1 <= secs <= {SECS_MAX}, 1 <= runs <= {RUNS_MAX}, warmup <= 60, loss <= 100"
+            ));
         }
         Ok(plan)
     }
@@ -121,6 +132,9 @@ pub struct NodeCost {
     /// QUIC's counts, summed over the node's connections, per second: UDP packets sent and
     /// frames sent by kind (`udp_tx_packets`, `ack_frames`, `datagram_frames`, ...).
     pub quic: BTreeMap<String, f64>,
+    /// Events this node logged inside the window: (peer_suspect, peer_down, quorum_lost).
+    /// An idle cluster without loss logs none; with loss, downs and fences are false ones.
+    pub events: (u64, u64, u64),
 }
 
 /// The nftables script of the counting table: one rule per node's sending port, and one
@@ -204,7 +218,7 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
     Some(total)
 }
 
-/// Per node: QUIC's counters summed over its connections, from its `/status`.
+/// Per node: QUIC's counters summed over its connections, and gossip's, from its `/status`.
 fn quic_totals(cluster: &Cluster, id: u64) -> BTreeMap<String, u64> {
     let mut sums = BTreeMap::new();
     let Ok(status) = cluster.status(id) else { return sums };
@@ -212,6 +226,10 @@ fn quic_totals(cluster: &Cluster, id: u64) -> BTreeMap<String, u64> {
         for (k, v) in peer.get("quic").and_then(Value::as_object).into_iter().flatten() {
             *sums.entry(k.clone()).or_insert(0) += v.as_u64().unwrap_or(0);
         }
+    }
+    for key in ["rounds", "messages_sent", "rows_applied"] {
+        let v = status.get("gossip").and_then(|g| g.get(key)).and_then(Value::as_u64);
+        sums.insert(format!("gossip_{key}"), v.unwrap_or(0));
     }
     sums
 }
@@ -244,6 +262,10 @@ pub fn measure(env: &Env, name: &str, plan: &Plan) -> Result<Vec<NodeCost>, Stri
     cluster.wait_all_writable(WRITABLE_WAIT)?;
     std::thread::sleep(Duration::from_secs(plan.warmup));
     cluster.namespace().nft(&count_script(&ids))?;
+    if plan.loss > 0 {
+        let what = format!("{}% random loss on every link", plan.loss);
+        cluster.faults(&[Rule::Loss { percent: plan.loss }], &what)?;
+    }
     // QUIC counts first and last, so that reading them (over TCP) falls outside the window.
     let quic0: BTreeMap<u64, _> = ids.iter().map(|&id| (id, quic_totals(&cluster, id))).collect();
     let start_us = monotonic_us();
@@ -255,18 +277,12 @@ pub fn measure(env: &Env, name: &str, plan: &Plan) -> Result<Vec<NodeCost>, Stri
     let wall = (t1.at - t0.at).as_secs_f64();
     let tick_hz = rustix::param::clock_ticks_per_second() as f64;
     let log = cluster.log();
-    let changes: Vec<String> = log
-        .events
-        .iter()
-        .filter(|e| e.at_us >= start_us && e.at_us <= end_us)
-        .map(|e| format!("node {} {:?} {:?}", e.node, e.kind, e.peer))
-        .collect();
-    if !changes.is_empty() {
-        println!(
-            "    note: state changes inside the window (an idle cluster has none): {}",
-            changes.join(", ")
-        );
-    }
+    let in_window = |id: u64, kind: Kind| {
+        log.events
+            .iter()
+            .filter(|e| e.node == id && e.kind == kind && (start_us..=end_us).contains(&e.at_us))
+            .count() as u64
+    };
     let mut out = Vec::new();
     for &id in &ids {
         let get = |m: &BTreeMap<u64, u64>| m.get(&id).copied().unwrap_or(0);
@@ -292,6 +308,11 @@ pub fn measure(env: &Env, name: &str, plan: &Plan) -> Result<Vec<NodeCost>, Stri
             bytes: b1.saturating_sub(b0) as f64 / wall,
             size_buckets,
             quic,
+            events: (
+                in_window(id, Kind::PeerSuspect),
+                in_window(id, Kind::PeerDown),
+                in_window(id, Kind::QuorumLost),
+            ),
         });
     }
     let (_log, exits) = cluster.stop_all();
