@@ -47,6 +47,7 @@
 pub mod checker;
 pub mod cluster;
 pub mod cost;
+pub mod dial_race;
 pub mod events;
 pub mod faults;
 pub mod flood;

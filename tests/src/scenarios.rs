@@ -127,6 +127,13 @@ pub fn all() -> Vec<Scenario> {
             drive: kill_restart,
         },
         Scenario {
+            name: "half-open-dial",
+            about: "3 nodes, restart node 3 while node 1's last handshake packets to node 3 are dropped: \
+                    node 1's dial completes only on its side; the link must come up on node 3's dial",
+            spec: Spec::lan(3),
+            drive: crate::dial_race::half_open_dial,
+        },
+        Scenario {
             name: "mixed-presets",
             about: "3 nodes, node 1 on preset wan (2.5 s lease), 2 and 3 on lan (1 s floor): cut node 1 \
                     off for 5 s; 2 and 3 call it down (and fenced) only after it fenced itself",
@@ -164,7 +171,7 @@ pub fn all() -> Vec<Scenario> {
 
 /// Waits until every node is writable, lets the cluster settle, and marks the start of
 /// the checked span. Returns the mark and when the last node became writable.
-fn started(c: &mut Cluster) -> Result<(Mark, u64), String> {
+pub(crate) fn started(c: &mut Cluster) -> Result<(Mark, u64), String> {
     let ready = c.wait_all_writable(START_TIMEOUT)?;
     sleep(SETTLE);
     Ok((c.note("all nodes writable; checked span begins"), ready))
@@ -178,7 +185,7 @@ fn settle_after_heal(c: &mut Cluster, bound: Duration) {
 }
 
 /// Ends the checked span after asking every node's `/status`.
-fn finish(c: &mut Cluster) -> (Result<String, String>, Mark) {
+pub(crate) fn finish(c: &mut Cluster) -> (Result<String, String>, Mark) {
     let status = c.check_status_all_writable();
     (status, c.note("checked span ends; stopping all nodes"))
 }

@@ -286,6 +286,7 @@ fn transport_counters(t: &TransportCounters) -> BTreeMap<String, u64> {
         ("refused_address_mismatch", rf.address_mismatch),
         ("refused_handshake_failed", rf.handshake_failed),
         ("dial_failures", t.dial_failures),
+        ("dials_unconfirmed", t.dials_unconfirmed),
         ("connections_established", t.connections_established),
         ("reconnects", t.reconnects),
         ("duplicates_closed", t.duplicates_closed),

@@ -43,7 +43,8 @@ use super::tls::{
 };
 use super::{
     DatagramDropped, FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED,
-    CLOSE_SHUTDOWN, MESSAGE_BYTES_MAX, RESET_OVERLOADED, RESET_TOO_LARGE, RESET_UNANSWERED,
+    CLOSE_SHUTDOWN, CLOSE_UNCONFIRMED, MESSAGE_BYTES_MAX, RESET_OVERLOADED, RESET_TOO_LARGE,
+    RESET_UNANSWERED,
 };
 use crate::ids::NodeId;
 
@@ -60,6 +61,28 @@ pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_millis(500);
 /// one that dies sooner counts as a failed attempt, so a peer that accepts and then drops us
 /// is not re-dialed in a tight loop.
 const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(1);
+
+/// Ack-eliciting packets a peer may receive before it must acknowledge at once (QUIC's ACK
+/// frequency extension; without it, every second one). Heartbeats need no QUIC
+/// acknowledgement (the next heartbeat carries the application's ack) and arrive 100 ms
+/// apart, so the peer's 25 ms ack delay decides for them either way; but a gossip request,
+/// its reply and a heartbeat often arrive within a few milliseconds, and acknowledging
+/// every second of them at once sent ACK-only packets that, delayed, ride on the next
+/// reply or heartbeat. Streams keep QUIC's loss recovery: the delay is in every probe
+/// timeout, and a gap in packet numbers is still acknowledged at once (reordering threshold
+/// 2). Measured in `docs/benchmarks.md`.
+const ACK_ELICITING_THRESHOLD: u32 = 10;
+
+/// The connection's receive window holds this many messages of the largest size
+/// ([`MESSAGE_BYTES_MAX`]) at once, however many streams may be open: the bound on what one
+/// peer can make this node buffer.
+const FULL_STREAMS_MAX: u32 = 8;
+
+/// How often [`peer_confirmed`] looks for the peer's handshake confirmation: first after
+/// this, then twice as long each time, up to [`CONFIRM_POLL_MAX`].
+const CONFIRM_POLL_MIN: Duration = Duration::from_millis(1);
+/// See [`CONFIRM_POLL_MIN`].
+const CONFIRM_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// Extra stream receive window beyond [`MESSAGE_BYTES_MAX`], so an oversized message is seen
 /// as too long (and refused at once) rather than stalling on flow control.
@@ -465,8 +488,16 @@ impl Shared {
             };
         // rustls has checked the server's chain to the cluster CA and its name
         // `node-<peer>.<cluster>.quorate`, and we chose the address: nothing more to check.
-        match tokio::time::timeout(self.timing.handshake_timeout, connecting).await {
+        let deadline = tokio::time::Instant::now() + self.timing.handshake_timeout;
+        match tokio::time::timeout_at(deadline, connecting).await {
             Ok(Ok(conn)) => {
+                // Only once the peer holds it too (see "One connection per pair").
+                if !peer_confirmed(&conn, deadline).await {
+                    conn.close(VarInt::from_u32(CLOSE_UNCONFIRMED), b"handshake not confirmed");
+                    bump(&c.dials_unconfirmed);
+                    tracing::debug!(peer = %peer.id, "dialed connection not confirmed by the peer; closed");
+                    return Err(());
+                }
                 self.install(peer, conn, self.me);
                 Ok(())
             }
@@ -589,6 +620,27 @@ async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
     }
 }
 
+/// Waits until the peer confirmed the handshake of `conn`, a connection this node dialed,
+/// or until `deadline`; false if it closed or the deadline passed first. The server sends
+/// HANDSHAKE_DONE once it completed the handshake, which is when it installs the
+/// connection: from then on both ends hold it. quinn has no event for it, so its frame
+/// count is polled, a few times per round trip at first and at most every
+/// [`CONFIRM_POLL_MAX`] (on a LAN the frame arrives well within the first poll).
+async fn peer_confirmed(conn: &Connection, deadline: tokio::time::Instant) -> bool {
+    let mut poll = CONFIRM_POLL_MIN;
+    loop {
+        if conn.stats().frame_rx.handshake_done > 0 {
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        if conn.close_reason().is_some() || now >= deadline {
+            return false;
+        }
+        tokio::time::sleep_until((now + poll).min(deadline)).await;
+        poll = poll.saturating_mul(2).min(CONFIRM_POLL_MAX);
+    }
+}
+
 fn peer_did_not_want(reason: &ConnectionError) -> bool {
     match reason {
         ConnectionError::ApplicationClosed(close) => {
@@ -615,6 +667,11 @@ fn quic_transport_config(config: &TransportConfig) -> Result<quinn::TransportCon
     let too_big = |what: &str| PkiError::Config { reason: format!("{what} does not fit QUIC's encoding") };
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(timing.keep_alive));
+    // Ask the peer to acknowledge after ACK_ELICITING_THRESHOLD + 1 packets or its ack delay
+    // (quinn caps it at 25 ms on a LAN), not after every second packet (see the constant).
+    let mut ack = quinn::AckFrequencyConfig::default();
+    ack.ack_eliciting_threshold(VarInt::from_u32(ACK_ELICITING_THRESHOLD));
+    t.ack_frequency_config(Some(ack));
     t.initial_rtt(timing.initial_rtt);
     t.max_idle_timeout(Some(
         quinn::IdleTimeout::try_from(timing.idle_timeout)
@@ -626,8 +683,10 @@ fn quic_transport_config(config: &TransportConfig) -> Result<quinn::TransportCon
     t.max_concurrent_uni_streams(VarInt::from_u32(0));
     let stream_window = MESSAGE_BYTES_MAX as u64 + STREAM_WINDOW_SLACK_BYTES;
     t.stream_receive_window(VarInt::from_u64(stream_window).map_err(|_| too_big("stream window"))?);
+    // Room for FULL_STREAMS_MAX messages of the largest size at once, not one per stream:
+    // many streams may be open (each costs little), few carry large messages.
     let connection_window = stream_window
-        .saturating_mul(u64::from(limits.streams_per_peer))
+        .saturating_mul(u64::from(limits.streams_per_peer.min(FULL_STREAMS_MAX)))
         .saturating_add(limits.datagram_receive_buffer_bytes as u64);
     t.receive_window(VarInt::from_u64(connection_window).map_err(|_| too_big("receive window"))?);
     t.send_window(connection_window);
