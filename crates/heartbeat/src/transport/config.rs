@@ -76,6 +76,11 @@ pub struct TransportConfig {
     pub timing: TransportTiming,
     /// Buffer and concurrency limits.
     pub limits: TransportLimits,
+    /// Members this node accepts connections from but never dials, because it has nothing to
+    /// send them (an observer has nothing to send another observer). A connection to one of
+    /// them exists only while that member wants one and dials; without it, an idle
+    /// connection would carry nothing but keep-alives. Default: none.
+    pub passive: Vec<NodeId>,
 }
 
 impl TransportConfig {
@@ -95,6 +100,7 @@ impl TransportConfig {
             tls,
             timing: TransportTiming::default(),
             limits: TransportLimits::default(),
+            passive: Vec::new(),
         }
     }
 

@@ -5,8 +5,9 @@
 //!
 //! * accept loop: refuses (silently) any source address that is not a member's before any
 //!   crypto work, and runs at most `handshakes_in_flight` handshakes at once;
-//! * one dial loop per peer: dials when there is no live connection, with jittered
-//!   exponential backoff between `reconnect_backoff_min` and `reconnect_backoff_max`;
+//! * one dial loop per peer (none for a `passive` one): dials when there is no live
+//!   connection, with jittered exponential backoff between `reconnect_backoff_min` and
+//!   `reconnect_backoff_max`;
 //! * one task per installed connection (datagrams and incoming streams) and one per request
 //!   stream, at most `streams_per_peer` per connection.
 //!
@@ -228,7 +229,7 @@ impl Transport {
         });
 
         shared.spawn(accept_loop(shared.clone()));
-        for peer in shared.peers.values() {
+        for peer in shared.peers.values().filter(|p| !config.passive.contains(&p.id)) {
             shared.spawn(dial_loop(shared.clone(), peer.clone()));
         }
         tracing::info!(me = %config.me, addr = %local_addr, peers = shared.peers.len(), "transport started");
