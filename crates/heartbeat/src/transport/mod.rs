@@ -74,6 +74,7 @@ mod config;
 mod counters;
 mod endpoint;
 mod peer;
+mod quic;
 mod tls;
 
 use std::net::SocketAddr;
