@@ -77,6 +77,10 @@ pub struct Spec {
     pub members_of: Option<fn(u64) -> u64>,
     /// Nodes that [`Cluster::start`] does not start; the scenario starts them.
     pub start_later: &'static [u64],
+    /// Nodes `1..=voters` have one vote, the others are observers (votes = 0).
+    pub voters: u64,
+    /// Whether the nodes gossip (`[gossip] enabled`); off only to measure what gossip costs.
+    pub gossip: bool,
 }
 
 impl Spec {
@@ -90,6 +94,8 @@ impl Spec {
             wan: &[],
             members_of: None,
             start_later: &[],
+            voters: nodes,
+            gossip: true,
         }
     }
 
@@ -116,8 +122,8 @@ impl Spec {
     /// Whether `set` is a quorum: more than half the votes, or exactly half including the
     /// tie-breaker.
     pub fn is_quorum(&self, set: &[u64]) -> bool {
-        let n = set.len() as u64 * 2;
-        n > self.nodes || (n == self.nodes && self.tie_breaker == TieBreaker::LowestId && set.contains(&1))
+        let n = set.iter().filter(|&&id| id <= self.voters).count() as u64 * 2;
+        n > self.voters || (n == self.voters && self.tie_breaker == TieBreaker::LowestId && set.contains(&1))
     }
 }
 
@@ -203,7 +209,11 @@ impl Cluster {
             self.events_path(id).display()
         );
         for m in self.spec.members(id) {
-            s.push_str(&format!("[[members]]\nid = {m}\naddr = \"127.0.0.1:{}\"\n\n", quic_port(m)));
+            let votes = u64::from(m <= self.spec.voters);
+            s.push_str(&format!(
+                "[[members]]\nid = {m}\naddr = \"127.0.0.1:{}\"\nvotes = {votes}\n\n",
+                quic_port(m)
+            ));
         }
         s.push_str(&format!("[tls]\ndir = \"{}\"\n\n", self.env.work_dir.join("certs").display()));
         if self.spec.wan.contains(&id) {
@@ -216,6 +226,9 @@ impl Cluster {
             TieBreaker::None => "none",
         };
         s.push_str(&format!("\n[quorum]\ntie_breaker = \"{tie}\"\n"));
+        if !self.spec.gossip {
+            s.push_str("\n[gossip]\nenabled = false\n");
+        }
         s
     }
 
@@ -310,6 +323,16 @@ impl Cluster {
             self.act(Action::Start(id), what, |_| cmd.spawn().map_err(|e| format!("{cmd:?}: {e}")));
         self.children.insert(id, child?);
         Ok(mark)
+    }
+
+    /// The namespace the nodes run in.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// Node `id`'s process id, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.children.get(&id).map(Child::id)
     }
 
     fn signal(&self, id: u64, sig: Signal) -> Result<(), String> {
@@ -595,5 +618,8 @@ mod tests {
         let none = Spec { tie_breaker: TieBreaker::None, ..four };
         assert!(!none.is_quorum(&[1, 2]));
         assert!(none.is_quorum(&[1, 2, 3]));
+        let observed = Spec { voters: 3, ..Spec::lan(5) };
+        assert!(!observed.is_quorum(&[1, 4, 5]));
+        assert!(observed.is_quorum(&[2, 3, 4]));
     }
 }

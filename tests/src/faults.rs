@@ -41,6 +41,48 @@ pub enum Rule {
         /// 0-100.
         percent: u8,
     },
+    /// Drop the last flight of every QUIC handshake that node `from` dials to node `to`
+    /// (its Finished), and nothing else that matters: `from`'s side of the connection
+    /// completes, `to`'s never does. See [`handshake_tail_rules`].
+    HandshakeTail {
+        /// The dialing node.
+        from: u64,
+        /// The node it dials.
+        to: u64,
+    },
+    /// Drop the first flight of every QUIC handshake that node `from` dials to node `to`
+    /// (its ClientHello: an Initial packet with the client's random 20-byte destination
+    /// connection id): `from`'s dials to `to` cannot start, the rest of the link works.
+    ClientHello {
+        /// The dialing node.
+        from: u64,
+        /// The node it dials.
+        to: u64,
+    },
+}
+
+/// The nftables matches for [`Rule::HandshakeTail`], from the QUIC v1 headers (RFC 9000
+/// 17.2), which are not encrypted (the low 4 bits of the first byte are masked, the rest is
+/// clear; the fixed bit 0x40 may be greased, so it is ignored):
+///
+/// * a datagram that begins with an Initial packet (`first byte & 0xb0 == 0x80`) with an
+///   8-byte destination connection id (a connection id the peer chose: not the client's
+///   first flight, whose random one is 20 bytes) and a Length under 64 bytes (varint
+///   `0x4000-0x403f` at payload offset 24, after the empty token): the client's ACK-only
+///   Initial, which quinn sends coalesced with its Finished. The server's Initial carries
+///   its ServerHello and is longer.
+/// * a datagram that begins with a Handshake packet (`& 0xb0 == 0xa0`) under 200 IP bytes:
+///   the Finished sent again alone, or a Handshake ACK. The server's certificate flight is
+///   larger.
+///
+/// What else matches is at most a server's Handshake ACK, which the handshake does not need
+/// (the server confirms with HANDSHAKE_DONE in a short-header packet, which passes).
+pub fn handshake_tail_rules(from: u64, to: u64) -> [String; 2] {
+    let ports = format!("udp sport {} udp dport {}", quic_port(from), quic_port(to));
+    [
+        format!("{ports} @th,64,8 & 0xb0 == 0x80 @th,104,8 8 @th,256,16 0x4000-0x403f counter drop"),
+        format!("{ports} @th,64,8 & 0xb0 == 0xa0 ip length 0-999 counter drop"),
+    ]
 }
 
 /// A clean partition: both directions between every node of `a` and every node of `b`.
@@ -62,6 +104,12 @@ pub fn script(rules: &[Rule]) -> String {
          flush chain inet qe2e input\n",
     );
     for rule in rules {
+        if let Rule::HandshakeTail { from, to } = *rule {
+            for body in handshake_tail_rules(from, to) {
+                s.push_str(&format!("add rule inet qe2e input {body}\n"));
+            }
+            continue;
+        }
         let body = match *rule {
             Rule::Link { from, to } => {
                 format!("udp sport {} udp dport {} counter drop", quic_port(from), quic_port(to))
@@ -71,6 +119,12 @@ pub fn script(rules: &[Rule]) -> String {
                 quic_port(1),
                 quic_port(99)
             ),
+            Rule::ClientHello { from, to } => format!(
+                "udp sport {} udp dport {} @th,64,8 & 0xb0 == 0x80 @th,104,8 20 counter drop",
+                quic_port(from),
+                quic_port(to)
+            ),
+            Rule::HandshakeTail { .. } => continue,
         };
         s.push_str("add rule inet qe2e input ");
         s.push_str(&body);

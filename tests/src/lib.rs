@@ -50,6 +50,8 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod cost;
+pub mod dial_race;
 pub mod events;
 pub mod failover;
 pub mod faults;

@@ -132,8 +132,8 @@ pub fn remove_stale(tools: &Tools) -> Vec<String> {
 }
 
 /// Whether `pid` is a running harness: a live process (not a zombie) whose command name is
-/// that of this test binary (`netns-<hash>`), so that a reused pid does not keep a stale
-/// namespace alive.
+/// that of the suite's test binary (`netns-<hash>`) or the cost bench's (`netns_cost-<hash>`),
+/// so that a reused pid does not keep a stale namespace alive.
 pub fn harness_runs(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
     // Format: `pid (comm) state ...`; comm may contain spaces and parentheses.

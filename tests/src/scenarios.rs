@@ -127,6 +127,13 @@ pub fn all() -> Vec<Scenario> {
             drive: kill_restart,
         },
         Scenario {
+            name: "half-open-dial",
+            about: "3 nodes, restart node 3 while node 1's last handshake packets to node 3 are dropped: \
+                    node 1's dial completes only on its side; the link must come up on node 3's dial",
+            spec: Spec::lan(3),
+            drive: crate::dial_race::half_open_dial,
+        },
+        Scenario {
             name: "mixed-presets",
             about: "3 nodes, node 1 on preset wan (2.5 s lease), 2 and 3 on lan (1 s floor): cut node 1 \
                     off for 5 s; 2 and 3 call it down (and fenced) only after it fenced itself",

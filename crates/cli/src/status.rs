@@ -170,6 +170,7 @@ mod tests {
             last_heard_ms_ago: Some(12.4),
             lease_left_ms: None,
             connected,
+            quic: None,
         }
     }
 

@@ -601,3 +601,31 @@ fn the_transport_handle_is_send_and_sync() {
     fn check<T: Send + Sync + Clone + 'static>() {}
     check::<Transport>();
 }
+
+#[tokio::test]
+async fn passive_peers_are_never_dialed_but_are_accepted() {
+    let pki = generate_dev_pki(CLUSTER, &ids(4)).unwrap();
+    let sockets: Vec<UdpSocket> = (0..4).map(|_| bind()).collect();
+    let members: Vec<(NodeId, SocketAddr)> = ids(4).into_iter().zip(sockets.iter().map(addr)).collect();
+    let mut nodes = Vec::new();
+    for (socket, (id, _)) in sockets.into_iter().zip(members.iter()) {
+        let mut cfg = config(*id, addr(&socket), &members, pki.identity(*id).unwrap());
+        // 2 and 3 do not dial each other; 2 does not dial 4, but 4 dials 2.
+        cfg.passive = match id.0 {
+            2 => vec![NodeId(3), NodeId(4)],
+            3 => vec![NodeId(2)],
+            _ => Vec::new(),
+        };
+        let (t, _rx) = Transport::start_on(cfg, socket).await.unwrap();
+        nodes.push(t);
+    }
+    let linked = |a: usize, b: u64| nodes[a].link(NodeId(b)).is_some();
+    let up = || linked(0, 2) && linked(0, 3) && linked(0, 4) && linked(1, 4) && linked(3, 2);
+    assert!(eventually(Duration::from_secs(3), up).await);
+    assert_eq!(nodes[1].link(NodeId(4)).map(|l| l.dialed_by), Some(NodeId(4)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!linked(1, 3) && !linked(2, 2), "passive peers were dialed");
+    for t in &nodes {
+        t.shutdown().await;
+    }
+}

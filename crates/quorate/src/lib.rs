@@ -43,7 +43,7 @@ pub use data_dir::{DataDir, DataDirError};
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
 pub use state_file::Durable;
-pub use status::{CertificateReport, NodeStatus, PartitionReport, PeerReport};
+pub use status::{CertificateReport, NodeStatus, PartitionReport, PeerReport, QuicReport};
 
 pub use quorate_core::GossipConfig;
 pub use quorate_detector::{DetectorConfig, PeerState};

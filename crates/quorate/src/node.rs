@@ -199,8 +199,9 @@ impl Node {
         let listen =
             socket.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let members = config.members.iter().map(|m| (m.id, m.addr)).collect();
-        let transport_config =
+        let mut transport_config =
             TransportConfig::new(config.id, config.cluster.clone(), listen, members, (*identity).clone());
+        transport_config.passive = silent_peers(&config);
         let (transport, inbound) = Transport::start_on(transport_config, socket).await?;
 
         let clock = Clock::system();
@@ -593,6 +594,17 @@ fn begin_life(config: &Config) -> Result<(Option<DataDir>, Incarnation, Memory),
     // What the earlier lives may have promised peers, honoured by this one (zero at first).
     let prior = Promises { ack_hold: life.current.ack_hold, floor: life.current.floor };
     Ok((Some(dir), Incarnation(incarnation), Memory::Durable { prior }))
+}
+
+/// Members this node has nothing to send: for an observer, the other observers (it
+/// heartbeats, polls and gossips with voters only, as `VoteTable::peers_of` says). Its
+/// transport does not dial them, so two observers hold no idle connection between them
+/// (one that counts itself a voter under another definition still dials, and is accepted).
+fn silent_peers(config: &Config) -> Vec<NodeId> {
+    if config.own_votes() > 0 {
+        return Vec::new();
+    }
+    config.members.iter().filter(|m| m.votes == 0 && m.id != config.id).map(|m| m.id).collect()
 }
 
 /// Milliseconds since the Unix epoch; 0 for a clock before 1970.

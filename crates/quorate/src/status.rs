@@ -130,6 +130,47 @@ pub struct PeerReport {
     pub lease_left_ms: Option<f64>,
     /// Whether a QUIC connection is up.
     pub connected: bool,
+    /// What this node sent on the connection, from QUIC's own counts; `None` without one.
+    #[serde(default)]
+    pub quic: Option<QuicReport>,
+}
+
+/// What a node sent on one QUIC connection since it was established: UDP packets and bytes
+/// (payload, as QUIC counts them), and QUIC frames by kind. A packet may carry several
+/// frames, so the frame counts do not add up to the packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuicReport {
+    /// UDP datagrams sent.
+    pub udp_tx_packets: u64,
+    /// UDP payload bytes sent.
+    pub udp_tx_bytes: u64,
+    /// ACK frames sent.
+    pub ack_frames: u64,
+    /// DATAGRAM frames sent (heartbeats).
+    pub datagram_frames: u64,
+    /// STREAM frames sent (polls, gossip, fence checks).
+    pub stream_frames: u64,
+    /// PING frames sent (keep-alives, loss and path-MTU probes).
+    pub ping_frames: u64,
+    /// Flow-control credit frames sent.
+    pub flow_control_frames: u64,
+    /// Packets QUIC declared lost.
+    pub lost_packets: u64,
+}
+
+impl From<&LinkInfo> for QuicReport {
+    fn from(l: &LinkInfo) -> Self {
+        QuicReport {
+            udp_tx_packets: l.udp_tx_datagrams,
+            udp_tx_bytes: l.udp_tx_bytes,
+            ack_frames: l.frames_tx.ack,
+            datagram_frames: l.frames_tx.datagram,
+            stream_frames: l.frames_tx.stream,
+            ping_frames: l.frames_tx.ping,
+            flow_control_frames: l.frames_tx.flow_control,
+            lost_packets: l.lost_packets,
+        }
+    }
 }
 
 pub(crate) fn state_name(state: PeerState) -> &'static str {
@@ -168,6 +209,7 @@ pub(crate) fn build(
                 last_heard_ms_ago: p.last_heard.map(|t| ms(now - t)),
                 lease_left_ms: p.lease_until.map(|u| ms(u - now)),
                 connected: link.is_some(),
+                quic: link.as_ref().map(QuicReport::from),
             }
         })
         .collect();
@@ -271,6 +313,7 @@ fn transport_counters(t: &TransportCounters) -> BTreeMap<String, u64> {
         ("refused_address_mismatch", rf.address_mismatch),
         ("refused_handshake_failed", rf.handshake_failed),
         ("dial_failures", t.dial_failures),
+        ("dials_unconfirmed", t.dials_unconfirmed),
         ("connections_established", t.connections_established),
         ("reconnects", t.reconnects),
         ("duplicates_closed", t.duplicates_closed),

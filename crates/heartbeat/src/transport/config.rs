@@ -49,8 +49,12 @@ pub const DATAGRAM_SEND_BUFFER_BYTES_DEFAULT: usize = 16 * 1024;
 /// Default bytes of received datagrams QUIC buffers per connection until the transport reads
 /// them; beyond it QUIC drops the oldest.
 pub const DATAGRAM_RECEIVE_BUFFER_BYTES_DEFAULT: usize = 64 * 1024;
-/// Default concurrent request streams per connection, per direction.
-pub const STREAMS_PER_PEER_DEFAULT: u32 = 8;
+/// Default concurrent request streams per connection, per direction. QUIC renews the
+/// peer's stream credit each time an eighth of it is used; at 8 that took a packet of its
+/// own every second request (gossip opens a few streams a second per peer), at 32 every
+/// fifth. What a peer can make this node buffer is bounded by the connection's receive
+/// window (eight messages of the largest size), not by this.
+pub const STREAMS_PER_PEER_DEFAULT: u32 = 32;
 /// Default limit on inbound handshakes in progress at once.
 pub const HANDSHAKES_IN_FLIGHT_DEFAULT: usize = 64;
 
@@ -73,6 +77,11 @@ pub struct TransportConfig {
     pub timing: TransportTiming,
     /// Buffer and concurrency limits.
     pub limits: TransportLimits,
+    /// Members this node accepts connections from but never dials, because it has nothing to
+    /// send them (an observer has nothing to send another observer). A connection to one of
+    /// them exists only while that member wants one and dials; without it, an idle
+    /// connection would carry nothing but keep-alives. Default: none.
+    pub passive: Vec<NodeId>,
 }
 
 impl TransportConfig {
@@ -92,6 +101,7 @@ impl TransportConfig {
             tls,
             timing: TransportTiming::default(),
             limits: TransportLimits::default(),
+            passive: Vec::new(),
         }
     }
 
@@ -227,7 +237,7 @@ pub struct TransportLimits {
     pub datagram_send_buffer_bytes: usize,
     /// Received datagram bytes QUIC buffers per connection. Default 64 KiB.
     pub datagram_receive_buffer_bytes: usize,
-    /// Concurrent request streams per connection and direction. Default 8.
+    /// Concurrent request streams per connection and direction. Default 32.
     pub streams_per_peer: u32,
     /// Inbound handshakes in progress at once; more are ignored and counted. Default 64.
     pub handshakes_in_flight: usize,

@@ -31,6 +31,9 @@ pub struct TransportCounters {
     /// Outbound connection attempts that failed for reasons other than this node refusing
     /// the peer's certificate (peer unreachable, handshake timeout, peer refused us).
     pub dial_failures: u64,
+    /// Connections this node dialed whose handshake the peer never confirmed in time
+    /// (the peer did not complete it): closed, never used (see `peer.rs`).
+    pub dials_unconfirmed: u64,
     /// Connections that passed every check and carry traffic.
     pub connections_established: u64,
     /// Connections established to a peer after an earlier connection to it was lost.
@@ -122,6 +125,7 @@ pub(crate) struct Counters {
     pub(crate) refused_address_mismatch: AtomicU64,
     pub(crate) refused_handshake_failed: AtomicU64,
     pub(crate) dial_failures: AtomicU64,
+    pub(crate) dials_unconfirmed: AtomicU64,
     pub(crate) connections_established: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) duplicates_closed: AtomicU64,
@@ -173,6 +177,7 @@ impl Counters {
                 handshake_failed: r(&self.refused_handshake_failed),
             },
             dial_failures: r(&self.dial_failures),
+            dials_unconfirmed: r(&self.dials_unconfirmed),
             connections_established: r(&self.connections_established),
             reconnects: r(&self.reconnects),
             duplicates_closed: r(&self.duplicates_closed),

@@ -5,8 +5,9 @@
 //!
 //! * accept loop: refuses (silently) any source address that is not a member's before any
 //!   crypto work, and runs at most `handshakes_in_flight` handshakes at once;
-//! * one dial loop per peer: dials when there is no live connection, with jittered
-//!   exponential backoff between `reconnect_backoff_min` and `reconnect_backoff_max`;
+//! * one dial loop per peer (none for a `passive` one): dials when there is no live
+//!   connection, with jittered exponential backoff between `reconnect_backoff_min` and
+//!   `reconnect_backoff_max`;
 //! * one task per installed connection (datagrams and incoming streams) and one per request
 //!   stream, at most `streams_per_peer` per connection.
 //!
@@ -38,12 +39,14 @@ use super::certs::{node_dns_name, validate_cluster_name};
 use super::config::{canonical, TransportConfig, TransportLimits, TransportTiming};
 use super::counters::{add, bump, Counters, TransportCounters};
 use super::peer::{serve_connection, Backoff, Installation, Peer, ResetOnDrop};
+use super::quic::{endpoint_config, quic_transport_config};
 use super::tls::{
     self, classify_handshake_error, identify_client, CertRefusal, HandshakeFailure, MemberNames, PkiError,
 };
 use super::{
-    DatagramDropped, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED, CLOSE_SHUTDOWN,
-    MESSAGE_BYTES_MAX, RESET_OVERLOADED, RESET_TOO_LARGE, RESET_UNANSWERED,
+    DatagramDropped, FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED,
+    CLOSE_SHUTDOWN, CLOSE_UNCONFIRMED, MESSAGE_BYTES_MAX, RESET_OVERLOADED, RESET_TOO_LARGE,
+    RESET_UNANSWERED,
 };
 use crate::ids::NodeId;
 
@@ -61,9 +64,11 @@ pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_millis(500);
 /// is not re-dialed in a tight loop.
 const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(1);
 
-/// Extra stream receive window beyond [`MESSAGE_BYTES_MAX`], so an oversized message is seen
-/// as too long (and refused at once) rather than stalling on flow control.
-const STREAM_WINDOW_SLACK_BYTES: u64 = 4 * 1024;
+/// How often [`peer_confirmed`] looks for the peer's handshake confirmation: first after
+/// this, then twice as long each time, up to [`CONFIRM_POLL_MAX`].
+const CONFIRM_POLL_MIN: Duration = Duration::from_millis(1);
+/// See [`CONFIRM_POLL_MIN`].
+const CONFIRM_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// A running QUIC transport. Cheap to clone; all clones share one endpoint.
 ///
@@ -204,7 +209,7 @@ impl Transport {
         });
 
         shared.spawn(accept_loop(shared.clone()));
-        for peer in shared.peers.values() {
+        for peer in shared.peers.values().filter(|p| !config.passive.contains(&p.id)) {
             shared.spawn(dial_loop(shared.clone(), peer.clone()));
         }
         tracing::info!(me = %config.me, addr = %local_addr, peers = shared.peers.len(), "transport started");
@@ -358,14 +363,24 @@ impl Transport {
     pub fn link(&self, peer: NodeId) -> Option<LinkInfo> {
         let p = self.handle.shared.peers.get(&peer)?;
         let (conn, dialed_by) = p.connection_and_dialer()?;
-        let udp_tx = conn.stats().udp_tx;
+        let stats = conn.stats();
+        let f = stats.frame_tx;
         Some(LinkInfo {
             peer,
             remote: conn.remote_address(),
             dialed_by,
             rtt: conn.rtt(),
-            udp_tx_datagrams: udp_tx.datagrams,
-            udp_tx_bytes: udp_tx.bytes,
+            udp_tx_datagrams: stats.udp_tx.datagrams,
+            udp_tx_bytes: stats.udp_tx.bytes,
+            frames_tx: FramesSent {
+                ack: f.acks,
+                datagram: f.datagram,
+                stream: f.stream,
+                ping: f.ping,
+                flow_control: f.max_streams_bidi + f.max_streams_uni + f.max_stream_data + f.max_data,
+                ack_frequency: f.ack_frequency,
+            },
+            lost_packets: stats.path.lost_packets,
         })
     }
 
@@ -454,8 +469,16 @@ impl EndpointState {
             };
         // rustls has checked the server's chain to the cluster CA and its name
         // `node-<peer>.<cluster>.quorate`, and we chose the address: nothing more to check.
-        match tokio::time::timeout(self.timing.handshake_timeout, connecting).await {
+        let deadline = tokio::time::Instant::now() + self.timing.handshake_timeout;
+        match tokio::time::timeout_at(deadline, connecting).await {
             Ok(Ok(conn)) => {
+                // Only once the peer holds it too (see "One connection per pair").
+                if !peer_confirmed(&conn, deadline).await {
+                    conn.close(VarInt::from_u32(CLOSE_UNCONFIRMED), b"handshake not confirmed");
+                    bump(&c.dials_unconfirmed);
+                    tracing::debug!(peer = %peer.id, "dialed connection not confirmed by the peer; closed");
+                    return Err(());
+                }
                 self.install(peer, conn, self.me);
                 Ok(())
             }
@@ -578,6 +601,27 @@ async fn dial_loop(shared: Arc<EndpointState>, peer: Arc<Peer>) {
     }
 }
 
+/// Waits until the peer confirmed the handshake of `conn`, a connection this node dialed,
+/// or until `deadline`; false if it closed or the deadline passed first. The server sends
+/// HANDSHAKE_DONE once it completed the handshake, which is when it installs the
+/// connection: from then on both ends hold it. quinn has no event for it, so its frame
+/// count is polled, a few times per round trip at first and at most every
+/// [`CONFIRM_POLL_MAX`] (on a LAN the frame arrives well within the first poll).
+async fn peer_confirmed(conn: &Connection, deadline: tokio::time::Instant) -> bool {
+    let mut poll = CONFIRM_POLL_MIN;
+    loop {
+        if conn.stats().frame_rx.handshake_done > 0 {
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        if conn.close_reason().is_some() || now >= deadline {
+            return false;
+        }
+        tokio::time::sleep_until((now + poll).min(deadline)).await;
+        poll = poll.saturating_mul(2).min(CONFIRM_POLL_MAX);
+    }
+}
+
 fn peer_did_not_want(reason: &ConnectionError) -> bool {
     match reason {
         ConnectionError::ApplicationClosed(close) => {
@@ -595,43 +639,4 @@ fn reset_reason(code: VarInt) -> &'static str {
         Ok(RESET_UNANSWERED) => "the peer did not answer in time",
         _ => "the peer abandoned the request",
     }
-}
-
-/// quinn's per-connection transport parameters, from our timing and limits.
-fn quic_transport_config(config: &TransportConfig) -> Result<quinn::TransportConfig, TransportError> {
-    let timing = &config.timing;
-    let limits = &config.limits;
-    let too_big = |what: &str| PkiError::Config { reason: format!("{what} does not fit QUIC's encoding") };
-    let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(timing.keep_alive));
-    t.initial_rtt(timing.initial_rtt);
-    t.max_idle_timeout(Some(quinn::IdleTimeout::try_from(timing.idle_timeout).map_err(|_| {
-        super::TransportConfigError::IdleTimeoutTooLong { idle_timeout: timing.idle_timeout }
-    })?));
-    t.datagram_receive_buffer_size(Some(limits.datagram_receive_buffer_bytes));
-    t.datagram_send_buffer_size(limits.datagram_send_buffer_bytes);
-    t.max_concurrent_bidi_streams(VarInt::from_u32(limits.streams_per_peer));
-    t.max_concurrent_uni_streams(VarInt::from_u32(0));
-    let stream_window = MESSAGE_BYTES_MAX as u64 + STREAM_WINDOW_SLACK_BYTES;
-    t.stream_receive_window(VarInt::from_u64(stream_window).map_err(|_| too_big("stream window"))?);
-    let connection_window = stream_window
-        .saturating_mul(u64::from(limits.streams_per_peer))
-        .saturating_add(limits.datagram_receive_buffer_bytes as u64);
-    t.receive_window(VarInt::from_u64(connection_window).map_err(|_| too_big("receive window"))?);
-    t.send_window(connection_window);
-    Ok(t)
-}
-
-/// The endpoint config with the reset and connection-id keys derived from the node's private
-/// key (see the module docs). HMAC-SHA256 with distinct labels keeps the two keys independent
-/// of each other and reveals nothing about the private key.
-fn endpoint_config(secret: &[u8]) -> quinn::EndpointConfig {
-    let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    let reset_secret = ring::hmac::sign(&root, b"quorate/1 stateless reset key");
-    let cid_secret = ring::hmac::sign(&root, b"quorate/1 connection id key");
-    let cid_key = cid_secret.as_ref().iter().take(8).fold(0u64, |k, b| (k << 8) | u64::from(*b));
-    let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_secret.as_ref());
-    let mut config = quinn::EndpointConfig::new(Arc::new(reset_key));
-    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
-    config
 }

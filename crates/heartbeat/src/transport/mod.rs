@@ -46,6 +46,15 @@
 //! 2. between connections dialed by the same node, the newer wins (a node dials only when it
 //!    holds no live connection, so for the dialer the older one is already dead).
 //!
+//! A connection takes part only once both ends hold it: the dialer installs it when the
+//! peer has confirmed the handshake (QUIC's HANDSHAKE_DONE, which the peer sends once it
+//! completed the handshake itself), not when its own side completed. Otherwise, when the
+//! dialer's last handshake packet is lost, the dialer would hold a connection the peer
+//! never installed, and if the dialer has the lower id, rule 1 would close every connection
+//! the peer dials as a duplicate until that half-open one died: seconds under loss, with the
+//! pair calling each other down. Unconfirmed within the handshake timeout, it is closed
+//! with [`CLOSE_UNCONFIRMED`] and never used.
+//!
 //! The loser is closed with [`CLOSE_DUPLICATE`]. The case the rule cannot see, the higher
 //! node restarting while the lower still holds its own now-dead connection, QUIC ends by
 //! itself: the endpoint's stateless-reset key is derived from the node's private key, so the
@@ -66,6 +75,7 @@ mod counters;
 mod endpoint;
 mod peer;
 mod pki;
+mod quic;
 mod tls;
 
 use std::net::SocketAddr;
@@ -101,6 +111,9 @@ pub const CLOSE_SHUTDOWN: u32 = 0;
 pub const CLOSE_DUPLICATE: u32 = 1;
 /// QUIC application close code: the connection failed an identity or address check.
 pub const CLOSE_REFUSED: u32 = 2;
+/// QUIC application close code: the dialing node gave up on a connection whose handshake
+/// the peer did not confirm in time (see "One connection per pair").
+pub const CLOSE_UNCONFIRMED: u32 = 3;
 
 /// Stream reset code: the request or reply exceeds [`MESSAGE_BYTES_MAX`].
 pub(crate) const RESET_TOO_LARGE: u32 = 1;
@@ -151,6 +164,30 @@ pub struct LinkInfo {
     pub udp_tx_datagrams: u64,
     /// UDP payload bytes this node sent on the connection.
     pub udp_tx_bytes: u64,
+    /// QUIC frames this node sent on the connection, by kind: where its packets go.
+    pub frames_tx: FramesSent,
+    /// Packets QUIC declared lost on the connection.
+    pub lost_packets: u64,
+}
+
+/// QUIC frames sent on one connection, by kind (quinn's own counts). A packet may carry
+/// several frames: an ACK rides on a heartbeat's packet when one leaves in time, and a packet
+/// that carries nothing but ACK frames is an ACK-only packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FramesSent {
+    /// ACK frames.
+    pub ack: u64,
+    /// DATAGRAM frames (heartbeats).
+    pub datagram: u64,
+    /// STREAM frames (requests and replies: polls, gossip, fence checks).
+    pub stream: u64,
+    /// PING frames: keep-alives, loss probes and path-MTU probes.
+    pub ping: u64,
+    /// Stream and connection flow-control credit (MAX_STREAMS, MAX_STREAM_DATA, MAX_DATA).
+    pub flow_control: u64,
+    /// ACK_FREQUENCY frames (requests that the peer acknowledge less often).
+    pub ack_frequency: u64,
 }
 
 /// Why [`Transport::send_datagram`] dropped a datagram. Every drop is also counted.

@@ -13,7 +13,11 @@
 //!    or its side timed out first).
 //!
 //! The loser is closed with `CLOSE_DUPLICATE`. Both ends see the same two dialers,
-//! so they pick the same winner. The case the rule cannot see (the higher node restarted
+//! so they pick the same winner. This needs both ends to hold both connections, which is why
+//! a dialer offers its connection here only once the peer confirmed the handshake
+//! (`endpoint.rs`): a connection whose last handshake packet was lost is complete at the
+//! dialer but unknown to the peer, and held here it would win rule 1 against every
+//! connection the peer dials (when the dialer has the lower id) until it died. The case the rule cannot see (the higher node restarted
 //! while the lower still holds its own, now dead, connection) is ended by QUIC itself: the
 //! restarted node answers the old connection's next keep-alive with a stateless reset
 //! (its reset key survives restarts, see `endpoint.rs`), and the lower node re-dials.
