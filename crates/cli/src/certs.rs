@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use quorate::transport::{generate_dev_pki, issue_node_certificate, node_dns_name, ISSUE_DAYS_MAX};
 use quorate::NodeId;
 
-use crate::certs_show::{self, ShowArgs, SHOW_AFTER_HELP};
+use crate::certs_show::{self, read_small, ShowArgs, SHOW_AFTER_HELP};
 use crate::Failure;
 
 /// Nodes one `certs init` issues at most; matches the PKI generator's own limit order of
@@ -159,18 +159,6 @@ fn issue(args: &IssueArgs) -> Result<(), Failure> {
         },
     ];
     write_all(&outputs, out, args.force)
-}
-
-/// Reads a PEM file of at most [`quorate::transport::PEM_FILE_BYTES_MAX`] bytes.
-pub(crate) fn read_small(path: &Path) -> std::io::Result<String> {
-    let len = fs::metadata(path)?.len();
-    if len > quorate::transport::PEM_FILE_BYTES_MAX {
-        return Err(std::io::Error::other(format!(
-            "{len} bytes, more than the {} a PEM file may be",
-            quorate::transport::PEM_FILE_BYTES_MAX
-        )));
-    }
-    fs::read_to_string(path)
 }
 
 /// One file to write: where, what, and whether it is a secret.

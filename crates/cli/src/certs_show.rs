@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Args;
 use quorate::transport::{read_certificates, CertificateInfo};
 
-use crate::certs::read_small;
 use crate::Failure;
 
 /// Files one `certs show` reads at most.
@@ -91,6 +90,18 @@ fn date(unix: i64) -> String {
         Ok(secs) => humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string(),
         Err(_) => format!("{unix} (Unix seconds)"),
     }
+}
+
+/// Reads a PEM file of at most [`quorate::transport::PEM_FILE_BYTES_MAX`] bytes.
+pub(crate) fn read_small(path: &std::path::Path) -> std::io::Result<String> {
+    let len = std::fs::metadata(path)?.len();
+    if len > quorate::transport::PEM_FILE_BYTES_MAX {
+        return Err(std::io::Error::other(format!(
+            "{len} bytes, more than the {} a PEM file may be",
+            quorate::transport::PEM_FILE_BYTES_MAX
+        )));
+    }
+    std::fs::read_to_string(path)
 }
 
 #[cfg(test)]

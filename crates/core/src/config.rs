@@ -14,7 +14,7 @@
 use quorate_detector::{DetectorConfig, DetectorConfigError};
 use quorate_gate::{GateConfig, GateConfigError, MembershipError, VoteTable};
 use quorate_gossip::{GossipConfig, GossipConfigError};
-use quorate_heartbeat::{ClusterId, FieldError, NodeId, Valid};
+use quorate_proto::{ClusterId, FieldError, NodeId, Valid};
 
 /// One configured member of the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! version skew (unknown version) from ordinary network behaviour (replayed = duplicated or
 //! reordered, stale incarnation = delayed packets from before a restart).
 
-use quorate_heartbeat::DecodeError;
+use quorate_proto::DecodeError;
 
 /// Datagrams dropped, by reason. All counters only grow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

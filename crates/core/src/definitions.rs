@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use quorate_gate::ForeignDefinition;
-use quorate_heartbeat::{ClusterId, DefinitionDigest, Instant, NodeId, VoteTable};
+use quorate_proto::{ClusterId, DefinitionDigest, Instant, NodeId, VoteTable};
 
 use crate::promises::PeerDefinitions;
 

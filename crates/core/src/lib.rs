@@ -1,6 +1,6 @@
 //! The sans-IO quorate node.
 //!
-//! [`Node`] composes heartbeat sequencing (`quorate-heartbeat`), the phi accrual detector
+//! [`Node`] composes heartbeat sequencing (`quorate-proto`), the phi accrual detector
 //! (`quorate-detector`) and the quorum gate (`quorate-gate`) behind one state machine:
 //!
 //! * in: [`Node::handle_datagram`]`(now, from, bytes)`, [`Node::handle_timeout`]`(now)`;

@@ -28,7 +28,7 @@ use std::time::Duration;
 use quorate_detector::{Detector, PeerState};
 use quorate_gate::{Clock, Gate, Publisher, QuorumEvent, QuorumGate, QuorumStatus};
 use quorate_gossip::{Fencer, Gossiper};
-use quorate_heartbeat::{
+use quorate_proto::{
     decode, decode_stream, encode, encode_stream, AckOutcome, ClusterId, Heartbeat, Incarnation, Instant,
     Leave, Link, Message, NodeId, Refused, Terms, View,
 };

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use quorate_gossip::PartitionView;
-use quorate_heartbeat::{Instant, NodeId};
+use quorate_proto::{Instant, NodeId};
 
 /// Datagrams waiting for the driver before the oldest is dropped. A heartbeat round queues
 /// one per peer; a driver that polls after every call never comes near this.

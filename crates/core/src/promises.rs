@@ -27,7 +27,7 @@
 use std::time::Duration;
 
 use quorate_gate::DefinitionParts;
-use quorate_heartbeat::{DefinitionDigest, Instant, NodeId, Terms};
+use quorate_proto::{DefinitionDigest, Instant, NodeId, Terms};
 
 /// The longest floor a peer's terms may ask for. A peer whose lease scaled by drift needs
 /// more is never acked (counted in `Counters::terms_refused`): no quorum should rest on a

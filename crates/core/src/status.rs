@@ -9,7 +9,7 @@ use quorate_gate::{
     Epoch, GateEvent, PeerStatus, QuorumEvent, QuorumGate, QuorumStatus, Why, EVENT_QUEUE_MAX,
 };
 use quorate_gossip::{FenceCounters, GossipCounters, GossipEvent, GossipOutput, PartitionView, RowTable};
-use quorate_heartbeat::{Incarnation, Instant, NodeId, Terms, VoteTable};
+use quorate_proto::{Incarnation, Instant, NodeId, Terms, VoteTable};
 
 use crate::counters::Counters;
 use crate::node::Node;

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::{encode_stream, Definition, Instant, Message, NodeId, Terms, VoteTable};
+use quorate_proto::{encode_stream, Definition, Instant, Message, NodeId, Terms, VoteTable};
 
 use crate::definitions::Change;
 use crate::node::Node;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use quorate_core::{Config, Delivery, Member, Memory, Node, Promises};
 use quorate_detector::{DetectorConfig, PeerState};
 use quorate_gate::{Clock, ManualClock, QuorumEvent, TieBreaker};
-use quorate_heartbeat::{decode, ClusterId, Incarnation, Instant, Message, NodeId};
+use quorate_proto::{decode, ClusterId, Incarnation, Instant, Message, NodeId};
 
 const MS: u64 = 1_000_000;
 
@@ -128,9 +128,9 @@ impl World {
     }
 }
 
-fn decode_any(bytes: &[u8]) -> Result<Message, quorate_heartbeat::DecodeError> {
+fn decode_any(bytes: &[u8]) -> Result<Message, quorate_proto::DecodeError> {
     decode(bytes, ClusterId::from_name("agreement"))
-        .or_else(|_| quorate_heartbeat::decode_stream(bytes, ClusterId::from_name("agreement")))
+        .or_else(|_| quorate_proto::decode_stream(bytes, ClusterId::from_name("agreement")))
 }
 
 fn start(config: Config, incarnation: Incarnation, memory: Memory, now: u64) -> Host {

@@ -7,7 +7,7 @@ use harness::{Net, MS};
 use proptest::prelude::*;
 use quorate_detector::PeerState;
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::{ClusterId, Incarnation, NodeId};
+use quorate_proto::{ClusterId, Incarnation, NodeId};
 
 const SEC: u64 = 1_000 * MS;
 
@@ -169,18 +169,18 @@ fn garbage_and_forged_datagrams_change_nothing_and_are_counted() {
     // A well-formed heartbeat claiming to be node 3 but arriving on node 2's connection,
     // one from another cluster, and one acking a heartbeat never sent.
     let forged = |from: u64, cluster: &str, ack_seq: u64| {
-        let hb = quorate_heartbeat::Heartbeat {
+        let hb = quorate_proto::Heartbeat {
             from: NodeId(from),
             incarnation: Incarnation(99),
-            seq: quorate_heartbeat::Seq(u64::MAX - 1),
-            ack: Some(quorate_heartbeat::Ack {
+            seq: quorate_proto::Seq(u64::MAX - 1),
+            ack: Some(quorate_proto::Ack {
                 incarnation: net.nodes[target].node.incarnation(),
-                seq: quorate_heartbeat::Seq(ack_seq),
+                seq: quorate_proto::Seq(ack_seq),
             }),
             terms: net.nodes[target].node.terms(),
             digest: vec![],
         };
-        quorate_heartbeat::encode(ClusterId::from_name(cluster), &quorate_heartbeat::Message::Heartbeat(hb))
+        quorate_proto::encode(ClusterId::from_name(cluster), &quorate_proto::Message::Heartbeat(hb))
             .unwrap_or_default()
     };
     let spoofed = forged(3, "harness", 1);

@@ -7,7 +7,7 @@ use harness::{Net, MS};
 
 const SEC: u64 = 1_000 * MS;
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::NodeId;
+use quorate_proto::NodeId;
 
 fn fenced_events(net: &Net, i: usize) -> Vec<(NodeId, Vec<NodeId>)> {
     net.nodes[i]

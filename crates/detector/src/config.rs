@@ -8,7 +8,7 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use quorate_heartbeat::{FieldError, Rules, Valid};
+use quorate_proto::{FieldError, Rules, Valid};
 
 use crate::phi::WINDOW_LEN_MAX;
 

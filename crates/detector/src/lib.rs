@@ -34,7 +34,7 @@ pub mod reachability;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use quorate_heartbeat::{Instant, NodeId, Valid};
+use quorate_proto::{Instant, NodeId, Valid};
 
 pub use config::{DetectorConfig, DetectorConfigError};
 pub use reachability::PeerState;

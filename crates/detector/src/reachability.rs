@@ -28,7 +28,7 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use quorate_heartbeat::Instant;
+use quorate_proto::Instant;
 
 use crate::config::DetectorConfig;
 use crate::phi::{phi, z_for_phi, ArrivalWindow, STD_DEV_FLOOR_MS};

@@ -11,7 +11,7 @@ use quorate_detector::DetectorConfig;
 use quorate_failover::shared::{read_acks, ACKS_FILE};
 use quorate_failover::{Claim, Engine, How, Mode, Role, Settings, SharedDir, Trigger};
 use quorate_gate::{Clock, Gate, GateConfig, QuorumGate, TieBreaker, VoteTable};
-use quorate_heartbeat::{Incarnation, Instant, NodeId};
+use quorate_proto::{Incarnation, Instant, NodeId};
 
 const T0: Instant = Instant::from_nanos(5_000_000_000);
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant as StdInstant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use quorate_detector::DetectorConfig;
 use quorate_gate::{Clock, Gate, GateConfig, QuorumGate, TieBreaker, VoteTable};
-use quorate_heartbeat::{Incarnation, NodeId};
+use quorate_proto::{Incarnation, NodeId};
 
 /// A writable gate: a single-voter cluster holds quorum forever, so every call takes the
 /// full "yes" path (clock read, atomic loads, comparison).

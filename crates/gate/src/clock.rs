@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorate_heartbeat::Instant;
+use quorate_proto::Instant;
 
 /// A monotonic clock shared by a node's core and its gate handles. Cheap to clone.
 #[derive(Debug, Clone)]

@@ -16,8 +16,8 @@ use core::num::NonZeroUsize;
 use std::time::Duration;
 
 use quorate_detector::DetectorConfig;
-use quorate_heartbeat::quorum::TieBreaker;
-use quorate_heartbeat::{FieldError, Rules, Valid};
+use quorate_proto::quorum::TieBreaker;
+use quorate_proto::{FieldError, Rules, Valid};
 
 /// How the gate turns acks into votes.
 #[derive(Debug, Clone, PartialEq)]

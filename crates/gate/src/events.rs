@@ -5,7 +5,7 @@
 //! [`RecvError::Lagged`] with the number of events it missed, after which it can read the
 //! latest state from `QuorumGate::watch()` or `status()` and carry on.
 
-use quorate_heartbeat::{DefinitionDigest, Instant, NodeId};
+use quorate_proto::{DefinitionDigest, Instant, NodeId};
 use tokio::sync::broadcast;
 
 use crate::status::{Epoch, Why};

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use quorate_heartbeat::{Incarnation, Instant, NodeId, Valid, VoteTable};
+use quorate_proto::{Incarnation, Instant, NodeId, Valid, VoteTable};
 
 use crate::clock::Clock;
 use crate::config::GateConfig;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorate_heartbeat::{Instant, NodeId};
+use quorate_proto::{Instant, NodeId};
 use tokio::sync::{broadcast, watch};
 
 use crate::clock::Clock;
@@ -127,7 +127,7 @@ impl Publisher {
 /// ```
 /// # use quorate_gate::{Clock, Gate, GateConfig, TieBreaker, VoteTable};
 /// # use quorate_detector::DetectorConfig;
-/// # use quorate_heartbeat::{Incarnation, NodeId};
+/// # use quorate_proto::{Incarnation, NodeId};
 /// # let votes = VoteTable::new([(NodeId(1), 1)], TieBreaker::None)?;
 /// # let clock = Clock::system();
 /// # let now = clock.now();

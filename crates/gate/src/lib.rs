@@ -26,6 +26,6 @@ pub use config::{fence_promise, lease_bound, GateConfig, GateConfigError};
 pub use events::{EventStream, QuorumEvent, RecvError};
 pub use gate::{Gate, GateEvent, EVENT_QUEUE_MAX};
 pub use handle::{Publisher, QuorumGate, WritePermit};
-pub use quorate_heartbeat::quorum;
-pub use quorate_heartbeat::quorum::{DefinitionParts, MembershipError, TieBreaker, VoteTable};
+pub use quorate_proto::quorum;
+pub use quorate_proto::quorum::{DefinitionParts, MembershipError, TieBreaker, VoteTable};
 pub use status::{Epoch, ForeignDefinition, MissingVote, NotQuorate, PeerStatus, QuorumStatus, Why};

@@ -4,7 +4,7 @@ use core::fmt;
 
 use quorate_detector::PeerState;
 use quorate_gossip::PartitionView;
-use quorate_heartbeat::{DefinitionDigest, Instant, NodeId};
+use quorate_proto::{DefinitionDigest, Instant, NodeId};
 
 /// A fencing epoch: increases every time this node gains quorum, and across restarts.
 ///
@@ -23,7 +23,7 @@ impl Epoch {
     pub const GAIN_BITS: u32 = 20;
 
     /// The epoch before the first quorum of a life with this incarnation.
-    pub fn base(incarnation: quorate_heartbeat::Incarnation) -> Epoch {
+    pub fn base(incarnation: quorate_proto::Incarnation) -> Epoch {
         Epoch(incarnation.0.saturating_mul(1 << Self::GAIN_BITS))
     }
 
@@ -89,7 +89,7 @@ pub struct ForeignDefinition {
     pub digest: DefinitionDigest,
     /// Its members as `(id, votes)` and its resolved tie-breaker, once the peer sent them;
     /// `None` until then (the node is not writable while a definition is unknown).
-    pub members: Option<quorate_heartbeat::quorum::DefinitionParts>,
+    pub members: Option<quorate_proto::quorum::DefinitionParts>,
 }
 
 impl fmt::Display for ForeignDefinition {
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn epoch_of_a_later_life_is_above_any_epoch_of_an_earlier_one() {
-        use quorate_heartbeat::Incarnation;
+        use quorate_proto::Incarnation;
         let first = Epoch::base(Incarnation(1_795_000_000_000));
         // A life of one second that gained quorum ten times (far more than heartbeats
         // allow)...

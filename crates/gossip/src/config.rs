@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use quorate_heartbeat::{FieldError, Rules, Valid};
+use quorate_proto::{FieldError, Rules, Valid};
 
 /// Gossip of reachability rows and fence checks.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +95,7 @@ pub enum GossipConfigError {
 pub const GOSSIP_BYTES_MIN: usize = 256;
 /// Largest accepted [`GossipConfig::bytes_max`]: half a stream message, leaving the other
 /// half for the digest.
-pub const GOSSIP_BYTES_MAX: usize = quorate_heartbeat::STREAM_BYTES_MAX / 2;
+pub const GOSSIP_BYTES_MAX: usize = quorate_proto::STREAM_BYTES_MAX / 2;
 
 impl FieldError for GossipConfigError {
     fn field(&self) -> String {

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use quorate_detector::PeerState;
-use quorate_heartbeat::{
+use quorate_proto::{
     encode_stream, ClusterId, FenceAnswer, FenceQuery, Incarnation, Instant, Message, NodeId, Valid,
     VoteTable,
 };
@@ -354,7 +354,7 @@ fn micros(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quorate_heartbeat::{decode_stream, TieBreaker};
+    use quorate_proto::{decode_stream, TieBreaker};
 
     const MS: u64 = 1_000_000;
     const X: NodeId = NodeId(5);

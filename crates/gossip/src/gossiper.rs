@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use quorate_detector::PeerState;
-use quorate_heartbeat::{
+use quorate_proto::{
     encode_stream, ClusterId, Gossip, Incarnation, Instant, Message, NodeId, Valid, View, VoteTable,
 };
 use rand::Rng;
@@ -334,7 +334,7 @@ impl Gossiper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quorate_heartbeat::{decode_stream, TieBreaker};
+    use quorate_proto::{decode_stream, TieBreaker};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 

@@ -35,7 +35,7 @@ pub use gossiper::{GossipCounters, GossipEvent, GossipOutput, Gossiper};
 pub use rows::{MergeCounters, MergeOutcome, Row, RowTable};
 pub use view::{Liveness, PartitionView};
 
-use quorate_heartbeat::NodeId;
+use quorate_proto::NodeId;
 
 /// A message for the driver to send as a request on a reliable stream (gossip and fence
 /// messages always travel that way).

@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use quorate_heartbeat::{Incarnation, Instant, NodeId, RowDelta, RowEntry, RowVersion, View};
+use quorate_proto::{Incarnation, Instant, NodeId, RowDelta, RowEntry, RowVersion, View};
 
 /// Bytes a delta costs before its entries, as [`RowTable::deltas_for`] budgets (an upper
 /// bound of postcard's encoding: ids, incarnation and versions as varints).

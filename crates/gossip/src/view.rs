@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use quorate_heartbeat::{Instant, NodeId, View};
+use quorate_proto::{Instant, NodeId, View};
 
 use crate::rows::{Row, RowTable};
 

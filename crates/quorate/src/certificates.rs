@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use quorate_heartbeat::transport::{read_certificates, CertificateInfo, PEM_FILE_BYTES_MAX};
+use quorate_transport::{read_certificates, CertificateInfo, PEM_FILE_BYTES_MAX};
 
 use crate::config::{Config, TlsSource};
 use crate::status::CertificateReport;
@@ -76,8 +76,8 @@ pub(crate) fn report(loaded: &[Loaded], now: SystemTime) -> Vec<CertificateRepor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quorate_heartbeat::transport::{generate_dev_pki, issue_node_certificate};
-    use quorate_heartbeat::NodeId;
+    use quorate_proto::NodeId;
+    use quorate_transport::{generate_dev_pki, issue_node_certificate};
     use std::time::Duration;
 
     #[test]

@@ -2,7 +2,7 @@
 //! with `CLOCK_MONOTONIC` so that tools can use the most common time base.
 
 use quorate_gate::Clock;
-use quorate_heartbeat::Instant;
+use quorate_proto::Instant;
 
 /// Microseconds of `CLOCK_MONOTONIC` now.
 pub fn monotonic_us() -> u64 {

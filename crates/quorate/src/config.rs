@@ -19,8 +19,8 @@ use std::time::Duration;
 use quorate_core::{CoreConfigError, GossipConfig, Member, ValidConfig};
 use quorate_detector::DetectorConfig;
 use quorate_gate::GateConfig;
-use quorate_heartbeat::transport::TlsIdentity;
-use quorate_heartbeat::{ClusterId, FieldError, NodeId};
+use quorate_proto::{ClusterId, FieldError, NodeId};
+use quorate_transport::TlsIdentity;
 
 /// The longest duration any setting may have: one hour. Far above anything useful (the WAN
 /// preset's longest is 3 s), and low enough that no sum or multiple of settings the node
@@ -212,7 +212,7 @@ impl Config {
                 return Err(ConfigError::invalid(field, fmt_duration(value), duration_max_rule()));
             }
         }
-        quorate_heartbeat::transport::validate_cluster_name(&self.cluster).map_err(|e| {
+        quorate_transport::validate_cluster_name(&self.cluster).map_err(|e| {
             ConfigError::invalid("node.cluster", format!("{:?}", self.cluster), e.to_string())
         })?;
         let mut seen_addrs = std::collections::BTreeSet::new();
@@ -298,7 +298,7 @@ impl Config {
     }
 
     /// Loads the TLS identity this configuration names.
-    pub fn tls_identity(&self) -> Result<Arc<TlsIdentity>, quorate_heartbeat::transport::PkiError> {
+    pub fn tls_identity(&self) -> Result<Arc<TlsIdentity>, quorate_transport::PkiError> {
         match &self.tls {
             TlsSource::Identity(id) => Ok(id.clone()),
             TlsSource::Files { ca, cert, key } => TlsIdentity::from_pem_files(ca, cert, key).map(Arc::new),

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use quorate_gate::TieBreaker;
-use quorate_heartbeat::NodeId;
+use quorate_proto::NodeId;
 use serde::Deserialize;
 
 use crate::config::{duration_max_rule, Config, ConfigError, EventsOut, MemberAddr, TlsSource, DURATION_MAX};

@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use quorate_gate::{QuorumEvent, Why};
-use quorate_heartbeat::NodeId;
+use quorate_proto::NodeId;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 

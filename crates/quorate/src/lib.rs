@@ -52,11 +52,11 @@ pub use quorate_gate::{
     QuorumGate, QuorumStatus, RecvError, TieBreaker, Why, WritePermit,
 };
 pub use quorate_gossip::{Liveness, PartitionView};
-pub use quorate_heartbeat::{ClusterId, Instant, NodeId};
+pub use quorate_proto::{ClusterId, Instant, NodeId};
 
 /// The QUIC transport's certificate tools and types.
 pub mod transport {
-    pub use quorate_heartbeat::transport::{
+    pub use quorate_transport::{
         generate_dev_pki, issue_node_certificate, node_dns_name, parse_node_dns_name, read_certificates,
         validate_cluster_name, CertificateInfo, DevPki, LinkInfo, NodeCredentials, PkiError, TlsIdentity,
         TransportCounters, TransportError, ISSUE_DAYS_MAX, PEM_FILE_BYTES_MAX,

@@ -23,7 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use quorate_gate::{PeerStatus, QuorumEvent, Why};
-use quorate_heartbeat::NodeId;
+use quorate_proto::NodeId;
 
 use crate::status::NodeStatus;
 

@@ -22,8 +22,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use quorate_core::{Delivery, ValidConfig};
 use quorate_gate::{Clock, Publisher, QuorumGate};
-use quorate_heartbeat::transport::{Inbound, LinkInfo, PkiError, Transport, TransportConfig, TransportError};
-use quorate_heartbeat::{Incarnation, NodeId};
+use quorate_proto::{Incarnation, NodeId};
+use quorate_transport::{Inbound, LinkInfo, PkiError, Transport, TransportConfig, TransportError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 

@@ -21,7 +21,7 @@
 //! restarted node count a quorum that another definition in use does not.
 
 use quorate_core::PeerDefinitions;
-use quorate_heartbeat::{DefinitionDigest, NodeId};
+use quorate_proto::{DefinitionDigest, NodeId};
 
 use crate::integrity::{crc32, Corruption};
 

@@ -6,8 +6,8 @@ use quorate_core::Node as Core;
 use quorate_detector::PeerState;
 use quorate_gate::QuorumStatus;
 use quorate_gossip::PartitionView;
-use quorate_heartbeat::transport::{LinkInfo, TransportCounters};
-use quorate_heartbeat::{Instant, NodeId};
+use quorate_proto::{Instant, NodeId};
+use quorate_transport::{LinkInfo, TransportCounters};
 use serde::{Deserialize, Serialize};
 
 /// A node's view of the cluster at one instant.

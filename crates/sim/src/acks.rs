@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use quorate_heartbeat::{Heartbeat, Instant, Seq};
+use quorate_proto::{Heartbeat, Instant, Seq};
 
 /// Heartbeat sends remembered per link. At 10 per second that is 25 s, ten times the
 /// longest lease of any preset: an ack of anything older could not extend a lease.
@@ -108,7 +108,7 @@ impl AckLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quorate_heartbeat::{Ack, Incarnation, NodeId, Terms};
+    use quorate_proto::{Ack, Incarnation, NodeId, Terms};
 
     fn hb(from: u64, inc: u64, seq: u64, ack: Option<(u64, u64)>) -> Heartbeat {
         Heartbeat {

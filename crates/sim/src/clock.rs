@@ -7,7 +7,7 @@
 //! `1 + rho` real seconds. Integer arithmetic only, so a run is bit-for-bit reproducible on
 //! every platform.
 
-use quorate_heartbeat::Instant;
+use quorate_proto::Instant;
 
 /// Nanoseconds in a millisecond.
 pub const MS: u64 = 1_000_000;

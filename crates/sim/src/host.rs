@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use quorate_core::{Config, CoreConfigError, Memory, Node, PeerDefinitions, Promises};
 use quorate_gate::{Clock, ManualClock, QuorumGate};
-use quorate_heartbeat::{Incarnation, Instant, NodeId};
+use quorate_proto::{Incarnation, Instant, NodeId};
 
 use crate::clock::{SimClock, MS};
 use crate::setup::Setup;

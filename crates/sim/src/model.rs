@@ -311,7 +311,7 @@ fn nanos(d: Duration) -> u64 {
 #[cfg(test)]
 pub(crate) fn test_model(voters: usize, nodes: usize) -> Model {
     let def = Definition::standard(nodes, voters);
-    let config = def.config(quorate_heartbeat::ClusterId(1), 0, Preset::Lan, true);
+    let config = def.config(quorate_proto::ClusterId(1), 0, Preset::Lan, true);
     let mut m = Model::new(&[def], &[(Setup::STANDARD, &config)], nodes, 23 * MS, 0);
     m.timings = vec![(Preset::Lan, Timing { lease: 900 * MS, interval: 100 * MS })];
     m
@@ -380,7 +380,7 @@ mod tests {
     #[test]
     fn each_node_is_held_to_its_own_lease_and_mixed_definitions_are_not_uniform() {
         let defs = [Definition::voters(&[0, 1, 2], Tie::LowestId), Definition::standard(5, 5)];
-        let cluster = quorate_heartbeat::ClusterId(1);
+        let cluster = quorate_proto::ClusterId(1);
         let lan = defs[0].config(cluster, 0, Preset::Lan, true);
         let wan = defs[1].config(cluster, 3, Preset::Wan, true);
         let lan_setup = Setup { preset: Preset::Lan, definition: 0 };

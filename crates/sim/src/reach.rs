@@ -199,7 +199,7 @@ mod tests {
             Definition::voters(&[0, 1, 2, 3], Tie::LowestId),
             Definition::voters(&[0, 1, 2, 3], Tie::Node(2)),
         ];
-        let cluster = quorate_heartbeat::ClusterId(1);
+        let cluster = quorate_proto::ClusterId(1);
         let c0 = defs[0].config(cluster, 0, Preset::Lan, true);
         let c1 = defs[1].config(cluster, 2, Preset::Lan, true);
         let s0 = Setup { preset: Preset::Lan, definition: 0 };

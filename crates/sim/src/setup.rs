@@ -11,7 +11,7 @@ use std::time::Duration;
 use quorate_core::{Config, Member};
 use quorate_detector::DetectorConfig;
 use quorate_gate::TieBreaker;
-use quorate_heartbeat::{ClusterId, NodeId};
+use quorate_proto::{ClusterId, NodeId};
 
 /// The lease of the [`Preset::Wan`] preset: long enough for its 3 s floor to absorb
 /// cross-region jitter, short enough for the lease rule (below 3 s x 0.99 / 1.01).

@@ -2,7 +2,7 @@
 //! ([`Carry`]), and reading or rewriting the heartbeat a payload carries (for the ack
 //! ledger, planted bugs and the `local_only_terms` fault).
 
-use quorate_heartbeat::{
+use quorate_proto::{
     decode, decode_stream, encode, encode_stream, ClusterId, Heartbeat, Message, NodeId, Terms,
 };
 

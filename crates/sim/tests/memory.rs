@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use quorate_core::Promises;
-use quorate_heartbeat::NodeId;
+use quorate_proto::NodeId;
 use quorate_sim::clock::MS;
 use quorate_sim::{Fault, Scenario, Scheduled, Sim};
 

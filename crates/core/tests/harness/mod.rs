@@ -20,7 +20,7 @@ use std::time::Duration;
 use quorate_core::{Config, Member, Node};
 use quorate_detector::PeerState;
 use quorate_gate::{Clock, ManualClock, QuorumEvent, QuorumGate};
-use quorate_heartbeat::{ClusterId, Incarnation, Instant, NodeId};
+use quorate_proto::{ClusterId, Incarnation, Instant, NodeId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -5,7 +5,7 @@ use crate::clock::ManualClock;
 use crate::events::QuorumEvent;
 use crate::status::Why;
 use quorate_detector::DetectorConfig;
-use quorate_heartbeat::quorum::TieBreaker;
+use quorate_proto::quorum::TieBreaker;
 
 const MS: u64 = 1_000_000;
 

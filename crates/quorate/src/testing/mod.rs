@@ -27,8 +27,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use quorate_gate::QuorumGate;
-use quorate_heartbeat::transport::{PkiError, TransportError};
-use quorate_heartbeat::NodeId;
+use quorate_proto::NodeId;
+use quorate_transport::{PkiError, TransportError};
 
 pub use prepare::{Builder, Prepared};
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use quorate_heartbeat::transport::generate_dev_pki;
-use quorate_heartbeat::NodeId;
+use quorate_proto::NodeId;
+use quorate_transport::generate_dev_pki;
 
 use super::{ClusterError, LocalCluster, Slot};
 use crate::config::{Config, MemberAddr, TlsSource};

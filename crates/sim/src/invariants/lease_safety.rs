@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 
 use quorate_detector::PeerState;
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::NodeId;
+use quorate_proto::NodeId;
 
 use super::checker::{Invariant, Out, Step, StepKind};
 use crate::clock::fmt_ms;

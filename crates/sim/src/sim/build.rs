@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use quorate_core::Config;
-use quorate_heartbeat::ClusterId;
+use quorate_proto::ClusterId;
 use rand::Rng;
 
 use super::heal_timer::HealTimer;

@@ -44,7 +44,7 @@ mod steps;
 use std::collections::BTreeMap;
 
 use quorate_core::Config;
-use quorate_heartbeat::ClusterId;
+use quorate_proto::ClusterId;
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::{MS, SEC};

@@ -3,7 +3,7 @@
 //! and a phantom fence announcement added to what the node announces.
 
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::{Ack, Heartbeat, NodeId};
+use quorate_proto::{Ack, Heartbeat, NodeId};
 
 use super::Sim;
 use crate::faults::Bug;

@@ -2,7 +2,7 @@
 //! ground truth of who reaches a quorum recomputed, and the cues that a node's message sets
 //! off added to the schedule.
 
-use quorate_heartbeat::{decode_stream, Message};
+use quorate_proto::{decode_stream, Message};
 
 use super::queue::Ev;
 use super::Sim;

@@ -4,7 +4,7 @@
 
 use quorate_core::Delivery;
 use quorate_gate::QuorumEvent;
-use quorate_heartbeat::NodeId;
+use quorate_proto::NodeId;
 use rand::Rng;
 
 use super::queue::Ev;

@@ -35,20 +35,22 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, ConnectionError, VarInt};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::certs::{node_dns_name, validate_cluster_name};
-use super::config::{canonical, TransportConfig, TransportLimits, TransportTiming};
-use super::counters::{add, bump, Counters, TransportCounters};
-use super::peer::{serve_connection, Backoff, Installation, Peer, ResetOnDrop};
-use super::quic::{endpoint_config, quic_transport_config};
-use super::tls::{
+use crate::certs::validate_cluster_name;
+use crate::config::{canonical, TransportConfig, TransportLimits, TransportTiming};
+use crate::counters::{add, bump, Counters, TransportCounters};
+use crate::names::node_dns_name;
+use crate::peer::{Backoff, Installation, Peer, ResetOnDrop};
+use crate::quic::{endpoint_config, quic_transport_config};
+use crate::serve::{serve_connection, Intake};
+use crate::tls::{
     self, classify_handshake_error, identify_client, CertRefusal, HandshakeFailure, MemberNames, PkiError,
 };
-use super::{
+use crate::{
     DatagramDropped, FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED,
     CLOSE_SHUTDOWN, CLOSE_UNCONFIRMED, MESSAGE_BYTES_MAX, RESET_OVERLOADED, RESET_TOO_LARGE,
     RESET_UNANSWERED,
 };
-use crate::ids::NodeId;
+use quorate_proto::NodeId;
 
 /// How long [`Transport::shutdown`] waits for its tasks to end before returning anyway.
 pub const SHUTDOWN_WAIT_MAX: Duration = Duration::from_secs(2);
@@ -403,6 +405,24 @@ impl Transport {
         }
         let _ = tokio::time::timeout(SHUTDOWN_DRAIN_MAX, shared.endpoint.wait_idle()).await;
         tracing::info!(me = %shared.me, "transport shut down");
+    }
+}
+
+impl Intake for EndpointState {
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn inbound(&self) -> &mpsc::Sender<Inbound> {
+        &self.inbound
+    }
+
+    fn serve_timeout(&self) -> Duration {
+        self.timing.serve_timeout
+    }
+
+    fn spawn_task(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.spawn(task);
     }
 }
 

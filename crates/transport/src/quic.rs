@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use quinn::VarInt;
 
-use super::config::TransportConfig;
-use super::tls::PkiError;
-use super::{TransportError, MESSAGE_BYTES_MAX};
+use crate::config::TransportConfig;
+use crate::tls::PkiError;
+use crate::{TransportError, MESSAGE_BYTES_MAX};
 
 /// Ack-eliciting packets a peer may receive before it must acknowledge at once (QUIC's ACK
 /// frequency extension; without it, every second one). Heartbeats need no QUIC

@@ -17,9 +17,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
 
-use super::certs::{node_dns_name, validate_cluster_name, NodeCredentials};
-use super::tls::{PemField, PkiError};
-use crate::ids::NodeId;
+use crate::certs::{validate_cluster_name, NodeCredentials};
+use crate::names::node_dns_name;
+use crate::tls::{PemField, PkiError};
+use quorate_proto::NodeId;
 
 /// Longest validity [`issue_node_certificate`] grants, in days (about 27 years): a bound
 /// that keeps the arithmetic far from overflow and a typo from issuing forever.
@@ -180,7 +181,7 @@ fn datetime(unix: u64) -> Result<time::OffsetDateTime, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::generate_dev_pki;
+    use crate::generate_dev_pki;
 
     #[test]
     fn node_names_read_back_into_id_and_cluster() {
@@ -225,7 +226,7 @@ mod tests {
         let ca = &read_certificates(pki.ca_cert_pem.as_bytes(), "test")?[0];
         assert_eq!(info.issuer, ca.subject, "signed by the existing CA");
         // Loadable as a node identity: the key matches the certificate.
-        crate::transport::TlsIdentity::from_pem(&pki.ca_cert_pem, &creds.cert_pem, &creds.key_pem)?;
+        crate::TlsIdentity::from_pem(&pki.ca_cert_pem, &creds.cert_pem, &creds.key_pem)?;
         Ok(())
     }
 

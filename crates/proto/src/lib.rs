@@ -1,4 +1,5 @@
-//! Wire messages and heartbeat bookkeeping for quorate.
+//! The vocabulary quorate nodes share: ids, time, the wire format, heartbeat bookkeeping
+//! and quorum definitions.
 //!
 //! This crate is the bottom of quorate's dependency graph and holds no protocol decisions:
 //!
@@ -10,16 +11,16 @@
 //! * [`ids`]: [`NodeId`], [`ClusterId`], [`Incarnation`], [`Seq`].
 //! * [`valid`]: [`Valid<T>`](Valid), settings checked once against their [`Rules`].
 //!
-//! Everything above is sans-IO: no sockets, no clock reads. The QUIC transport that carries
-//! these bytes, [`transport`] (cargo feature `quic`), lives beside it and does not depend on
-//! the protocol state machines; none of them depends on it.
+//! * [`quorum`]: [`VoteTable`], who votes, what makes a quorum, and the digest that names a
+//!   definition on the wire.
+//!
+//! Everything here is sans-IO: no sockets, no clock reads. The QUIC transport that carries
+//! these bytes is the `quorate-transport` crate; nothing here depends on it.
 
 pub mod ids;
 pub mod quorum;
 pub mod sequencing;
 pub mod time;
-#[cfg(feature = "quic")]
-pub mod transport;
 pub mod valid;
 pub mod wire;
 
@@ -27,10 +28,6 @@ pub use ids::{ClusterId, Incarnation, NodeId, Seq};
 pub use quorum::{DefinitionParts, MembershipError, TieBreaker, VoteTable};
 pub use sequencing::{AckOutcome, Link, Received, Refused, SentLog};
 pub use time::Instant;
-#[cfg(feature = "quic")]
-pub use transport::{
-    generate_dev_pki, DevPki, Inbound, TlsIdentity, Transport, TransportConfig, TransportError,
-};
 pub use valid::{FieldError, Rules, Valid};
 pub use wire::{
     decode, decode_stream, encode, encode_stream, Ack, DecodeError, Definition, DefinitionDigest,

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use quorate_heartbeat::transport::{
+use quorate_proto::NodeId;
+use quorate_transport::{
     generate_dev_pki, DatagramDropped, DevPki, Inbound, TlsIdentity, Transport, TransportConfig,
     TransportError, TransportTiming, ALPN, MESSAGE_BYTES_MAX,
 };
-use quorate_heartbeat::NodeId;
 use tokio::sync::mpsc;
 
 const CLUSTER: &str = "test";
@@ -225,8 +225,7 @@ async fn a_node_with_a_certificate_from_another_ca_is_refused_and_never_heard() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_an_expired_certificate_is_refused_and_never_heard() {
-    let pki =
-        quorate_heartbeat::transport::generate_dev_pki_with_expired(CLUSTER, &ids(3), &[NodeId(3)]).unwrap();
+    let pki = quorate_transport::generate_dev_pki_with_expired(CLUSTER, &ids(3), &[NodeId(3)]).unwrap();
     let sockets: Vec<UdpSocket> = (0..3).map(|_| bind()).collect();
     let members: Vec<(NodeId, SocketAddr)> = ids(3).into_iter().zip(sockets.iter().map(addr)).collect();
     let mut sockets = sockets.into_iter();

@@ -24,21 +24,13 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
-use quinn::{Connection, RecvStream, SendStream, VarInt};
-use tokio::sync::oneshot;
+use quinn::{Connection, SendStream, VarInt};
 
-use super::counters::{add, bump};
-use super::endpoint::EndpointState;
-use super::{
-    Inbound, CLOSE_DUPLICATE, MESSAGE_BYTES_MAX, RESET_ABANDONED, RESET_OVERLOADED, RESET_TOO_LARGE,
-    RESET_UNANSWERED,
-};
-use crate::ids::NodeId;
+use crate::{CLOSE_DUPLICATE, RESET_ABANDONED};
+use quorate_proto::NodeId;
 
 /// A configured peer. Its address and name are fixed at start; the connection slot and the
 /// link filter change.
@@ -178,113 +170,6 @@ impl Peer {
     }
 }
 
-/// Serves one installed connection until it closes: delivers its datagrams and spawns a task
-/// per request stream (at most `streams_per_peer` at once, enforced by QUIC flow control).
-pub(crate) async fn serve_connection(
-    shared: Arc<EndpointState>,
-    peer: Arc<Peer>,
-    conn: Connection,
-    seq: u64,
-) {
-    loop {
-        // Both futures are cancel-safe: a datagram or stream not yet returned stays queued.
-        tokio::select! {
-            datagram = conn.read_datagram() => match datagram {
-                Ok(bytes) => deliver_datagram(&shared, &peer, bytes),
-                Err(_) => break,
-            },
-            stream = conn.accept_bi() => match stream {
-                Ok((send, recv)) => {
-                    let task = serve_request(shared.clone(), peer.clone(), send, recv);
-                    shared.spawn(task);
-                }
-                Err(_) => break,
-            },
-        }
-    }
-    peer.forget(seq);
-    tracing::debug!(peer = %peer.id, reason = ?conn.close_reason(), "connection ended");
-}
-
-fn deliver_datagram(shared: &EndpointState, peer: &Peer, bytes: Bytes) {
-    let c = &shared.counters;
-    if peer.blocked_in() {
-        bump(&c.dg_blocked_inbound);
-        return;
-    }
-    let len = bytes.len();
-    match shared.inbound.try_send(Inbound::Datagram { from: peer.id, bytes }) {
-        Ok(()) => {
-            bump(&c.datagrams_received);
-            add(&c.bytes_received, len);
-        }
-        // Full: the consumer is behind; closed: it is gone. Never wait on it here, or one slow
-        // consumer would stall every peer's receive path.
-        Err(_) => bump(&c.dg_inbound_channel_full),
-    }
-}
-
-/// Answers one request stream: read the bounded request, hand it to the consumer with a
-/// reply sender, write the bounded reply. Any failure resets the stream (the requester sees
-/// an error, never a truncated or empty reply); link-filter drops stay silent until the
-/// requester gives up.
-async fn serve_request(shared: Arc<EndpointState>, peer: Arc<Peer>, send: SendStream, mut recv: RecvStream) {
-    let c = &shared.counters;
-    let wait = shared.timing.serve_timeout;
-    let mut send = ResetOnDrop::new(send);
-    let request = match tokio::time::timeout(wait, recv.read_to_end(MESSAGE_BYTES_MAX)).await {
-        Ok(Ok(bytes)) => Bytes::from(bytes),
-        Ok(Err(quinn::ReadToEndError::TooLong)) => {
-            bump(&c.rq_too_large);
-            let _ = recv.stop(VarInt::from_u32(RESET_TOO_LARGE));
-            send.reset(RESET_TOO_LARGE);
-            return;
-        }
-        // The requester reset, the connection died, or the bytes did not come in time.
-        Ok(Err(_)) | Err(_) => return,
-    };
-    if peer.blocked_in() {
-        bump(&c.rq_blocked_inbound);
-        send.hold_silently(wait).await;
-        return;
-    }
-
-    let (reply_tx, reply_rx) = oneshot::channel();
-    let len = request.len();
-    let delivered =
-        shared.inbound.try_send(Inbound::Request { from: peer.id, bytes: request, reply: reply_tx });
-    if delivered.is_err() {
-        bump(&c.rq_inbound_channel_full);
-        send.reset(RESET_OVERLOADED);
-        return;
-    }
-    bump(&c.requests_received);
-    add(&c.bytes_received, len);
-
-    let reply = match tokio::time::timeout(wait, reply_rx).await {
-        Ok(Ok(reply)) => reply,
-        Ok(Err(_)) | Err(_) => {
-            bump(&c.rq_unanswered);
-            send.reset(RESET_UNANSWERED);
-            return;
-        }
-    };
-    if reply.len() > MESSAGE_BYTES_MAX {
-        tracing::warn!(peer = %peer.id, len = reply.len(), "reply exceeds MESSAGE_BYTES_MAX; dropped");
-        bump(&c.rq_too_large);
-        send.reset(RESET_TOO_LARGE);
-        return;
-    }
-    if peer.blocked_out() {
-        bump(&c.rq_blocked_outbound);
-        send.hold_silently(wait).await;
-        return;
-    }
-    if send.write_all_and_finish(&reply).await {
-        add(&c.bytes_sent, reply.len());
-    }
-}
-
 /// A send stream that is reset, not finished, unless the whole message was written: quinn
 /// finishes a dropped stream, which would turn a cancelled write into a truncated message
 /// that looks complete.
@@ -319,7 +204,7 @@ impl ResetOnDrop {
 
     /// Sends nothing until the peer stops the stream (it gave up) or `limit` passes, then
     /// resets: to the peer this looks like a lost message, as under a real partition.
-    async fn hold_silently(&mut self, limit: Duration) {
+    pub(crate) async fn hold_silently(&mut self, limit: Duration) {
         if let Some(stream) = self.stream.as_mut() {
             let _ = tokio::time::timeout(limit, stream.stopped()).await;
         }

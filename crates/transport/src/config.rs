@@ -15,9 +15,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::tls::TlsIdentity;
-use crate::ids::NodeId;
-use crate::valid::{Rules, Valid};
+use crate::tls::TlsIdentity;
+use quorate_proto::valid::{Rules, Valid};
+use quorate_proto::NodeId;
 
 /// Default interval between QUIC keep-alive packets on an otherwise silent connection.
 pub const KEEP_ALIVE_DEFAULT: Duration = Duration::from_secs(1);
@@ -37,7 +37,7 @@ pub const SERVE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 pub const INITIAL_RTT_DEFAULT: Duration = Duration::from_millis(50);
 /// Largest request or reply, in bytes. Heartbeats travel as datagrams; requests carry direct
 /// polls and gossip rows, which fit well within this.
-pub const MESSAGE_BYTES_MAX: usize = crate::wire::STREAM_BYTES_MAX;
+pub const MESSAGE_BYTES_MAX: usize = quorate_proto::wire::STREAM_BYTES_MAX;
 /// Most configured members (including this node).
 pub const MEMBERS_MAX: usize = 1024;
 /// Default capacity of the inbound channel, in messages. When the consumer falls this far

@@ -23,8 +23,8 @@ use rustls::{AlertDescription, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use super::certs::node_dns_name;
-use crate::ids::NodeId;
+use crate::names::node_dns_name;
+use quorate_proto::NodeId;
 
 /// ALPN protocol id of quorate's transport, version 1. A peer speaking anything else fails the
 /// handshake instead of exchanging bytes it would misread.
@@ -460,9 +460,9 @@ fn read_bounded(field: PemField, path: &Path) -> Result<Vec<u8>, PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::certs::generate_dev_pki;
+    use crate::certs::generate_dev_pki;
 
-    fn pki() -> crate::transport::certs::DevPki {
+    fn pki() -> crate::certs::DevPki {
         match generate_dev_pki("unit", &[NodeId(1), NodeId(2)]) {
             Ok(p) => p,
             Err(e) => panic!("dev pki: {e}"),

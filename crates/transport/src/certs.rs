@@ -24,8 +24,9 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use super::tls::{PkiError, TlsIdentity};
-use crate::ids::NodeId;
+use crate::names::node_dns_name;
+use crate::tls::{PkiError, TlsIdentity};
+use quorate_proto::NodeId;
 
 /// Longest cluster name accepted, in bytes. Keeps `node-<u64>.<cluster>.quorate` within the
 /// 253-byte limit of a DNS name (25 bytes for the node label, 8 for `.quorate`).
@@ -34,13 +35,6 @@ pub const CLUSTER_NAME_BYTES_MAX: usize = 200;
 /// Largest number of nodes [`generate_dev_pki`] issues certificates for in one call; a bound
 /// on the work (one ECDSA key generation per node) a single call can do.
 pub const DEV_PKI_NODES_MAX: usize = 1024;
-
-/// The DNS name a node's certificate must carry: `node-<id>.<cluster_name>.quorate`.
-///
-/// Does not validate `cluster_name`; [`validate_cluster_name`] does.
-pub fn node_dns_name(cluster_name: &str, node: NodeId) -> String {
-    format!("node-{}.{}.quorate", node.0, cluster_name)
-}
 
 /// Checks that `name` can be embedded in certificate names: one or more dot-separated labels
 /// of 1..=63 lowercase ASCII letters, digits or `-` (not at either end of a label), at most

@@ -22,7 +22,7 @@
 //! * A link filter ([`Transport::set_blocked`]) drops traffic per peer and direction, for
 //!   tests and the in-process demo.
 //!
-//! Enabled by the `quic` cargo feature; the sans-IO modules of this crate never use it.
+//! The sans-IO crates (`quorate-proto` and everything built on it) never depend on this one.
 //!
 //! # Certificate names
 //!
@@ -73,9 +73,11 @@ mod certs;
 mod config;
 mod counters;
 mod endpoint;
+mod names;
 mod peer;
 mod pki;
 mod quic;
+mod serve;
 mod tls;
 
 use std::net::SocketAddr;
@@ -85,8 +87,8 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 pub use certs::{
-    generate_dev_pki, generate_dev_pki_with_expired, node_dns_name, validate_cluster_name, DevPki,
-    NodeCredentials, CLUSTER_NAME_BYTES_MAX, DEV_PKI_NODES_MAX,
+    generate_dev_pki, generate_dev_pki_with_expired, validate_cluster_name, DevPki, NodeCredentials,
+    CLUSTER_NAME_BYTES_MAX, DEV_PKI_NODES_MAX,
 };
 pub use config::{
     TransportConfig, TransportConfigError, TransportLimits, TransportTiming,
@@ -97,13 +99,14 @@ pub use config::{
 };
 pub use counters::{DatagramDrops, Refusals, RequestDrops, TransportCounters};
 pub use endpoint::{Transport, SHUTDOWN_DRAIN_MAX, SHUTDOWN_WAIT_MAX};
+pub use names::node_dns_name;
 pub use pki::{
     issue_node_certificate, parse_node_dns_name, read_certificates, CertificateInfo, ISSUE_BACKDATE,
     ISSUE_DAYS_MAX, READ_CERTIFICATES_MAX,
 };
 pub use tls::{PemField, PkiError, TlsIdentity, ALPN, PEM_FILE_BYTES_MAX};
 
-use crate::ids::NodeId;
+use quorate_proto::NodeId;
 
 /// QUIC application close code: the node is shutting down.
 pub const CLOSE_SHUTDOWN: u32 = 0;
