@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, ConnectionError, VarInt};
@@ -37,18 +36,17 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::certs::validate_cluster_name;
 use crate::config::{canonical, TransportConfig, TransportLimits, TransportTiming};
-use crate::counters::{add, bump, Counters, TransportCounters};
+use crate::counters::{bump, Counters, TransportCounters};
 use crate::names::node_dns_name;
-use crate::peer::{Backoff, Installation, Peer, ResetOnDrop};
+use crate::peer::{Backoff, Installation, Peer};
 use crate::quic::{endpoint_config, quic_transport_config};
 use crate::serve::{serve_connection, Intake};
 use crate::tls::{
     self, classify_handshake_error, identify_client, CertRefusal, HandshakeFailure, MemberNames, PkiError,
 };
 use crate::{
-    DatagramDropped, FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED,
-    CLOSE_SHUTDOWN, CLOSE_UNCONFIRMED, MESSAGE_BYTES_MAX, RESET_OVERLOADED, RESET_TOO_LARGE,
-    RESET_UNANSWERED,
+    FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED, CLOSE_SHUTDOWN,
+    CLOSE_UNCONFIRMED,
 };
 use quorate_proto::NodeId;
 
@@ -78,14 +76,14 @@ const CONFIRM_POLL_MAX: Duration = Duration::from_millis(50);
 /// [`Transport::shutdown`] to close connections gracefully and wait.
 #[derive(Clone, Debug)]
 pub struct Transport {
-    handle: Arc<Handle>,
+    pub(crate) handle: Arc<Handle>,
 }
 
 /// Owned by the user's clones only (tasks hold [`EndpointState`]), so its drop means nobody can use
 /// the transport any more.
 #[derive(Debug)]
-struct Handle {
-    shared: Arc<EndpointState>,
+pub(crate) struct Handle {
+    pub(crate) shared: Arc<EndpointState>,
 }
 
 impl Drop for Handle {
@@ -97,24 +95,24 @@ impl Drop for Handle {
 /// State shared by the handle and every task.
 #[derive(Debug)]
 pub(crate) struct EndpointState {
-    me: NodeId,
-    local_addr: SocketAddr,
-    endpoint: quinn::Endpoint,
-    client_config: quinn::ClientConfig,
-    peers: HashMap<NodeId, Arc<Peer>>,
-    members_at: HashMap<SocketAddr, NodeId>,
-    names: MemberNames,
+    pub(crate) me: NodeId,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) client_config: quinn::ClientConfig,
+    pub(crate) peers: HashMap<NodeId, Arc<Peer>>,
+    pub(crate) members_at: HashMap<SocketAddr, NodeId>,
+    pub(crate) names: MemberNames,
     pub(crate) counters: Counters,
     pub(crate) inbound: mpsc::Sender<Inbound>,
     pub(crate) timing: TransportTiming,
-    limits: TransportLimits,
-    runtime: tokio::runtime::Handle,
-    shutdown: watch::Sender<bool>,
+    pub(crate) limits: TransportLimits,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) shutdown: watch::Sender<bool>,
     /// Every task holds a clone; `None` once shutdown began, so no new task starts.
-    task_guard: Mutex<Option<mpsc::Sender<()>>>,
+    pub(crate) task_guard: Mutex<Option<mpsc::Sender<()>>>,
     /// Yields `None` once every task (and so every guard clone) is gone.
-    tasks_done: Mutex<Option<mpsc::Receiver<()>>>,
-    next_seq: AtomicU64,
+    pub(crate) tasks_done: Mutex<Option<mpsc::Receiver<()>>>,
+    pub(crate) next_seq: AtomicU64,
 }
 
 impl Transport {
@@ -216,115 +214,6 @@ impl Transport {
         }
         tracing::info!(me = %config.me, addr = %local_addr, peers = shared.peers.len(), "transport started");
         Ok((Transport { handle: Arc::new(Handle { shared }) }, inbound_rx))
-    }
-
-    /// Sends `bytes` to `to` as one QUIC datagram, without blocking and without queueing
-    /// behind a backlog.
-    ///
-    /// `Err` says why the datagram was dropped (it is also counted). A datagram blocked by the
-    /// link filter returns `Ok`: to the caller it looks lost on the wire, as under a real
-    /// partition. `Ok` never means delivered; datagrams are unreliable.
-    pub fn send_datagram(&self, to: NodeId, bytes: Bytes) -> Result<(), DatagramDropped> {
-        let shared = &self.handle.shared;
-        let c = &shared.counters;
-        let Some(peer) = shared.peers.get(&to) else {
-            bump(&c.dg_unknown_peer);
-            return Err(DatagramDropped::UnknownPeer { peer: to });
-        };
-        if peer.blocked_out() {
-            bump(&c.dg_blocked_outbound);
-            return Ok(());
-        }
-        let Some(conn) = peer.connection() else {
-            bump(&c.dg_no_connection);
-            return Err(DatagramDropped::NoConnection { peer: to });
-        };
-        let len = bytes.len();
-        let max = conn.max_datagram_size().unwrap_or(0);
-        if len > max {
-            bump(&c.dg_too_large);
-            return Err(DatagramDropped::TooLarge { peer: to, len, max });
-        }
-        // quinn would make room by discarding the oldest queued datagrams; we drop the new
-        // one instead and count it. (A concurrent sender may still race us between the check
-        // and the send; then quinn drops an older datagram, which is equally stale.)
-        if len > conn.datagram_send_buffer_space() {
-            bump(&c.dg_send_buffer_full);
-            return Err(DatagramDropped::SendBufferFull { peer: to });
-        }
-        match conn.send_datagram(bytes) {
-            Ok(()) => {
-                bump(&c.datagrams_sent);
-                add(&c.bytes_sent, len);
-                Ok(())
-            }
-            Err(quinn::SendDatagramError::ConnectionLost(_)) => {
-                bump(&c.dg_no_connection);
-                Err(DatagramDropped::NoConnection { peer: to })
-            }
-            Err(_) => {
-                bump(&c.dg_too_large);
-                Err(DatagramDropped::TooLarge { peer: to, len, max })
-            }
-        }
-    }
-
-    /// Sends `bytes` to `to` on a new reliable stream and waits up to `timeout` for the reply.
-    ///
-    /// Requests and replies are at most [`MESSAGE_BYTES_MAX`] bytes. A request blocked by the
-    /// link filter (either direction) waits out `timeout` and returns
-    /// [`TransportError::Timeout`], as a lost request would.
-    pub async fn request(
-        &self,
-        to: NodeId,
-        bytes: Bytes,
-        timeout: Duration,
-    ) -> Result<Bytes, TransportError> {
-        let shared = &self.handle.shared;
-        let c = &shared.counters;
-        if bytes.len() > MESSAGE_BYTES_MAX {
-            bump(&c.rq_too_large);
-            return Err(TransportError::MessageTooLarge { len: bytes.len(), max: MESSAGE_BYTES_MAX });
-        }
-        let peer = shared.peers.get(&to).ok_or(TransportError::UnknownPeer { peer: to })?;
-        let exchange = async {
-            if peer.blocked_out() {
-                bump(&c.rq_blocked_outbound);
-                return std::future::pending().await;
-            }
-            let conn = peer.connection().ok_or(TransportError::NotConnected { peer: to })?;
-            let lost = |e: &dyn std::fmt::Display| TransportError::ConnectionLost {
-                peer: to,
-                reason: e.to_string(),
-            };
-            let (send, mut recv) = conn.open_bi().await.map_err(|e| lost(&e))?;
-            let mut send = ResetOnDrop::new(send);
-            if !send.write_all_and_finish(&bytes).await {
-                return Err(lost(&"the request stream failed while writing"));
-            }
-            add(&c.bytes_sent, bytes.len());
-            let reply = match recv.read_to_end(MESSAGE_BYTES_MAX).await {
-                Ok(reply) => reply,
-                Err(quinn::ReadToEndError::TooLong) => {
-                    bump(&c.rq_too_large);
-                    return Err(TransportError::ReplyTooLarge { peer: to, max: MESSAGE_BYTES_MAX });
-                }
-                Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code))) => {
-                    return Err(TransportError::Rejected { peer: to, reason: reset_reason(code) });
-                }
-                Err(quinn::ReadToEndError::Read(e)) => return Err(lost(&e)),
-            };
-            if peer.blocked_in() {
-                bump(&c.rq_blocked_inbound);
-                return std::future::pending().await;
-            }
-            bump(&c.requests_sent);
-            add(&c.bytes_received, reply.len());
-            Ok(Bytes::from(reply))
-        };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .unwrap_or(Err(TransportError::Timeout { peer: to, after: timeout }))
     }
 
     /// The link filter: silently drop traffic from `peer` (`inbound`) and/or to `peer`
@@ -649,14 +538,5 @@ fn peer_did_not_want(reason: &ConnectionError) -> bool {
                 || close.error_code == VarInt::from_u32(CLOSE_REFUSED)
         }
         _ => false,
-    }
-}
-
-fn reset_reason(code: VarInt) -> &'static str {
-    match u32::try_from(code.into_inner()) {
-        Ok(RESET_TOO_LARGE) => "the request exceeds the peer's size limit",
-        Ok(RESET_OVERLOADED) => "the peer's inbound queue is full",
-        Ok(RESET_UNANSWERED) => "the peer did not answer in time",
-        _ => "the peer abandoned the request",
     }
 }

@@ -77,6 +77,7 @@ mod names;
 mod peer;
 mod pki;
 mod quic;
+mod send;
 mod serve;
 mod tls;
 
