@@ -106,7 +106,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     }
 
     let watcher = tokio::spawn(report_quorum_changes(node.gate().subscribe()));
-    let signal = wait_for_signal().await;
+    let signal = quorate::shutdown_signal().await;
     eprintln!("{signal}: fencing and leaving");
     node.shutdown().await;
     watcher.abort();
@@ -244,30 +244,6 @@ async fn report_quorum_changes(mut events: quorate::EventStream) {
             Err(RecvError::Lagged { missed }) => eprintln!("(missed {missed} events)"),
             Err(_) => return,
         }
-    }
-}
-
-/// Waits for SIGINT or SIGTERM and names the one that came.
-async fn wait_for_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            },
-            Err(e) => {
-                eprintln!("cannot listen for SIGTERM ({e}); stop with Ctrl-C");
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
     }
 }
 

@@ -197,7 +197,7 @@ async fn run_node(args: RunArgs) -> Result<(), Failure> {
         if args.unsafe_no_gate { "WITHOUT the gate" } else { "gated" }
     );
 
-    let signal = wait_for_signal().await;
+    let signal = quorate::shutdown_signal().await;
     eprintln!("{signal}: stopping the writer, leaving");
     follower.abort();
     let role = engine.role();
@@ -257,21 +257,6 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-}
-
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        Err(e) => {
-            eprintln!("cannot listen for SIGTERM ({e}); stop with Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
 }
 
 #[cfg(test)]

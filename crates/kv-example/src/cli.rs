@@ -152,7 +152,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         crate::service::durability_name(durability)
     );
 
-    let signal = wait_for_signal().await;
+    let signal = quorate::shutdown_signal().await;
     eprintln!("{signal}: fencing, leaving, closing the database");
     node.shutdown().await;
     let _ = stop.send(true);
@@ -171,19 +171,4 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-}
-
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        Err(e) => {
-            eprintln!("cannot listen for SIGTERM ({e}); stop with Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
 }

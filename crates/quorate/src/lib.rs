@@ -32,6 +32,7 @@ mod integrity;
 mod metrics;
 mod node;
 pub mod peers_file;
+mod signal;
 pub mod state_file;
 mod status;
 #[cfg(feature = "testing")]
@@ -42,6 +43,7 @@ pub use config_file::CONFIG_BYTES_MAX;
 pub use data_dir::{DataDir, DataDirError};
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
+pub use signal::shutdown_signal;
 pub use state_file::Durable;
 pub use status::{CertificateReport, NodeStatus, PartitionReport, PeerReport, QuicReport};
 
