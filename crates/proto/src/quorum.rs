@@ -247,6 +247,17 @@ mod tests {
     }
 
     #[test]
+    fn majority_is_the_smallest_strict_majority_of_all_votes() {
+        for (votes, majority) in
+            [(&[1][..], 1), (&[1, 1], 2), (&[1, 1, 1], 2), (&[1, 1, 1, 1], 3), (&[2, 1, 0], 2)]
+        {
+            let t = table(votes, TieBreaker::None);
+            assert_eq!(t.majority(), majority, "{votes:?}");
+            assert!(t.is_quorum(majority, false) && !t.is_quorum(majority - 1, false), "{votes:?}");
+        }
+    }
+
+    #[test]
     fn digest_tells_definitions_apart_and_ignores_how_the_tie_breaker_was_named() {
         let cluster = ClusterId(7);
         let three = table(&[1, 1, 1], TieBreaker::LowestId);

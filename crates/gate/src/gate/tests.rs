@@ -169,8 +169,10 @@ fn events_the_driver_never_polls_are_dropped_oldest_first_and_counted() {
 #[test]
 fn a_life_that_used_every_epoch_stays_fenced_instead_of_borrowing_the_next_lifes() {
     let mut f = five_nodes(GateConfig::default());
+    assert!(!f.gate.epochs_exhausted(), "a fresh life has every epoch left");
     // Pretend this life already gained quorum 2^20 - 1 times.
     f.gate.epoch = Epoch(f.gate.last_epoch.0 - 1);
+    assert!(!f.gate.epochs_exhausted(), "one epoch is still left");
     f.ack(10, 2, 0);
     f.ack(10, 3, 0);
     assert!(f.handle.can_write());
