@@ -41,6 +41,11 @@ impl Rig {
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(http::serve(listener, http::router(service.clone()), stop_rx));
         cluster.wait_writable(&[NodeId(1)], WAIT_MAX).await?;
+        // The service's read-only switch follows the gate's events, so it may lag the gate
+        // by the time the event takes to reach it (by design: it only ever lags): wait for it
+        // too, or the first write could be refused as read-only.
+        let writable = || matches!(service.mode(), quorate_kv::Mode::Writable { .. });
+        wait_until(WAIT_MAX, writable).await.ok_or("the service never saw the quorum")?;
         Ok(Rig { cluster, service, http, stop })
     }
 

@@ -4,7 +4,7 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use quorate::testing::{wait_until, ClusterError, LocalCluster};
+use quorate::testing::{wait_until, LocalCluster};
 use quorate::transport::generate_dev_pki;
 use quorate::{
     Config, DataDirError, EventStream, Node, NodeId, QuorumEvent, QuorumGate, StartError, TlsSource,
@@ -14,9 +14,20 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Starts `n` nodes of the cluster "loopback" (LAN defaults) and waits (at most 3 s) until
 /// every one is writable.
-async fn cluster(n: u64) -> Result<LocalCluster, ClusterError> {
+async fn cluster(n: u64) -> Result<LocalCluster, Box<dyn std::error::Error>> {
     let cluster = LocalCluster::builder("loopback", n).start().await?;
     cluster.wait_all_writable(Duration::from_secs(3)).await?;
+    // Writable needs a quorum of acks, not every peer: wait until every node also hears
+    // every peer, or a test that stops a node could stop one its peers never heard (and so
+    // can never call down).
+    let everyone_heard = || {
+        (1..=n).all(|id| {
+            cluster
+                .node(NodeId(id))
+                .is_some_and(|node| node.status().peers.iter().all(|p| p.connected && p.state == "reachable"))
+        })
+    };
+    wait_until(Duration::from_secs(2), everyone_heard).await.ok_or("not every node heard every peer")?;
     Ok(cluster)
 }
 
@@ -47,11 +58,15 @@ async fn three_and_five_nodes_converge_to_all_writable_within_a_second() -> Test
         let took = cluster.wait_all_writable(Duration::from_secs(3)).await;
         println!("{n} nodes: all writable after {took:?}");
         assert!(took.as_ref().is_ok_and(|t| *t < Duration::from_secs(1)), "{n} nodes: {took:?}");
-        let status = cluster.node(NodeId(1)).ok_or("no node 1")?.status();
-        assert!(
-            status.writable && status.peers.iter().all(|p| p.connected && p.state == "reachable"),
-            "{status:?}"
-        );
+        // Writable needs a quorum of acks, not every peer: a peer may still be unheard for a
+        // heartbeat interval. Within a second, node 1 hears and is connected to all of them.
+        let node = cluster.node(NodeId(1)).ok_or("no node 1")?;
+        let all_heard = || {
+            let status = node.status();
+            status.writable && status.peers.iter().all(|p| p.connected && p.state == "reachable")
+        };
+        let heard = wait_until(Duration::from_secs(1), all_heard).await;
+        assert!(heard.is_some(), "{n} nodes: {:?}", node.status());
         cluster.shutdown().await?;
     }
     Ok(())
