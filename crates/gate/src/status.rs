@@ -39,7 +39,8 @@ impl fmt::Display for Epoch {
     }
 }
 
-/// A snapshot of the gate, as published on every material change.
+/// A snapshot of a node's quorum state, built by the core from all its parts and published
+/// by the driver on every material change (see `quorate_core::Node::poll_status`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuorumStatus {
     /// This node.
