@@ -29,6 +29,90 @@ const FULL_STREAMS_MAX: u32 = 8;
 /// as too long (and refused at once) rather than stalling on flow control.
 const STREAM_WINDOW_SLACK_BYTES: u64 = 4 * 1024;
 
+/// The congestion window never shrinks below this many bytes. Every byte this transport
+/// sends is bounded by the application (a heartbeat per peer per interval, small gossip and
+/// fence messages, request streams under flow control), so the window's job here is only
+/// to stop a bulk sender, which there is none of. Without a floor, a cut of a second or
+/// two (every packet lost) collapses the window to two packets that all count as in
+/// flight until a probe gets through, and heartbeats stay queued behind it for seconds
+/// after the link is back: the link looks connected while no liveness signal crosses it.
+const CONGESTION_WINDOW_FLOOR_BYTES: u64 = 128 * 1024;
+
+/// quinn's default controller (CUBIC) with [`CONGESTION_WINDOW_FLOOR_BYTES`] as the least
+/// window it ever reports.
+#[derive(Debug)]
+struct FloorConfig(quinn::congestion::CubicConfig);
+
+impl quinn::congestion::ControllerFactory for FloorConfig {
+    fn build(
+        self: Arc<Self>,
+        now: std::time::Instant,
+        current_mtu: u16,
+    ) -> Box<dyn quinn::congestion::Controller> {
+        let inner = Arc::new(self.0.clone()).build(now, current_mtu);
+        Box::new(Floor(inner))
+    }
+}
+
+struct Floor(Box<dyn quinn::congestion::Controller>);
+
+impl quinn::congestion::Controller for Floor {
+    fn on_sent(&mut self, now: std::time::Instant, bytes: u64, last_packet_number: u64) {
+        self.0.on_sent(now, bytes, last_packet_number);
+    }
+
+    fn on_ack(
+        &mut self,
+        now: std::time::Instant,
+        sent: std::time::Instant,
+        bytes: u64,
+        app_limited: bool,
+        rtt: &quinn_proto::RttEstimator,
+    ) {
+        self.0.on_ack(now, sent, bytes, app_limited, rtt);
+    }
+
+    fn on_end_acks(
+        &mut self,
+        now: std::time::Instant,
+        in_flight: u64,
+        app_limited: bool,
+        largest_packet_num_acked: Option<u64>,
+    ) {
+        self.0.on_end_acks(now, in_flight, app_limited, largest_packet_num_acked);
+    }
+
+    fn on_congestion_event(
+        &mut self,
+        now: std::time::Instant,
+        sent: std::time::Instant,
+        is_persistent_congestion: bool,
+        lost_bytes: u64,
+    ) {
+        self.0.on_congestion_event(now, sent, is_persistent_congestion, lost_bytes);
+    }
+
+    fn on_mtu_update(&mut self, new_mtu: u16) {
+        self.0.on_mtu_update(new_mtu);
+    }
+
+    fn window(&self) -> u64 {
+        self.0.window().max(CONGESTION_WINDOW_FLOOR_BYTES)
+    }
+
+    fn clone_box(&self) -> Box<dyn quinn::congestion::Controller> {
+        Box::new(Floor(self.0.clone_box()))
+    }
+
+    fn initial_window(&self) -> u64 {
+        self.0.initial_window().max(CONGESTION_WINDOW_FLOOR_BYTES)
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
 /// quinn's per-connection transport parameters, from our timing and limits.
 pub(crate) fn quic_transport_config(
     config: &TransportConfig,
@@ -38,6 +122,7 @@ pub(crate) fn quic_transport_config(
     let too_big = |what: &str| PkiError::Config { reason: format!("{what} does not fit QUIC's encoding") };
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(timing.keep_alive));
+    t.congestion_controller_factory(Arc::new(FloorConfig(quinn::congestion::CubicConfig::default())));
     // Ask the peer to acknowledge after ACK_ELICITING_THRESHOLD + 1 packets or its ack delay
     // (quinn caps it at 25 ms on a LAN), not after every second packet (see the constant).
     let mut ack = quinn::AckFrequencyConfig::default();
