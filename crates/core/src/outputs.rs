@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 
 use std::time::Duration;
 
-use quorate_gossip::PartitionView;
 use quorate_proto::{Instant, NodeId};
 
 /// Datagrams waiting for the driver before the oldest is dropped. A heartbeat round queues
@@ -65,13 +64,13 @@ pub(crate) struct StatusClock {
     every: Duration,
     dirty: bool,
     published: Option<Instant>,
-    /// The partition view last published, to notice a change.
-    view: Option<PartitionView>,
+    /// The gossiper's count of partition-view changes last seen.
+    view_changes: u64,
 }
 
 impl StatusClock {
     pub(crate) fn new(every: Duration) -> Self {
-        StatusClock { every, dirty: true, published: None, view: None }
+        StatusClock { every, dirty: true, published: None, view_changes: 0 }
     }
 
     /// Something material changed.
@@ -79,10 +78,10 @@ impl StatusClock {
         self.dirty = true;
     }
 
-    /// Gossip's partition view is `view` now.
-    pub(crate) fn saw_view(&mut self, view: &PartitionView) {
-        if self.view.as_ref() != Some(view) {
-            self.view = Some(view.clone());
+    /// Gossip's partition view has changed `view_changes` times so far.
+    pub(crate) fn saw_view_changes(&mut self, view_changes: u64) {
+        if self.view_changes != view_changes {
+            self.view_changes = view_changes;
             self.dirty = true;
         }
     }

@@ -42,8 +42,8 @@ impl Node {
                 }
             }
         }
-        if let Some(view) = self.gossip.as_ref().and_then(|s| s.gossiper.view()) {
-            self.status_clock.saw_view(view);
+        if let Some(s) = self.gossip.as_ref() {
+            self.status_clock.saw_view_changes(s.gossiper.view_changes());
         }
     }
 

@@ -110,6 +110,8 @@ pub struct Gossiper {
     liveness: BTreeMap<NodeId, Liveness>,
     /// The partition view of the last round; `None` before the first.
     view: Option<PartitionView>,
+    /// How many rounds changed the partition view.
+    view_changes: u64,
     outputs: VecDeque<GossipOutput>,
     counters: GossipCounters,
 }
@@ -139,6 +141,7 @@ impl Gossiper {
             down_since: BTreeMap::new(),
             liveness: BTreeMap::new(),
             view: None,
+            view_changes: 0,
             outputs: VecDeque::new(),
             counters: GossipCounters::default(),
         }
@@ -157,6 +160,12 @@ impl Gossiper {
     /// Who hears whom, as of the last round; `None` before the first.
     pub fn view(&self) -> Option<&PartitionView> {
         self.view.as_ref()
+    }
+
+    /// How many rounds changed the partition view ([`Gossiper::view`]) so far: a reader
+    /// that remembers it knows when the view is news.
+    pub fn view_changes(&self) -> u64 {
+        self.view_changes
     }
 
     /// Who hears whom at `now`, from the rows as they are.
@@ -229,7 +238,11 @@ impl Gossiper {
         self.announce_liveness(now, &here);
         let voters: Vec<NodeId> = self.voters.iter().copied().collect();
         self.accuse(now, voters);
-        self.view = Some(self.table.view(now, self.config.fresh_for, self.config.corroboration));
+        let view = self.table.view(now, self.config.fresh_for, self.config.corroboration);
+        if self.view.as_ref() != Some(&view) {
+            self.view_changes += 1;
+            self.view = Some(view);
+        }
     }
 
     /// Liveness events for the peers down here whose liveness changed (read from every
@@ -399,6 +412,7 @@ mod tests {
         assert_eq!(accused.len(), 4);
         assert!(accused.contains(&(NodeId(5), vec![NodeId(1)])), "{accused:?}");
         assert!(g.view().is_some());
+        assert_eq!(g.view_changes(), 1, "the first view is a change");
         // Not due again before the interval (less jitter).
         g.handle_timeout(at(200), || panic!("views are read only when a round runs"), &mut rng);
         assert!(g.poll_output().is_none());
@@ -438,6 +452,9 @@ mod tests {
         b.handle_timeout(at(400), || views(2, &[5]), &mut rng);
         pull(&mut a, &mut b, 450);
         a.handle_timeout(at(600), || views(1, &[5]), &mut rng);
+        let changes = a.view_changes();
+        a.handle_timeout(at(900), || views(1, &[5]), &mut rng);
+        assert_eq!(a.view_changes(), changes, "a round that leaves the view as it was is no change");
         let events = events_of(&mut a);
         assert!(events.contains(&GossipEvent::DownEverywhere { peer: NodeId(5), at: at(600) }), "{events:?}");
         assert_eq!(a.down_since(NodeId(5)), Some(at(100)));
