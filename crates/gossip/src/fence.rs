@@ -29,12 +29,11 @@ use std::time::Duration;
 
 use quorate_detector::PeerState;
 use quorate_proto::{
-    encode_stream, ClusterId, FenceAnswer, FenceQuery, Incarnation, Instant, Message, NodeId, Valid,
-    VoteTable,
+    ClusterId, FenceAnswer, FenceQuery, Incarnation, Instant, Message, NodeId, Valid, VoteTable,
 };
 
 use crate::config::GossipConfig;
-use crate::Outgoing;
+use crate::{encode_counted, Outgoing};
 
 /// What fence checks did, for operators and tests. All counters only grow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -332,11 +331,7 @@ impl Fencer {
     }
 
     fn encode(&mut self, message: &Message) -> Option<Vec<u8>> {
-        let encoded = encode_stream(self.cluster, message);
-        if encoded.is_err() {
-            self.counters.encode_failures += 1;
-        }
-        encoded.ok()
+        encode_counted(self.cluster, message, &mut self.counters.encode_failures)
     }
 
     fn send(&mut self, to: Vec<NodeId>, message: &Message) {

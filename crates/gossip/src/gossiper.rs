@@ -18,15 +18,13 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use quorate_detector::PeerState;
-use quorate_proto::{
-    encode_stream, ClusterId, Gossip, Incarnation, Instant, Message, NodeId, Valid, View, VoteTable,
-};
+use quorate_proto::{ClusterId, Gossip, Incarnation, Instant, Message, NodeId, Valid, View, VoteTable};
 use rand::Rng;
 
 use crate::config::GossipConfig;
 use crate::rows::{MergeOutcome, RowTable};
 use crate::view::{Liveness, PartitionView};
-use crate::Outgoing;
+use crate::{encode_counted, Outgoing};
 
 /// Gossip rounds go out up to this fraction of an interval early, at random.
 const JITTER_FRACTION: f64 = 0.1;
@@ -327,11 +325,7 @@ impl Gossiper {
     /// Encodes `message` for a stream; a failure (a digest too large for one message) is
     /// counted and the message skipped.
     fn encode(&mut self, message: &Message) -> Option<Vec<u8>> {
-        let encoded = encode_stream(self.cluster, message);
-        if encoded.is_err() {
-            self.counters.encode_failures += 1;
-        }
-        encoded.ok()
+        encode_counted(self.cluster, message, &mut self.counters.encode_failures)
     }
 
     /// Encodes `message` once and queues it as a request to each of `to`.

@@ -35,7 +35,17 @@ pub use gossiper::{GossipCounters, GossipEvent, GossipOutput, Gossiper};
 pub use rows::{MergeCounters, MergeOutcome, Row, RowTable};
 pub use view::{Liveness, PartitionView};
 
-use quorate_proto::NodeId;
+use quorate_proto::{encode_stream, ClusterId, Message, NodeId};
+
+/// Encodes `message` for a stream; a failure (a message too large for one) is counted in
+/// `failures` and the message skipped.
+pub(crate) fn encode_counted(cluster: ClusterId, message: &Message, failures: &mut u64) -> Option<Vec<u8>> {
+    let encoded = encode_stream(cluster, message);
+    if encoded.is_err() {
+        *failures += 1;
+    }
+    encoded.ok()
+}
 
 /// A message for the driver to send as a request on a reliable stream (gossip and fence
 /// messages always travel that way).
