@@ -337,6 +337,9 @@ impl Node {
             hb.ack = None;
             self.counters.acks_withheld += 1;
         }
+        if let Some(s) = self.gossip.as_mut() {
+            hb.digest = s.gossiper.heartbeat_digest(now, peer);
+        }
         Some(hb)
     }
 
@@ -444,6 +447,9 @@ impl Node {
         }
         self.counters.heartbeats_accepted += 1;
         let ack = hb.ack.map(|ack| link.on_ack(ack, self.incarnation));
+        if let Some(s) = self.gossip.as_mut() {
+            s.gossiper.on_heartbeat_digest(now, from, &hb.digest);
+        }
         // The peer's terms first: its floor is raised before anything could ack it.
         let foreign = self.on_terms(now, from, &hb.terms);
         self.detector.handle_heartbeat(now, from);
@@ -533,8 +539,9 @@ impl Node {
                     Delivery::Request => self.counters.polls_sent += 1,
                 }
             }
-            // A heartbeat with an empty digest is a few dozen bytes; failing to encode
-            // one is a bug, and skipping it only delays this peer's lease renewal.
+            // A heartbeat is a few dozen bytes plus a digest of at most
+            // `HEARTBEAT_DIGEST_ROWS_MAX` rows; failing to encode one is a bug, and
+            // skipping it only delays this peer's lease renewal.
             Err(e) => debug_assert!(false, "heartbeat failed to encode: {e}"),
         }
     }

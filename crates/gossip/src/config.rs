@@ -19,7 +19,10 @@ pub struct GossipConfig {
     /// not fit go in later rounds.
     pub bytes_max: usize,
     /// A row counts (for liveness, the partition view and fence nominations) while its
-    /// version rose within this long. Default 2 s.
+    /// owner was heard within this long: by this node, or by the owner of a row that
+    /// counts (rounds mark them). Default 500 ms: two rounds, so one late round does not
+    /// drop a row, and a cut-off owner's row stops counting half a second after the rows
+    /// of those who heard it say so.
     pub fresh_for: Duration,
     /// For the partition view, a peer counts as not heard by its accusers only when at
     /// least this many fresh rows say it is down. Default 1 (every row is believed).
@@ -40,7 +43,7 @@ impl Default for GossipConfig {
             interval: Duration::from_millis(250),
             fanout: 2,
             bytes_max: 16 * 1024,
-            fresh_for: Duration::from_secs(2),
+            fresh_for: Duration::from_millis(500),
             corroboration: 1,
             fence_timeout: Duration::from_millis(300),
             fence_hold: Duration::from_millis(400),

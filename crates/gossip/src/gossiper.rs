@@ -1,15 +1,26 @@
 //! [`Gossiper`]: gossip rounds over the row table, and what fresh rows say of peers.
 //!
 //! ```text
+//!   heartbeat_digest(now, peer)          on_heartbeat_digest(now, from, digest)
+//!     digest for an outgoing heartbeat:    the peer holds newer rows ──► Gossip{digest}
+//!     when rows changed, while the peer    request (a pull, at most one per interval)
+//!     is behind, and every 4 intervals
+//!
 //!   handle_timeout(now, views, rng)     on_gossip(now, from, gossip, is_request)
 //!     round due: refresh own row           merge every delta ──► reply / push
-//!     Gossip{digest} to `fanout` peers         │
-//!     liveness of peers down here              ▼
-//!            │                          Accused { peer, accusers } for accused voters
+//!     mark who is heard; pull from heard       │
+//!     peers whose digests never come           ▼
+//!     liveness of peers down here       Accused { peer, accusers } for accused voters
+//!            │
 //!            ▼
 //!   poll_output() ──► Send(request for the driver) | Event(AliveElsewhere /
 //!                     DownEverywhere / Accused, for the fence checker), in decided order
 //! ```
+//!
+//! Rows change only when a view changes, and digests ride on heartbeats, so an idle
+//! cluster sends no gossip messages at all: a round is local work (nominations, liveness,
+//! the partition view) unless a heard peer sends no digests (a build that predates them,
+//! or a digest too large for a heartbeat), which is then asked as rounds always did.
 //!
 //! It decides nothing about writes: rows only inform the partition view, the liveness
 //! events and the fence nominations, which the fence checker ([`crate::Fencer`]) verifies
@@ -18,7 +29,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use quorate_detector::PeerState;
-use quorate_proto::{ClusterId, Gossip, Incarnation, Instant, Message, NodeId, Valid, View, VoteTable};
+use quorate_proto::{
+    ClusterId, Gossip, Incarnation, Instant, Message, NodeId, RowVersion, Valid, View, VoteTable,
+};
 use rand::Rng;
 
 use crate::config::GossipConfig;
@@ -28,6 +41,15 @@ use crate::{encode_counted, Outgoing};
 
 /// Gossip rounds go out up to this fraction of an interval early, at random.
 const JITTER_FRACTION: f64 = 0.1;
+/// A heartbeat carries the digest at least once per this many intervals, even when
+/// nothing changed: it confirms the sender's row current (liveness evidence) and repairs
+/// a digest lost on the way.
+const DIGEST_EVERY_INTERVALS: u32 = 4;
+/// A heard peer whose digest has not arrived for this many intervals is asked in rounds.
+const SILENT_AFTER_INTERVALS: u32 = 3 * DIGEST_EVERY_INTERVALS;
+/// Digests of more rows than this stay off heartbeats (40 rows of at most 21 bytes keep a
+/// heartbeat far below the datagram limit); such clusters gossip in rounds.
+pub const HEARTBEAT_DIGEST_ROWS_MAX: usize = 40;
 
 /// What gossip did, for operators and tests. All counters only grow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,6 +68,24 @@ pub struct GossipCounters {
     /// Messages that could not be encoded within the stream limit (a digest of a very
     /// large cluster); the message is skipped.
     pub encode_failures: u64,
+    /// Heartbeats that carried this node's digest.
+    pub heartbeat_digests: u64,
+    /// Requests sent because a peer's digest named newer rows.
+    pub pulls: u64,
+    /// Requests sent by rounds, to heard peers whose digests did not arrive.
+    pub round_requests: u64,
+}
+
+/// What this node knows of one peer's rows and what it last told it.
+#[derive(Debug, Clone, Default)]
+struct PeerSync {
+    /// The peer's last digest (from a heartbeat or a gossip message), and when it arrived.
+    theirs: Option<(Instant, Vec<RowVersion>)>,
+    /// When this node last put its digest on a heartbeat to the peer, and the table's
+    /// generation then.
+    sent: Option<(Instant, u64)>,
+    /// When this node last asked the peer for rows.
+    pulled: Option<Instant>,
 }
 
 /// One output of the gossiper, in the order it was decided: a request to send or an event.
@@ -110,6 +150,8 @@ pub struct Gossiper {
     view: Option<PartitionView>,
     /// How many rounds changed the partition view.
     view_changes: u64,
+    /// Digests exchanged with each member, by member.
+    peers: BTreeMap<NodeId, PeerSync>,
     outputs: VecDeque<GossipOutput>,
     counters: GossipCounters,
 }
@@ -140,6 +182,7 @@ impl Gossiper {
             liveness: BTreeMap::new(),
             view: None,
             view_changes: 0,
+            peers: BTreeMap::new(),
             outputs: VecDeque::new(),
             counters: GossipCounters::default(),
         }
@@ -218,21 +261,25 @@ impl Gossiper {
     fn round(&mut self, now: Instant, views: Vec<(NodeId, View, Option<Incarnation>)>, rng: &mut impl Rng) {
         self.counters.rounds += 1;
         let here: BTreeMap<NodeId, View> = views.iter().map(|&(peer, view, _)| (peer, view)).collect();
-        let mut peers: Vec<NodeId> = views.iter().map(|&(peer, _, _)| peer).collect();
+        let silent_after = self.config.interval * SILENT_AFTER_INTERVALS;
+        let mut silent: Vec<NodeId> = views
+            .iter()
+            .filter(|&&(peer, view, _)| view.hears() && !self.digest_arrived_within(peer, now, silent_after))
+            .map(|&(peer, _, _)| peer)
+            .collect();
         self.table.refresh_own(views);
-        let fanout = self.config.fanout.min(peers.len());
+        self.table.mark_heard(now);
+        let fanout = self.config.fanout.min(silent.len());
         // A partial Fisher-Yates shuffle: `fanout` distinct peers, uniformly.
         for i in 0..fanout {
-            let j = rng.random_range(i..peers.len());
-            peers.swap(i, j);
+            let j = rng.random_range(i..silent.len());
+            silent.swap(i, j);
         }
-        let request = Message::Gossip(Gossip {
-            from: self.me,
-            incarnation: self.incarnation,
-            digest: self.table.digest(),
-            rows: Vec::new(),
-        });
-        self.send(peers[..fanout].iter().copied(), &request);
+        if fanout > 0 {
+            self.counters.round_requests += fanout as u64;
+            let request = self.request();
+            self.send(silent[..fanout].iter().copied(), &request);
+        }
         self.announce_liveness(now, &here);
         let voters: Vec<NodeId> = self.voters.iter().copied().collect();
         self.accuse(now, voters);
@@ -241,6 +288,77 @@ impl Gossiper {
             self.view_changes += 1;
             self.view = Some(view);
         }
+    }
+
+    fn digest_arrived_within(&self, peer: NodeId, now: Instant, within: std::time::Duration) -> bool {
+        self.peers.get(&peer).and_then(|p| p.theirs.as_ref()).is_some_and(|(at, _)| now - *at <= within)
+    }
+
+    /// A request for the rows this node lacks: its digest and no rows.
+    fn request(&self) -> Message {
+        Message::Gossip(Gossip {
+            from: self.me,
+            incarnation: self.incarnation,
+            digest: self.table.digest(),
+            rows: Vec::new(),
+        })
+    }
+
+    /// The digest to put on a heartbeat to `peer` at `now`, or nothing: it goes when the
+    /// rows changed since the last one sent to `peer`, while `peer`'s last digest shows it
+    /// behind (or none came yet), and every few intervals regardless.
+    pub fn heartbeat_digest(&mut self, now: Instant, peer: NodeId) -> Vec<RowVersion> {
+        if !self.table.members.contains(&peer) || peer == self.me {
+            return Vec::new();
+        }
+        let digest = self.table.digest();
+        if digest.is_empty() || digest.len() > HEARTBEAT_DIGEST_ROWS_MAX {
+            return Vec::new();
+        }
+        let generation = self.table.generation();
+        let every = self.config.interval * DIGEST_EVERY_INTERVALS;
+        let sync = self.peers.entry(peer).or_default();
+        let due = sync.sent.is_none_or(|(at, sent)| sent != generation || now - at >= every);
+        let behind = sync.theirs.as_ref().is_none_or(|(_, theirs)| lacks(theirs, &digest));
+        if !due && !behind {
+            return Vec::new();
+        }
+        sync.sent = Some((now, generation));
+        self.counters.heartbeat_digests += 1;
+        digest
+    }
+
+    /// A heartbeat from `from` (authenticated, accepted) carried `digest` at `now`. If it
+    /// names rows newer than those held here, `from` is asked for them (at most once per
+    /// interval while a request may still be under way).
+    pub fn on_heartbeat_digest(&mut self, now: Instant, from: NodeId, digest: &[RowVersion]) {
+        if digest.is_empty() {
+            return;
+        }
+        self.on_digest(now, from, digest);
+        let behind = self.table.is_behind(digest);
+        let interval = self.config.interval;
+        let Some(sync) = self.peers.get_mut(&from) else { return };
+        if !behind || sync.pulled.is_some_and(|at| now - at < interval) {
+            return;
+        }
+        sync.pulled = Some(now);
+        self.counters.pulls += 1;
+        let request = self.request();
+        self.send([from], &request);
+    }
+
+    /// Keeps `from`'s digest (members' rows only, at most one entry per member) and
+    /// confirms `from`'s row current if the digest names the version held here.
+    fn on_digest(&mut self, now: Instant, from: NodeId, digest: &[RowVersion]) {
+        if from == self.me || !self.table.members.contains(&from) {
+            return;
+        }
+        self.table.confirm(now, from, digest);
+        let mut theirs: Vec<RowVersion> =
+            digest.iter().filter(|v| self.table.members.contains(&v.owner)).copied().collect();
+        theirs.truncate(self.table.members.len());
+        self.peers.entry(from).or_default().theirs = Some((now, theirs));
     }
 
     /// Liveness events for the peers down here whose liveness changed (read from every
@@ -285,27 +403,41 @@ impl Gossiper {
     ) -> Option<Vec<u8>> {
         self.counters.messages_received += 1;
         let mut accused = BTreeSet::new();
+        let mut applied = false;
         for delta in &gossip.rows {
             match self.table.merge(now, delta) {
                 MergeOutcome::Applied => {
+                    applied = true;
                     self.counters.rows_applied += 1;
                     accused.extend(delta.entries.iter().filter(|e| e.view == View::Down).map(|e| e.peer));
                 }
                 _ => self.counters.rows_refused += 1,
             }
         }
+        if !gossip.digest.is_empty() {
+            self.on_digest(now, from, &gossip.digest);
+        }
+        if applied {
+            // A row new here counts at once if its owner is heard.
+            self.table.mark_heard(now);
+        }
         let accused: Vec<NodeId> = accused.into_iter().filter(|p| self.voters.contains(p)).collect();
         self.accuse(now, accused);
         let start = usize::try_from(self.counters.rounds).unwrap_or(0);
-        let rows = if gossip.digest.is_empty() {
-            Vec::new()
-        } else {
+        // A request asks for what its digest lacks (an empty digest, from a node that holds
+        // no rows yet: everything), unless it is a push (rows, no digest). A reply's digest
+        // shows what to push back; the empty reply to a push asks for nothing.
+        let push = gossip.digest.is_empty() && !gossip.rows.is_empty();
+        let asks = if is_request { !push } else { !gossip.digest.is_empty() };
+        let rows = if asks {
             self.table.deltas_for(&gossip.digest, self.config.bytes_max, start)
+        } else {
+            Vec::new()
         };
         if is_request {
             // Reply: the rows the asker lacks, and this node's digest so it can push back
-            // what this node lacks. A push (no digest) gets an empty reply.
-            let digest = if gossip.digest.is_empty() { Vec::new() } else { self.table.digest() };
+            // what this node lacks. A push gets an empty reply.
+            let digest = if push { Vec::new() } else { self.table.digest() };
             let reply =
                 Message::Gossip(Gossip { from: self.me, incarnation: self.incarnation, digest, rows });
             return self.encode(&reply);
@@ -336,6 +468,16 @@ impl Gossiper {
             self.outputs.push_back(GossipOutput::Send(Outgoing { to, payload: payload.clone() }));
         }
     }
+}
+
+/// Whether the digest `theirs` lacks a row of `ours` or holds an older version of it.
+fn lacks(theirs: &[RowVersion], ours: &[RowVersion]) -> bool {
+    ours.iter().any(|o| {
+        theirs
+            .iter()
+            .find(|t| t.owner == o.owner)
+            .is_none_or(|t| (t.incarnation, t.version) < (o.incarnation, o.version))
+    })
 }
 
 #[cfg(test)]
@@ -452,5 +594,101 @@ mod tests {
         let events = events_of(&mut a);
         assert!(events.contains(&GossipEvent::DownEverywhere { peer: NodeId(5), at: at(600) }), "{events:?}");
         assert_eq!(a.down_since(NodeId(5)), Some(at(100)));
+    }
+
+    /// The requests `from` queued, split into those to `to` and how many went elsewhere.
+    fn requests_to(from: &mut Gossiper, to: NodeId) -> (Vec<Gossip>, usize) {
+        let mut mine = Vec::new();
+        let mut elsewhere = 0;
+        while let Some(output) = from.poll_output() {
+            let GossipOutput::Send(out) = output else { continue };
+            if out.to != to {
+                elsewhere += 1;
+                continue;
+            }
+            match decode_stream(&out.payload, ClusterId(1)) {
+                Ok(Message::Gossip(g)) => mine.push(g),
+                other => panic!("not gossip: {other:?}"),
+            }
+        }
+        (mine, elsewhere)
+    }
+
+    /// Carries `a`'s requests to `b` and the replies back, and any pushes they cause, at
+    /// `ms`. Returns the messages that went between the two.
+    fn exchange(a: &mut Gossiper, b: &mut Gossiper, ms: u64) -> usize {
+        let mut messages = 0;
+        for _ in 0..4 {
+            let (requests, _) = requests_to(a, b.me);
+            if requests.is_empty() {
+                break;
+            }
+            for request in requests {
+                messages += 1;
+                let Some(reply) = b.on_gossip(at(ms), a.me, &request, true) else { continue };
+                let Ok(Message::Gossip(reply)) = decode_stream(&reply, ClusterId(1)) else {
+                    panic!("bad reply")
+                };
+                messages += 1;
+                a.on_gossip(at(ms), b.me, &reply, false);
+            }
+        }
+        messages
+    }
+
+    #[test]
+    fn an_idle_pair_exchanges_no_gossip_and_a_change_is_pulled_at_the_next_heartbeat() {
+        let (mut a, mut b) = (gossiper(1), gossiper(2));
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        a.handle_timeout(at(0), || views(1, &[]), &mut rng);
+        b.handle_timeout(at(0), || views(2, &[]), &mut rng);
+        // No digest came from anyone yet: the first rounds ask peers as before.
+        assert!(requests_to(&mut a, NodeId(0)).1 == 2 && requests_to(&mut b, NodeId(0)).1 == 2);
+        // First heartbeats carry digests; each side pulls the other's row once.
+        let da = a.heartbeat_digest(at(10), NodeId(2));
+        let db = b.heartbeat_digest(at(10), NodeId(1));
+        assert!(!da.is_empty() && !db.is_empty());
+        b.on_heartbeat_digest(at(11), NodeId(1), &da);
+        assert!(exchange(&mut b, &mut a, 11) >= 2, "b pulls a's row and pushes its own");
+        a.on_heartbeat_digest(at(12), NodeId(2), &db);
+        assert_eq!(exchange(&mut a, &mut b, 12), 0, "the push already brought b's row");
+        assert!(a.table().row(NodeId(2)).is_some() && b.table().row(NodeId(1)).is_some());
+
+        // Ten idle seconds: heartbeats every 100 ms, rounds when due.
+        let (mut between, mut elsewhere, mut digests) = (0, 0, 0);
+        for step in 1..=100u64 {
+            let ms = 100 * step;
+            a.handle_timeout(at(ms), || views(1, &[]), &mut rng);
+            b.handle_timeout(at(ms), || views(2, &[]), &mut rng);
+            let da = a.heartbeat_digest(at(ms), NodeId(2));
+            let db = b.heartbeat_digest(at(ms), NodeId(1));
+            digests += usize::from(!da.is_empty()) + usize::from(!db.is_empty());
+            b.on_heartbeat_digest(at(ms + 1), NodeId(1), &da);
+            a.on_heartbeat_digest(at(ms + 1), NodeId(2), &db);
+            let (to_b, a_elsewhere) = requests_to(&mut a, NodeId(2));
+            let (to_a, b_elsewhere) = requests_to(&mut b, NodeId(1));
+            between += to_b.len() + to_a.len();
+            elsewhere += a_elsewhere + b_elsewhere;
+        }
+        assert_eq!(between, 0, "in sync and idle: no gossip between the two");
+        assert!((18..=22).contains(&digests), "a digest a second each way, not more: {digests}");
+        // Nodes 3 to 6 are heard but never send digests: rounds still ask them.
+        assert!(elsewhere >= 60, "silent peers are asked in rounds: {elsewhere}");
+        assert_eq!(a.counters().pulls + b.counters().pulls, 1);
+
+        // b loses node 5: its next heartbeat carries the new digest and a pulls the change.
+        b.handle_timeout(at(10_300), || views(2, &[5]), &mut rng);
+        let db = b.heartbeat_digest(at(10_310), NodeId(1));
+        assert!(!db.is_empty(), "a changed row goes out on the next heartbeat");
+        a.on_heartbeat_digest(at(10_311), NodeId(2), &db);
+        assert!(exchange(&mut a, &mut b, 10_311) >= 2);
+        let seen = a.table().row(NodeId(2)).and_then(|r| r.entries.get(&NodeId(5))).map(|e| e.view);
+        assert_eq!(seen, Some(View::Down));
+        // A peer's digest that lags behind keeps this node's digest on every heartbeat.
+        let stale =
+            b.table().digest().into_iter().map(|v| RowVersion { version: 0, ..v }).collect::<Vec<_>>();
+        b.on_heartbeat_digest(at(10_320), NodeId(1), &stale);
+        assert!(!b.heartbeat_digest(at(10_330), NodeId(1)).is_empty());
+        assert!(!b.heartbeat_digest(at(10_340), NodeId(1)).is_empty());
     }
 }

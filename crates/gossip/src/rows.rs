@@ -2,21 +2,26 @@
 //!
 //! Every member owns one row: its view of each peer it watches ([`View`]: heard, suspect,
 //! down, left), stamped with the row version at which each entry last changed. The owner
-//! raises the version once per gossip round, so the version doubles as the owner's
-//! heartbeat counter: a row whose version keeps rising comes from a live owner, and a peer
-//! that holds version `v` needs only the entries stamped after `v`.
+//! raises the version only when an entry changes, so an idle cluster's rows stand still and
+//! a peer that holds version `v` needs only the entries stamped after `v`. Heartbeats carry
+//! the digest (every row's version) when it changed, while the peer is behind, and now and
+//! then; a peer that sees a newer version asks for it:
 //!
 //! ```text
-//!   A ── Gossip { digest_A }              ──► B     (request)
-//!   A ◄── Gossip { digest_B, rows A lacks } ── B     (reply)
-//!   A ── Gossip { rows B lacks }           ──► B     (push; its reply is empty)
+//!   A ── Heartbeat { .., digest_A }        ──► B     (A's rows changed)
+//!   A ◄── Gossip { digest_B }               ── B     (request: B lacks something)
+//!   A ── Gossip { digest_A, rows B lacks }  ──► B     (reply)
+//!   A ◄── Gossip { rows A lacks }           ── B     (push, if B held news for A; its reply is empty)
 //! ```
 //!
 //! [`RowTable`] holds this node's row and the freshest copy of every other member's,
 //! merges what arrives (highest version per row wins; a delta applies only on top of the
-//! version it was cut from), and answers digests within a byte budget. [`RowTable::view`]
-//! turns the fresh rows into the [`crate::PartitionView`] (who hears whom, connected components,
-//! one-way links) and [`RowTable::liveness`] tells a dead peer from an unreachable one.
+//! version it was cut from), and answers digests within a byte budget. A row counts
+//! (is fresh) while its owner is heard: by this node, or by the owner of a row that counts
+//! ([`RowTable::mark_heard`]), so a dead or cut-off owner's row stops counting as soon as
+//! the rows of those who heard it say so. [`RowTable::view`] turns the fresh rows into the
+//! [`crate::PartitionView`] (who hears whom, connected components, one-way links) and
+//! [`RowTable::liveness`] tells a dead peer from an unreachable one.
 //!
 //! Everything is bounded: rows by the member list, entries per row by the member list,
 //! bytes per message by the caller's budget. Input from the network never panics; what
@@ -49,6 +54,18 @@ pub(crate) struct Stored {
     pub(crate) row: Row,
     /// When (this node's clock) the version last rose.
     pub(crate) updated: Instant,
+    /// The last time this copy was known to be the owner's current row: a newer version
+    /// arrived, or the owner's own digest named this version.
+    pub(crate) confirmed: Instant,
+    /// The last time the owner was found heard ([`RowTable::mark_heard`]).
+    pub(crate) heard: Option<Instant>,
+}
+
+impl Stored {
+    /// Whether the row counts at `now`: its owner was marked heard within `fresh_for`.
+    pub(crate) fn counts(&self, now: Instant, fresh_for: Duration) -> bool {
+        self.heard.is_some_and(|h| now - h <= fresh_for)
+    }
 }
 
 /// What [`RowTable::merge`] did with a delta.
@@ -104,6 +121,8 @@ pub struct RowTable {
     owners: BTreeSet<NodeId>,
     pub(crate) own: Row,
     pub(crate) rows: BTreeMap<NodeId, Stored>,
+    /// Rises whenever any row held changes (this node's or a merged one).
+    generation: u64,
     counters: MergeCounters,
 }
 
@@ -119,6 +138,7 @@ impl RowTable {
             members,
             own: Row { incarnation, version: 0, entries: BTreeMap::new() },
             rows: BTreeMap::new(),
+            generation: 0,
             counters: MergeCounters::default(),
         }
     }
@@ -136,26 +156,94 @@ impl RowTable {
         self.owners.contains(&self.me)
     }
 
-    /// Starts a new version of this node's row from its current views of the peers it
-    /// watches. Call once per gossip round: the version rises every call, entries are
-    /// restamped only when they changed.
-    pub fn refresh_own(&mut self, views: impl IntoIterator<Item = (NodeId, View, Option<Incarnation>)>) {
-        self.own.version += 1;
-        let version = self.own.version;
+    /// Updates this node's row from its current views of the peers it watches (call once
+    /// per gossip round). Entries that changed are restamped with a new version; a call
+    /// that changes nothing leaves the row, its version and the digest as they were.
+    /// Returns whether the row changed.
+    pub fn refresh_own(
+        &mut self,
+        views: impl IntoIterator<Item = (NodeId, View, Option<Incarnation>)>,
+    ) -> bool {
+        let next = self.own.version + 1;
+        let mut changed = false;
         for (peer, view, incarnation) in views {
             if peer == self.me || !self.members.contains(&peer) {
                 continue;
             }
-            let entry = self.own.entries.entry(peer).or_insert(RowEntry {
-                peer,
-                view,
-                incarnation,
-                changed: version,
-            });
-            if entry.view != view || entry.incarnation != incarnation {
-                *entry = RowEntry { peer, view, incarnation, changed: version };
+            let entry = RowEntry { peer, view, incarnation, changed: next };
+            match self.own.entries.get_mut(&peer) {
+                Some(e) if e.view == view && e.incarnation == incarnation => {}
+                Some(e) => {
+                    *e = entry;
+                    changed = true;
+                }
+                None => {
+                    self.own.entries.insert(peer, entry);
+                    changed = true;
+                }
             }
         }
+        if changed {
+            self.own.version = next;
+            self.generation += 1;
+        }
+        changed
+    }
+
+    /// Rises whenever a row held here changes: a digest sent under an older generation
+    /// is out of date.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Marks, at `now`, every owner that is heard: by this node (its own row says heard or
+    /// suspect), or by an owner already marked, as that owner's row says. What a row tells
+    /// counts while its owner was marked within the freshness window.
+    pub fn mark_heard(&mut self, now: Instant) {
+        let heard_in = |row: &Row| -> Vec<NodeId> {
+            row.entries.values().filter(|e| e.view.hears()).map(|e| e.peer).collect()
+        };
+        let mut reached = BTreeSet::new();
+        let mut queue = heard_in(&self.own);
+        while let Some(owner) = queue.pop() {
+            if owner == self.me || !reached.insert(owner) {
+                continue;
+            }
+            if let Some(s) = self.rows.get(&owner) {
+                queue.extend(heard_in(&s.row));
+            }
+        }
+        for (owner, s) in &mut self.rows {
+            if reached.contains(owner) {
+                s.heard = Some(now);
+            }
+        }
+    }
+
+    /// `from`'s digest arrived at `now` from `from` itself: if it names the version of
+    /// `from`'s row held here, that copy is known current.
+    pub fn confirm(&mut self, now: Instant, from: NodeId, digest: &[RowVersion]) {
+        let Some(s) = self.rows.get_mut(&from) else { return };
+        let current = digest
+            .iter()
+            .any(|v| v.owner == from && v.incarnation == s.row.incarnation && v.version == s.row.version);
+        if current {
+            s.confirmed = now;
+        }
+    }
+
+    /// Whether the digest `theirs` names a row newer than the one held here (or one not
+    /// held at all), among the rows this table takes.
+    pub fn is_behind(&self, theirs: &[RowVersion]) -> bool {
+        theirs.iter().any(|v| {
+            if v.owner == self.me || !self.owners.contains(&v.owner) {
+                return false;
+            }
+            match self.rows.get(&v.owner) {
+                Some(s) => (v.incarnation, v.version) > (s.row.incarnation, s.row.version),
+                None => true,
+            }
+        })
     }
 
     /// This node's row.
@@ -210,6 +298,8 @@ impl RowTable {
         let stored = self.rows.entry(delta.owner).or_insert_with(|| Stored {
             row: Row { incarnation: delta.incarnation, version: 0, entries: BTreeMap::new() },
             updated: now,
+            confirmed: now,
+            heard: None,
         });
         if replace {
             stored.row.entries.clear();
@@ -217,6 +307,8 @@ impl RowTable {
         stored.row.incarnation = delta.incarnation;
         stored.row.version = delta.version;
         stored.updated = now;
+        stored.confirmed = now;
+        self.generation += 1;
         for e in &delta.entries {
             stored.row.entries.insert(e.peer, *e);
         }
@@ -280,14 +372,11 @@ impl RowTable {
         out
     }
 
-    /// Owners whose rows rose in version within `fresh_for` before `now`, with this node.
+    /// Owners marked heard ([`RowTable::mark_heard`]) within `fresh_for` before `now`, with
+    /// this node.
     pub(crate) fn fresh(&self, now: Instant, fresh_for: Duration) -> BTreeMap<NodeId, &Row> {
-        let mut fresh: BTreeMap<NodeId, &Row> = self
-            .rows
-            .iter()
-            .filter(|(_, s)| now - s.updated <= fresh_for)
-            .map(|(&o, s)| (o, &s.row))
-            .collect();
+        let mut fresh: BTreeMap<NodeId, &Row> =
+            self.rows.iter().filter(|(_, s)| s.counts(now, fresh_for)).map(|(&o, s)| (o, &s.row)).collect();
         fresh.insert(self.me, &self.own);
         fresh
     }
@@ -337,6 +426,7 @@ mod tests {
                 assert_eq!(table.merge(t(100), &delta), MergeOutcome::Applied);
             }
         }
+        table.mark_heard(t(100));
         table
     }
 
@@ -351,10 +441,20 @@ mod tests {
         assert_eq!(a.merge(t(1), &full[0]), MergeOutcome::Applied);
         assert_eq!(a.merge(t(2), &full[0]), MergeOutcome::Stale, "a duplicate is not newer");
 
-        // Two rounds later only node 3's entry changed: a delta from a's version carries it alone.
-        b.refresh_own([(NodeId(1), View::Heard, Some(Incarnation(1))), (NodeId(3), View::Heard, None)]);
+        // A round that changes nothing keeps the version: a's copy stays current.
+        assert!(
+            !b.refresh_own([(NodeId(1), View::Heard, Some(Incarnation(1))), (NodeId(3), View::Heard, None)])
+        );
+        assert!(b.deltas_for(&a.digest(), usize::MAX, 0).is_empty(), "nothing changed, nothing to send");
+        // Node 3 turns suspect (version 2), then down (version 3): a delta from a's version
+        // carries node 3's entry alone.
+        assert!(
+            b.refresh_own([(NodeId(1), View::Heard, Some(Incarnation(1))), (NodeId(3), View::Suspect, None)])
+        );
         let skipped = b.deltas_for(&a.digest(), usize::MAX, 0);
+        let generation = b.generation();
         b.refresh_own([(NodeId(1), View::Heard, Some(Incarnation(1))), (NodeId(3), View::Down, None)]);
+        assert_eq!(b.generation(), generation + 1);
         let delta = b.deltas_for(&a.digest(), usize::MAX, 0);
         assert_eq!(delta[0].base, Some(1));
         assert_eq!(delta[0].entries.len(), 1);
@@ -417,18 +517,65 @@ mod tests {
     #[test]
     fn clean_split_is_two_components_seen_from_inside() {
         let side = |o: u64| if o <= 2 { vec![1, 2] } else { vec![3, 4, 5] };
-        let minority = cluster(1, 5, side);
+        let mut minority = cluster(1, 5, side);
+        // Nobody on this side hears the other side's owners: their rows do not count, so
+        // the other side is unseen, while 2 (heard here) is in 1's group.
         let view = minority.view(t(200), FRESH, 1);
-        // Rows from the other side still count while fresh: both groups show.
-        assert_eq!(view.components, vec![ids(&[1, 2]), ids(&[3, 4, 5])]);
-        assert_eq!(view.to_string(), "partition A: {1,2}; partition B: {3,4,5}");
-        // Once the other rows stop rising, the other side is unseen; 2 (whose row is stale
-        // here too) stays in 1's group because 1 hears it.
-        let later = t(100) + FRESH + Duration::from_millis(1);
-        let view = minority.view(later, FRESH, 1);
         assert_eq!(view.components, vec![ids(&[1, 2])]);
         assert_eq!(view.unseen, ids(&[3, 4, 5]));
         assert_eq!(view.to_string(), "partition A: {1,2}; unseen: {3,4,5}");
+        // Once 1 hears 3 again, 3's row counts, and through it 4's and 5's: both groups
+        // show, joined by the link 1 reports.
+        minority.refresh_own([(NodeId(3), View::Heard, Some(Incarnation(3)))]);
+        minority.mark_heard(t(300));
+        let view = minority.view(t(300), FRESH, 1);
+        assert_eq!(view.unseen, Vec::<NodeId>::new());
+        assert_eq!(view.one_way, vec![(NodeId(1), NodeId(3))], "3's row says it does not hear 1");
+        assert_eq!(view.components, vec![ids(&[1, 2]), ids(&[3, 4, 5])]);
+        // Rows marked at 300 ms stop counting once the window passes without a new mark:
+        // only what 1's own row says is left.
+        let later = minority.view(t(300) + FRESH + Duration::from_millis(1), FRESH, 1);
+        assert_eq!((later.components, later.unseen), (vec![ids(&[1, 2, 3])], ids(&[4, 5])));
+    }
+
+    #[test]
+    fn a_row_counts_while_someone_heard_hears_its_owner() {
+        // A chain: 1 hears 2, 2 hears 3, 3 hears 4; nobody hears 5.
+        let chain = cluster(1, 5, |o| match o {
+            1 => vec![2],
+            2 => vec![3],
+            3 => vec![4],
+            _ => vec![],
+        });
+        let counted: Vec<NodeId> = chain.fresh(t(100), FRESH).into_keys().collect();
+        assert_eq!(counted, ids(&[1, 2, 3, 4]));
+        assert_eq!(chain.updated(NodeId(5)), Some(t(100)), "held, just not counted");
+        // A row that never changes still counts while its owner is heard.
+        let idle = cluster(1, 3, |o| (1..=3).filter(|&p| p != o).collect());
+        assert_eq!(idle.fresh(t(100), FRESH).len(), 3);
+    }
+
+    #[test]
+    fn a_digest_from_the_owner_confirms_its_row() {
+        let mut table = cluster(1, 3, |o| (1..=3).filter(|&p| p != o).collect());
+        let held = table.row(NodeId(2)).map(|r| (r.incarnation, r.version));
+        let Some((incarnation, version)) = held else { panic!("no row of 2") };
+        let named = |version| vec![RowVersion { owner: NodeId(2), incarnation, version }];
+        // 1 lost 3 at 150 ms; 2's row (merged at 100 ms) says it hears 3: no evidence yet.
+        assert_eq!(table.liveness(t(200), FRESH, NodeId(3), View::Down, t(150)), Liveness::DownEverywhere);
+        // A newer version named by 2 is no confirmation; the version held, named by
+        // someone other than 2, neither.
+        table.confirm(t(210), NodeId(2), &named(version + 1));
+        table.confirm(t(210), NodeId(3), &named(version));
+        assert_eq!(table.liveness(t(220), FRESH, NodeId(3), View::Down, t(150)), Liveness::DownEverywhere);
+        // 2 itself names the version held: its row is current after the loss.
+        table.confirm(t(230), NodeId(2), &named(version));
+        assert_eq!(
+            table.liveness(t(240), FRESH, NodeId(3), View::Down, t(150)),
+            Liveness::Indirect { via: ids(&[2]) }
+        );
+        assert!(table.is_behind(&named(version + 1)));
+        assert!(!table.is_behind(&named(version)));
     }
 
     #[test]
@@ -505,6 +652,7 @@ mod tests {
         let deltas = voter.deltas_for(&[], usize::MAX, 0);
         assert_eq!(observer.merge(t(1), &deltas[0]), MergeOutcome::Applied);
         // The observer still appears in views, through the voters that hear it.
+        observer.mark_heard(t(1));
         let view = observer.view(t(1), FRESH, 1);
         assert_eq!(view.components, vec![ids(&[1, 4])]);
     }

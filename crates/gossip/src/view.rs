@@ -84,7 +84,8 @@ pub(crate) fn group_name(mut i: usize) -> String {
 
 impl RowTable {
     /// Whether `peer`, which this node's own detector sees as `here`, is alive elsewhere.
-    /// Only rows that rose after `lost_at` (when this node stopped hearing the peer) count
+    /// Only fresh rows known current after `lost_at` (when this node stopped hearing the
+    /// peer: a newer version arrived, or the owner's own digest confirmed it since) count
     /// as evidence that others still hear it, and only entries saying heard (not merely
     /// suspect): a crashed peer turns suspect everywhere before it turns down anywhere.
     pub fn liveness(
@@ -103,12 +104,12 @@ impl RowTable {
         let mut others = 0usize;
         let mut via = Vec::new();
         for (&owner, s) in &self.rows {
-            if owner == peer || now - s.updated > fresh_for {
+            if owner == peer || !s.counts(now, fresh_for) {
                 continue;
             }
             others += 1;
             let heard = s.row.entries.get(&peer).is_some_and(|e| e.view == View::Heard);
-            if heard && s.updated > lost_at {
+            if heard && s.confirmed > lost_at {
                 via.push(owner);
             }
         }
@@ -121,7 +122,7 @@ impl RowTable {
         }
     }
 
-    /// The partition view at `now` from rows that rose within `fresh_for`. With
+    /// The partition view at `now` from the rows that count (see [`RowTable::mark_heard`]). With
     /// `corroboration` k > 1, a peer counts as not heard by its accusers only when at least
     /// k fresh rows say it is down: one degraded node cannot accuse healthy peers alone.
     pub fn view(&self, now: Instant, fresh_for: Duration, corroboration: usize) -> PartitionView {

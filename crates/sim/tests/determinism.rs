@@ -26,7 +26,7 @@ fn the_same_seed_replays_the_same_timeline_bit_for_bit() {
         assert_eq!(a.digest, b.digest, "{name:?} seed {seed}");
         assert_eq!(a.timeline, b.timeline, "{name:?} seed {seed}");
         assert_eq!(a.stats, b.stats, "{name:?} seed {seed}");
-        assert!(a.stats.events > 1_000, "{name:?}: a real run, not an empty one");
+        assert!(a.stats.events > 500, "{name:?}: a real run, not an empty one");
     }
 }
 

