@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
 
+use crate::bridge::Bridge;
 use crate::events::{read_file, Action, Kind, Log, Mark};
 use crate::faults::{admin_port, count_script, counters, http_port, port_counters, quic_port, script, Rule};
 use crate::netns::{run, Namespace, Tools};
-use crate::timing::{monotonic_us, Timing};
+pub use crate::spec::{Program, Spec, TieBreaker};
+use crate::timing::monotonic_us;
 
 /// The cluster name in every certificate and config.
 pub const CLUSTER_NAME: &str = "qe2e";
@@ -32,100 +34,6 @@ pub const STATUS_WAIT_MAX: Duration = Duration::from_secs(6);
 
 /// How often waits re-read the event files.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
-
-/// The tie-breaker of a cluster with an even number of votes (`[quorum] tie_breaker`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TieBreaker {
-    /// The voter with the lowest id (the default).
-    LowestId,
-    /// No tie-breaker: exactly half is not a quorum.
-    None,
-}
-
-/// Which program each node runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Program {
-    /// `quorate run --config node-N.toml`: the bare node.
-    Quorate,
-    /// `quorate-kv --config node-N.toml --data data-N --http 127.0.0.1:(8000 + N)`: the
-    /// example key-value service around the same node.
-    Kv,
-    /// `quorate-failover run --config node-N.toml --shared DIR/shared --local data-N`
-    /// (`--unsafe-no-gate` unless `gated`): the failover example around the same node.
-    Failover {
-        /// Whether the service writes under the gate.
-        gated: bool,
-    },
-}
-
-/// What to start.
-#[derive(Debug, Clone, Copy)]
-pub struct Spec {
-    /// Node ids are 1..=nodes, one vote each.
-    pub nodes: u64,
-    /// The program every node runs.
-    pub program: Program,
-    /// Written into every node's config.
-    pub timing: Timing,
-    /// Written into every node's config.
-    pub tie_breaker: TieBreaker,
-    /// Nodes that run `preset = "wan"` instead of [`Spec::timing`] (2.5 s lease, 3 s floor,
-    /// 250 ms heartbeats): a rolling change of presets, half done.
-    pub wan: &'static [u64],
-    /// The member list node `id` is configured with: nodes `1..=members_of(id)`. `None`:
-    /// every node lists all `nodes`. A rolling change of the member list, half done.
-    pub members_of: Option<fn(u64) -> u64>,
-    /// Nodes that [`Cluster::start`] does not start; the scenario starts them.
-    pub start_later: &'static [u64],
-    /// Nodes `1..=voters` have one vote, the others are observers (votes = 0).
-    pub voters: u64,
-    /// Whether the nodes gossip (`[gossip] enabled`); off only to measure what gossip costs.
-    pub gossip: bool,
-}
-
-impl Spec {
-    /// `nodes` nodes with LAN timing and the default tie-breaker.
-    pub fn lan(nodes: u64) -> Spec {
-        Spec {
-            nodes,
-            program: Program::Quorate,
-            timing: Timing::LAN,
-            tie_breaker: TieBreaker::LowestId,
-            wan: &[],
-            members_of: None,
-            start_later: &[],
-            voters: nodes,
-            gossip: true,
-        }
-    }
-
-    /// Node ids.
-    pub fn ids(&self) -> Vec<u64> {
-        (1..=self.nodes).collect()
-    }
-
-    /// The members in node `id`'s config.
-    pub fn members(&self, id: u64) -> Vec<u64> {
-        let n = self.members_of.map_or(self.nodes, |f| f(id).min(self.nodes));
-        (1..=n).collect()
-    }
-
-    /// Node `id`'s timing.
-    pub fn timing_of(&self, id: u64) -> Timing {
-        if self.wan.contains(&id) {
-            Timing::WAN
-        } else {
-            self.timing
-        }
-    }
-
-    /// Whether `set` is a quorum: more than half the votes, or exactly half including the
-    /// tie-breaker.
-    pub fn is_quorum(&self, set: &[u64]) -> bool {
-        let n = set.iter().filter(|&&id| id <= self.voters).count() as u64 * 2;
-        n > self.voters || (n == self.voters && self.tie_breaker == TieBreaker::LowestId && set.contains(&1))
-    }
-}
 
 /// What every scenario of one run shares.
 #[derive(Debug, Clone)]
@@ -152,6 +60,8 @@ pub struct Env {
 pub struct Cluster {
     /// Dropped (deleted) after [`Cluster::drop`] killed the nodes: fields drop last.
     ns: Namespace,
+    /// The nodes' own namespaces when [`Spec::bridged`]; `ns` is then the hub.
+    bridge: Option<Bridge>,
     env: Env,
     spec: Spec,
     dir: PathBuf,
@@ -167,10 +77,12 @@ impl Cluster {
         let origin_us = monotonic_us();
         let ns_name = format!("{}{}-{name}", crate::netns::NAME_PREFIX, std::process::id());
         let ns = Namespace::create(&env.tools, &ns_name)?;
+        let bridge = if spec.bridged { Some(Bridge::create(&env.tools, &ns, &spec.ids())?) } else { None };
         let dir = env.work_dir.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let mut cluster = Cluster {
             ns,
+            bridge,
             env: env.clone(),
             spec,
             dir,
@@ -202,8 +114,13 @@ impl Cluster {
             Program::Quorate => format!("data_dir = \"{}\"\n", self.data_dir(id).display()),
             Program::Kv | Program::Failover { .. } => String::new(),
         };
+        // Bridged, a node binds every address of its namespace and the members are named.
+        let (listen, member) = match self.spec.bridged {
+            true => ("0.0.0.0", crate::bridge::host_name as fn(u64) -> String),
+            false => ("127.0.0.1", (|_| "127.0.0.1".to_owned()) as fn(u64) -> String),
+        };
         let mut s = format!(
-            "[node]\ncluster = \"{CLUSTER_NAME}\"\nid = {id}\nlisten = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\nevents_out = \"{}\"\n{data_dir}\n",
+            "[node]\ncluster = \"{CLUSTER_NAME}\"\nid = {id}\nlisten = \"{listen}:{}\"\nadmin = \"127.0.0.1:{}\"\nevents_out = \"{}\"\n{data_dir}\n",
             quic_port(id),
             admin_port(id),
             self.events_path(id).display()
@@ -211,7 +128,8 @@ impl Cluster {
         for m in self.spec.members(id) {
             let votes = u64::from(m <= self.spec.voters);
             s.push_str(&format!(
-                "[[members]]\nid = {m}\naddr = \"127.0.0.1:{}\"\nvotes = {votes}\n\n",
+                "[[members]]\nid = {m}\naddr = \"{}:{}\"\nvotes = {votes}\n\n",
+                member(m),
                 quic_port(m)
             ));
         }
@@ -291,18 +209,18 @@ impl Cluster {
             .map_err(|e| format!("open stderr log of node {id}: {e}"))?;
         let mut cmd = match self.spec.program {
             Program::Quorate => {
-                let mut cmd = self.ns.command(&self.env.node_bin);
+                let mut cmd = self.node_ns(id).command(&self.env.node_bin);
                 cmd.arg("run").arg("--config").arg(self.config_path(id));
                 cmd
             }
             Program::Kv => {
-                let mut cmd = self.ns.command(&self.env.kv_bin);
+                let mut cmd = self.node_ns(id).command(&self.env.kv_bin);
                 cmd.arg("--config").arg(self.config_path(id)).arg("--data").arg(self.data_dir(id));
                 cmd.arg("--http").arg(format!("127.0.0.1:{}", http_port(id)));
                 cmd
             }
             Program::Failover { gated } => {
-                let mut cmd = self.ns.command(&self.env.failover_bin);
+                let mut cmd = self.node_ns(id).command(&self.env.failover_bin);
                 cmd.arg("run").arg("--config").arg(self.config_path(id));
                 cmd.arg("--shared").arg(self.shared_dir()).arg("--local").arg(self.data_dir(id));
                 if !gated {
@@ -325,9 +243,38 @@ impl Cluster {
         Ok(mark)
     }
 
-    /// The namespace the nodes run in.
+    /// The namespace the nodes run in (the hub of a bridged cluster).
     pub fn namespace(&self) -> &Namespace {
         &self.ns
+    }
+
+    /// The namespace node `id` runs in.
+    fn node_ns(&self, id: u64) -> &Namespace {
+        self.bridge.as_ref().and_then(|b| b.namespace(id)).unwrap_or(&self.ns)
+    }
+
+    /// The bridge of a [`Spec::bridged`] cluster.
+    pub fn bridge(&self) -> Option<&Bridge> {
+        self.bridge.as_ref()
+    }
+
+    /// Moves stopped node `id` of a bridged cluster to a new namespace and address, and
+    /// points its name there in every hosts file ([`Bridge::move_node`]).
+    pub fn move_node(&mut self, id: u64) -> Result<Mark, String> {
+        if self.children.contains_key(&id) {
+            return Err(format!("node {id} still runs; stop it before moving it"));
+        }
+        let what = format!("move node {id} to a new namespace and address, same name");
+        let (r, mut m) = self.act(Action::Note, what, |c| match c.bridge.as_mut() {
+            Some(b) => b.move_node(id),
+            None => Err("not a bridged cluster".to_owned()),
+        });
+        let addr = r?;
+        m.what = format!("{} ({} -> {addr})", m.what, crate::bridge::host_name(id));
+        if let Some(last) = self.marks.last_mut() {
+            last.what = m.what.clone();
+        }
+        Ok(m)
     }
 
     /// Node `id`'s process id, while it runs.
@@ -394,6 +341,9 @@ impl Cluster {
 
     /// Makes `rules` the complete set of network faults (`&[]` heals everything).
     pub fn faults(&mut self, rules: &[Rule], what: &str) -> Result<Mark, String> {
+        if self.bridge.is_some() {
+            return Err("network faults act on one namespace's loopback; a bridged cluster has none".into());
+        }
         let text = script(rules);
         let (r, m) = self.act(Action::Note, what.to_owned(), |c| c.ns.nft(&text));
         r?;
@@ -473,7 +423,7 @@ impl Cluster {
 
     /// Node `id`'s `/status` document, read with `quorate status --json` inside the namespace.
     pub fn status(&self, id: u64) -> Result<Value, String> {
-        let mut cmd = self.ns.command(&self.env.node_bin);
+        let mut cmd = self.node_ns(id).command(&self.env.node_bin);
         cmd.args(["status", "--json", "--admin", &format!("127.0.0.1:{}", admin_port(id))]);
         let out = run(&mut cmd)?;
         serde_json::from_str(&out).map_err(|e| format!("status of node {id}: {e}: {out}"))
@@ -601,25 +551,4 @@ pub fn make_certs(node_bin: &Path, dir: &Path, nodes: u64) -> Result<(), String>
         .args(["certs", "init", "--cluster", CLUSTER_NAME, "--nodes", &ids.join(","), "--dir"])
         .arg(dir))
     .map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quorum_is_a_majority_or_half_with_the_lowest_id() {
-        let five = Spec::lan(5);
-        assert!(five.is_quorum(&[3, 4, 5]));
-        assert!(!five.is_quorum(&[1, 2]));
-        let four = Spec::lan(4);
-        assert!(four.is_quorum(&[1, 2]));
-        assert!(!four.is_quorum(&[3, 4]));
-        let none = Spec { tie_breaker: TieBreaker::None, ..four };
-        assert!(!none.is_quorum(&[1, 2]));
-        assert!(none.is_quorum(&[1, 2, 3]));
-        let observed = Spec { voters: 3, ..Spec::lan(5) };
-        assert!(!observed.is_quorum(&[1, 4, 5]));
-        assert!(observed.is_quorum(&[2, 3, 4]));
-    }
 }

@@ -32,6 +32,11 @@
 //! shared directory, the active one cut off or paused, with the gate and without; the
 //! no-gate scenarios pass only if the checker finds the split brain ([`failover`]).
 //!
+//! **Members by name.** `moved-peer` puts each node in a namespace of its own on a bridge
+//! ([`bridge`]), the members named in per-namespace hosts files, and moves a stopped node to
+//! a new namespace and address under the same name: it must be writable again within
+//! [`timing::MOVED_REJOIN_BOUND`] while the others never fence.
+//!
 //! **Bad input.** In `clean-split-5` a thread inside the namespace floods nodes 1 and 3's
 //! QUIC ports with garbage, forged QUIC Initials and short-header packets from before the
 //! cut until after the heal ([`flood`]); every decision must be the one of a quiet run.
@@ -48,6 +53,7 @@
 //! deletes its namespace, also when a scenario fails or panics; namespaces left by a killed
 //! harness are removed at the next start.
 
+pub mod bridge;
 pub mod checker;
 pub mod cluster;
 pub mod cost;
@@ -60,4 +66,5 @@ pub mod kv;
 pub mod netns;
 pub mod runner;
 pub mod scenarios;
+pub mod spec;
 pub mod timing;

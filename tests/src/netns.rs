@@ -18,6 +18,14 @@ pub const NAME_PREFIX: &str = "qe2e-";
 /// Where `ip netns add NAME` mounts the namespace handle (`/run/netns/NAME`).
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
+/// Where `ip netns exec NAME` finds files to bind-mount over `/etc` (`/etc/netns/NAME/hosts`).
+pub const NETNS_ETC_DIR: &str = "/etc/netns";
+
+/// The `/etc` overlay directory of namespace `name`; deleted with the namespace.
+pub fn etc_dir(name: &str) -> PathBuf {
+    Path::new(NETNS_ETC_DIR).join(name)
+}
+
 /// The external tools the harness needs, found once.
 #[derive(Debug, Clone)]
 pub struct Tools {
@@ -97,6 +105,8 @@ impl Namespace {
         }
         kill_inside(&self.tools, &self.name);
         run(Command::new(&self.tools.ip).args(["netns", "del", &self.name]))?;
+        // Absent unless a hosts file was written for it (see `bridge.rs`).
+        let _ = std::fs::remove_dir_all(etc_dir(&self.name));
         self.deleted = true;
         Ok(())
     }
@@ -126,6 +136,15 @@ pub fn remove_stale(tools: &Tools) -> Vec<String> {
         kill_inside(tools, name);
         if run(Command::new(&tools.ip).args(["netns", "del", name])).is_ok() {
             removed.push(name.to_owned());
+        }
+    }
+    // Hosts directories of namespaces that are gone, left by a harness killed in between.
+    for entry in std::fs::read_dir(NETNS_ETC_DIR).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(NAME_PREFIX) else { continue };
+        let owner = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if !owner.is_some_and(harness_runs) && !Path::new(NETNS_RUN_DIR).join(&name).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
     removed

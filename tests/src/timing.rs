@@ -29,6 +29,25 @@ pub const HEAL_BOUND: Duration = Duration::from_secs(1);
 /// heartbeat round trip. Measured: 0.1-0.2 s.
 pub const REJOIN_BOUND: Duration = Duration::from_secs(3);
 
+/// How long a node that came back at a new address under the same name may take to be
+/// writable, counted from the moment the harness starts it:
+///
+/// ```text
+///   MOVED_REJOIN_BOUND = REJOIN_BOUND + RECONNECT_BACKOFF_MAX = 3 s + 2 s = 5 s
+/// ```
+///
+/// [`REJOIN_BOUND`] covers what any restart takes (process start, handshakes, a heartbeat
+/// round trip). A peer that still holds the connection to the old address (it dialed it and
+/// has the lower id; after a crash nothing closes it before QUIC's 10 s idle timeout) refuses
+/// the new life's first dial as a duplicate, looks the name up again on that refusal, closes
+/// the stale connection and dials the new address at once; if that chance is missed, the new
+/// life's next dial comes within one `RECONNECT_BACKOFF_MAX` (2 s). The detection and the
+/// lease do not add to it: the peers declared the node down while it was stopped, and a
+/// node is writable as soon as a majority acknowledges its heartbeats. A transport that did
+/// not look names up again would wait for the idle timeout: writable at the earliest
+/// `10 s - downtime` after the start, past this bound for any downtime under 5 s.
+pub const MOVED_REJOIN_BOUND: Duration = Duration::from_secs(5);
+
 /// Heartbeat, failure detection and lease timing of every node.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {

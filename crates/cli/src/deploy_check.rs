@@ -70,6 +70,20 @@ fn the_statefulset_config_service_probes_and_certificates_agree() -> TestResult 
         );
     }
 
+    // The config loads through the node's own parser and passes its checks as every pod's
+    // node, with the members by name.
+    let toml_text = str_of(&config_map["data"]["quorate.toml"], "quorate.toml")?;
+    for id in 1..=replicas {
+        let mut parsed = quorate::Config::from_toml_str(toml_text)?;
+        parsed.id = NodeId(id);
+        parsed.check()?;
+        assert_eq!(parsed.listen.port() as u64, listen_port);
+        let names: Vec<String> = parsed.members.iter().map(|m| m.addr.to_string()).collect();
+        for (ordinal, (m, name)) in parsed.members.iter().zip(&names).enumerate() {
+            assert_eq!(m.addr.host_name(), Some(format!("quorate-{ordinal}.quorate").as_str()), "{name}");
+        }
+    }
+
     // Ports: the config's, the container's and the Service's agree.
     let container = &sts["spec"]["template"]["spec"]["containers"][0];
     let container_port = |name: &str| {

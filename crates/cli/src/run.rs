@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use quorate::{Config, EventsOut, MemberAddr, Node, NodeId, QuorumEvent, RecvError, TlsSource};
+use quorate::{
+    Config, EventsOut, MemberAddr, MemberAddress, Node, NodeId, QuorumEvent, RecvError, TlsSource,
+};
 
 use crate::Failure;
 
@@ -29,7 +31,7 @@ A config file (flags override it):
   data_dir = "/var/lib/quorate"    # required for voters; keeps the incarnation across restarts
   [[members]]                      # one per node, this one included
   id = 1
-  addr = "10.0.0.1:7001"
+  addr = "10.0.0.1:7001"           # or HOST:PORT, looked up before every dial
   votes = 1                        # default 1; 0 makes an observer
   [tls]
   dir = "certs"                    # ca.pem, node-<id>.pem, node-<id>.key
@@ -64,11 +66,12 @@ pub(crate) struct RunArgs {
     /// (`quorate-0` is node 1). In Kubernetes: `--id-from-pod-name $(POD_NAME)`.
     #[arg(long, value_name = "POD", conflicts_with = "id", value_parser = parse_pod_name)]
     id_from_pod_name: Option<u64>,
-    /// Address to bind for QUIC. Default: this node's member address.
+    /// Address to bind for QUIC. Default: this node's member address (0.0.0.0 and its port
+    /// when it is a name).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// A member as ID=ADDR (repeat for each; include this node). Replaces the config file's
-    /// member list; each member gets 1 vote.
+    /// A member as ID=ADDR, ADDR being IP:PORT or HOST:PORT (repeat for each; include this
+    /// node). Replaces the config file's member list; each member gets 1 vote.
     #[arg(long = "peer", value_name = "ID=ADDR", value_parser = parse_peer)]
     peers: Vec<MemberAddr>,
     /// Directory with ca.pem, node-<id>.pem and node-<id>.key (from `quorate certs init`).
@@ -184,7 +187,8 @@ fn build_config(args: &RunArgs) -> Result<Config, Failure> {
         None => {
             // A file's explicit listen address (e.g. 0.0.0.0:7001) survives a new member list;
             // it follows the member address only when it no longer fits this node.
-            let own = config.members.iter().find(|m| m.id == config.id).map(|m| m.addr);
+            let own =
+                config.members.iter().find(|m| m.id == config.id).map(|m| quorate::default_listen(&m.addr));
             match own {
                 Some(own) if id_changed || args.config.is_none() || own.port() != config.listen.port() => own,
                 _ => config.listen,
@@ -194,15 +198,14 @@ fn build_config(args: &RunArgs) -> Result<Config, Failure> {
     Ok(config)
 }
 
-/// `ID=ADDR`, e.g. `2=10.0.0.2:7001`.
+/// `ID=ADDR`, e.g. `2=10.0.0.2:7001` or `2=quorate-1.quorate:7001`.
 fn parse_peer(text: &str) -> Result<MemberAddr, String> {
     let (id, addr) = text.split_once('=').ok_or_else(|| format!("expected ID=ADDR, got {text:?}"))?;
     let id: u64 = id.trim().parse().map_err(|_| format!("node id {id:?} is not a positive integer"))?;
     if id == 0 {
         return Err("node id 0 is not allowed; start at 1".to_owned());
     }
-    let addr: SocketAddr =
-        addr.trim().parse().map_err(|_| format!("{addr:?} is not IP:PORT (e.g. 127.0.0.1:7001)"))?;
+    let addr: MemberAddress = addr.trim().parse().map_err(|e| format!("{addr:?}: {e}"))?;
     Ok(MemberAddr { id: NodeId(id), addr, votes: 1 })
 }
 
@@ -297,7 +300,9 @@ mod tests {
         assert!(parse_peer("127.0.0.1:7002").is_err());
         assert!(parse_peer("x=127.0.0.1:7002").is_err());
         assert!(parse_peer("0=127.0.0.1:7002").is_err());
-        assert!(parse_peer("2=localhost").is_err());
+        assert!(parse_peer("2=localhost").is_err_and(|e| e.contains("no port")));
+        let named = parse_peer("3=quorate-2.quorate:7000").map(|m| m.addr.to_string());
+        assert_eq!(named.as_deref(), Ok("quorate-2.quorate:7000"));
     }
 
     #[test]

@@ -120,6 +120,12 @@ fn render(s: &NodeStatus) -> String {
         out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7]]));
     }
 
+    for p in &s.peers {
+        if let Some(why) = &p.resolve_error {
+            let name = p.host_name().or(p.address.as_deref()).unwrap_or("?");
+            let _ = writeln!(out, "node {} ({name}): {why}", p.id);
+        }
+    }
     let drops: Vec<String> =
         s.drops.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
     if !drops.is_empty() {
@@ -171,6 +177,10 @@ mod tests {
             lease_left_ms: None,
             connected,
             quic: None,
+            address: Some(format!("127.0.0.1:700{id}")),
+            resolved: None,
+            resolve_error: None,
+            remote: None,
         }
     }
 
@@ -256,6 +266,18 @@ mod tests {
                 "certificate node node-1.demo.quorate expires in 29 days"
             ]
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_shown_under_the_table() -> Result<(), serde_json::Error> {
+        let mut s = status(false, None)?;
+        s.peers[1].address = Some("quorate-2.quorate.db.svc:7000".to_owned());
+        s.peers[1].resolve_error = Some("name does not resolve".to_owned());
+        let text = render(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[4], "node 3 (quorate-2.quorate.db.svc): name does not resolve", "{text}");
+        assert_eq!(lines.iter().filter(|l| l.contains("resolve")).count(), 1, "{text}");
         Ok(())
     }
 

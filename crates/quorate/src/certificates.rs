@@ -90,7 +90,11 @@ mod tests {
         let node = issue_node_certificate(&pki.ca_cert_pem, &pki.ca_key_pem, "c", NodeId(2), 30, now)?;
         std::fs::write(dir.join("ca.pem"), &pki.ca_cert_pem)?;
         std::fs::write(dir.join("node-2.pem"), &node.cert_pem)?;
-        let members = vec![crate::MemberAddr { id: NodeId(2), addr: ([127, 0, 0, 1], 1).into(), votes: 1 }];
+        let members = vec![crate::MemberAddr {
+            id: NodeId(2),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)).into(),
+            votes: 1,
+        }];
         let config = Config::lan("c", NodeId(2), members, TlsSource::Dir(dir.clone()));
         let loaded = load(&config);
         let reports = report(&loaded, now + Duration::from_secs(86_400));
@@ -107,7 +111,11 @@ mod tests {
 
     #[test]
     fn a_missing_file_reports_nothing_instead_of_failing() {
-        let members = vec![crate::MemberAddr { id: NodeId(1), addr: ([127, 0, 0, 1], 1).into(), votes: 1 }];
+        let members = vec![crate::MemberAddr {
+            id: NodeId(1),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)).into(),
+            votes: 1,
+        }];
         let config = Config::lan("c", NodeId(1), members, TlsSource::Dir("/nonexistent/quorate".into()));
         assert!(load(&config).is_empty());
     }

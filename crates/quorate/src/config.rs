@@ -20,7 +20,7 @@ use quorate_core::{CoreConfigError, GossipConfig, Member, ValidConfig};
 use quorate_detector::DetectorConfig;
 use quorate_gate::GateConfig;
 use quorate_proto::{ClusterId, FieldError, NodeId};
-use quorate_transport::TlsIdentity;
+use quorate_transport::{MemberAddress, TlsIdentity};
 
 /// The longest duration any setting may have: one hour. Far above anything useful (the WAN
 /// preset's longest is 3 s), and low enough that no sum or multiple of settings the node
@@ -36,7 +36,8 @@ pub struct Config {
     pub cluster: String,
     /// This node.
     pub id: NodeId,
-    /// Where this node listens and dials from. Default: its member address.
+    /// Where this node listens and dials from. Default: its member address when that is an
+    /// IP address, `0.0.0.0` and its port when it is a name (see [`default_listen`]).
     pub listen: SocketAddr,
     /// Every member, this node included.
     pub members: Vec<MemberAddr>,
@@ -60,12 +61,12 @@ pub struct Config {
 }
 
 /// A member and where it listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberAddr {
     /// Its node id, as named in its certificate.
     pub id: NodeId,
-    /// Its QUIC address.
-    pub addr: SocketAddr,
+    /// Its QUIC address: `IP:PORT`, or `HOST:PORT` looked up before every dial attempt.
+    pub addr: MemberAddress,
     /// Its votes; 0 makes an observer.
     pub votes: u32,
 }
@@ -171,7 +172,7 @@ impl Config {
         let listen = members
             .iter()
             .find(|m| m.id == id)
-            .map(|m| m.addr)
+            .map(|m| default_listen(&m.addr))
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         Config {
             cluster: cluster.into(),
@@ -217,10 +218,10 @@ impl Config {
         })?;
         let mut seen_addrs = std::collections::BTreeSet::new();
         for m in &self.members {
-            if !seen_addrs.insert(m.addr) {
+            if !seen_addrs.insert(&m.addr) {
                 return Err(ConfigError::invalid(
                     "members.addr",
-                    m.addr,
+                    &m.addr,
                     "two members share this address; each needs its own",
                 ));
             }
@@ -331,6 +332,17 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// Where a node listens by default, given its member address: that address when it is an
+/// IP address; all IPv4 interfaces and its port when it is a name (what the name resolves to
+/// is this machine's address as the others see it, which this node cannot know). Set
+/// `[node] listen` to bind one address, or IPv6.
+pub fn default_listen(addr: &MemberAddress) -> SocketAddr {
+    match addr {
+        MemberAddress::Ip(ip) => *ip,
+        MemberAddress::Name { port, .. } => SocketAddr::from(([0, 0, 0, 0], *port)),
+    }
+}
+
 pub(crate) fn fmt_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
@@ -347,7 +359,7 @@ mod tests {
         let members = (1..=3)
             .map(|i| MemberAddr {
                 id: NodeId(i),
-                addr: SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16)),
+                addr: SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16)).into(),
                 votes: 1,
             })
             .collect();

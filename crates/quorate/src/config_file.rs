@@ -5,14 +5,14 @@
 //! [node]
 //! cluster = "demo"                 # DNS-label characters; part of every certificate name
 //! id = 1
-//! listen = "127.0.0.1:7001"        # default: this node's member address
+//! listen = "127.0.0.1:7001"        # default: this node's member address (0.0.0.0:PORT for a name)
 //! admin = "127.0.0.1:9001"         # optional: /metrics and /status over HTTP
 //! events_out = "events.jsonl"      # optional: JSON lines of events; "-" for stdout
 //! data_dir = "/var/lib/quorate"    # required for voters: incarnation across restarts
 //!
 //! [[members]]
 //! id = 1
-//! addr = "127.0.0.1:7001"
+//! addr = "127.0.0.1:7001"          # IP:PORT, or HOST:PORT looked up before every dial
 //! votes = 1                        # default 1; 0 makes an observer
 //!
 //! [tls]
@@ -38,6 +38,8 @@ use std::time::Duration;
 use quorate_gate::TieBreaker;
 use quorate_proto::NodeId;
 use serde::Deserialize;
+
+use quorate_transport::{AddressError, MemberAddress};
 
 use crate::config::{duration_max_rule, Config, ConfigError, EventsOut, MemberAddr, TlsSource, DURATION_MAX};
 
@@ -160,6 +162,12 @@ fn addr(field: &str, text: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// A member address: `IP:PORT` or `HOST:PORT` (a name is looked up by the transport before
+/// every dial, not here).
+fn member_addr(field: &str, text: &str) -> Result<MemberAddress, ConfigError> {
+    text.parse().map_err(|e: AddressError| ConfigError::invalid(field, format!("{text:?}"), e.to_string()))
+}
+
 fn duration(field: &str, text: &Option<String>, into: &mut Duration) -> Result<(), ConfigError> {
     if let Some(text) = text {
         let parsed = humantime::parse_duration(text).map_err(|e| {
@@ -180,7 +188,7 @@ impl RawConfig {
         for m in &self.members {
             members.push(MemberAddr {
                 id: NodeId(m.id),
-                addr: addr("members.addr", &m.addr)?,
+                addr: member_addr("members.addr", &m.addr)?,
                 votes: m.votes.unwrap_or(1),
             });
         }
@@ -349,7 +357,7 @@ mod tests {
     fn typos_bad_addresses_and_bad_durations_are_named() {
         assert!(err(&GOOD.replace("[timing]", "[timing]\nleese = \"1s\"")).contains("unknown field `leese`"));
         assert!(err(&GOOD.replace("127.0.0.1:7003", "localhost"))
-            .contains("invalid members.addr = \"localhost\""));
+            .starts_with("invalid members.addr = \"localhost\": no port: expected HOST:PORT or IP:PORT"));
         assert!(err(&GOOD.replace("\"50ms\"", "\"fast\""))
             .contains("invalid timing.heartbeat_interval = \"fast\""));
         assert!(err(&GOOD.replacen("id = 2\n", "id = 9\n", 1)).contains("node.id"));
@@ -357,6 +365,37 @@ mod tests {
             err(&GOOD.replace("cluster = \"demo\"", "cluster = \"Demo Cluster\"")).contains("node.cluster")
         );
         assert!(err(&GOOD.replace("dir = \"certs\"", "ca = \"x\"")).contains("invalid tls"));
+    }
+
+    #[test]
+    fn members_by_name_parse_and_bad_names_and_ports_are_named() -> Result<(), ConfigError> {
+        let named = GOOD.replace("127.0.0.1:7003", "quorate-2.quorate.db.svc:7003");
+        let c = checked(&named)?;
+        assert_eq!(
+            c.members[2].addr,
+            MemberAddress::Name { host: "quorate-2.quorate.db.svc".into(), port: 7003 }
+        );
+        let c = checked(&GOOD.replace("127.0.0.1:7002", "LocalHost:7002"))?;
+        assert_eq!(c.members[1].addr.to_string(), "localhost:7002");
+        assert_eq!(
+            c.listen,
+            addr("x", "0.0.0.0:7002")?,
+            "a node named in the member list listens on all interfaces"
+        );
+        let e = err(&GOOD.replace("127.0.0.1:7003", "quorate-2.quorate:0"));
+        assert!(e.starts_with("invalid members.addr = \"quorate-2.quorate:0\": port \"0\""), "{e}");
+        let e = err(&GOOD.replace("127.0.0.1:7003", "quorate-2.quorate:http"));
+        assert!(e.starts_with("invalid members.addr = \"quorate-2.quorate:http\": port"), "{e}");
+        let e = err(&GOOD.replace("127.0.0.1:7003", "bad_name:7003"));
+        assert!(
+            e.starts_with("invalid members.addr = \"bad_name:7003\": not an IP address or a DNS host name"),
+            "{e}"
+        );
+        let e = err(&GOOD
+            .replace("127.0.0.1:7003", "localhost:7001")
+            .replace("127.0.0.1:7001", "LOCALHOST:7001"));
+        assert!(e.contains("invalid members.addr = localhost:7001: two members share this address"), "{e}");
+        Ok(())
     }
 
     #[test]

@@ -38,11 +38,12 @@ mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{Config, ConfigError, EventsOut, MemberAddr, TlsSource, DURATION_MAX};
+pub use config::{default_listen, Config, ConfigError, EventsOut, MemberAddr, TlsSource, DURATION_MAX};
 pub use config_file::CONFIG_BYTES_MAX;
 pub use data_dir::{DataDir, DataDirError};
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
+pub use quorate_transport::MemberAddress;
 pub use signal::shutdown_signal;
 pub use state_file::Durable;
 pub use status::{CertificateReport, NodeStatus, PartitionReport, PeerReport, QuicReport};
@@ -60,7 +61,8 @@ pub use quorate_proto::{ClusterId, Instant, NodeId};
 pub mod transport {
     pub use quorate_transport::{
         generate_dev_pki, issue_node_certificate, node_dns_name, parse_node_dns_name, read_certificates,
-        validate_cluster_name, CertificateInfo, DevPki, LinkInfo, NodeCredentials, PkiError, TlsIdentity,
-        TransportCounters, TransportError, ISSUE_DAYS_MAX, PEM_FILE_BYTES_MAX,
+        validate_cluster_name, AddressError, CertificateInfo, DevPki, LinkInfo, MemberAddress,
+        NodeCredentials, PkiError, Resolution, ResolveFailure, TlsIdentity, TransportCounters,
+        TransportError, ISSUE_DAYS_MAX, PEM_FILE_BYTES_MAX,
     };
 }

@@ -162,8 +162,15 @@ impl Running {
         let counters = self.transport.counters();
         let core = self.core.lock();
         let gate_status = core.status(now);
-        let mut status =
-            status::build(&self.cluster, &core, &gate_status, now, |p| self.transport.link(p), &counters);
+        let mut status = status::build(
+            &self.cluster,
+            &core,
+            &gate_status,
+            now,
+            |p| self.transport.link(p),
+            |p| self.transport.resolution(p),
+            &counters,
+        );
         status.certificates = certificates::report(&self.certificates, SystemTime::now());
         status
     }
@@ -198,7 +205,7 @@ impl Node {
         let (data_dir, incarnation, memory) = begin_life(&config)?;
         let listen =
             socket.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let members = config.members.iter().map(|m| (m.id, m.addr)).collect();
+        let members: Vec<_> = config.members.iter().map(|m| (m.id, m.addr.clone())).collect();
         let mut transport_config =
             TransportConfig::new(config.id, config.cluster.clone(), listen, members, (*identity).clone());
         transport_config.passive = silent_peers(&config);

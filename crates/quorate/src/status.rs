@@ -7,7 +7,7 @@ use quorate_detector::PeerState;
 use quorate_gate::QuorumStatus;
 use quorate_gossip::PartitionView;
 use quorate_proto::{Instant, NodeId};
-use quorate_transport::{LinkInfo, TransportCounters};
+use quorate_transport::{LinkInfo, MemberAddress, Resolution, TransportCounters};
 use serde::{Deserialize, Serialize};
 
 /// A node's view of the cluster at one instant.
@@ -133,6 +133,30 @@ pub struct PeerReport {
     /// What this node sent on the connection, from QUIC's own counts; `None` without one.
     #[serde(default)]
     pub quic: Option<QuicReport>,
+    /// Its configured address, `IP:PORT` or `HOST:PORT`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// For a member by name: the address its last lookup gave (`None` before the first and
+    /// after a failed one).
+    #[serde(default)]
+    pub resolved: Option<String>,
+    /// For a member by name: why its last lookup gave no address to dial, e.g. `name does
+    /// not resolve`; `None` when it resolved. The node keeps trying.
+    #[serde(default)]
+    pub resolve_error: Option<String>,
+    /// The live connection's remote address, if connected.
+    #[serde(default)]
+    pub remote: Option<String>,
+}
+
+impl PeerReport {
+    /// The peer's host name, if it is configured by one (`quorate-2.quorate.db.svc` of
+    /// `quorate-2.quorate.db.svc:7000`).
+    pub fn host_name(&self) -> Option<&str> {
+        let address = self.address.as_deref()?;
+        let (host, _) = address.rsplit_once(':')?;
+        (!host.ends_with(']') && host.parse::<std::net::IpAddr>().is_err()).then_some(host)
+    }
 }
 
 /// What a node sent on one QUIC connection since it was established: UDP packets and bytes
@@ -193,6 +217,7 @@ pub(crate) fn build(
     gate: &QuorumStatus,
     now: Instant,
     links: impl Fn(NodeId) -> Option<LinkInfo>,
+    addresses: impl Fn(NodeId) -> Option<(MemberAddress, Resolution)>,
     transport: &TransportCounters,
 ) -> NodeStatus {
     let peers = gate
@@ -200,6 +225,9 @@ pub(crate) fn build(
         .iter()
         .map(|p| {
             let link = links(p.id);
+            let address = addresses(p.id);
+            let named = address.as_ref().is_some_and(|(a, _)| a.host_name().is_some());
+            let resolution = address.as_ref().map(|(_, r)| *r).filter(|_| named);
             PeerReport {
                 id: p.id.0,
                 votes: p.votes,
@@ -210,6 +238,16 @@ pub(crate) fn build(
                 lease_left_ms: p.lease_until.map(|u| ms(u - now)),
                 connected: link.is_some(),
                 quic: link.as_ref().map(QuicReport::from),
+                address: address.as_ref().map(|(a, _)| a.to_string()),
+                resolved: resolution.and_then(|r| match r {
+                    Resolution::Resolved(addr) => Some(addr.to_string()),
+                    _ => None,
+                }),
+                resolve_error: resolution.and_then(|r| match r {
+                    Resolution::Failed(why) => Some(why.to_string()),
+                    _ => None,
+                }),
+                remote: link.as_ref().map(|l| l.remote.to_string()),
             }
         })
         .collect();
@@ -317,6 +355,9 @@ fn transport_counters(t: &TransportCounters) -> BTreeMap<String, u64> {
         ("connections_established", t.connections_established),
         ("reconnects", t.reconnects),
         ("duplicates_closed", t.duplicates_closed),
+        ("resolve_failures", t.resolve_failures),
+        ("peers_moved", t.peers_moved),
+        ("handshakes_from_unlisted_address", t.handshakes_from_unlisted_address),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

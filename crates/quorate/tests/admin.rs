@@ -42,7 +42,7 @@ async fn three_nodes(dir: &Path) -> Result<Vec<Node>, Box<dyn std::error::Error>
     let members: Vec<MemberAddr> = sockets
         .iter()
         .enumerate()
-        .map(|(i, s)| Ok(MemberAddr { id: NodeId(i as u64 + 1), addr: s.local_addr()?, votes: 1 }))
+        .map(|(i, s)| Ok(MemberAddr { id: NodeId(i as u64 + 1), addr: s.local_addr()?.into(), votes: 1 }))
         .collect::<Result<_, std::io::Error>>()?;
     let mut nodes = Vec::new();
     for (i, socket) in sockets.into_iter().enumerate() {

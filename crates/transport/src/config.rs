@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::address::MemberAddress;
 use crate::tls::TlsIdentity;
 use quorate_proto::valid::{Rules, Valid};
 use quorate_proto::NodeId;
@@ -65,12 +66,13 @@ pub struct TransportConfig {
     pub me: NodeId,
     /// The cluster name, part of every certificate name (see [`node_dns_name`](super::node_dns_name)).
     pub cluster_name: String,
-    /// The UDP address this node listens on and dials from. Peers accept this node's
-    /// connections only from its configured member address, so that address must be what
-    /// peers see as the source of its packets.
+    /// The UDP address this node listens on and dials from. When this node's member address
+    /// is an IP address, peers accept its connections only from that address, so it must be
+    /// what peers see as the source of its packets.
     pub listen: SocketAddr,
-    /// Every member's id and address. This node's own entry may be present (it is skipped).
-    pub members: Vec<(NodeId, SocketAddr)>,
+    /// Every member's id and address (an IP address, or a name resolved before every dial:
+    /// see `address.rs`). This node's own entry may be present (it is skipped).
+    pub members: Vec<(NodeId, MemberAddress)>,
     /// The CA this cluster trusts, and this node's certificate and key.
     pub tls: TlsIdentity,
     /// Timeouts, keep-alive and backoff.
@@ -85,19 +87,20 @@ pub struct TransportConfig {
 }
 
 impl TransportConfig {
-    /// A configuration with default timing and limits.
-    pub fn new(
+    /// A configuration with default timing and limits. Member addresses are anything that
+    /// converts into a [`MemberAddress`] (a `SocketAddr`, or a parsed address).
+    pub fn new<A: Into<MemberAddress>>(
         me: NodeId,
         cluster_name: impl Into<String>,
         listen: SocketAddr,
-        members: Vec<(NodeId, SocketAddr)>,
+        members: impl IntoIterator<Item = (NodeId, A)>,
         tls: TlsIdentity,
     ) -> Self {
         TransportConfig {
             me,
             cluster_name: cluster_name.into(),
             listen,
-            members,
+            members: members.into_iter().map(|(n, a)| (n, a.into())).collect(),
             tls,
             timing: TransportTiming::default(),
             limits: TransportLimits::default(),
@@ -125,18 +128,22 @@ impl Rules for TransportConfig {
             if let Some((_, first)) = self.members[..i].iter().find(|(n, _)| n == node) {
                 return Err(TransportConfigError::DuplicateMember {
                     node: *node,
-                    first: *first,
-                    second: *addr,
+                    first: first.clone(),
+                    second: addr.clone(),
                 });
             }
             if *node == self.me {
                 continue;
             }
-            if addr.ip().is_unspecified() || addr.port() == 0 {
-                return Err(TransportConfigError::UndialableAddress { node: *node, addr: *addr });
+            let undialable = match addr {
+                MemberAddress::Ip(ip) => ip.ip().is_unspecified(),
+                MemberAddress::Name { host, .. } => host.is_empty(),
+            };
+            if undialable || addr.port() == 0 {
+                return Err(TransportConfigError::UndialableAddress { node: *node, addr: addr.clone() });
             }
-            let addr = canonical(*addr);
-            let other = self.members[..i].iter().find(|(n, a)| *n != self.me && canonical(*a) == addr);
+            let addr = addr.canonical();
+            let other = self.members[..i].iter().find(|(n, a)| *n != self.me && a.canonical() == addr);
             if let Some((other, _)) = other {
                 return Err(TransportConfigError::SharedAddress { addr, first: *other, second: *node });
             }
@@ -289,27 +296,27 @@ pub enum TransportConfigError {
         /// The repeated id.
         node: NodeId,
         /// Its first address.
-        first: SocketAddr,
+        first: MemberAddress,
         /// Its second address.
-        second: SocketAddr,
+        second: MemberAddress,
     },
     /// Two members share one address, so a connection's source could not name its node.
     #[error("{first} and {second} are both configured at {addr}; each node needs its own address")]
     SharedAddress {
         /// The shared address.
-        addr: SocketAddr,
+        addr: MemberAddress,
         /// One member.
         first: NodeId,
         /// The other.
         second: NodeId,
     },
     /// A peer's address cannot be dialed.
-    #[error("{node} is configured at {addr}, which cannot be dialed; give its real IP and port")]
+    #[error("{node} is configured at {addr}, which cannot be dialed; give its real IP or name and port")]
     UndialableAddress {
         /// The member.
         node: NodeId,
         /// Its configured address.
-        addr: SocketAddr,
+        addr: MemberAddress,
     },
     /// A duration is zero.
     #[error("timing.{field} is zero; it must be positive")]

@@ -40,6 +40,15 @@ pub struct TransportCounters {
     pub reconnects: u64,
     /// Connections closed because another one to the same peer won (see `peer.rs`).
     pub duplicates_closed: u64,
+    /// Dial attempts that found no address for a named peer (the name did not resolve, or
+    /// its lookup timed out); each is retried with the reconnect backoff.
+    pub resolve_failures: u64,
+    /// Connections closed because the peer's name moved to another address (see `dial.rs`).
+    pub peers_moved: u64,
+    /// Inbound handshakes let through from an address that is no member's known address,
+    /// because some member is named and may be dialing from an address not looked up yet;
+    /// the certificate then decides.
+    pub handshakes_from_unlisted_address: u64,
 }
 
 /// Why datagrams were dropped.
@@ -90,8 +99,9 @@ pub struct Refusals {
     pub bad_chain: u64,
     /// A chained client certificate named no configured member, several, or this node.
     pub unknown_node: u64,
-    /// An inbound connection came from an address that is not the configured address of the
-    /// member its certificate names (or of any member, checked before the handshake).
+    /// An inbound connection came from an address that is not the configured IP address of
+    /// the member its certificate names (or of any member, checked before the handshake when
+    /// no member is named).
     pub address_mismatch: u64,
     /// An inbound handshake failed otherwise: timeout, peer abort, protocol error, or too
     /// many handshakes in flight.
@@ -129,6 +139,9 @@ pub(crate) struct Counters {
     pub(crate) connections_established: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) duplicates_closed: AtomicU64,
+    pub(crate) resolve_failures: AtomicU64,
+    pub(crate) peers_moved: AtomicU64,
+    pub(crate) handshakes_from_unlisted_address: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -181,6 +194,9 @@ impl Counters {
             connections_established: r(&self.connections_established),
             reconnects: r(&self.reconnects),
             duplicates_closed: r(&self.duplicates_closed),
+            resolve_failures: r(&self.resolve_failures),
+            peers_moved: r(&self.peers_moved),
+            handshakes_from_unlisted_address: r(&self.handshakes_from_unlisted_address),
         }
     }
 }

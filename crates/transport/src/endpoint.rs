@@ -4,10 +4,11 @@
 //! Tasks and their bounds:
 //!
 //! * accept loop: refuses (silently) any source address that is not a member's before any
-//!   crypto work, and runs at most `handshakes_in_flight` handshakes at once;
-//! * one dial loop per peer (none for a `passive` one): dials when there is no live
-//!   connection, with jittered exponential backoff between `reconnect_backoff_min` and
-//!   `reconnect_backoff_max`;
+//!   crypto work (unless a member is named, see below), and runs at most
+//!   `handshakes_in_flight` handshakes at once;
+//! * one dial loop per peer (none for a `passive` one, see `dial.rs`): looks a named peer
+//!   up and dials when there is no live connection, with jittered exponential backoff
+//!   between `reconnect_backoff_min` and `reconnect_backoff_max`;
 //! * one task per installed connection (datagrams and incoming streams) and one per request
 //!   stream, at most `streams_per_peer` per connection.
 //!
@@ -21,6 +22,18 @@
 //! same address, the first packet a peer sends on the old connection (a keep-alive at the
 //! latest) is answered with a stateless reset the peer can verify, and the peer re-dials
 //! within one keep-alive interval instead of waiting out the idle timeout.
+//!
+//! # Source addresses and names
+//!
+//! The certificate binds the node id, never the address. A member configured at an IP
+//! address must still connect from exactly that address (checked before the handshake, so
+//! strangers cost no crypto work, and again against the certificate's node after it). A
+//! member configured by name cannot be pinned that way: a peer that moved dials from its new
+//! address before this node looked its name up again. So when any member is named, the
+//! filter before the handshake also lets through sources that are no member's known address
+//! (counted as `handshakes_from_unlisted_address`; the handshakes are still bounded by
+//! `handshakes_in_flight`), and the certificate decides: a named member is accepted from any
+//! address, a member at an IP address only from that address.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,23 +44,22 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::{Connection, ConnectionError, VarInt};
+use quinn::{Connection, VarInt};
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use crate::address::{MemberAddress, Resolution};
 use crate::certs::validate_cluster_name;
 use crate::config::{canonical, TransportConfig, TransportLimits, TransportTiming};
 use crate::counters::{bump, Counters, TransportCounters};
+use crate::dial::dial_loop;
 use crate::names::node_dns_name;
-use crate::peer::{Backoff, Installation, Peer};
+use crate::peer::{Installation, Peer};
 use crate::quic::{endpoint_config, quic_transport_config};
 use crate::serve::{serve_connection, Intake};
 use crate::tls::{
     self, classify_handshake_error, identify_client, CertRefusal, HandshakeFailure, MemberNames, PkiError,
 };
-use crate::{
-    FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED, CLOSE_SHUTDOWN,
-    CLOSE_UNCONFIRMED,
-};
+use crate::{FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED, CLOSE_SHUTDOWN};
 use quorate_proto::NodeId;
 
 /// How long [`Transport::shutdown`] waits for its tasks to end before returning anyway.
@@ -58,17 +70,6 @@ pub const SHUTDOWN_WAIT_MAX: Duration = Duration::from_secs(2);
 /// stray packets, and a half-finished handshake can drain for seconds (its timers still use
 /// the initial RTT estimate), so this bound is short.
 pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_millis(500);
-
-/// A connection that lived at least this long resets the reconnect backoff when it ends;
-/// one that dies sooner counts as a failed attempt, so a peer that accepts and then drops us
-/// is not re-dialed in a tight loop.
-const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(1);
-
-/// How often [`peer_confirmed`] looks for the peer's handshake confirmation: first after
-/// this, then twice as long each time, up to [`CONFIRM_POLL_MAX`].
-const CONFIRM_POLL_MIN: Duration = Duration::from_millis(1);
-/// See [`CONFIRM_POLL_MIN`].
-const CONFIRM_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// A running QUIC transport. Cheap to clone; all clones share one endpoint.
 ///
@@ -100,7 +101,10 @@ pub(crate) struct EndpointState {
     pub(crate) endpoint: quinn::Endpoint,
     pub(crate) client_config: quinn::ClientConfig,
     pub(crate) peers: HashMap<NodeId, Arc<Peer>>,
+    /// Members configured at an IP address, by that address.
     pub(crate) members_at: HashMap<SocketAddr, NodeId>,
+    /// Whether any member is configured by name (see "Source addresses and names").
+    pub(crate) any_named: bool,
     pub(crate) names: MemberNames,
     pub(crate) counters: Counters,
     pub(crate) inbound: mpsc::Sender<Inbound>,
@@ -176,12 +180,15 @@ impl Transport {
 
         let mut peers = HashMap::new();
         let mut members_at = HashMap::new();
-        for &(node, addr) in config.members.iter().filter(|(n, _)| *n != config.me) {
-            let addr = canonical(addr);
-            let name = node_dns_name(&config.cluster_name, node);
-            peers.insert(node, Arc::new(Peer::new(node, addr, name)));
-            members_at.insert(addr, node);
+        for (node, address) in config.members.iter().filter(|(n, _)| *n != config.me) {
+            let name = node_dns_name(&config.cluster_name, *node);
+            let peer = Peer::new(*node, address.clone(), name);
+            if let MemberAddress::Ip(addr) = peer.address {
+                members_at.insert(addr, *node);
+            }
+            peers.insert(*node, Arc::new(peer));
         }
+        let any_named = peers.values().any(|p| p.address.host_name().is_some());
         let names = MemberNames::new(
             &config.cluster_name,
             config.members.iter().map(|(n, _)| *n).chain([config.me]),
@@ -196,6 +203,7 @@ impl Transport {
             client_config,
             peers,
             members_at,
+            any_named,
             names,
             counters: Counters::default(),
             inbound: inbound_tx,
@@ -248,6 +256,13 @@ impl Transport {
             self.handle.shared.peers.values().filter(|p| p.connection().is_some()).map(|p| p.id).collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// Where `peer`'s address stands: fixed, or its name's last lookup; `None` if `peer` is
+    /// not a configured peer.
+    pub fn resolution(&self, peer: NodeId) -> Option<(MemberAddress, Resolution)> {
+        let p = self.handle.shared.peers.get(&peer)?;
+        Some((p.address.clone(), p.resolution()))
     }
 
     /// The live connection to `peer`, described; `None` if there is none.
@@ -340,7 +355,7 @@ impl EndpointState {
     }
 
     /// Offers an authenticated connection to `peer`'s slot and serves it if it is kept.
-    fn install(self: &Arc<Self>, peer: &Arc<Peer>, conn: Connection, dialer: NodeId) {
+    pub(crate) fn install(self: &Arc<Self>, peer: &Arc<Peer>, conn: Connection, dialer: NodeId) {
         let c = &self.counters;
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         match peer.install(self.me, conn.clone(), dialer, seq) {
@@ -357,57 +372,25 @@ impl EndpointState {
                 self.spawn(serve_connection(self.clone(), peer.clone(), conn, seq));
             }
             Installation::Lost => {
+                // A named peer dialing in from another address than the connection we keep
+                // may have moved: the dial loop looks its name up again (see `dial.rs`).
+                let moved =
+                    |kept: Connection| canonical(kept.remote_address()) != canonical(conn.remote_address());
+                if dialer != self.me
+                    && peer.address.host_name().is_some()
+                    && peer.connection().is_some_and(moved)
+                {
+                    peer.recheck.notify_one();
+                }
                 conn.close(VarInt::from_u32(CLOSE_DUPLICATE), b"duplicate connection");
                 bump(&c.duplicates_closed);
             }
         }
     }
 
-    /// One outbound attempt. `Ok` if a connection was authenticated (kept or not); `Err` if
-    /// the attempt failed, which the dial loop answers with backoff.
-    async fn dial(self: &Arc<Self>, peer: &Arc<Peer>) -> Result<(), ()> {
-        let c = &self.counters;
-        let connecting =
-            match self.endpoint.connect_with(self.client_config.clone(), peer.addr, &peer.server_name) {
-                Ok(connecting) => connecting,
-                Err(e) => {
-                    tracing::warn!(peer = %peer.id, error = %e, "cannot dial");
-                    bump(&c.dial_failures);
-                    return Err(());
-                }
-            };
-        // rustls has checked the server's chain to the cluster CA and its name
-        // `node-<peer>.<cluster>.quorate`, and we chose the address: nothing more to check.
-        let deadline = tokio::time::Instant::now() + self.timing.handshake_timeout;
-        match tokio::time::timeout_at(deadline, connecting).await {
-            Ok(Ok(conn)) => {
-                // Only once the peer holds it too (see "One connection per pair").
-                if !peer_confirmed(&conn, deadline).await {
-                    conn.close(VarInt::from_u32(CLOSE_UNCONFIRMED), b"handshake not confirmed");
-                    bump(&c.dials_unconfirmed);
-                    tracing::debug!(peer = %peer.id, "dialed connection not confirmed by the peer; closed");
-                    return Err(());
-                }
-                self.install(peer, conn, self.me);
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                match classify_handshake_error(&e) {
-                    HandshakeFailure::BadChain => bump(&c.refused_bad_chain),
-                    HandshakeFailure::NoCert | HandshakeFailure::Other => bump(&c.dial_failures),
-                }
-                tracing::debug!(peer = %peer.id, error = %e, "dial failed");
-                Err(())
-            }
-            Err(_) => {
-                bump(&c.dial_failures);
-                Err(())
-            }
-        }
-    }
-
     /// Completes an inbound handshake and accepts the connection only if its certificate
-    /// names a member other than us and it comes from that member's configured address.
+    /// names a member other than us and, for a member configured at an IP address, it comes
+    /// from that address (see "Source addresses and names").
     async fn accept(self: Arc<Self>, incoming: quinn::Incoming) {
         let c = &self.counters;
         let connecting = match incoming.accept() {
@@ -451,10 +434,18 @@ impl EndpointState {
         let Some(peer) = self.peers.get(&node) else {
             return refuse(&c.refused_unknown_node, "certificate names no peer");
         };
-        if canonical(conn.remote_address()) != peer.addr {
+        if peer.address.ip().is_some_and(|addr| addr != canonical(conn.remote_address())) {
             return refuse(&c.refused_address_mismatch, "address is not the member's");
         }
         self.install(peer, conn, node);
+    }
+}
+
+impl EndpointState {
+    /// Whether `source` is a member's address: configured, or a named member's last lookup.
+    fn known_source(&self, source: SocketAddr) -> bool {
+        self.members_at.contains_key(&source)
+            || (self.any_named && self.peers.values().any(|p| p.resolution() == Resolution::Resolved(source)))
     }
 }
 
@@ -462,12 +453,17 @@ async fn accept_loop(shared: Arc<EndpointState>) {
     let handshakes = Arc::new(Semaphore::new(shared.limits.handshakes_in_flight));
     let c = &shared.counters;
     while let Some(incoming) = shared.endpoint.accept().await {
-        // Strangers get no answer and cost no crypto work.
-        if !shared.members_at.contains_key(&canonical(incoming.remote_address())) {
-            bump(&c.refused_address_mismatch);
-            tracing::debug!(remote = %incoming.remote_address(), "ignored connection from a non-member address");
-            incoming.ignore();
-            continue;
+        // Strangers get no answer and cost no crypto work, unless a member is named and
+        // may be dialing from an address this node has not looked up yet.
+        let source = canonical(incoming.remote_address());
+        if !shared.known_source(source) {
+            if !shared.any_named {
+                bump(&c.refused_address_mismatch);
+                tracing::debug!(remote = %source, "ignored connection from a non-member address");
+                incoming.ignore();
+                continue;
+            }
+            bump(&c.handshakes_from_unlisted_address);
         }
         let Ok(permit) = handshakes.clone().try_acquire_owned() else {
             bump(&c.refused_handshake_failed);
@@ -479,64 +475,5 @@ async fn accept_loop(shared: Arc<EndpointState>) {
             let _permit = permit;
             accepting.await;
         });
-    }
-}
-
-async fn dial_loop(shared: Arc<EndpointState>, peer: Arc<Peer>) {
-    let seed = shared.me.0.rotate_left(32) ^ peer.id.0 ^ 0x71_75_6f_72_61_74_65;
-    let mut backoff =
-        Backoff::new(shared.timing.reconnect_backoff_min, shared.timing.reconnect_backoff_max, seed);
-    loop {
-        if let Some(conn) = peer.connection() {
-            let watched_since = tokio::time::Instant::now();
-            let reason = conn.closed().await;
-            let brief = watched_since.elapsed() < BACKOFF_RESET_AFTER;
-            if matches!(reason, ConnectionError::LocallyClosed) {
-                // We closed it: replaced by a winning duplicate, or shutting down.
-            } else if peer_did_not_want(&reason) || brief {
-                // The peer closed it as a duplicate or refused us (it holds a connection it
-                // prefers and may not know yet that it is dead), or the connection died
-                // young (e.g. our certificate is refused after the handshake): back off
-                // rather than churn handshakes.
-                tokio::time::sleep(backoff.next_delay()).await;
-            } else {
-                backoff.reset();
-            }
-            continue;
-        }
-        if shared.dial(&peer).await.is_err() {
-            tokio::time::sleep(backoff.next_delay()).await;
-        }
-    }
-}
-
-/// Waits until the peer confirmed the handshake of `conn`, a connection this node dialed,
-/// or until `deadline`; false if it closed or the deadline passed first. The server sends
-/// HANDSHAKE_DONE once it completed the handshake, which is when it installs the
-/// connection: from then on both ends hold it. quinn has no event for it, so its frame
-/// count is polled, a few times per round trip at first and at most every
-/// [`CONFIRM_POLL_MAX`] (on a LAN the frame arrives well within the first poll).
-async fn peer_confirmed(conn: &Connection, deadline: tokio::time::Instant) -> bool {
-    let mut poll = CONFIRM_POLL_MIN;
-    loop {
-        if conn.stats().frame_rx.handshake_done > 0 {
-            return true;
-        }
-        let now = tokio::time::Instant::now();
-        if conn.close_reason().is_some() || now >= deadline {
-            return false;
-        }
-        tokio::time::sleep_until((now + poll).min(deadline)).await;
-        poll = poll.saturating_mul(2).min(CONFIRM_POLL_MAX);
-    }
-}
-
-fn peer_did_not_want(reason: &ConnectionError) -> bool {
-    match reason {
-        ConnectionError::ApplicationClosed(close) => {
-            close.error_code == VarInt::from_u32(CLOSE_DUPLICATE)
-                || close.error_code == VarInt::from_u32(CLOSE_REFUSED)
-        }
-        _ => false,
     }
 }

@@ -15,8 +15,13 @@
 //!   [`RECONNECT_BACKOFF_MAX`]).
 //! * Mutual TLS against the cluster CA; a certificate binds a node id through its DNS name
 //!   (scheme below). An inbound connection is accepted only if its certificate chains to the
-//!   CA, names a configured member other than this node, and comes from that member's
-//!   configured address. Refusals are counted, never delivered.
+//!   CA, names a configured member other than this node, and, for a member configured at an
+//!   IP address, comes from that address. Refusals are counted, never delivered.
+//! * Members by name: a member address is `IP:PORT` or `HOST:PORT` ([`MemberAddress`]). A
+//!   name is looked up before every dial attempt, so a peer that comes back at a new IP is
+//!   found without restarting anyone; one that does not resolve is not fatal
+//!   ([`Transport::resolution`] says why, the dial loop keeps trying). The certificate, not
+//!   the address, says who a named member is.
 //! * Nothing waits on a backlog: a datagram that cannot go out now, or an inbound message the
 //!   consumer has no room for, is dropped and counted ([`TransportCounters`]).
 //! * A link filter ([`Transport::set_blocked`]) drops traffic per peer and direction, for
@@ -69,10 +74,14 @@
 //! QUIC error; keep-alives (1 s) keep NAT state warm and bound how long a dead connection
 //! lingers after a peer restarts.
 
+mod address;
 mod certs;
 mod config;
 mod counters;
+mod dial;
 mod endpoint;
+#[cfg(test)]
+mod moved_tests;
 mod names;
 mod peer;
 mod pki;
@@ -87,6 +96,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+pub use address::{
+    AddressError, MemberAddress, Resolution, ResolveFailure, HOST_NAME_BYTES_MAX, RESOLVE_TIMEOUT,
+};
 pub use certs::{
     generate_dev_pki, generate_dev_pki_with_expired, validate_cluster_name, DevPki, NodeCredentials,
     CLUSTER_NAME_BYTES_MAX, DEV_PKI_NODES_MAX,
@@ -118,6 +130,9 @@ pub const CLOSE_REFUSED: u32 = 2;
 /// QUIC application close code: the dialing node gave up on a connection whose handshake
 /// the peer did not confirm in time (see "One connection per pair").
 pub const CLOSE_UNCONFIRMED: u32 = 3;
+/// QUIC application close code: the peer's name now resolves to another address than the
+/// connection's, so the connection goes where the peer no longer is (see "Members by name").
+pub const CLOSE_MOVED: u32 = 4;
 
 /// Stream reset code: the request or reply exceeds [`MESSAGE_BYTES_MAX`].
 pub(crate) const RESET_TOO_LARGE: u32 = 1;
@@ -157,7 +172,8 @@ pub enum Inbound {
 pub struct LinkInfo {
     /// The peer.
     pub peer: NodeId,
-    /// Its address (the configured one, which the transport enforces).
+    /// Its address: the configured one for a member at an IP address (the transport
+    /// enforces it), wherever the connection goes for a named member.
     pub remote: SocketAddr,
     /// Which end dialed this connection.
     pub dialed_by: NodeId,

@@ -22,25 +22,32 @@
 //! restarted node answers the old connection's next keep-alive with a stateless reset
 //! (its reset key survives restarts, see `endpoint.rs`), and the lower node re-dials.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use quinn::{Connection, SendStream, VarInt};
+use tokio::sync::Notify;
 
+use crate::address::{MemberAddress, Resolution};
 use crate::{CLOSE_DUPLICATE, RESET_ABANDONED};
 use quorate_proto::NodeId;
 
-/// A configured peer. Its address and name are fixed at start; the connection slot and the
-/// link filter change.
+/// A configured peer. Its configured address and certificate name are fixed at start; the
+/// address a name resolves to, the connection slot and the link filter change.
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) id: NodeId,
-    /// The configured address, canonical (see `config::canonical`).
-    pub(crate) addr: SocketAddr,
+    /// The configured address, canonical (see `MemberAddress::canonical`).
+    pub(crate) address: MemberAddress,
     /// The DNS name its certificate must carry.
     pub(crate) server_name: String,
+    /// Where its address stands: fixed, or the last lookup's outcome (set by the dial loop).
+    resolution: Mutex<Resolution>,
+    /// Wakes the dial loop to look the name up again while a connection is installed: an
+    /// inbound connection from this peer at another address lost to the installed one, so
+    /// the peer may have moved (see `endpoint.rs`).
+    pub(crate) recheck: Notify,
     link: Mutex<Link>,
     block_in: AtomicBool,
     block_out: AtomicBool,
@@ -98,15 +105,32 @@ fn lost_for_real(reason: &quinn::ConnectionError) -> bool {
 }
 
 impl Peer {
-    pub(crate) fn new(id: NodeId, addr: SocketAddr, server_name: String) -> Self {
+    pub(crate) fn new(id: NodeId, address: MemberAddress, server_name: String) -> Self {
+        let address = address.canonical();
+        let resolution = match &address {
+            MemberAddress::Ip(addr) => Resolution::Fixed(*addr),
+            MemberAddress::Name { .. } => Resolution::Pending,
+        };
         Peer {
             id,
-            addr,
+            address,
             server_name,
+            resolution: Mutex::new(resolution),
+            recheck: Notify::new(),
             link: Mutex::new(Link::default()),
             block_in: AtomicBool::new(false),
             block_out: AtomicBool::new(false),
         }
+    }
+
+    /// Where its address stands now.
+    pub(crate) fn resolution(&self) -> Resolution {
+        *self.resolution.lock()
+    }
+
+    /// Records a lookup's outcome.
+    pub(crate) fn set_resolution(&self, resolution: Resolution) {
+        *self.resolution.lock() = resolution;
     }
 
     /// The live connection to this peer, if any.

@@ -4,6 +4,7 @@
 use std::thread::sleep;
 use std::time::Duration;
 
+use crate::bridge::host_name;
 use crate::checker::{
     fenced_within, healed_within, never_both_writable, never_fenced, no_peer_down, paused_wakes_fenced,
     rejoined, seen_down, Report,
@@ -16,7 +17,7 @@ use crate::kv::{
     acked_writes_stored, epochs_never_backwards, majority_kept_acking, minority_stopped_acking,
     minority_writes_again, read_databases, summary, times_in_order, Writers,
 };
-use crate::timing::{secs, us, Timing, HEAL_BOUND, REJOIN_BOUND};
+use crate::timing::{secs, us, Timing, HEAL_BOUND, MOVED_REJOIN_BOUND, REJOIN_BOUND};
 
 mod definitions;
 mod flapping;
@@ -133,6 +134,15 @@ pub fn all() -> Vec<Scenario> {
             about: "3 nodes, SIGKILL node 2, restart it 2 s later",
             spec: Spec::lan(3),
             drive: kill_restart,
+        },
+        Scenario {
+            name: "moved-peer",
+            about: "3 nodes, each in its own namespace on a bridge, members by name from per-namespace \
+                    hosts files; node 3 is stopped (SIGKILL, then SIGTERM) and comes back in a new \
+                    namespace at a new address under the same name: writable again within the bound, \
+                    1 and 2 never fence",
+            spec: Spec { bridged: true, ..Spec::lan(3) },
+            drive: moved_peer,
         },
         Scenario {
             name: "half-open-dial",

@@ -1,4 +1,5 @@
-//! Kills, restarts (one with its wall clock an hour behind) and a rolling restart.
+//! Kills, restarts (one with its wall clock an hour behind, one at a new address under the
+//! same name) and a rolling restart.
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -129,4 +130,70 @@ pub(super) fn rolling_restart(c: &mut Cluster) -> Result<Check, String> {
         }
         r.check("status", status);
     }))
+}
+
+/// How long the moved node stays down: past the 1 s down floor, so that its peers declare
+/// it down, and well under QUIC's 10 s idle timeout, so that after a crash they still hold
+/// the connection to its old address when it comes back.
+const MOVED_DOWN: Duration = Duration::from_secs(2);
+
+/// The highest node is stopped (SIGKILL, then SIGTERM), moved to a new namespace and
+/// address under the same name, and started again. It has the highest id so that every
+/// peer's connection to it was dialed by the peer (the lower id wins): after the crash each
+/// peer holds a connection to the old address that its duplicate rule prefers, and only
+/// looking the name up again lets the new life in before the idle timeout.
+pub(super) fn moved_peer(c: &mut Cluster) -> Result<Check, String> {
+    let node = c.spec().nodes;
+    let others: Vec<u64> = c.spec().ids().into_iter().filter(|&n| n != node).collect();
+    let (begin, _) = started(c)?;
+    let mut lives = Vec::new();
+    for (round, crash) in [(1, true), (2, false)] {
+        let stop = if crash { c.kill(node)? } else { c.terminate(node)? };
+        sleep(MOVED_DOWN);
+        c.move_node(node)?;
+        let addr = c.bridge().and_then(|b| b.address_of(node)).ok_or("the moved node has no address")?;
+        let start = c.spawn(node)?;
+        let _ = c.wait_all_writable(MOVED_REJOIN_BOUND + Duration::from_secs(2));
+        sleep(AFTER);
+        let found = connected_at(c, &others, node, &addr.to_string());
+        lives.push((round, crash, stop, start, addr, found));
+    }
+    let (status, end) = finish(c);
+    Ok(Box::new(move |log, r| {
+        for (round, crash, stop, start, addr, found) in &lives {
+            let how = if *crash { "SIGKILL" } else { "SIGTERM" };
+            r.info(
+                &format!("move {round}"),
+                format!("{how} node {node}, back at {addr} as {}", host_name(node)),
+            );
+            if *crash {
+                r.check("  the others saw it down", seen_down(log, &others, &[node], stop, start.at_us));
+            }
+            r.check(
+                &format!("  writable within {} of its start (G4)", secs(us(MOVED_REJOIN_BOUND) as i64)),
+                rejoined(log, node, start, MOVED_REJOIN_BOUND),
+            );
+            r.check("  the others are connected to its new address", found.clone());
+        }
+        r.check(&format!("others {}", set(&others)), never_fenced(log, &others, begin.at_us, end.at_us));
+        r.check("status", status);
+    }))
+}
+
+/// Every node of `observers` reports a live connection to `node` at `ip` in its `/status`.
+fn connected_at(c: &Cluster, observers: &[u64], node: u64, ip: &str) -> Result<String, String> {
+    for &o in observers {
+        let status = c.status(o)?;
+        let peers = status.get("peers").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+        let peer = peers
+            .iter()
+            .find(|p| p.get("id").and_then(serde_json::Value::as_u64) == Some(node))
+            .ok_or_else(|| format!("node {o} does not list node {node}"))?;
+        let remote = peer.get("remote").and_then(serde_json::Value::as_str).unwrap_or("");
+        let address = peer.get("address").and_then(serde_json::Value::as_str).unwrap_or("");
+        if !remote.starts_with(&format!("{ip}:")) {
+            return Err(format!("node {o} has node {node} ({address}) at {remote:?}, not at {ip}"));
+        }
+    }
+    Ok(format!("{} connected to node {node} at {ip} by its name", set(observers)))
 }

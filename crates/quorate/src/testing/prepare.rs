@@ -50,7 +50,7 @@ impl<'a> Builder<'a> {
             let socket =
                 UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(ClusterError::Bind)?;
             let addr = socket.local_addr().map_err(ClusterError::Bind)?;
-            members.push(MemberAddr { id, addr, votes: 1 });
+            members.push(MemberAddr { id, addr: addr.into(), votes: 1 });
             sockets.push(Some(socket));
         }
         let dir = ClusterDir::create(&name)?;
