@@ -121,36 +121,45 @@ impl Rules for TransportConfig {
     type Error = TransportConfigError;
 
     fn check_rules(&self, (): &()) -> Result<(), TransportConfigError> {
-        if self.members.len() > MEMBERS_MAX {
-            return Err(TransportConfigError::TooManyMembers { count: self.members.len(), max: MEMBERS_MAX });
-        }
-        for (i, (node, addr)) in self.members.iter().enumerate() {
-            if let Some((_, first)) = self.members[..i].iter().find(|(n, _)| n == node) {
-                return Err(TransportConfigError::DuplicateMember {
-                    node: *node,
-                    first: first.clone(),
-                    second: addr.clone(),
-                });
-            }
-            if *node == self.me {
-                continue;
-            }
-            let undialable = match addr {
-                MemberAddress::Ip(ip) => ip.ip().is_unspecified(),
-                MemberAddress::Name { host, .. } => host.is_empty(),
-            };
-            if undialable || addr.port() == 0 {
-                return Err(TransportConfigError::UndialableAddress { node: *node, addr: addr.clone() });
-            }
-            let addr = addr.canonical();
-            let other = self.members[..i].iter().find(|(n, a)| *n != self.me && a.canonical() == addr);
-            if let Some((other, _)) = other {
-                return Err(TransportConfigError::SharedAddress { addr, first: *other, second: *node });
-            }
-        }
+        check_members(self.me, &self.members)?;
         self.timing.rules()?;
         self.limits.rules()
     }
+}
+
+/// The rules a member list obeys, at start and at every [`crate::Transport::set_members`].
+pub(crate) fn check_members(
+    me: NodeId,
+    members: &[(NodeId, MemberAddress)],
+) -> Result<(), TransportConfigError> {
+    if members.len() > MEMBERS_MAX {
+        return Err(TransportConfigError::TooManyMembers { count: members.len(), max: MEMBERS_MAX });
+    }
+    for (i, (node, addr)) in members.iter().enumerate() {
+        if let Some((_, first)) = members[..i].iter().find(|(n, _)| n == node) {
+            return Err(TransportConfigError::DuplicateMember {
+                node: *node,
+                first: first.clone(),
+                second: addr.clone(),
+            });
+        }
+        if *node == me {
+            continue;
+        }
+        let undialable = match addr {
+            MemberAddress::Ip(ip) => ip.ip().is_unspecified(),
+            MemberAddress::Name { host, .. } => host.is_empty(),
+        };
+        if undialable || addr.port() == 0 {
+            return Err(TransportConfigError::UndialableAddress { node: *node, addr: addr.clone() });
+        }
+        let addr = addr.canonical();
+        let other = members[..i].iter().find(|(n, a)| *n != me && a.canonical() == addr);
+        if let Some((other, _)) = other {
+            return Err(TransportConfigError::SharedAddress { addr, first: *other, second: *node });
+        }
+    }
+    Ok(())
 }
 
 /// Timeouts, keep-alive and reconnect backoff.

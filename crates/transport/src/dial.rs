@@ -60,6 +60,9 @@ pub(crate) async fn dial_loop(shared: Arc<EndpointState>, peer: Arc<Peer>) {
         MemberAddress::Ip(_) => None,
     };
     loop {
+        if peer.is_removed() {
+            return;
+        }
         if let Some(conn) = peer.connection() {
             let watched_since = tokio::time::Instant::now();
             let reason = watch(&shared, &peer, &conn, lookup.as_mut()).await;

@@ -35,31 +35,32 @@
 //! `handshakes_in_flight`), and the certificate decides: a named member is accepted from any
 //! address, a member at an IP address only from that address.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, VarInt};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::address::{MemberAddress, Resolution};
 use crate::certs::validate_cluster_name;
-use crate::config::{canonical, TransportConfig, TransportLimits, TransportTiming};
+use crate::config::{canonical, check_members, TransportConfig, TransportLimits, TransportTiming};
 use crate::counters::{bump, Counters, TransportCounters};
 use crate::dial::dial_loop;
+use crate::members::Members;
 use crate::names::node_dns_name;
 use crate::peer::{Installation, Peer};
 use crate::quic::{endpoint_config, quic_transport_config};
 use crate::serve::{serve_connection, Intake};
-use crate::tls::{
-    self, classify_handshake_error, identify_client, CertRefusal, HandshakeFailure, MemberNames, PkiError,
+use crate::tls::{self, classify_handshake_error, identify_client, CertRefusal, HandshakeFailure, PkiError};
+use crate::{
+    FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED, CLOSE_REMOVED,
+    CLOSE_SHUTDOWN,
 };
-use crate::{FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED, CLOSE_SHUTDOWN};
 use quorate_proto::NodeId;
 
 /// How long [`Transport::shutdown`] waits for its tasks to end before returning anyway.
@@ -93,6 +94,16 @@ impl Drop for Handle {
     }
 }
 
+/// What [`Transport::set_members`] changed: peers dialed and accepted from now on, and peers
+/// no longer (an address change counts as both).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberChanges {
+    /// Peers that are new, or whose address changed, in id order.
+    pub added: Vec<NodeId>,
+    /// Peers that are gone, or whose address changed, in id order.
+    pub removed: Vec<NodeId>,
+}
+
 /// State shared by the handle and every task.
 #[derive(Debug)]
 pub(crate) struct EndpointState {
@@ -100,12 +111,9 @@ pub(crate) struct EndpointState {
     pub(crate) local_addr: SocketAddr,
     pub(crate) endpoint: quinn::Endpoint,
     pub(crate) client_config: quinn::ClientConfig,
-    pub(crate) peers: HashMap<NodeId, Arc<Peer>>,
-    /// Members configured at an IP address, by that address.
-    pub(crate) members_at: HashMap<SocketAddr, NodeId>,
-    /// Whether any member is configured by name (see "Source addresses and names").
-    pub(crate) any_named: bool,
-    pub(crate) names: MemberNames,
+    pub(crate) cluster_name: String,
+    /// The members now; replaced whole by [`Transport::set_members`].
+    members: RwLock<Arc<Members>>,
     pub(crate) counters: Counters,
     pub(crate) inbound: mpsc::Sender<Inbound>,
     pub(crate) timing: TransportTiming,
@@ -178,21 +186,8 @@ impl Transport {
         )
         .map_err(|source| TransportError::Bind { addr: local_addr, source })?;
 
-        let mut peers = HashMap::new();
-        let mut members_at = HashMap::new();
-        for (node, address) in config.members.iter().filter(|(n, _)| *n != config.me) {
-            let name = node_dns_name(&config.cluster_name, *node);
-            let peer = Peer::new(*node, address.clone(), name);
-            if let MemberAddress::Ip(addr) = peer.address {
-                members_at.insert(addr, *node);
-            }
-            peers.insert(*node, Arc::new(peer));
-        }
-        let any_named = peers.values().any(|p| p.address.host_name().is_some());
-        let names = MemberNames::new(
-            &config.cluster_name,
-            config.members.iter().map(|(n, _)| *n).chain([config.me]),
-        )?;
+        let passive = config.passive.iter().copied().collect();
+        let members = Members::build(config.me, &config.cluster_name, &config.members, passive, None)?;
 
         let (inbound_tx, inbound_rx) = mpsc::channel(config.limits.inbound_channel_capacity);
         let (guard_tx, guard_rx) = mpsc::channel(1);
@@ -201,10 +196,8 @@ impl Transport {
             local_addr,
             endpoint,
             client_config,
-            peers,
-            members_at,
-            any_named,
-            names,
+            cluster_name: config.cluster_name.clone(),
+            members: RwLock::new(Arc::new(members)),
             counters: Counters::default(),
             inbound: inbound_tx,
             timing: config.timing,
@@ -217,10 +210,11 @@ impl Transport {
         });
 
         shared.spawn(accept_loop(shared.clone()));
-        for peer in shared.peers.values().filter(|p| !config.passive.contains(&p.id)) {
+        let members = shared.members();
+        for peer in members.peers.values().filter(|p| !members.passive.contains(&p.id)) {
             shared.spawn(dial_loop(shared.clone(), peer.clone()));
         }
-        tracing::info!(me = %config.me, addr = %local_addr, peers = shared.peers.len(), "transport started");
+        tracing::info!(me = %config.me, addr = %local_addr, peers = members.peers.len(), "transport started");
         Ok((Transport { handle: Arc::new(Handle { shared }) }, inbound_rx))
     }
 
@@ -229,7 +223,7 @@ impl Transport {
     /// running underneath (keep-alives, the connection), so lifting the filter restores
     /// delivery at once. For tests and the in-process demo's partitions.
     pub fn set_blocked(&self, peer: NodeId, inbound: bool, outbound: bool) -> Result<(), TransportError> {
-        let p = self.handle.shared.peers.get(&peer).ok_or(TransportError::UnknownPeer { peer })?;
+        let p = self.handle.shared.peer(peer).ok_or(TransportError::UnknownPeer { peer })?;
         p.set_blocked(inbound, outbound);
         tracing::info!(%peer, inbound, outbound, "link filter set");
         Ok(())
@@ -252,8 +246,15 @@ impl Transport {
 
     /// Peers with a live, authenticated connection, in id order.
     pub fn connected_peers(&self) -> Vec<NodeId> {
-        let mut ids: Vec<NodeId> =
-            self.handle.shared.peers.values().filter(|p| p.connection().is_some()).map(|p| p.id).collect();
+        let mut ids: Vec<NodeId> = self
+            .handle
+            .shared
+            .members()
+            .peers
+            .values()
+            .filter(|p| p.connection().is_some())
+            .map(|p| p.id)
+            .collect();
         ids.sort_unstable();
         ids
     }
@@ -261,13 +262,13 @@ impl Transport {
     /// Where `peer`'s address stands: fixed, or its name's last lookup; `None` if `peer` is
     /// not a configured peer.
     pub fn resolution(&self, peer: NodeId) -> Option<(MemberAddress, Resolution)> {
-        let p = self.handle.shared.peers.get(&peer)?;
+        let p = self.handle.shared.peer(peer)?;
         Some((p.address.clone(), p.resolution()))
     }
 
     /// The live connection to `peer`, described; `None` if there is none.
     pub fn link(&self, peer: NodeId) -> Option<LinkInfo> {
-        let p = self.handle.shared.peers.get(&peer)?;
+        let p = self.handle.shared.peer(peer)?;
         let (conn, dialed_by) = p.connection_and_dialer()?;
         let stats = conn.stats();
         let f = stats.frame_tx;
@@ -288,6 +289,55 @@ impl Transport {
             },
             lost_packets: stats.path.lost_packets,
         })
+    }
+
+    /// Replaces the member list while the transport runs (online membership change):
+    /// `members` is the whole new list (this node in it or not), checked as
+    /// [`TransportConfig::members`] is at start, and `passive` the peers this node does not
+    /// dial (a kept peer that stops being passive is dialed from now on; one that becomes
+    /// passive keeps being dialed). A peer whose id and address are unchanged keeps its
+    /// connection; a new peer is
+    /// dialed (unless passive) and accepted; a peer that is gone, or whose address changed,
+    /// is no longer dialed or accepted, and its connection is closed with
+    /// [`crate::CLOSE_REMOVED`] (a changed address is then dialed afresh). Datagrams and
+    /// requests to a removed peer fail with [`TransportError::UnknownPeer`]; what arrives
+    /// from it is refused as from any non-member. Returns the ids added and removed.
+    pub fn set_members(
+        &self,
+        members: Vec<(NodeId, MemberAddress)>,
+        passive: &[NodeId],
+    ) -> Result<MemberChanges, TransportError> {
+        let shared = &self.handle.shared;
+        check_members(shared.me, &members)?;
+        let passive = passive.iter().copied().collect();
+        let (gone, new, was_passive) = {
+            let mut current = shared.members.write();
+            let next = Members::build(shared.me, &shared.cluster_name, &members, passive, Some(&current))?;
+            let (gone, new) = current.changes(&next);
+            let was_passive = current.passive.clone();
+            *current = Arc::new(next);
+            (gone, new, was_passive)
+        };
+        for peer in &gone {
+            peer.remove(CLOSE_REMOVED);
+        }
+        // Dial every new peer, and every kept peer that was passive and is no longer.
+        let members = shared.members();
+        let kept_now_dialed = members
+            .peers
+            .values()
+            .filter(|p| was_passive.contains(&p.id) && !new.iter().any(|n| Arc::ptr_eq(n, p)));
+        for peer in new.iter().chain(kept_now_dialed).filter(|p| !members.passive.contains(&p.id)) {
+            shared.spawn(dial_loop(shared.clone(), peer.clone()));
+        }
+        let ids = |peers: &[Arc<Peer>]| {
+            let mut ids: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
+            ids.sort();
+            ids
+        };
+        let changes = MemberChanges { added: ids(&new), removed: ids(&gone) };
+        tracing::info!(added = ?changes.added, removed = ?changes.removed, "members changed");
+        Ok(changes)
     }
 
     /// QUIC connections the endpoint holds, including ones being refused, closed as
@@ -349,7 +399,7 @@ impl EndpointState {
         self.shutdown.send_replace(true);
         self.task_guard.lock().take();
         self.endpoint.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"node shutting down");
-        for peer in self.peers.values() {
+        for peer in self.members().peers.values() {
             peer.clear();
         }
     }
@@ -357,6 +407,11 @@ impl EndpointState {
     /// Offers an authenticated connection to `peer`'s slot and serves it if it is kept.
     pub(crate) fn install(self: &Arc<Self>, peer: &Arc<Peer>, conn: Connection, dialer: NodeId) {
         let c = &self.counters;
+        if peer.is_removed() {
+            conn.close(VarInt::from_u32(CLOSE_REMOVED), b"not a member");
+            bump(&c.refused_unknown_node);
+            return;
+        }
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         match peer.install(self.me, conn.clone(), dialer, seq) {
             Installation::Kept { replaced, reconnect } => {
@@ -421,7 +476,8 @@ impl EndpointState {
             tracing::warn!(remote = %conn.remote_address(), why, "refused connection");
             conn.close(VarInt::from_u32(CLOSE_REFUSED), why.as_bytes());
         };
-        let node = match identify_client(conn.peer_identity(), &self.names, self.me) {
+        let members = self.members();
+        let node = match identify_client(conn.peer_identity(), &members.names, self.me) {
             Ok(node) => node,
             Err(CertRefusal::NoClientCert) => {
                 return refuse(&c.refused_no_client_cert, "no client certificate")
@@ -431,7 +487,7 @@ impl EndpointState {
                 return refuse(&c.refused_unknown_node, "certificate names no peer")
             }
         };
-        let Some(peer) = self.peers.get(&node) else {
+        let Some(peer) = members.peers.get(&node) else {
             return refuse(&c.refused_unknown_node, "certificate names no peer");
         };
         if peer.address.ip().is_some_and(|addr| addr != canonical(conn.remote_address())) {
@@ -444,8 +500,20 @@ impl EndpointState {
 impl EndpointState {
     /// Whether `source` is a member's address: configured, or a named member's last lookup.
     fn known_source(&self, source: SocketAddr) -> bool {
-        self.members_at.contains_key(&source)
-            || (self.any_named && self.peers.values().any(|p| p.resolution() == Resolution::Resolved(source)))
+        let members = self.members();
+        members.members_at.contains_key(&source)
+            || (members.any_named
+                && members.peers.values().any(|p| p.resolution() == Resolution::Resolved(source)))
+    }
+
+    /// The members now.
+    pub(crate) fn members(&self) -> Arc<Members> {
+        self.members.read().clone()
+    }
+
+    /// The member `id` (not this node), if it is one now.
+    pub(crate) fn peer(&self, id: NodeId) -> Option<Arc<Peer>> {
+        self.members.read().peers.get(&id).cloned()
     }
 }
 
@@ -457,7 +525,7 @@ async fn accept_loop(shared: Arc<EndpointState>) {
         // may be dialing from an address this node has not looked up yet.
         let source = canonical(incoming.remote_address());
         if !shared.known_source(source) {
-            if !shared.any_named {
+            if !shared.members().any_named {
                 bump(&c.refused_address_mismatch);
                 tracing::debug!(remote = %source, "ignored connection from a non-member address");
                 incoming.ignore();

@@ -80,6 +80,7 @@ mod config;
 mod counters;
 mod dial;
 mod endpoint;
+mod members;
 #[cfg(test)]
 mod moved_tests;
 mod names;
@@ -111,7 +112,7 @@ pub use config::{
     SERVE_TIMEOUT_DEFAULT, STREAMS_PER_PEER_DEFAULT,
 };
 pub use counters::{DatagramDrops, Refusals, RequestDrops, TransportCounters};
-pub use endpoint::{Transport, SHUTDOWN_DRAIN_MAX, SHUTDOWN_WAIT_MAX};
+pub use endpoint::{MemberChanges, Transport, SHUTDOWN_DRAIN_MAX, SHUTDOWN_WAIT_MAX};
 pub use names::node_dns_name;
 pub use pki::{
     issue_node_certificate, parse_node_dns_name, read_certificates, CertificateInfo, ISSUE_BACKDATE,
@@ -133,6 +134,9 @@ pub const CLOSE_UNCONFIRMED: u32 = 3;
 /// QUIC application close code: the peer's name now resolves to another address than the
 /// connection's, so the connection goes where the peer no longer is (see "Members by name").
 pub const CLOSE_MOVED: u32 = 4;
+/// QUIC application close code: the peer is no longer a member (see
+/// [`Transport::set_members`]).
+pub const CLOSE_REMOVED: u32 = 5;
 
 /// Stream reset code: the request or reply exceeds [`MESSAGE_BYTES_MAX`].
 pub(crate) const RESET_TOO_LARGE: u32 = 1;

@@ -51,6 +51,9 @@ pub(crate) struct Peer {
     link: Mutex<Link>,
     block_in: AtomicBool,
     block_out: AtomicBool,
+    /// No longer a member ([`crate::Transport::set_members`]): its dial loop ends and no
+    /// connection to it is installed again.
+    removed: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -120,6 +123,7 @@ impl Peer {
             link: Mutex::new(Link::default()),
             block_in: AtomicBool::new(false),
             block_out: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
         }
     }
 
@@ -178,6 +182,20 @@ impl Peer {
     /// Drops the installed connection handle (shutdown).
     pub(crate) fn clear(&self) {
         self.link.lock().current = None;
+    }
+
+    /// Marks the peer removed from the members and closes its connection with `code`.
+    pub(crate) fn remove(&self, code: u32) {
+        self.removed.store(true, Ordering::Relaxed);
+        if let Some(installed) = self.link.lock().current.take() {
+            installed.conn.close(quinn::VarInt::from_u32(code), b"removed from the members");
+        }
+        self.recheck.notify_one();
+    }
+
+    /// Whether the peer was removed from the members.
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_blocked(&self, inbound: bool, outbound: bool) {

@@ -24,7 +24,7 @@ impl Transport {
     pub fn send_datagram(&self, to: NodeId, bytes: Bytes) -> Result<(), DatagramDropped> {
         let shared = &self.handle.shared;
         let c = &shared.counters;
-        let Some(peer) = shared.peers.get(&to) else {
+        let Some(peer) = shared.peer(to) else {
             bump(&c.dg_unknown_peer);
             return Err(DatagramDropped::UnknownPeer { peer: to });
         };
@@ -83,7 +83,7 @@ impl Transport {
             bump(&c.rq_too_large);
             return Err(TransportError::MessageTooLarge { len: bytes.len(), max: MESSAGE_BYTES_MAX });
         }
-        let peer = shared.peers.get(&to).ok_or(TransportError::UnknownPeer { peer: to })?;
+        let peer = shared.peer(to).ok_or(TransportError::UnknownPeer { peer: to })?;
         let exchange = async {
             if peer.blocked_out() {
                 bump(&c.rq_blocked_outbound);
