@@ -108,7 +108,7 @@ impl Detector {
         let timing = Timing::new(&config, now);
         let mut map = BTreeMap::new();
         for peer in peers {
-            map.entry(peer).or_insert_with(|| PeerTracker::new(&timing));
+            map.entry(peer).or_insert_with(|| PeerTracker::new(&timing, now));
             if map.len() > PEERS_MAX {
                 return Err(DetectorConfigError::TooManyPeers { max: PEERS_MAX });
             }
@@ -122,6 +122,30 @@ impl Detector {
             last_tick: now,
             clock: now,
         })
+    }
+
+    /// Watches exactly `peers` from `now` on (the member list changed while running;
+    /// duplicates are ignored; do not include this node). A peer already watched keeps its
+    /// state and history; a new one starts [`PeerState::Unknown`], its silence counted from
+    /// `now`, so it is not called down within the floor of being added; a peer no longer
+    /// listed is forgotten without an event. Fails, changing nothing, when more than
+    /// [`PEERS_MAX`] distinct peers are given.
+    pub fn set_peers(
+        &mut self,
+        now: Instant,
+        peers: impl IntoIterator<Item = NodeId>,
+    ) -> Result<(), DetectorConfigError> {
+        let now = self.observe(now);
+        let wanted: std::collections::BTreeSet<NodeId> = peers.into_iter().collect();
+        if wanted.len() > PEERS_MAX {
+            return Err(DetectorConfigError::TooManyPeers { max: PEERS_MAX });
+        }
+        self.peers.retain(|id, _| wanted.contains(id));
+        let timing = &self.timing;
+        for peer in wanted {
+            self.peers.entry(peer).or_insert_with(|| PeerTracker::new(timing, now));
+        }
+        Ok(())
     }
 
     /// The validated configuration.

@@ -108,11 +108,14 @@ pub(crate) struct PeerTracker {
     /// This peer's floor after last contact: `down_after_min`, or more when the peer's
     /// lease needs more (see [`crate::Detector::raise_floor`]). Never lowered.
     floor: Duration,
+    /// Since when this peer is watched: the detector's start, or when it was added
+    /// ([`crate::Detector::set_peers`]). A never-heard peer's silence counts from here.
+    watched_since: Instant,
 }
 
 impl PeerTracker {
-    /// A peer never heard from, as of the detector's start.
-    pub(crate) fn new(timing: &Timing) -> Self {
+    /// A peer never heard from, watched since `since` (the detector's start, or later).
+    pub(crate) fn new(timing: &Timing, since: Instant) -> Self {
         let mut tracker = PeerTracker {
             state: PeerState::Unknown,
             last_heard: None,
@@ -121,6 +124,7 @@ impl PeerTracker {
             suspect_at: Instant::MAX,
             down_at: Instant::MAX,
             floor: timing.floor,
+            watched_since: since.max(timing.started),
         };
         tracker.recompute(timing);
         tracker
@@ -247,14 +251,14 @@ impl PeerTracker {
     /// for a never-heard peer, whose window holds the first-heartbeat estimate), so the
     /// value agrees with the transition instants.
     pub(crate) fn phi_at(&self, now: Instant, timing: &Timing) -> f64 {
-        let elapsed_ms = (now - self.silence_from(timing)).as_secs_f64() * 1e3;
+        let elapsed_ms = (now - self.silence_from()).as_secs_f64() * 1e3;
         let mean_ms = self.window.mean_ms() + timing.pause.as_secs_f64() * 1e3;
         phi(elapsed_ms, mean_ms, self.std_dev_us(timing) / 1e3)
     }
 
     /// Recomputes `suspect_at` and `down_at` from the current arrivals, window and stall.
     fn recompute(&mut self, timing: &Timing) {
-        let from = self.silence_from(timing);
+        let from = self.silence_from();
         let floor = self.floor.max(timing.floor);
         let floor_from_start = timing.started.saturating_add(timing.start_floor.max(timing.floor));
         let floor_from_wake = self.stall_wake.map_or(Instant::ZERO, |w| w.saturating_add(floor));
@@ -276,8 +280,8 @@ impl PeerTracker {
 
     /// Where silence starts counting: the later of the last arrival (or the start, if none)
     /// and the latest stall wake.
-    fn silence_from(&self, timing: &Timing) -> Instant {
-        let base = self.last_heard.unwrap_or(timing.started);
+    fn silence_from(&self) -> Instant {
+        let base = self.last_heard.unwrap_or(self.watched_since);
         self.stall_wake.map_or(base, |wake| base.max(wake))
     }
 
@@ -322,7 +326,7 @@ mod tests {
     #[test]
     fn never_heard_peer_becomes_unreachable_exactly_at_the_floor_after_start() {
         let t = timing();
-        let mut p = PeerTracker::new(&t);
+        let mut p = PeerTracker::new(&t, t.started);
         assert_eq!(p.state(), PeerState::Unknown);
         assert_eq!(p.suspect_at(), None);
         assert_eq!(p.deadline(), Some(at_ms(2_000)));
@@ -334,7 +338,7 @@ mod tests {
     #[test]
     fn first_heartbeat_makes_peer_reachable_and_reports_previous_state() {
         let t = timing();
-        let mut p = PeerTracker::new(&t);
+        let mut p = PeerTracker::new(&t, t.started);
         assert_eq!(p.on_heartbeat(at_ms(1_100), &t), Some(PeerState::Unknown));
         assert_eq!(p.on_heartbeat(at_ms(1_200), &t), None);
         assert_eq!(p.state(), PeerState::Reachable);
@@ -345,7 +349,7 @@ mod tests {
     #[test]
     fn suspect_comes_before_down_and_down_respects_the_floor() {
         let t = timing();
-        let mut p = PeerTracker::new(&t);
+        let mut p = PeerTracker::new(&t, t.started);
         for ms in (2_000..3_000).step_by(100) {
             p.on_heartbeat(at_ms(ms), &t);
         }
@@ -361,7 +365,7 @@ mod tests {
     #[test]
     fn phi_at_the_suspect_instant_equals_the_suspect_threshold() {
         let t = timing();
-        let mut p = PeerTracker::new(&t);
+        let mut p = PeerTracker::new(&t, t.started);
         for ms in [1_100, 1_190, 1_310, 1_400] {
             p.on_heartbeat(at_ms(ms), &t);
         }
@@ -373,7 +377,7 @@ mod tests {
     #[test]
     fn stall_pushes_deadlines_out_by_a_fresh_grace_period() {
         let t = timing();
-        let mut p = PeerTracker::new(&t);
+        let mut p = PeerTracker::new(&t, t.started);
         p.on_heartbeat(at_ms(1_100), &t);
         let wake = at_ms(9_000);
         p.on_stall(wake, &t);
@@ -389,7 +393,7 @@ mod tests {
     #[test]
     fn unreachable_peer_stays_unreachable_through_a_stall() {
         let t = timing();
-        let mut p = PeerTracker::new(&t);
+        let mut p = PeerTracker::new(&t, t.started);
         p.advance(at_ms(5_000), &t);
         p.on_stall(at_ms(6_000), &t);
         assert_eq!(p.state(), PeerState::Unreachable);
@@ -400,7 +404,7 @@ mod tests {
     #[test]
     fn heartbeat_earlier_than_the_previous_one_counts_as_the_same_instant() {
         let t = timing();
-        let mut p = PeerTracker::new(&t);
+        let mut p = PeerTracker::new(&t, t.started);
         p.on_heartbeat(at_ms(3_000), &t);
         p.on_heartbeat(at_ms(2_000), &t);
         assert_eq!(p.last_heard(), Some(at_ms(3_000)));
@@ -442,7 +446,7 @@ mod tests {
                 ..DetectorConfig::default()
             };
             let t = Timing::new(&config, at_ms(1_000));
-            let mut p = PeerTracker::new(&t);
+            let mut p = PeerTracker::new(&t, t.started);
             let mut now = at_ms(1_000);
             for op in ops {
                 let heard = p.last_heard();

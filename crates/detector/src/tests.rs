@@ -419,3 +419,30 @@ fn left_peer_is_gone_at_once_and_only_a_heartbeat_brings_it_back() -> Result<(),
     assert!(events.contains(&(PeerState::Reachable, PeerState::Left)), "{events:?}");
     Ok(())
 }
+
+#[test]
+fn peers_added_while_running_get_the_floor_from_being_added_and_removed_ones_vanish(
+) -> Result<(), DetectorConfigError> {
+    let mut d = Detector::new(DetectorConfig::default().check()?, ms(START_MS), [A, B])?;
+    let floor = d.config().down_after_min;
+    let mut events = drive(&mut d, ms(START_MS), ms(15_000), &beats(A, 10_000, 15_000, 100, 0));
+    // B was never heard: down one floor after the start.
+    assert!(events.contains(&event(B, PeerState::Unknown, PeerState::Unreachable, ms(START_MS) + floor)));
+    // C joins at 15 s, B leaves the members; A keeps its history.
+    let heard = d.last_heard(A);
+    d.set_peers(ms(15_000), [A, C])?;
+    assert_eq!(d.state(B), None, "a removed peer is forgotten");
+    assert_eq!(d.state(C), Some(PeerState::Unknown));
+    assert_eq!(d.last_heard(A), heard);
+    events = drive(&mut d, ms(15_000), ms(20_000), &beats(A, 15_000, 20_000, 100, 0));
+    // C, never heard, goes down one floor after it was added, not at once.
+    let c_down: Vec<Instant> =
+        events.iter().filter(|e| e.peer == C && e.to == PeerState::Unreachable).map(|e| e.at).collect();
+    assert_eq!(c_down, vec![ms(15_000) + floor], "{events:?}");
+    assert!(events.iter().all(|e| e.peer != B), "no event about a removed peer");
+    // Too many peers: refused, nothing changed.
+    let many = (100..100 + PEERS_MAX as u64 + 1).map(NodeId);
+    assert!(d.set_peers(ms(20_000), many).is_err());
+    assert_eq!(d.peers().count(), 2);
+    Ok(())
+}

@@ -180,6 +180,25 @@ impl Gate {
         }
     }
 
+    /// The node's own definition changed (online membership change) to `votes`: from `now`
+    /// quorums are counted under it. A peer that stays a member keeps the lease it holds
+    /// (an ack is a vote lent whatever the definition, now weighed with the peer's new
+    /// votes); a new member holds none until it acks; a removed member's lease is dropped.
+    /// The definitions other peers still run stay in force through
+    /// [`Gate::set_other_definitions`], which the caller keeps current.
+    pub fn set_votes(&mut self, now: Instant, votes: VoteTable) {
+        let mut leases = BTreeMap::new();
+        for id in votes.peers_of(self.me) {
+            let until = self.leases.get(&id).and_then(|l| l.until);
+            leases.insert(id, Lease { votes: votes.votes(id), until });
+        }
+        self.waiting_for.retain(|id| leases.contains_key(id));
+        self.leases = leases;
+        self.shared.set_own_votes(u64::from(votes.votes(self.me)));
+        self.votes = votes;
+        self.evaluate(now);
+    }
+
     /// Re-evaluates at `now`: notices a lease deadline that has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.evaluate(now);

@@ -32,7 +32,8 @@ pub(crate) struct Published {
     /// The current epoch. Written before the deadline of its first quorum (see `publish`).
     epoch: AtomicU64,
     stopped: AtomicBool,
-    own_votes: u64,
+    /// This node's own votes under its definition (it changes with the definition).
+    own_votes: AtomicU64,
     status: watch::Sender<QuorumStatus>,
     events: broadcast::WeakSender<QuorumEvent>,
 }
@@ -53,12 +54,17 @@ impl Published {
             deadline: AtomicU64::new(0),
             epoch: AtomicU64::new(epoch.0),
             stopped: AtomicBool::new(false),
-            own_votes,
+            own_votes: AtomicU64::new(own_votes),
             status: watch::Sender::new(QuorumStatus::empty(me)),
             events: events.downgrade(),
         });
         let publisher = Publisher { shared: shared.clone(), events };
         (shared, publisher)
+    }
+
+    /// This node's own votes from now on (its definition changed).
+    pub(crate) fn set_own_votes(&self, votes: u64) {
+        self.own_votes.store(votes, Ordering::Relaxed);
     }
 
     /// Publishes `deadline` under `epoch`.
@@ -180,7 +186,7 @@ impl QuorumGate {
         let (epoch, deadline) = self.shared.snapshot();
         let now = self.shared.clock.now();
         let snapshot = self.shared.status.borrow().clone();
-        snapshot.refreshed(now, deadline, epoch, self.shared.own_votes)
+        snapshot.refreshed(now, deadline, epoch, self.shared.own_votes.load(Ordering::Relaxed))
     }
 
     /// A receiver of status snapshots, updated when the quorum or a peer's state changes

@@ -299,3 +299,44 @@ fn stream_reports_closed_once_the_gate_is_gone() {
     let mut sub = handle.subscribe();
     assert_eq!(sub.try_recv(), Err(crate::events::RecvError::Closed));
 }
+
+#[test]
+fn a_new_definition_keeps_members_leases_drops_the_removed_and_counts_anew() {
+    let mut f = five_nodes(GateConfig::default());
+    f.ack(10, 2, 0);
+    f.ack(10, 3, 0);
+    assert!(f.handle.can_write(), "nodes 1, 2 and 3 of five");
+    // Node 3 leaves the members: {1,2} is half of four and holds the lowest id.
+    let four = VoteTable::new([1, 2, 4, 5].map(|i| (NodeId(i), 1)), TieBreaker::LowestId);
+    f.gate.set_votes(at(20), four.unwrap_or_else(|e| panic!("{e}")));
+    assert!(f.handle.can_write(), "2's lease is kept; 3's no longer counts");
+    assert_eq!(f.gate.lease_until(NodeId(3)), None);
+    assert_eq!(f.gate.lease_until(NodeId(2)), Some(at(900)));
+    // Strict majority of four: {1,2} is no longer enough until another member acks.
+    let strict = VoteTable::new([1, 2, 4, 5].map(|i| (NodeId(i), 1)), TieBreaker::None);
+    f.gate.set_votes(at(30), strict.unwrap_or_else(|e| panic!("{e}")));
+    assert!(!f.handle.can_write());
+    f.ack(40, 5, 35);
+    assert!(f.handle.can_write(), "nodes 1, 2 and 5");
+    // Node 6 joins with three votes: 3 of 7 is no quorum, whatever the others held.
+    let seven = VoteTable::new(
+        [(1, 1), (2, 1), (4, 1), (5, 1), (6, 3)].map(|(i, v)| (NodeId(i), v)),
+        TieBreaker::None,
+    );
+    f.gate.set_votes(at(50), seven.unwrap_or_else(|e| panic!("{e}")));
+    assert!(!f.handle.can_write());
+    assert_eq!(f.gate.held_votes(at(50)), 3, "own vote plus 2 and 5, by the new table");
+    assert_eq!(f.handle.status().held_votes, 1, "a fenced handle counts its own vote alone");
+    f.ack(60, 6, 55);
+    assert!(f.handle.can_write());
+    // Votes of this node itself follow the table too.
+    let heavy = VoteTable::new(
+        [(1, 4), (2, 1), (4, 1), (5, 1), (6, 3)].map(|(i, v)| (NodeId(i), v)),
+        TieBreaker::None,
+    );
+    f.gate.set_votes(at(70), heavy.unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(f.gate.held_votes(at(70)), 9, "4 of its own, 2 and 5 one each, 6 three");
+    f.hand.set(at(2_000));
+    f.gate.handle_timeout(at(2_000));
+    assert_eq!(f.handle.status().held_votes, 4, "fenced again: its own four votes");
+}
