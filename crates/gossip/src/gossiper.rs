@@ -188,6 +188,20 @@ impl Gossiper {
         }
     }
 
+    /// This node's definition changed while running to `votes`: the table covers its
+    /// members and gossips its voters' rows, and what was kept about peers that are no
+    /// longer members is forgotten.
+    pub fn set_definition(&mut self, votes: &VoteTable) {
+        let voters: BTreeSet<NodeId> = votes.members().filter(|&(_, v)| v > 0).map(|(id, _)| id).collect();
+        self.table.set_members(votes.members().map(|(id, _)| id), voters.iter().copied());
+        let me = self.me;
+        self.voters = voters.into_iter().filter(|&id| id != me).collect();
+        let members = &self.table.members;
+        self.peers.retain(|id, _| members.contains(id));
+        self.down_since.retain(|id, _| members.contains(id));
+        self.liveness.retain(|id, _| members.contains(id));
+    }
+
     /// What gossip did so far.
     pub fn counters(&self) -> GossipCounters {
         self.counters
@@ -690,5 +704,49 @@ mod tests {
         b.on_heartbeat_digest(at(10_320), NodeId(1), &stale);
         assert!(!b.heartbeat_digest(at(10_330), NodeId(1)).is_empty());
         assert!(!b.heartbeat_digest(at(10_340), NodeId(1)).is_empty());
+    }
+
+    #[test]
+    fn a_changed_definition_drops_what_concerned_former_members_and_weighs_new_voters() {
+        let (mut a, mut b) = (gossiper(1), gossiper(2));
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        b.handle_timeout(at(0), || views(2, &[]), &mut rng);
+        a.handle_timeout(at(0), || views(1, &[]), &mut rng);
+        pull(&mut a, &mut b, 10);
+        assert!(a.table().row(NodeId(2)).is_some());
+        let before = a.table().generation();
+        // Node 2 and the observer 6 leave; node 7 joins as a voter.
+        let members = [1, 3, 4, 5, 7].map(|i| (NodeId(i), 1));
+        let votes = VoteTable::new(members, TieBreaker::LowestId).unwrap_or_else(|e| panic!("{e}"));
+        a.set_definition(&votes);
+        assert!(a.table().generation() > before);
+        assert_eq!(a.table().row(NodeId(2)), None, "a former voter's row is dropped");
+        let own = a.table().own().entries.keys().copied().collect::<Vec<_>>();
+        assert_eq!(own, [3, 4, 5].map(NodeId).to_vec(), "own row: members only (7 not heard yet)");
+        assert!(a.table().digest().iter().all(|v| v.owner != NodeId(2)));
+        // The next round weighs voters 3, 4, 5 and 7 for nominations, not 2.
+        let _ = events_of(&mut a);
+        let views7 = || [3, 4, 5, 7].map(|p| (NodeId(p), View::Heard, Some(Incarnation(p)))).to_vec();
+        a.handle_timeout(at(300), views7, &mut rng);
+        let mut weighed: Vec<NodeId> = events_of(&mut a)
+            .into_iter()
+            .filter_map(|e| match e {
+                GossipEvent::Accused { peer, .. } => Some(peer),
+                _ => None,
+            })
+            .collect();
+        weighed.sort();
+        assert_eq!(weighed, [3, 4, 5, 7].map(NodeId).to_vec());
+        // Rows from the former member are refused.
+        let theirs = b.table().deltas_for(&[], usize::MAX, 0);
+        let from_two = theirs.iter().find(|d| d.owner == NodeId(2)).unwrap_or_else(|| panic!("no row of 2"));
+        let gossip = Gossip {
+            from: NodeId(2),
+            incarnation: Incarnation(2),
+            digest: vec![],
+            rows: vec![from_two.clone()],
+        };
+        a.on_gossip(at(310), NodeId(2), &gossip, false);
+        assert_eq!(a.table().row(NodeId(2)), None);
     }
 }

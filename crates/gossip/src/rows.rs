@@ -152,6 +152,30 @@ impl RowTable {
         self
     }
 
+    /// The member list changed while running: from now on the table covers `members` (this
+    /// node is added) and takes the rows of `owners` among them. Rows of owners no longer
+    /// taken are dropped; this node's row forgets entries about non-members (a new version,
+    /// so peers take the change).
+    pub fn set_members(
+        &mut self,
+        members: impl IntoIterator<Item = NodeId>,
+        owners: impl IntoIterator<Item = NodeId>,
+    ) {
+        let mut members: BTreeSet<NodeId> = members.into_iter().collect();
+        members.insert(self.me);
+        self.owners = owners.into_iter().filter(|o| members.contains(o)).collect();
+        self.members = members;
+        let owners = &self.owners;
+        self.rows.retain(|owner, _| owners.contains(owner));
+        let before = self.own.entries.len();
+        let kept = &self.members;
+        self.own.entries.retain(|peer, _| kept.contains(peer));
+        if self.own.entries.len() != before {
+            self.own.version += 1;
+        }
+        self.generation += 1;
+    }
+
     fn publishes_own(&self) -> bool {
         self.owners.contains(&self.me)
     }
