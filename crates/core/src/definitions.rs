@@ -141,6 +141,39 @@ impl Definitions {
         }
     }
 
+    /// This node now runs `own` instead of `previous` (kept as the table of any peer still
+    /// running it), among the peers `peers` (what was kept about others is forgotten).
+    /// Returns, in peer order, each peer whose standing changed.
+    pub(crate) fn set_own(
+        &mut self,
+        own: DefinitionDigest,
+        previous: VoteTable,
+        peers: &BTreeSet<NodeId>,
+    ) -> Vec<(NodeId, Change)> {
+        let before: BTreeMap<NodeId, Option<DefinitionDigest>> =
+            peers.iter().map(|&p| (p, self.foreign(p))).collect();
+        let old = std::mem::replace(&mut self.own, own);
+        self.peers.retain(|p, _| peers.contains(p));
+        self.peer_terms.retain(|p, _| peers.contains(p));
+        if old != own {
+            self.tables.insert(old, previous);
+        }
+        let in_use: BTreeSet<DefinitionDigest> = self.peers.values().copied().collect();
+        self.tables.retain(|d, _| in_use.contains(d));
+        self.version += 1;
+        let mut changes = Vec::new();
+        for (peer, was) in before {
+            let now = self.foreign(peer);
+            let change = match now {
+                _ if now == was => continue,
+                Some(theirs) => Change::Mismatch { theirs },
+                None => Change::Matched,
+            };
+            changes.push((peer, change));
+        }
+        changes
+    }
+
     /// `peer` sent `table`. Kept when it is the definition the peer's heartbeats announce;
     /// returns whether it was new.
     pub(crate) fn received(&mut self, peer: NodeId, table: VoteTable) -> bool {

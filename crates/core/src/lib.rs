@@ -17,6 +17,7 @@ mod definitions;
 mod node;
 mod outputs;
 mod promises;
+mod reconfigure;
 mod status;
 mod terms;
 

@@ -64,6 +64,11 @@ pub struct Node {
     pub(crate) incarnation: Incarnation,
     pub(crate) interval: Duration,
     pub(crate) links: BTreeMap<NodeId, Link>,
+    /// Links of peers that stopped being members in this life, kept so that a peer added
+    /// back continues its sequence numbers: a link started afresh would number from 1
+    /// again, and an ack the peer still holds for an old number would then name a new
+    /// heartbeat it never received.
+    pub(crate) former_links: BTreeMap<NodeId, Link>,
     /// What this node's heartbeats say of its lease, drift and definition.
     pub(crate) terms: Terms,
     pub(crate) drift: f64,
@@ -149,6 +154,7 @@ impl Node {
             incarnation,
             interval,
             links,
+            former_links: BTreeMap::new(),
             terms,
             drift,
             definitions: Definitions::new(cluster, definition),
@@ -560,7 +566,7 @@ fn view_of(state: PeerState) -> View {
 
 /// Send times to remember per link: twice the heartbeats a lease spans, plus slack for
 /// jitter, so any ack that could still extend a lease finds its send time.
-fn sent_log_len(lease: Duration, interval: Duration) -> NonZeroUsize {
+pub(crate) fn sent_log_len(lease: Duration, interval: Duration) -> NonZeroUsize {
     let per_lease = lease.as_nanos().div_ceil(interval.as_nanos().max(1));
     let len = usize::try_from(per_lease.saturating_mul(2).saturating_add(8)).unwrap_or(SENT_LOG_MAX);
     NonZeroUsize::new(len.min(SENT_LOG_MAX)).unwrap_or(NonZeroUsize::MIN)

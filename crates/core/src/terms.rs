@@ -107,7 +107,7 @@ impl Node {
     }
 
     /// `peer`'s definition changed as `change` says: tell the gate and the subscribers.
-    fn definition_changed(&mut self, now: Instant, peer: NodeId, change: Change) {
+    pub(crate) fn definition_changed(&mut self, now: Instant, peer: NodeId, change: Change) {
         let event = match change {
             Change::None => return,
             Change::Mismatch { theirs } => {

@@ -331,7 +331,11 @@ impl Net {
         while let Some(t) = self.nodes[i].node.poll_transmit() {
             let to = (t.to.0 - 1) as usize;
             let request = t.delivery == quorate_core::Delivery::Request;
-            if self.cut.contains(&(i, to)) || (!request && self.rng.random_bool(self.loss)) {
+            // A member no host runs (added to a definition, never started) receives nothing.
+            if to >= self.nodes.len()
+                || self.cut.contains(&(i, to))
+                || (!request && self.rng.random_bool(self.loss))
+            {
                 // A request travels on a reliable stream: a cut stops it, loss only delays it.
                 continue;
             }
