@@ -133,6 +133,9 @@ pub enum ChangeError {
     /// The sum of votes would not fit in 32 bits.
     #[error("total votes would exceed {max}", max = u32::MAX)]
     TooManyVotes,
+    /// The definition the change leads to is not one (see [`MembershipError`]).
+    #[error(transparent)]
+    Invalid(MembershipError),
     /// The change leaves the definition as it is (the same votes, the same tie-breaker).
     #[error("nothing to change: {change} leaves the definition as it is")]
     NoChange {
@@ -186,26 +189,14 @@ pub fn apply(table: &VoteTable, change: &Change) -> Result<VoteTable, ChangeErro
     }
     let next = VoteTable::from_parts(&members, tie_breaker).map_err(|e| match e {
         MembershipError::TooManyVotes => ChangeError::TooManyVotes,
-        // Every other refusal of the table was checked above with the change's own words;
+        // Every other refusal of the table was checked above in the change's own words;
         // should one slip through, it still comes back as an error, never as a panic.
-        MembershipError::DuplicateMember { id } => ChangeError::AlreadyMember { id },
-        MembershipError::NotAMember { id } => ChangeError::UnknownMember { id },
-        MembershipError::TieBreakerNotVoter { id } => ChangeError::TieBreakerNotVoter { id },
-        MembershipError::NoVoters => ChangeError::LastVoter { id: changed_id(change) },
+        other => ChangeError::Invalid(other),
     })?;
     if next == *table {
         return Err(ChangeError::NoChange { change: *change });
     }
     Ok(next)
-}
-
-/// The member a change names (the tie-breaker's node for `SetTieBreaker(Node)`).
-fn changed_id(change: &Change) -> NodeId {
-    match *change {
-        Change::AddMember { id, .. } | Change::RemoveMember { id } | Change::SetVotes { id, .. } => id,
-        Change::SetTieBreaker(TieBreaker::Node(id)) => id,
-        Change::SetTieBreaker(_) => NodeId(0),
-    }
 }
 
 fn set_votes(members: &mut [(NodeId, u32)], id: NodeId, votes: u32) {

@@ -192,15 +192,15 @@ fn classes(old: &VoteTable, new: &VoteTable) -> Vec<Class> {
 }
 
 /// The split the search stopped at, as two minimal quorums: the first `taken[i]` members of
-/// each class go to A, the rest to B; then each side keeps only its own definition's voters
-/// and drops members (highest id first) while it stays a quorum.
+/// each class go to A, the rest to B; then each side drops members (highest id first) while
+/// it stays a quorum, which drops every member that holds no vote in its definition.
 fn witness(old: &VoteTable, new: &VoteTable, classes: &[Class], taken: &[usize]) -> Witness {
     let mut a = Vec::new();
     let mut b = Vec::new();
     for (class, k) in classes.iter().zip(taken) {
         let (to_a, to_b) = class.ids.split_at((*k).min(class.ids.len()));
-        a.extend(to_a.iter().filter(|id| old.votes(**id) > 0));
-        b.extend(to_b.iter().filter(|id| new.votes(**id) > 0));
+        a.extend_from_slice(to_a);
+        b.extend_from_slice(to_b);
     }
     Witness { current: minimal(old, a), new: minimal(new, b) }
 }

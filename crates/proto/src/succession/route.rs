@@ -96,7 +96,9 @@ fn plan(
     if route.at.tie_breaker() != new.tie_breaker() && !route.take(tie_breaker_change(new.tie_breaker())) {
         return None;
     }
-    (route.at == *new && route.steps.len() <= ROUTE_STEPS_MAX).then_some(route.steps)
+    // No member differs and the tie-breaker is the target's: the tables are equal.
+    debug_assert_eq!(route.at, *new, "a finished plan ends at its target");
+    (route.steps.len() <= ROUTE_STEPS_MAX).then_some(route.steps)
 }
 
 /// A route being built.
@@ -159,26 +161,21 @@ impl Move {
             }
             (Some(from), None) => {
                 let mut steps = vec![Change::RemoveMember { id }];
-                // Lowering the votes to 0 is the same step as removing, so stop above it.
-                steps.extend(
-                    toward(from, 0)
-                        .into_iter()
-                        .filter(|v| *v > 0)
-                        .map(|votes| Change::SetVotes { id, votes }),
-                );
+                // `toward` starts with 0 votes, the same step for quorums as removing: skip it.
+                steps.extend(toward(from, 0).into_iter().skip(1).map(|votes| Change::SetVotes { id, votes }));
                 steps
             }
             (None, None) => Vec::new(),
         }
     }
 
-    /// Adds first, then raised votes, lowered votes, removals; by id within each.
+    /// Adds first, then changed votes, then removals (replacing a member adds before it
+    /// removes); by id within each.
     fn rank(&self) -> (u8, NodeId) {
         let kind = match (self.from, self.to) {
             (None, _) => 0,
-            (Some(from), Some(to)) if to > from => 1,
-            (Some(_), Some(_)) => 2,
-            (Some(_), None) => 3,
+            (Some(_), Some(_)) => 1,
+            (Some(_), None) => 2,
         };
         (kind, self.id)
     }

@@ -161,6 +161,35 @@ fn big_vote_changes_are_routed_in_halving_steps() {
 }
 
 #[test]
+fn routes_longer_than_the_bound_are_not_offered() {
+    let two = cluster(2, STRICT);
+    let with_observers = |count: u64, tb: TieBreaker| {
+        let mut members = vec![(1, 1), (2, 1)];
+        members.extend((3..3 + count).map(|id| (id, 0)));
+        weighted(&members, tb)
+    };
+    let route = safe_path(&two, &with_observers(ROUTE_STEPS_MAX as u64, STRICT));
+    assert_eq!(route.map(|r| r.len()), Some(ROUTE_STEPS_MAX));
+    assert_eq!(safe_path(&two, &with_observers(ROUTE_STEPS_MAX as u64 + 1, STRICT)), None);
+    // The closing tie-breaker step counts too.
+    let tb = TieBreaker::Node(n(1));
+    assert_eq!(safe_path(&two, &with_observers(ROUTE_STEPS_MAX as u64 - 1, tb)).map(|r| r.len()), Some(64));
+    assert_eq!(safe_path(&two, &with_observers(ROUTE_STEPS_MAX as u64, tb)), None);
+}
+
+#[test]
+fn of_equally_short_routes_the_one_that_keeps_the_tie_breaker_longest_wins() {
+    // Three voters have no exact half, so the tie-breaker may switch at either end; strict
+    // majority in between would cost a step more.
+    let old = cluster(3, LOWEST);
+    let new = weighted(&[(1, 1), (2, 1), (3, 1), (4, 0)], TieBreaker::Node(n(2)));
+    assert_eq!(
+        safe_path(&old, &new),
+        Some(vec![Change::AddMember { id: n(4), votes: 0 }, Change::SetTieBreaker(TieBreaker::Node(n(2)))])
+    );
+}
+
+#[test]
 fn equal_and_observer_only_changes_need_no_route() {
     let three = cluster(3, LOWEST);
     assert_eq!(safe_path(&three, &three), Some(vec![]));
@@ -252,6 +281,9 @@ fn apply_changes_exactly_what_it_names() {
     let heavier = applied(&joined, Change::SetVotes { id: n(3), votes: 4 });
     assert_eq!(heavier.parts(), (vec![(n(1), 1), (n(2), 1), (n(3), 4)], Some(n(2))));
     assert_eq!(table.parts(), (vec![(n(2), 1), (n(3), 1)], Some(n(2))), "the input is unchanged");
+    // The lowest *voter*: an observer with a lower id is passed over.
+    let observer_first = weighted(&[(1, 0), (2, 1), (3, 1)], STRICT);
+    assert_eq!(applied(&observer_first, Change::SetTieBreaker(LOWEST)).tie_breaker(), Some(n(2)));
 }
 
 #[test]
