@@ -6,9 +6,11 @@
 //! * Dropping the tie-breaker (some node -> none) only removes quorums (the exact halves),
 //!   and naming one on a strict-majority definition only adds exact halves that contain it,
 //!   which meet every strict majority; so both steps are safe on any definition.
-//! * Under strict majority, changing one member's votes by one is safe: with T votes before
-//!   and T + 1 after, disjoint quorums would need more than T/2 + (T + 1)/2 of T + 1 votes.
-//!   Adding a member with 1 vote, or removing one that has 1, is such a step.
+//! * Under strict majority, changing one member's votes by one is safe: with T votes on one
+//!   side and T + 1 on the other, disjoint quorums would hold at least ⌊T/2⌋ + 1 and
+//!   ⌊(T + 1)/2⌋ + 1 votes, T + 2 in all, where two disjoint sets hold at most T + 1 (the
+//!   changed member counts once). Adding a member with 1 vote, or removing one that has 1,
+//!   is such a step.
 //! * Adding or removing an observer changes no quorum.
 //!
 //! So the plain route is: tie-breaker none, each member's votes one at a time, the target
