@@ -13,6 +13,9 @@
 //!
 //! * [`quorum`]: [`VoteTable`], who votes, what makes a quorum, and the digest that names a
 //!   definition on the wire.
+//! * [`succession`]: one [`Change`] at a time, and the exact check a node runs before it
+//!   adopts a new definition while the cluster runs ([`check_successor`]: every quorum of
+//!   the new one meets every quorum of the old), with a safe route when a change is refused.
 //!
 //! Everything here is sans-IO: no sockets, no clock reads. The QUIC transport that carries
 //! these bytes is the `quorate-transport` crate; nothing here depends on it.
@@ -20,6 +23,7 @@
 pub mod ids;
 pub mod quorum;
 pub mod sequencing;
+pub mod succession;
 pub mod time;
 pub mod valid;
 pub mod wire;
@@ -27,6 +31,10 @@ pub mod wire;
 pub use ids::{ClusterId, Incarnation, NodeId, Seq};
 pub use quorum::{DefinitionParts, MembershipError, TieBreaker, VoteTable};
 pub use sequencing::{AckOutcome, Link, Received, Refused, SentLog};
+pub use succession::{
+    apply, check_successor, disjoint_quorums, safe_path, Change, ChangeError, SuccessionError, UnsafeChange,
+    Witness,
+};
 pub use time::Instant;
 pub use valid::{FieldError, Rules, Valid};
 pub use wire::{
