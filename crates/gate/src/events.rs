@@ -65,7 +65,7 @@ pub enum QuorumEvent {
         at: Instant,
     },
     /// Gossip: a peer this node considers down is heard by others (their fresh rows,
-    /// received after this node lost it, say so). It is alive but unreachable from here.
+    /// known current after this node lost it, say so). It is alive but unreachable from here.
     PeerAliveElsewhere {
         /// The peer.
         peer: NodeId,

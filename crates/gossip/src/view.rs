@@ -13,8 +13,8 @@ use crate::rows::{Row, RowTable};
 pub enum Liveness {
     /// This node hears it directly.
     Direct,
-    /// This node does not hear it; the members in `via` do (their fresh rows, received
-    /// after this node lost it, say heard): alive, but unreachable from here.
+    /// This node does not hear it; the members in `via` do (their fresh rows, known
+    /// current after this node lost it, say heard): alive, but unreachable from here.
     Indirect {
         /// Who hears it.
         via: Vec<NodeId>,
