@@ -74,6 +74,15 @@ pub enum Fault {
         /// What it runs from this start on.
         setup: Setup,
     },
+    /// `node` switches to definition `definition` while it runs (`Node::set_definition`),
+    /// with its preset unchanged: one node's step of an online membership change. A node
+    /// that is down or paused takes it when it next runs (as a definition it had persisted).
+    Adopt {
+        /// The node.
+        node: usize,
+        /// The definition it runs from now on: an index into the scenario's definitions.
+        definition: usize,
+    },
     /// The process stops running (SIGSTOP, a long GC): no timers, datagrams queue.
     Pause {
         /// The node.
@@ -268,6 +277,7 @@ impl Fault {
             | Fault::Shutdown { .. }
             | Fault::Restart { .. }
             | Fault::RestartAs { .. }
+            | Fault::Adopt { .. }
             | Fault::Pause { .. }
             | Fault::Resume { .. } => return false,
         }
@@ -285,6 +295,7 @@ impl Fault {
             | Fault::Shutdown { node }
             | Fault::Restart { node }
             | Fault::RestartAs { node, .. }
+            | Fault::Adopt { node, .. }
             | Fault::Pause { node }
             | Fault::Resume { node } => Some(*node),
             Fault::BurstLoss { .. } | Fault::Heal => None,
@@ -317,6 +328,7 @@ impl fmt::Display for Fault {
             Fault::Shutdown { node } => write!(f, "shutdown n{}", node + 1),
             Fault::Restart { node } => write!(f, "restart n{}", node + 1),
             Fault::RestartAs { node, setup } => write!(f, "restart n{} as {setup}", node + 1),
+            Fault::Adopt { node, definition } => write!(f, "n{} adopts definition {definition}", node + 1),
             Fault::Pause { node } => write!(f, "pause n{}", node + 1),
             Fault::Resume { node } => write!(f, "resume n{}", node + 1),
             Fault::Heal => f.write_str("heal network"),

@@ -80,6 +80,9 @@ pub struct Host {
     pub timer: Option<(u64, u64)>,
     /// Generation counter for timers.
     pub timer_gen: u64,
+    /// A definition this node is to switch to online, which arrived while it was paused:
+    /// taken at resume.
+    pub adopt_on_resume: Option<usize>,
     /// The last incarnation used (0 before the first start).
     last_incarnation: u64,
     /// Real time the host has been live (not down), ns, excluding the current stretch.
@@ -112,6 +115,7 @@ impl Host {
             backlog: VecDeque::new(),
             timer: None,
             timer_gen: 0,
+            adopt_on_resume: None,
             last_incarnation: 0,
             live_ns: 0,
             live_since: None,
@@ -179,6 +183,8 @@ impl Host {
     pub fn crash(&mut self, now: u64) {
         self.life = None;
         self.paused_since = None;
+        // A switch it had not taken yet dies with the process.
+        self.adopt_on_resume = None;
         self.backlog.clear();
         self.timer = None;
         if let Some(since) = self.live_since.take() {
@@ -196,6 +202,18 @@ impl Host {
                 life.shut_down = true;
             }
         }
+    }
+
+    /// The running core switches to `config`'s definition at real time `now`
+    /// (`Node::set_definition`); `config` is this node's configuration on that definition.
+    pub fn adopt(&mut self, config: Config, now: u64) -> Result<(), CoreConfigError> {
+        let mut config = config;
+        config.me = self.id();
+        let votes = config.check()?.votes().clone();
+        let local = self.clock.local(now);
+        let Some(life) = self.life.as_mut() else { return Ok(()) };
+        life.hand.set(local);
+        life.node.set_definition(local, votes)
     }
 
     /// Whether the process is running, paused or down.

@@ -18,9 +18,11 @@
 //! | `episodes.rs` | building blocks of fault schedules, random networks and random episodes |
 //! | `uniform.rs` | the named scenarios of one configuration |
 //! | `mixed.rs` | the named and random scenarios of mixed configurations |
+//! | `online.rs` | definitions changed while the nodes run (online membership change) |
 
 mod episodes;
 pub mod mixed;
+pub mod online;
 mod scenario;
 mod uniform;
 
@@ -42,6 +44,9 @@ impl Scenario {
         nodes: Option<usize>,
         duration: Option<u64>,
     ) -> Result<Scenario, ScenarioError> {
+        if let Some(online) = online::named(name, seed, nodes, duration) {
+            return online;
+        }
         match mixed::named(name, seed, nodes, duration) {
             Some(mixed) => mixed,
             None => uniform::named(name, seed, nodes, duration),

@@ -22,7 +22,7 @@ use crate::reach::Reach;
 use crate::report::Stats;
 use crate::scenarios::{Scenario, VOTERS_MAX};
 use crate::seed::{stream, DISKS, NETWORK, NODES};
-use crate::setup::Setup;
+use crate::setup::{Preset, Setup};
 use crate::timeline::Timeline;
 use crate::world::World;
 
@@ -121,9 +121,14 @@ fn configs_of(scenario: &Scenario, cluster: ClusterId) -> Result<BTreeMap<Setup,
         .iter()
         .map(|f| &f.fault)
         .chain(scenario.cues.iter().flat_map(|c| c.then.iter().map(|(_, f)| f)));
-    let switched = restarts.filter_map(|f| match f {
-        Fault::RestartAs { node, setup } => Some((*node, *setup)),
-        _ => None,
+    // An online switch keeps the node's preset, whichever it runs then: both are checked.
+    let switched = restarts.flat_map(|f| match f {
+        Fault::RestartAs { node, setup } => vec![(*node, *setup)],
+        Fault::Adopt { node, definition } => [Preset::Lan, Preset::Wan]
+            .into_iter()
+            .map(|preset| (*node, Setup { preset, definition: *definition }))
+            .collect(),
+        _ => Vec::new(),
     });
     let mut configs = BTreeMap::new();
     for (i, setup) in scenario.setups.iter().copied().enumerate().chain(switched) {

@@ -8,7 +8,7 @@ use super::queue::Ev;
 use super::Sim;
 use crate::faults::{Fault, Scheduled, Signal};
 use crate::host::{Host, ProcessState};
-use crate::invariants::{Out, StepKind};
+use crate::invariants::{Out, StepKind, Violation};
 use crate::timeline::What;
 use crate::wire::index_of;
 
@@ -47,6 +47,20 @@ impl Sim {
                 }
                 self.start_node(node);
             }
+            Fault::Adopt { node, definition } => {
+                let host = &mut self.world.hosts[node];
+                match host.process_state() {
+                    ProcessState::Running => {
+                        host.setup.definition = definition;
+                        self.adopt_now(node);
+                    }
+                    // The core runs its old definition until it runs again: the checkers
+                    // judge it under that one until then.
+                    ProcessState::Paused => host.adopt_on_resume = Some(definition),
+                    // Its next start runs the new one, as a definition it had persisted.
+                    ProcessState::Down => host.setup.definition = definition,
+                }
+            }
             Fault::Pause { node } => {
                 let host = &mut self.world.hosts[node];
                 if host.process_state() == ProcessState::Running {
@@ -58,15 +72,37 @@ impl Sim {
                 let host = &mut self.world.hosts[node];
                 if host.process_state() == ProcessState::Paused {
                     host.paused_since = None;
+                    let adopt = host.adopt_on_resume.take();
                     let backlog = std::mem::take(&mut host.backlog);
                     for (from, payload, carry) in backlog {
                         self.queue.push(now, Ev::Deliver { from, to: node, payload, buffered: true, carry });
+                    }
+                    if let Some(definition) = adopt {
+                        self.world.hosts[node].setup.definition = definition;
+                        self.adopt_now(node);
                     }
                     self.rearm(node);
                 }
             }
             _ => {}
         }
+    }
+
+    /// The running node switches to the definition its setup names now.
+    fn adopt_now(&mut self, node: usize) {
+        let now = self.world.now;
+        let setup = self.world.hosts[node].setup;
+        let Some(config) = self.configs.get(&setup).cloned() else {
+            let detail = format!("no configuration for n{} running {setup}", node + 1);
+            self.violation = Some(Violation { invariant: "adopt", at: now, detail });
+            return;
+        };
+        if let Err(e) = self.world.hosts[node].adopt(config, now) {
+            // The configuration was validated in `new`; a refusal here is a simulator bug.
+            self.violation = Some(Violation { invariant: "adopt", at: now, detail: e.to_string() });
+            return;
+        }
+        self.after_step(node, StepKind::Timer);
     }
 
     /// After a fault (or the start): recomputes who reaches a quorum, then lets every
