@@ -9,7 +9,14 @@
 //! the node's own definition.
 //!
 //! * **cut off**: a live node whose exchange set plus itself (if it votes) is not a quorum.
-//!   Paused nodes are cut off: they exchange with nobody.
+//!   Paused nodes are cut off: they exchange with nobody. A vote is a lease: a voter whose
+//!   links with the node were up (each direction at some moment, both running, the same
+//!   definition) lends it a vote that lasts a lease after the last such moment, whatever
+//!   happens since. So **cut since** is the last instant at which the voters in contact
+//!   *since then* (each direction up at or after it) plus the node formed a quorum: the
+//!   node cannot hold a quorum of leases once a lease has passed after that instant, even
+//!   if it never reached that quorum at one moment (one voter before a partition, another
+//!   that adopts its definition after it).
 //! * **connected**: a running node whose exchange set plus itself is a quorum.
 //! * **protected**: connected through links whose loss stays within [`crate::model::LOSS_BOUND`]
 //!   for the redundancy those links give (loss-free links only in runs that mix presets,
@@ -42,12 +49,23 @@ pub struct NodeReach {
 pub struct Reach {
     nodes: Vec<NodeReach>,
     all_protected_since: Option<u64>,
+    /// `up_until[x][v]`: for voter index `v` (< 64), until when the link from `x` to `v`
+    /// was last up with both running on one definition (`u64::MAX`: up now; 0: never).
+    to_voter: Vec<Vec<u64>>,
+    /// The same for the link from voter `v` to `x`.
+    from_voter: Vec<Vec<u64>>,
 }
 
 impl Reach {
     /// No information yet for `n` nodes.
     pub fn new(n: usize) -> Self {
-        Reach { nodes: vec![NodeReach::default(); n], all_protected_since: None }
+        let voters = n.min(64);
+        Reach {
+            nodes: vec![NodeReach::default(); n],
+            all_protected_since: None,
+            to_voter: vec![vec![0; voters]; n],
+            from_voter: vec![vec![0; voters]; n],
+        }
     }
 
     /// What node `i` can do.
@@ -71,11 +89,17 @@ impl Reach {
     ) {
         let mut all = true;
         for x in 0..self.nodes.len() {
+            self.track_links(now, x, processes, net, model, defs);
             let fresh = assess(x, processes, net, model, defs);
             let old = self.nodes[x];
             let keep = |was: Option<u64>, is: bool| if is { Some(was.unwrap_or(now)) } else { None };
+            // Never in contact with a quorum: cut since it was first seen cut.
+            let cut_since = fresh.cut.then(|| match self.last_quorum_contact(x, model.quorum(defs[x])) {
+                0 => old.cut_since.unwrap_or(now),
+                last => last,
+            });
             self.nodes[x] = NodeReach {
-                cut_since: keep(old.cut_since, fresh.cut),
+                cut_since,
                 connected_since: keep(old.connected_since, fresh.connected),
                 protected_since: keep(old.protected_since, fresh.protected.is_some()),
                 protected_loss: fresh.protected.map_or(0.0, |(loss, _)| loss),
@@ -85,6 +109,56 @@ impl Reach {
             all &= processes[x] == ProcessState::Down || fresh.protected.is_some();
         }
         self.all_protected_since = if all { Some(self.all_protected_since.unwrap_or(now)) } else { None };
+    }
+}
+
+impl Reach {
+    /// Updates until when each link between `x` and the voters was up (see the fields).
+    fn track_links(
+        &mut self,
+        now: u64,
+        x: usize,
+        processes: &[ProcessState],
+        net: &Net,
+        model: &Model,
+        defs: &[usize],
+    ) {
+        let class = model.quorum(defs[x]).class;
+        for v in 0..self.to_voter[x].len() {
+            let both = v != x
+                && processes[x] == ProcessState::Running
+                && processes[v] == ProcessState::Running
+                && model.quorum(defs[v]).class == class;
+            for (slot, up) in [
+                (&mut self.to_voter[x][v], both && net.link_up(x, v)),
+                (&mut self.from_voter[x][v], both && net.link_up(v, x)),
+            ] {
+                if up {
+                    *slot = u64::MAX;
+                } else if *slot == u64::MAX {
+                    *slot = now;
+                }
+            }
+        }
+    }
+
+    /// The last instant at which the voters in contact with `x` since then (both directions
+    /// up at or after it), plus `x` itself, formed a quorum of `q`; 0 if they never did.
+    fn last_quorum_contact(&self, x: usize, q: &crate::model::Quorum) -> u64 {
+        let mut contacts: Vec<(u64, usize)> = (0..self.to_voter[x].len())
+            .filter(|&v| v != x && q.is_voter(v))
+            .map(|v| (self.to_voter[x][v].min(self.from_voter[x][v]), v))
+            .filter(|&(until, _)| until > 0)
+            .collect();
+        contacts.sort_unstable_by(|a, b| b.cmp(a));
+        let mut mask = q.bit(x);
+        for (until, v) in contacts {
+            mask |= 1 << v;
+            if q.is_quorum(mask) {
+                return until;
+            }
+        }
+        0
     }
 }
 
@@ -221,5 +295,37 @@ mod tests {
             Some(1),
             "half of a strict majority, the rest on another definition"
         );
+    }
+
+    #[test]
+    fn cut_since_is_the_last_instant_a_quorum_of_leases_could_have_been_lent() {
+        let m = model(5, 5);
+        let mut net = Net::new(5, NetParams::default(), 0);
+        let processes = vec![ProcessState::Running; 5];
+        let mut reach = Reach::new(5);
+        reach.recompute(0, &processes, &net, &m, &[0; 5]);
+        // n5 with n1 only from 10: n2, n3, n4 were in contact until then.
+        for (node, group) in [(0, 1), (4, 1)] {
+            net.set_group(node, group);
+        }
+        reach.recompute(10, &processes, &net, &m, &[0; 5]);
+        assert_eq!(reach.node(4).cut_since, Some(10));
+        // From 20 n5 reaches n2 instead of n1: never a quorum at one instant, but n1's and
+        // n2's leases together (n1 lent until 20) make {n1,n2,n5} a quorum until 20.
+        net.heal();
+        for (node, group) in [(1, 1), (4, 1)] {
+            net.set_group(node, group);
+        }
+        reach.recompute(20, &processes, &net, &m, &[0; 5]);
+        assert_eq!(reach.node(4).cut_since, Some(20), "n1 until 20 completes a quorum with n2 and n5");
+        // A one-way cut counts from the moment the direction went down.
+        net.heal();
+        reach.recompute(30, &processes, &net, &m, &[0; 5]);
+        assert_eq!(reach.node(4).cut_since, None);
+        for v in 0..4 {
+            net.set_one_way(v, 4, true);
+        }
+        reach.recompute(40, &processes, &net, &m, &[0; 5]);
+        assert_eq!(reach.node(4).cut_since, Some(40), "n5 hears nobody: no ack reaches it");
     }
 }

@@ -2,7 +2,9 @@
 //! exchange datagrams both ways with a quorum of running voters of its own definition that
 //! run that definition too, counting itself; a paused node exchanges with nobody) is not
 //! writable from `c + lease x (1 + rho)` on, with the lease of its own preset, for as long
-//! as it stays cut off. Guarantee G2; for a paused node also G3 (fenced by the clock alone).
+//! as it stays cut off. `c` is the last instant at which the voters in contact with it
+//! since then formed a quorum with it ([`crate::reach`]): leases lent at different moments
+//! add up. Guarantee G2; for a paused node also G3 (fenced by the clock alone).
 //!
 //! Checked through the gate handle, with the node's manual clock set to its local time at
 //! the real instant: at a wake-up at the deadline, then after every step of the node (only

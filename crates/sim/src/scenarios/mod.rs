@@ -85,8 +85,8 @@ mod tests {
         for name in NAMED {
             let s = Scenario::named(name, 7, None, None).unwrap_or_else(|e| panic!("{e}"));
             assert!(s.faults.iter().all(|f| f.fault.max_node().is_none_or(|n| n < s.nodes)), "{name}");
-            if mixed::MIXED.contains(name) {
-                // Their definitions name every node: a fixed size (see `mixed`).
+            if mixed::MIXED.contains(name) || online::ONLINE.contains(name) {
+                // Their definitions name every node: a fixed size (see `mixed`, `online`).
                 continue;
             }
             let big = Scenario::named(name, 7, Some(200), None).unwrap_or_else(|e| panic!("{e}"));

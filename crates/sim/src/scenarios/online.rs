@@ -10,13 +10,12 @@
 //! majority throughout, one voter added or removed per step. Every checker judges each node
 //! under the definition it runs at that step.
 //!
-//! Not in [`crate::NAMED`] yet: over 300 seeds, 0 runs break quorum intersection or lease
-//! safety, and 17 break `fence-bound`. The runs read so far show a node writable on leases
-//! that voters lent it at different moments (one before a partition, one that adopted the
-//! same definition after it), while the checker's ground truth calls a node cut off when the
-//! voters of its own definition that it reaches *at one instant* are no quorum: adopting a
-//! definition changes who counts as reachable, as a flapping link would. Whether the
-//! checker's model or the core is wrong there is the next step (`docs/reconfiguration.md`).
+//! This scenario showed the fencing bound's ground truth too strict: a node may be writable
+//! on leases that voters lent it at different moments (one before a partition, one that
+//! adopted the same definition after it), which a cut measured by the voters reached at one
+//! instant calls a violation. The cut now counts from the last instant at which the voters
+//! in contact since then formed a quorum ([`crate::reach`]); the lease argument of G2 is
+//! exactly that.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

@@ -23,6 +23,7 @@ pub const NAMED: &[&str] = &[
     "rollout-3-to-5",
     "tie-breakers-4",
     "votes-3",
+    "grow-online-5",
 ];
 
 /// Clusters up to this size make every node a voter.
