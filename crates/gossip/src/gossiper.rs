@@ -325,21 +325,22 @@ impl Gossiper {
         if !self.table.members.contains(&peer) || peer == self.me {
             return Vec::new();
         }
-        let digest = self.table.digest();
-        if digest.is_empty() || digest.len() > HEARTBEAT_DIGEST_ROWS_MAX {
+        let rows = self.table.digest_len();
+        if rows == 0 || rows > HEARTBEAT_DIGEST_ROWS_MAX {
             return Vec::new();
         }
         let generation = self.table.generation();
         let every = self.config.interval * DIGEST_EVERY_INTERVALS;
         let sync = self.peers.entry(peer).or_default();
         let due = sync.sent.is_none_or(|(at, sent)| sent != generation || now - at >= every);
-        let behind = sync.theirs.as_ref().is_none_or(|(_, theirs)| lacks(theirs, &digest));
+        let table = &self.table;
+        let behind = sync.theirs.as_ref().is_none_or(|(_, theirs)| table.is_ahead_of(theirs));
         if !due && !behind {
             return Vec::new();
         }
         sync.sent = Some((now, generation));
         self.counters.heartbeat_digests += 1;
-        digest
+        self.table.digest()
     }
 
     /// A heartbeat from `from` (authenticated, accepted) carried `digest` at `now`. If it
@@ -482,16 +483,6 @@ impl Gossiper {
             self.outputs.push_back(GossipOutput::Send(Outgoing { to, payload: payload.clone() }));
         }
     }
-}
-
-/// Whether the digest `theirs` lacks a row of `ours` or holds an older version of it.
-fn lacks(theirs: &[RowVersion], ours: &[RowVersion]) -> bool {
-    ours.iter().any(|o| {
-        theirs
-            .iter()
-            .find(|t| t.owner == o.owner)
-            .is_none_or(|t| (t.incarnation, t.version) < (o.incarnation, o.version))
-    })
 }
 
 #[cfg(test)]

@@ -341,6 +341,11 @@ impl RowTable {
 
     /// The versions of every row held, this node's own first (if it publishes it).
     pub fn digest(&self) -> Vec<RowVersion> {
+        self.versions().collect()
+    }
+
+    /// [`RowTable::digest`] without building it: what heartbeats ask before they carry one.
+    fn versions(&self) -> impl Iterator<Item = RowVersion> + '_ {
         let own = RowVersion { owner: self.me, incarnation: self.own.incarnation, version: self.own.version };
         let own = self.publishes_own().then_some(own);
         let others = self.rows.iter().map(|(&owner, s)| RowVersion {
@@ -348,7 +353,22 @@ impl RowTable {
             incarnation: s.row.incarnation,
             version: s.row.version,
         });
-        own.into_iter().chain(others).collect()
+        own.into_iter().chain(others)
+    }
+
+    /// How many rows the digest names.
+    pub fn digest_len(&self) -> usize {
+        self.rows.len() + usize::from(self.publishes_own())
+    }
+
+    /// Whether the digest `theirs` lacks a row held here or holds an older version of it.
+    pub fn is_ahead_of(&self, theirs: &[RowVersion]) -> bool {
+        self.versions().any(|o| {
+            theirs
+                .iter()
+                .find(|t| t.owner == o.owner)
+                .is_none_or(|t| (t.incarnation, t.version) < (o.incarnation, o.version))
+        })
     }
 
     /// The rows (or their changes) that a peer whose digest is `digest` lacks, this node's
