@@ -90,7 +90,8 @@ impl Reach {
         let mut all = true;
         for x in 0..self.nodes.len() {
             self.track_links(now, x, processes, net, model, defs);
-            let fresh = assess(x, processes, net, model, defs);
+            let exchange = self.exchange(x, model.quorum(defs[x]));
+            let fresh = assess(x, exchange, processes, net, model, defs);
             let old = self.nodes[x];
             let keep = |was: Option<u64>, is: bool| if is { Some(was.unwrap_or(now)) } else { None };
             // Never in contact with a quorum: cut since it was first seen cut.
@@ -142,6 +143,16 @@ impl Reach {
         }
     }
 
+    /// The voters of `q` that `x` exchanges with now: both directions up (see
+    /// [`Reach::track_links`], which has just recorded them).
+    fn exchange(&self, x: usize, q: &crate::model::Quorum) -> u64 {
+        (0..self.to_voter[x].len())
+            .filter(|&v| {
+                q.is_voter(v) && self.to_voter[x][v] == u64::MAX && self.from_voter[x][v] == u64::MAX
+            })
+            .fold(0, |mask, v| mask | 1 << v)
+    }
+
     /// The last instant at which the voters in contact with `x` since then (both directions
     /// up at or after it), plus `x` itself, formed a quorum of `q`; 0 if they never did.
     fn last_quorum_contact(&self, x: usize, q: &crate::model::Quorum) -> u64 {
@@ -170,21 +181,21 @@ struct Assessment {
     protected: Option<(f64, u32)>,
 }
 
-fn assess(x: usize, processes: &[ProcessState], net: &Net, model: &Model, defs: &[usize]) -> Assessment {
+/// What node `x`, exchanging with the voters in `exchange`, can do.
+fn assess(
+    x: usize,
+    exchange: u64,
+    processes: &[ProcessState],
+    net: &Net,
+    model: &Model,
+    defs: &[usize],
+) -> Assessment {
     if processes[x] == ProcessState::Down {
         return Assessment { cut: false, connected: false, connected_loss: 0.0, protected: None };
     }
     let q = model.quorum(defs[x]);
     let own = q.bit(x);
     let running = processes[x] == ProcessState::Running;
-    let mut exchange = 0u64;
-    for v in (0..processes.len().min(64)).filter(|v| *v != x && q.is_voter(*v)) {
-        let same = model.quorum(defs[v]).class == q.class;
-        if same && running && processes[v] == ProcessState::Running && net.link_up(x, v) && net.link_up(v, x)
-        {
-            exchange |= 1 << v;
-        }
-    }
     let quorum = q.is_quorum(own | exchange);
     let connected = running && quorum;
     let mut protected = None;
