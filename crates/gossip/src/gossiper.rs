@@ -167,7 +167,7 @@ impl Gossiper {
         votes: &VoteTable,
         now: Instant,
     ) -> Self {
-        let voters: BTreeSet<NodeId> = votes.members().filter(|&(_, v)| v > 0).map(|(id, _)| id).collect();
+        let voters = voters_of(votes);
         let table = RowTable::new(me, incarnation, votes.members().map(|(id, _)| id))
             .with_owners(voters.iter().copied());
         Gossiper {
@@ -192,7 +192,7 @@ impl Gossiper {
     /// members and gossips its voters' rows, and what was kept about peers that are no
     /// longer members is forgotten.
     pub fn set_definition(&mut self, votes: &VoteTable) {
-        let voters: BTreeSet<NodeId> = votes.members().filter(|&(_, v)| v > 0).map(|(id, _)| id).collect();
+        let voters = voters_of(votes);
         self.table.set_members(votes.members().map(|(id, _)| id), voters.iter().copied());
         let me = self.me;
         self.voters = voters.into_iter().filter(|&id| id != me).collect();
@@ -483,6 +483,11 @@ impl Gossiper {
             self.outputs.push_back(GossipOutput::Send(Outgoing { to, payload: payload.clone() }));
         }
     }
+}
+
+/// The members of `votes` that hold votes: the owners of the rows gossip carries.
+fn voters_of(votes: &VoteTable) -> BTreeSet<NodeId> {
+    votes.members().filter(|&(_, v)| v > 0).map(|(id, _)| id).collect()
 }
 
 #[cfg(test)]
