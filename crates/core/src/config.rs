@@ -14,7 +14,9 @@
 use quorate_detector::{DetectorConfig, DetectorConfigError};
 use quorate_gate::{GateConfig, GateConfigError, MembershipError, VoteTable};
 use quorate_gossip::{GossipConfig, GossipConfigError};
-use quorate_proto::{ClusterId, FieldError, NodeId, Valid};
+use std::collections::BTreeMap;
+
+use quorate_proto::{ClusterId, FieldError, NodeId, Roster, Valid};
 
 /// One configured member of the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,10 @@ pub struct Config {
     pub me: NodeId,
     /// Every member, this node included. Total votes = sum of their votes.
     pub members: Vec<Member>,
+    /// Where members are dialed (`HOST:PORT`), carried in the definition a change
+    /// proposes so that every node can reach a member it adds. Empty by default: the
+    /// core dials nothing itself.
+    pub addresses: BTreeMap<NodeId, String>,
     /// Heartbeat timing and failure detection.
     pub detector: DetectorConfig,
     /// Leases, drift bound, tie-breaker, `wait_for_all`.
@@ -115,6 +121,7 @@ impl Config {
             cluster,
             me,
             members,
+            addresses: BTreeMap::new(),
             detector: DetectorConfig::default(),
             gate: GateConfig::default(),
             gossip: GossipConfig::default(),
@@ -133,7 +140,8 @@ impl Config {
         let detector = self.detector.check()?;
         let gate = self.gate.check(&detector)?;
         let gossip = self.gossip.check(drift)?;
-        Ok(ValidConfig { cluster: self.cluster, me: self.me, votes, detector, gate, gossip })
+        let roster = Roster::initial(votes, self.addresses);
+        Ok(ValidConfig { cluster: self.cluster, me: self.me, roster, detector, gate, gossip })
     }
 }
 
@@ -143,7 +151,7 @@ impl Config {
 pub struct ValidConfig {
     pub(crate) cluster: ClusterId,
     pub(crate) me: NodeId,
-    pub(crate) votes: VoteTable,
+    pub(crate) roster: Roster,
     pub(crate) detector: Valid<DetectorConfig>,
     pub(crate) gate: Valid<GateConfig>,
     pub(crate) gossip: Valid<GossipConfig>,
@@ -162,7 +170,22 @@ impl ValidConfig {
 
     /// The members and their votes, with the quorum rule resolved.
     pub fn votes(&self) -> &VoteTable {
-        &self.votes
+        &self.roster.votes
+    }
+
+    /// The definition the node starts from: version 0 from the [`Config`], or a later one
+    /// ([`ValidConfig::with_roster`]).
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// This configuration starting from `roster` instead: a later definition the data
+    /// directory kept from an earlier life. Fails if this node is not a member of it.
+    pub fn with_roster(self, roster: Roster) -> Result<ValidConfig, CoreConfigError> {
+        if !roster.votes.is_member(self.me) {
+            return Err(MembershipError::NotAMember { id: self.me }.into());
+        }
+        Ok(ValidConfig { roster, ..self })
     }
 
     /// Heartbeat timing and failure detection.

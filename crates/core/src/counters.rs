@@ -75,7 +75,8 @@ pub struct Counters {
     pub acks_forgotten: u64,
     /// Acks naming a heartbeat this node never sent: hostile or corrupt, never used.
     pub acks_bogus: u64,
-    /// Acks from a peer that runs another quorum definition: never counted.
+    /// Acks from a peer that runs another quorum definition (not one version apart): never
+    /// counted.
     pub acks_mismatched: u64,
     /// Acks this node owed but withheld (after a restart, during a fence hold, to a peer
     /// on another definition or whose terms are refused, or until the data directory
@@ -88,6 +89,11 @@ pub struct Counters {
     pub leaves_heard: u64,
     /// Times a peer was heard in a new incarnation (restarts).
     pub peer_restarts: u64,
+    /// Later definitions adopted while running (see `Node::adopt`).
+    pub definitions_adopted: u64,
+    /// Of those, the ones adopted as a fresh start (not the next version, or not a safe
+    /// successor): leases dropped and acks held until the votes lent had expired.
+    pub definitions_skipped: u64,
     /// Datagrams dropped, by reason.
     pub dropped: DropCounters,
 }

@@ -6,6 +6,8 @@
 //!   Definition msg  ──► received(): the table behind a digest a peer announced
 //!   data directory  ◄── poll_persist(): peers' digests and their tables, when changed
 //!   gate            ◄── others(): the distinct other definitions in use (None: unknown)
+//!   acks            ◄── exchanges_votes(): same definition, or one version apart
+//!   adoption        ◄── newer(): a later version a peer runs, to adopt
 //! ```
 //!
 //! One map from peer to digest is the truth; everything else (the gate's extra quorum
@@ -16,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use quorate_gate::ForeignDefinition;
-use quorate_proto::{ClusterId, DefinitionDigest, Instant, NodeId, VoteTable};
+use quorate_proto::{check_successor, ClusterId, DefinitionDigest, Instant, NodeId, Roster, VoteTable};
 
 use crate::promises::PeerDefinitions;
 
@@ -48,10 +50,15 @@ pub(crate) enum Change {
 #[derive(Debug)]
 pub(crate) struct Definitions {
     cluster: ClusterId,
+    /// The definition this node runs, and its digest.
+    roster: Roster,
     own: DefinitionDigest,
     peer_terms: BTreeMap<NodeId, PeerTerms>,
     /// Definitions peers sent, by digest (only those some peer runs are kept).
-    tables: BTreeMap<DefinitionDigest, VoteTable>,
+    tables: BTreeMap<DefinitionDigest, Roster>,
+    /// Those of `tables` one version from this node's, either side, that pass the
+    /// succession check against it: peers running them exchange votes with this node.
+    adjacent: BTreeSet<DefinitionDigest>,
     /// The digest each peer was last heard running (in this life or, through
     /// [`Definitions::remember`], an earlier one).
     peers: BTreeMap<NodeId, DefinitionDigest>,
@@ -62,17 +69,54 @@ pub(crate) struct Definitions {
 }
 
 impl Definitions {
-    pub(crate) fn new(cluster: ClusterId, own: DefinitionDigest) -> Self {
+    pub(crate) fn new(cluster: ClusterId, roster: Roster) -> Self {
         Definitions {
             cluster,
-            own,
+            own: roster.digest(cluster),
+            roster,
             peer_terms: BTreeMap::new(),
             tables: BTreeMap::new(),
+            adjacent: BTreeSet::new(),
             peers: BTreeMap::new(),
             version: 0,
             // Nothing known yet, and nothing to write until something is.
             written: Some(0),
         }
+    }
+
+    /// The definition this node runs.
+    pub(crate) fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// Its digest, as heartbeats carry it.
+    pub(crate) fn digest(&self) -> DefinitionDigest {
+        self.own
+    }
+
+    /// Whether `peer` and this node lend each other votes: it runs this node's definition,
+    /// or one a version before or after it that passed the succession check (rule 4 of
+    /// `docs/reconfiguration.md`).
+    pub(crate) fn exchanges_votes(&self, peer: NodeId) -> bool {
+        self.foreign(peer).is_none_or(|d| self.adjacent.contains(&d))
+    }
+
+    /// The version of the definition `peer` was last heard running, when known.
+    pub(crate) fn version_of(&self, peer: NodeId) -> Option<u64> {
+        match self.foreign(peer) {
+            None => self.peers.contains_key(&peer).then_some(self.roster.version),
+            Some(d) => self.tables.get(&d).map(|r| r.version),
+        }
+    }
+
+    /// A definition some peer runs that this node should adopt (see [`supersedes`]): the
+    /// latest, and of those the lowest digest.
+    pub(crate) fn newer(&self) -> Option<&Roster> {
+        self.tables
+            .iter()
+            .filter(|(d, r)| supersedes(r.version, **d, self.roster.version, self.own))
+            .max_by(|(da, a), (db, b)| a.version.cmp(&b.version).then(db.cmp(da)))
+            .map(|(_, r)| r)
     }
 
     /// The definition `peer` was last heard running, when it is not this node's.
@@ -82,10 +126,10 @@ impl Definitions {
 
     /// The definition `peer` runs: `own`, or the other one once it arrived; `None` while
     /// that one is unknown.
-    pub(crate) fn of<'a>(&'a self, peer: NodeId, own: &'a VoteTable) -> Option<&'a VoteTable> {
+    pub(crate) fn of(&self, peer: NodeId) -> Option<&VoteTable> {
         match self.foreign(peer) {
-            None => Some(own),
-            Some(d) => self.tables.get(&d),
+            None => Some(&self.roster.votes),
+            Some(d) => self.tables.get(&d).map(|r| &r.votes),
         }
     }
 
@@ -133,33 +177,30 @@ impl Definitions {
         if before == after {
             return Change::None;
         }
-        let in_use: BTreeSet<DefinitionDigest> = self.peers.values().copied().collect();
-        self.tables.retain(|d, _| in_use.contains(d));
+        self.forget_unused();
         match after {
             Some(theirs) => Change::Mismatch { theirs },
             None => Change::Matched,
         }
     }
 
-    /// This node now runs `own` instead of `previous` (kept as the table of any peer still
-    /// running it), among the peers `peers` (what was kept about others is forgotten).
-    /// Returns, in peer order, each peer whose standing changed.
-    pub(crate) fn set_own(
-        &mut self,
-        own: DefinitionDigest,
-        previous: VoteTable,
-        peers: &BTreeSet<NodeId>,
-    ) -> Vec<(NodeId, Change)> {
+    /// This node now runs `roster` (the one it ran is kept as the definition of any peer
+    /// still running it), among the peers `peers` (what was kept about others is
+    /// forgotten). Returns, in peer order, each peer whose standing changed.
+    pub(crate) fn set_own(&mut self, roster: Roster, peers: &BTreeSet<NodeId>) -> Vec<(NodeId, Change)> {
         let before: BTreeMap<NodeId, Option<DefinitionDigest>> =
             peers.iter().map(|&p| (p, self.foreign(p))).collect();
-        let old = std::mem::replace(&mut self.own, own);
+        let digest = roster.digest(self.cluster);
+        let previous = std::mem::replace(&mut self.roster, roster);
+        let old = std::mem::replace(&mut self.own, digest);
         self.peers.retain(|p, _| peers.contains(p));
         self.peer_terms.retain(|p, _| peers.contains(p));
-        if old != own {
+        if old != digest {
             self.tables.insert(old, previous);
         }
-        let in_use: BTreeSet<DefinitionDigest> = self.peers.values().copied().collect();
-        self.tables.retain(|d, _| in_use.contains(d));
+        self.tables.remove(&digest);
+        self.forget_unused();
+        self.adjacent = self.tables.keys().copied().filter(|d| self.is_adjacent(d)).collect();
         self.version += 1;
         let mut changes = Vec::new();
         for (peer, was) in before {
@@ -174,18 +215,53 @@ impl Definitions {
         changes
     }
 
-    /// `peer` sent `table`. Kept when it is the definition the peer's heartbeats announce;
-    /// returns whether it was new.
-    pub(crate) fn received(&mut self, peer: NodeId, table: VoteTable) -> bool {
-        let digest = table.digest(self.cluster);
-        // Only the definition the peer's heartbeats announce counts: a stale or
-        // inconsistent one is ignored.
-        if self.foreign(peer) != Some(digest) || self.tables.contains_key(&digest) {
+    /// Whether the table behind `digest` is one version from this node's and passes the
+    /// succession check against it (the later one must be a safe successor of the earlier).
+    fn is_adjacent(&self, digest: &DefinitionDigest) -> bool {
+        let Some(theirs) = self.tables.get(digest) else { return false };
+        let own = &self.roster;
+        let result = if theirs.version == own.version.saturating_add(1) {
+            check_successor(&own.votes, &theirs.votes)
+        } else if own.version == theirs.version.saturating_add(1) {
+            check_successor(&theirs.votes, &own.votes)
+        } else {
             return false;
+        };
+        result.is_ok()
+    }
+
+    /// Drops the tables no peer runs.
+    fn forget_unused(&mut self) {
+        let in_use: BTreeSet<DefinitionDigest> = self.peers.values().copied().collect();
+        self.tables.retain(|d, _| in_use.contains(d));
+        self.adjacent.retain(|d| in_use.contains(d));
+    }
+
+    /// `peer` sent `roster` as the definition it runs (pushed when it started or adopted
+    /// one, or in answer to a request). Taken as what the peer runs when nothing was heard
+    /// of it yet or the roster replaces what was (see [`supersedes`]): so a definition
+    /// pushed before the heartbeats that announce it is known when they arrive, and
+    /// nobody is fenced for the round trip it would take to ask. Otherwise kept only when
+    /// it is the definition the peer's heartbeats announce (a stale one is ignored).
+    /// Returns what changed about the peer, and whether the roster was new here.
+    pub(crate) fn received(&mut self, peer: NodeId, roster: Roster) -> (Change, bool) {
+        let digest = roster.digest(self.cluster);
+        let replaces = match self.peers.get(&peer) {
+            None => true,
+            Some(d) if *d == digest => false,
+            Some(d) if *d == self.own => supersedes(roster.version, digest, self.roster.version, self.own),
+            Some(d) => self.tables.get(d).is_some_and(|r| supersedes(roster.version, digest, r.version, *d)),
+        };
+        let change = if replaces { self.set(peer, digest) } else { Change::None };
+        if self.foreign(peer) != Some(digest) || self.tables.contains_key(&digest) {
+            return (change, false);
         }
-        self.tables.insert(digest, table);
+        self.tables.insert(digest, roster);
+        if self.is_adjacent(&digest) {
+            self.adjacent.insert(digest);
+        }
         self.version += 1;
-        true
+        (change, true)
     }
 
     /// Takes in what an earlier life recorded: peers among `peers` only. Returns the
@@ -194,12 +270,12 @@ impl Definitions {
         &mut self,
         remembered: &PeerDefinitions,
         peers: &BTreeSet<NodeId>,
-        own: &VoteTable,
     ) -> Vec<(NodeId, Change)> {
         let mut tables = BTreeMap::new();
-        for (members, tie_breaker) in &remembered.tables {
-            if let Ok(table) = VoteTable::from_parts(members, *tie_breaker) {
-                tables.insert(table.digest(self.cluster), table);
+        for (version, (members, tie_breaker)) in &remembered.tables {
+            if let Ok(votes) = VoteTable::from_parts(members, *tie_breaker) {
+                let roster = Roster { version: *version, votes, addresses: BTreeMap::new() };
+                tables.insert(roster.digest(self.cluster), roster);
             }
         }
         let mut changes = Vec::new();
@@ -210,11 +286,14 @@ impl Definitions {
             let change = self.set(peer, digest);
             if let Some(t) = tables.get(&digest).filter(|_| digest != self.own) {
                 self.tables.insert(digest, t.clone());
+                if self.is_adjacent(&digest) {
+                    self.adjacent.insert(digest);
+                }
             }
             changes.push((peer, change));
         }
         // What the directory holds is what was read, unless entries were left out above.
-        if self.record(own) == *remembered {
+        if self.record() == *remembered {
             self.written = Some(self.version);
         }
         changes
@@ -224,7 +303,7 @@ impl Definitions {
     pub(crate) fn others(&self) -> Vec<Option<VoteTable>> {
         let digests: BTreeSet<DefinitionDigest> =
             self.peers.values().copied().filter(|d| *d != self.own).collect();
-        digests.iter().map(|d| self.tables.get(d).cloned()).collect()
+        digests.iter().map(|d| self.tables.get(d).map(|r| r.votes.clone())).collect()
     }
 
     /// Peers on another definition, for the status.
@@ -235,31 +314,45 @@ impl Definitions {
             .map(|(peer, digest)| ForeignDefinition {
                 peer: *peer,
                 digest: *digest,
-                members: self.tables.get(digest).map(VoteTable::parts),
+                version: self.tables.get(digest).map(|r| r.version),
+                members: self.tables.get(digest).map(|r| r.votes.parts()),
             })
             .collect()
     }
 
     /// The record for the data directory when it differs from what it holds.
-    pub(crate) fn poll_persist(&self, own: &VoteTable) -> Option<PeerDefinitions> {
-        (self.written != Some(self.version)).then(|| self.record(own))
+    pub(crate) fn poll_persist(&self) -> Option<PeerDefinitions> {
+        (self.written != Some(self.version)).then(|| self.record())
     }
 
     /// The driver wrote `record`; a record no longer current is asked for again.
-    pub(crate) fn persisted(&mut self, record: &PeerDefinitions, own: &VoteTable) {
-        if self.record(own) == *record {
+    pub(crate) fn persisted(&mut self, record: &PeerDefinitions) {
+        if self.record() == *record {
             self.written = Some(self.version);
         }
     }
 
-    fn record(&self, own: &VoteTable) -> PeerDefinitions {
+    fn record(&self) -> PeerDefinitions {
         let peers: Vec<(NodeId, DefinitionDigest)> = self.peers.iter().map(|(p, d)| (*p, *d)).collect();
         let digests: BTreeSet<DefinitionDigest> = peers.iter().map(|(_, d)| *d).collect();
         let tables = digests
             .iter()
-            .filter_map(|d| if *d == self.own { Some(own) } else { self.tables.get(d) })
-            .map(VoteTable::parts)
+            .filter_map(|d| if *d == self.own { Some(&self.roster) } else { self.tables.get(d) })
+            .map(|r| (r.version, r.votes.parts()))
             .collect();
         PeerDefinitions { peers, tables }
     }
+}
+
+/// Whether a definition at `version` with `digest` replaces one at `current` with
+/// `current_digest`: a later version, or (from version 1) the same version with a lower
+/// digest, so that two changes proposed at once converge on one everywhere. Two files that
+/// differ at version 0 are the operator's to reconcile: neither replaces the other.
+pub(crate) fn supersedes(
+    version: u64,
+    digest: DefinitionDigest,
+    current: u64,
+    current_digest: DefinitionDigest,
+) -> bool {
+    version > current || (version == current && version > 0 && digest < current_digest)
 }

@@ -29,3 +29,4 @@ pub use promises::{required_floor, Memory, PeerDefinitions, Promises, FLOOR_MAX}
 pub use quorate_gossip::{
     FenceCounters, GossipConfig, GossipConfigError, GossipCounters, GOSSIP_BYTES_MAX, GOSSIP_BYTES_MIN,
 };
+pub use reconfigure::{AdoptError, Adopted, ProposeError};

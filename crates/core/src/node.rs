@@ -49,6 +49,12 @@ pub const SENT_LOG_MAX: usize = 4096;
 /// assumes one heartbeat per interval stays true.
 const JITTER_FRACTION: f64 = 0.1;
 
+/// A life's first heartbeats wait this fraction of an interval (as a divisor) after its
+/// definition went out to every peer on a reliable stream: a peer that does not know the
+/// definition yet would otherwise hold the heartbeat's digest as unknown, and be fenced for
+/// the round trip it takes to ask.
+const FIRST_HEARTBEAT_DELAY_DIVISOR: u32 = 10;
+
 /// Gossip rounds and fence checks, when gossip is on.
 #[derive(Debug)]
 pub(crate) struct Gossip {
@@ -64,6 +70,9 @@ pub struct Node {
     pub(crate) incarnation: Incarnation,
     pub(crate) interval: Duration,
     pub(crate) links: BTreeMap<NodeId, Link>,
+    /// When each former member was last sent this node's definition (see
+    /// `Node::tell_former_member`).
+    pub(crate) former_told: BTreeMap<NodeId, Instant>,
     /// Links of peers that stopped being members in this life, kept so that a peer added
     /// back continues its sequence numbers: a link started afresh would number from 1
     /// again, and an ack the peer still holds for an old number would then name a new
@@ -123,18 +132,18 @@ impl Node {
         let ValidConfig {
             cluster,
             me,
-            votes,
+            roster,
             detector: detector_config,
             gate: gate_config,
             gossip: gossip_config,
         } = config;
-        let peers = votes.peers_of(me);
+        let peers = roster.votes.peers_of(me);
         let own_hold = if gossip_config.enabled { gossip_config.fence_hold } else { Duration::ZERO };
         let ledger = Ledger::new(memory, own_hold, now);
         let interval = detector_config.heartbeat_interval;
         let mut detector = Detector::new(detector_config, now, peers.iter().copied())?;
         detector.raise_start_floor(ledger.start_floor());
-        let definition = votes.digest(cluster);
+        let definition = roster.digest(cluster);
         let (lease, drift) = (gate_config.lease, gate_config.max_clock_drift);
         let terms = Terms {
             lease_us: u32::try_from(lease.as_micros()).unwrap_or(u32::MAX),
@@ -143,9 +152,9 @@ impl Node {
         };
         let gossip = gossip_config.enabled.then(|| Gossip {
             fencer: Fencer::new(&gossip_config, drift, cluster, me, incarnation),
-            gossiper: Gossiper::new(gossip_config, cluster, me, incarnation, &votes, now),
+            gossiper: Gossiper::new(gossip_config, cluster, me, incarnation, &roster.votes, now),
         });
-        let (gate, handle) = Gate::new(gate_config, votes, me, incarnation, clock, now);
+        let (gate, handle) = Gate::new(gate_config, roster.votes.clone(), me, incarnation, clock, now);
         let log_len = sent_log_len(lease, interval);
         let links = peers.iter().map(|id| (*id, Link::new(log_len))).collect();
         let mut node = Node {
@@ -155,9 +164,10 @@ impl Node {
             interval,
             links,
             former_links: BTreeMap::new(),
+            former_told: BTreeMap::new(),
             terms,
             drift,
-            definitions: Definitions::new(cluster, definition),
+            definitions: Definitions::new(cluster, roster),
             ledger,
             detector,
             gate,
@@ -168,11 +178,16 @@ impl Node {
             events: VecDeque::new(),
             events_dropped: 0,
             status_clock: StatusClock::new(interval),
-            next_heartbeat: now,
+            // The definition goes out first (below), so that peers know it when the
+            // heartbeats that announce it arrive.
+            next_heartbeat: now + interval / FIRST_HEARTBEAT_DELAY_DIVISOR,
             last_now: now,
             counters: Counters::default(),
             stopped: false,
         };
+        for peer in peers {
+            node.push_definition(peer);
+        }
         node.settle(now);
         Ok((node, handle))
     }
@@ -225,7 +240,11 @@ impl Node {
             }
             Message::Definition(d) => {
                 self.on_definition(now, from, &d);
-                encode_stream(self.cluster, &Message::Definition(self.own_definition())).ok()
+                encode_stream(self.cluster, &self.definition_reply()).ok()
+            }
+            Message::Roster(m) => {
+                self.on_roster_message(now, from, &m);
+                encode_stream(self.cluster, &self.definition_reply()).ok()
             }
             Message::FenceRelease(r) => {
                 if let Some(s) = self.gossip.as_mut() {
@@ -257,12 +276,13 @@ impl Node {
                 }
             }
             Message::FenceAnswer(a) => {
-                let theirs = self.definitions.of(a.peer, self.gate.votes());
+                let theirs = self.definitions.of(a.peer);
                 if let Some(s) = self.gossip.as_mut() {
                     s.fencer.on_answer(now, from, &a, theirs);
                 }
             }
             Message::Definition(d) => self.on_definition(now, from, &d),
+            Message::Roster(m) => self.on_roster_message(now, from, &m),
             _ => self.counters.dropped.malformed += 1,
         }
         self.settle(now);
@@ -309,6 +329,7 @@ impl Node {
             Message::FenceQuery(q) | Message::FenceRelease(q) => Some((q.from, q.incarnation)),
             Message::FenceAnswer(a) => Some((a.from, a.incarnation)),
             Message::Definition(d) => Some((d.from, d.incarnation)),
+            Message::Roster(r) => Some((r.from, r.incarnation)),
             _ => None,
         };
         let Some((sender, incarnation)) = who else { return Some(message) };
@@ -434,6 +455,7 @@ impl Node {
         }
         let Some(link) = self.links.get_mut(&from) else {
             self.counters.dropped.unknown_sender += 1;
+            self.tell_former_member(now, from);
             return;
         };
         match link.on_heartbeat(hb) {
@@ -457,7 +479,7 @@ impl Node {
             s.gossiper.on_heartbeat_digest(now, from, &hb.digest);
         }
         // The peer's terms first: its floor is raised before anything could ack it.
-        let foreign = self.on_terms(now, from, &hb.terms);
+        let lends = self.on_terms(now, from, &hb.terms);
         self.detector.handle_heartbeat(now, from);
         if self.fenced.remove(&from) {
             self.status_clock.touch();
@@ -466,8 +488,9 @@ impl Node {
         self.drain_gate(now);
         self.apply_detector_events(now);
         match ack {
-            // A peer on another definition lends no vote here, as it gets none.
-            Some(AckOutcome::Sent { .. }) if foreign => self.counters.acks_mismatched += 1,
+            // A peer on another definition (not one version apart) lends no vote here, as
+            // it gets none.
+            Some(AckOutcome::Sent { .. }) if !lends => self.counters.acks_mismatched += 1,
             Some(AckOutcome::Sent { sent_at, .. }) => {
                 self.counters.acks_accepted += 1;
                 self.gate.on_ack(now, from, sent_at);

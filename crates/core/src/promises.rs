@@ -61,9 +61,10 @@ impl Promises {
 pub struct PeerDefinitions {
     /// Each peer's definition digest as last heard, in id order.
     pub peers: Vec<(NodeId, DefinitionDigest)>,
-    /// The definitions those digests name, when known (a digest can be heard before its
-    /// definition arrives; a new life then treats it as unknown: no quorum under it).
-    pub tables: Vec<DefinitionParts>,
+    /// The definitions those digests name, each with its version, when known (a digest can
+    /// be heard before its definition arrives; a new life then treats it as unknown: no
+    /// quorum under it).
+    pub tables: Vec<(u64, DefinitionParts)>,
 }
 
 /// Where a node keeps its promises across restarts.
@@ -155,6 +156,18 @@ impl Ledger {
     /// Whether this life may promise a fence hold: the durable record covers it.
     pub(crate) fn covers_hold(&self) -> bool {
         self.durable.is_none_or(|d| self.own_hold <= d.ack_hold)
+    }
+
+    /// No ack goes out before `at` (on top of any hold already in force): for a node that
+    /// skips versions of its definition, until every vote it lent before has expired.
+    pub(crate) fn hold_acks_until(&mut self, at: Instant) {
+        self.acks_from = self.acks_from.max(at);
+    }
+
+    /// The largest floor this life owes a peer it acked: how long a vote it lent may
+    /// still be held, in its own clock.
+    pub(crate) fn owed_floor(&self) -> Duration {
+        self.owed_floor
     }
 
     /// This life is about to owe some peer `floor`.

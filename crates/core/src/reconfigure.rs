@@ -1,42 +1,205 @@
 //! A quorum definition that changes while the node runs (online membership change). See
-//! `docs/reconfiguration.md` for the protocol this is a step of.
+//! `docs/reconfiguration.md` for the protocol.
 //!
 //! ```text
-//!   set_definition(now, votes) ──► links (new peers get one, former peers lose theirs)
-//!                              ──► detector peers, gate votes, gossip members
-//!                              ──► own digest in every heartbeat's terms; the previous
-//!                                  definition stays in force (joint rule) for every peer
-//!                                  still heard running it
+//!   operator's Change ──► propose(): one step at a time, succession check ──► Roster v+1
+//!   peer runs v+1     ──► poll_adopt(): a later version some peer runs    ──► Roster v+1
+//!                                   driver persists it, then
+//!   adopt(now, roster) ──► links (new peers get one, former peers lose theirs)
+//!                      ──► detector peers, gate votes, gossip members
+//!                      ──► own digest in every heartbeat's terms; peers one version
+//!                          away keep lending votes (rule 4), and the joint rule keeps
+//!                          every definition a peer runs in force until it moves
 //! ```
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use quorate_proto::{Instant, Link, MembershipError, VoteTable};
+use quorate_proto::{check_successor, Change, ChangeError, Instant, Link, NodeId, Roster, SuccessionError};
 
 use crate::config::CoreConfigError;
+use crate::definitions::supersedes;
 use crate::node::{sent_log_len, Node};
 
+/// How often a former member still heartbeating this node is sent its definition.
+const FORMER_TELL_EVERY: Duration = Duration::from_secs(1);
+
+/// What [`Node::adopt`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopted {
+    /// The node runs the new definition.
+    Running,
+    /// The new definition does not list this node: it left (fenced for good in this life,
+    /// `Leave` sent to its peers), as after [`Node::shutdown`].
+    Removed,
+}
+
+/// Why [`Node::adopt`] refused a definition. Nothing changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdoptError {
+    /// The definition does not replace the one this node runs (an earlier version, the
+    /// same one, or another at version 0).
+    #[error("definition version {version} does not replace the version {current} this node runs")]
+    Stale {
+        /// The version offered.
+        version: u64,
+        /// The version this node runs.
+        current: u64,
+    },
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// The definition has more members than the detector watches.
+    #[error(transparent)]
+    Config(#[from] CoreConfigError),
+}
+
+/// Why [`Node::propose`] refused a change. Nothing changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposeError {
+    /// The change cannot apply to the current definition.
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    /// The new definition could let two disjoint quorums exist while nodes switch over
+    /// (the reason, and a safe sequence of single changes when one was found).
+    #[error(transparent)]
+    Unsafe(#[from] SuccessionError),
+    /// The previous change is still under way: these voters of the current definition
+    /// have not been heard running it yet (one change at a time).
+    #[error(
+        "the change to version {version} is still under way: {} not heard running it yet",
+        list(waiting)
+    )]
+    Pending {
+        /// The version this node runs.
+        version: u64,
+        /// Its voters not heard running it (or later).
+        waiting: Vec<NodeId>,
+    },
+    /// A peer runs a later definition that this node has not adopted yet; propose the
+    /// change again once it has.
+    #[error(
+        "a peer runs definition version {newer}, later than this node's {current}; retry once it is adopted"
+    )]
+    Behind {
+        /// The version this node runs.
+        current: u64,
+        /// The later version a peer runs.
+        newer: u64,
+    },
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+fn list(ids: &[NodeId]) -> String {
+    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
 impl Node {
-    /// From `now` this node runs `votes` as its quorum definition: the members it
-    /// heartbeats, watches and gossips with, and the quorums its gate counts. Peers that
-    /// stay members keep their links, detector history and the leases they lent; new
-    /// members start unheard; former members are forgotten.
+    /// The definition this node runs, with its version and its members' addresses.
+    pub fn roster(&self) -> &Roster {
+        self.definitions.roster()
+    }
+
+    /// The version of the definition `peer` was last heard running; `None` while unknown
+    /// (never heard, or another definition not received yet).
+    pub fn peer_version(&self, peer: NodeId) -> Option<u64> {
+        self.definitions.version_of(peer)
+    }
+
+    /// `change` as the next version of this node's definition, when it may be made now:
+    /// every voter of the current definition has been heard running it (one change at a
+    /// time), no peer runs a later one, and the result passes the succession check.
+    /// `address` is where a member that the change adds is dialed.
     ///
-    /// Safety is the joint rule's: a peer still running the previous definition is a peer
-    /// on another definition (no acks either way, and this node writes only on votes that
-    /// are a quorum under both) until it is heard running this one. The caller checks
-    /// beforehand that the change is a safe successor (`quorate_proto::succession`).
-    ///
-    /// Fails, changing nothing, if this node is not a member of `votes` or the members are
-    /// more than the detector watches.
-    pub fn set_definition(&mut self, now: Instant, votes: VoteTable) -> Result<(), CoreConfigError> {
-        let now = self.advance(now);
-        if !votes.is_member(self.me) {
-            return Err(MembershipError::NotAMember { id: self.me }.into());
+    /// Nothing changes here: the driver persists the returned definition and then hands
+    /// it to [`Node::adopt`]; the peers follow when they hear it.
+    pub fn propose(&self, change: &Change, address: Option<&str>) -> Result<Roster, ProposeError> {
+        if self.stopped {
+            return Err(ProposeError::Stopped);
         }
-        let peers: BTreeSet<_> = votes.peers_of(self.me).into_iter().collect();
+        let current = self.definitions.roster();
+        if let Some(newer) = self.definitions.newer() {
+            return Err(ProposeError::Behind { current: current.version, newer: newer.version });
+        }
+        let waiting: Vec<NodeId> = current
+            .votes
+            .members()
+            .filter(|&(id, votes)| votes > 0 && id != self.me)
+            .map(|(id, _)| id)
+            .filter(|&id| self.definitions.version_of(id).is_none_or(|v| v < current.version))
+            .collect();
+        if !waiting.is_empty() {
+            return Err(ProposeError::Pending { version: current.version, waiting });
+        }
+        let next = current.next(change, address)?;
+        check_successor(&current.votes, &next.votes)?;
+        Ok(next)
+    }
+
+    /// A later definition some peer runs, which this node should adopt: the driver
+    /// persists it and then calls [`Node::adopt`]. `None` when there is none (or the
+    /// node has stopped).
+    pub fn poll_adopt(&self) -> Option<Roster> {
+        if self.stopped {
+            return None;
+        }
+        self.definitions.newer().cloned()
+    }
+
+    /// From `now` this node runs `roster`: the members it heartbeats, watches and gossips
+    /// with, and the quorums its gate counts. The driver has persisted it first (the node
+    /// announces it in its next heartbeat).
+    ///
+    /// Peers that stay members keep their links, detector history and the leases they
+    /// lent; new members start unheard; former members are forgotten. A peer still on the
+    /// previous version keeps lending its vote (one version apart), and the joint rule
+    /// keeps its definition in force until it moves.
+    ///
+    /// A definition that is not the next version, or not a safe successor of the current
+    /// one (this node missed a change, or two were proposed at once), is adopted as a
+    /// fresh start: every lease held is dropped and no ack goes out until every vote this
+    /// node lent has expired, so nothing it promised under the old definition counts
+    /// under the new one.
+    ///
+    /// A definition that does not list this node makes it leave ([`Adopted::Removed`]).
+    pub fn adopt(&mut self, now: Instant, roster: Roster) -> Result<Adopted, AdoptError> {
+        let now = self.advance(now);
+        if self.stopped {
+            return Err(AdoptError::Stopped);
+        }
+        let current = self.definitions.roster();
+        let digest = roster.digest(self.cluster);
+        if !supersedes(roster.version, digest, current.version, self.definitions.digest()) {
+            return Err(AdoptError::Stale { version: roster.version, current: current.version });
+        }
+        if !roster.votes.is_member(self.me) {
+            self.shutdown(now);
+            return Ok(Adopted::Removed);
+        }
+        let step = roster.version == current.version.saturating_add(1)
+            && check_successor(&current.votes, &roster.votes).is_ok();
+        self.run(now, roster)?;
+        if !step {
+            self.gate.drop_leases(now);
+            self.ledger.hold_acks_until(now.saturating_add(self.ledger.owed_floor()));
+            self.counters.definitions_skipped += 1;
+            self.drain_gate(now);
+        }
+        self.counters.definitions_adopted += 1;
+        self.settle(now);
+        Ok(Adopted::Running)
+    }
+
+    /// Switches every part to `roster`, of which this node is a member.
+    fn run(&mut self, now: Instant, roster: Roster) -> Result<(), CoreConfigError> {
+        let peers: BTreeSet<_> = roster.votes.peers_of(self.me).into_iter().collect();
         self.detector.set_peers(now, peers.iter().copied())?;
+        let removed: Vec<NodeId> =
+            self.links.keys().filter(|id| !roster.votes.is_member(**id)).copied().collect();
         let lease = Duration::from_micros(u64::from(self.terms.lease_us));
         let log_len = sent_log_len(lease, self.interval);
         let gone: Vec<_> = self.links.keys().filter(|id| !peers.contains(id)).copied().collect();
@@ -50,21 +213,40 @@ impl Node {
             self.links.entry(id).or_insert(link);
         }
         self.fenced.retain(|id| peers.contains(id));
-        let previous = self.gate.votes().clone();
-        let digest = votes.digest(self.cluster);
-        self.terms.definition = digest;
+        self.terms.definition = roster.digest(self.cluster);
         if let Some(s) = self.gossip.as_mut() {
-            s.gossiper.set_definition(&votes);
+            s.gossiper.set_definition(&roster.votes);
         }
-        self.gate.set_votes(now, votes);
-        let changes = self.definitions.set_own(digest, previous, &peers);
+        self.gate.set_votes(now, roster.votes.clone());
+        let changes = self.definitions.set_own(roster, &peers);
         for (peer, change) in changes {
             self.definition_changed(now, peer, change);
         }
         self.gate.set_other_definitions(now, self.definitions.others());
         self.drain_gate(now);
         self.status_clock.touch();
-        self.settle(now);
+        // Ahead of the heartbeats that announce it; and a removed member learns it was.
+        for peer in peers {
+            self.push_definition(peer);
+        }
+        for peer in removed {
+            self.former_told.insert(peer, now);
+            self.push_definition(peer);
+        }
         Ok(())
+    }
+
+    /// A heartbeat came from `from`, which this node does not exchange with. If it is a
+    /// former member (it may not know it was removed: it heard nothing since), it is sent
+    /// this node's definition, at most once per [`FORMER_TELL_EVERY`].
+    pub(crate) fn tell_former_member(&mut self, now: Instant, from: NodeId) {
+        if !self.former_links.contains_key(&from) {
+            return;
+        }
+        if self.former_told.get(&from).is_some_and(|at| now < at.saturating_add(FORMER_TELL_EVERY)) {
+            return;
+        }
+        self.former_told.insert(from, now);
+        self.push_definition(from);
     }
 }

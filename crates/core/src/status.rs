@@ -34,7 +34,7 @@ impl Node {
                 }
                 GossipOutput::Event(GossipEvent::Accused { peer, accusers }) => {
                     let down_here = self.detector.state(peer) == Some(PeerState::Unreachable);
-                    let theirs = self.definitions.of(peer, self.gate.votes());
+                    let theirs = self.definitions.of(peer);
                     if let Some(s) = self.gossip.as_mut() {
                         s.fencer.consider(now, peer, accusers, theirs, down_here);
                     }
@@ -126,6 +126,7 @@ impl Node {
             fenced: self.fenced.iter().copied().collect(),
             epochs_exhausted: self.gate.epochs_exhausted(),
             definition: self.terms.definition,
+            definition_version: self.definitions.roster().version,
             mismatched: self.definitions.mismatched(),
         }
     }

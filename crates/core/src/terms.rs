@@ -3,10 +3,12 @@
 //! directory keeps of both so that a promise outlives a restart. `docs/design.md`
 //! ("Rules between nodes") says why each rule is there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use quorate_gate::QuorumEvent;
-use quorate_proto::{encode_stream, Definition, Instant, Message, NodeId, Terms, VoteTable};
+use quorate_proto::{
+    encode_stream, Definition, Instant, Message, NodeId, Roster, RosterMessage, Terms, VoteTable,
+};
 
 use crate::definitions::Change;
 use crate::node::Node;
@@ -16,7 +18,8 @@ impl Node {
     /// Whether an ack to `peer` may go out at `now`: an ack lends the peer this node's
     /// vote, so it needs every promise around it kept. Not while an earlier life's fence
     /// holds may still bind, nor while a fence-check yes withholds acks from the peer; not
-    /// to a peer on another quorum definition; not to a peer whose lease this node's floor
+    /// to a peer on another quorum definition (unless one version apart, see
+    /// `docs/reconfiguration.md`); not to a peer whose lease this node's floor
     /// for it cannot cover, or whose floor the data directory does not record yet.
     pub(crate) fn may_ack(&self, now: Instant, peer: NodeId) -> bool {
         if !self.ledger.acks_allowed(now)
@@ -26,17 +29,38 @@ impl Node {
         }
         match self.definitions.floor(peer) {
             Some(floor) => {
-                self.definitions.foreign(peer).is_none() && floor.is_some_and(|f| self.ledger.covers_floor(f))
+                self.definitions.exchanges_votes(peer) && floor.is_some_and(|f| self.ledger.covers_floor(f))
             }
             // Never heard: there is nothing to ack yet.
             None => false,
         }
     }
 
-    /// This node's definition as a message.
+    /// Sends `to` this node's definition, as a request (the answer is `to`'s own): when
+    /// this node starts or adopts a definition, ahead of the heartbeats that announce it,
+    /// so that `to` knows it when they arrive.
+    pub(crate) fn push_definition(&mut self, to: NodeId) {
+        if let Ok(payload) = encode_stream(self.cluster, &self.definition_reply()) {
+            self.outbox.request(to, payload);
+        }
+    }
+
+    /// This node's definition as a request: in the form every build answers.
     pub(crate) fn own_definition(&self) -> Definition {
         let (members, tie_breaker) = self.gate.votes().parts();
         Definition { from: self.me, incarnation: self.incarnation, members, tie_breaker }
+    }
+
+    /// This node's definition as the answer to a definition request: the form an older
+    /// build reads while the definition never changed online (version 0), with its version
+    /// and addresses once it has.
+    pub(crate) fn definition_reply(&self) -> Message {
+        let roster = self.definitions.roster();
+        if roster.version == 0 {
+            Message::Definition(self.own_definition())
+        } else {
+            Message::Roster(roster.to_message(self.me, self.incarnation))
+        }
     }
 
     /// A write the driver must make to the data directory before the node relies on it
@@ -61,7 +85,7 @@ impl Node {
     pub fn remember_definitions(&mut self, now: Instant, remembered: &PeerDefinitions) {
         let now = self.advance(now);
         let peers: BTreeSet<NodeId> = self.links.keys().copied().collect();
-        let changes = self.definitions.remember(remembered, &peers, self.gate.votes());
+        let changes = self.definitions.remember(remembered, &peers);
         for (peer, change) in changes {
             self.definition_changed(now, peer, change);
         }
@@ -74,19 +98,20 @@ impl Node {
     /// [`Node::handle_definitions_persisted`]. Nothing waits for this write: it only
     /// protects later lives.
     pub fn poll_persist_definitions(&self) -> Option<PeerDefinitions> {
-        self.definitions.poll_persist(self.gate.votes())
+        self.definitions.poll_persist()
     }
 
     /// The driver wrote `definitions` (from [`Node::poll_persist_definitions`]) durably.
     /// A record that is no longer current (something changed since it was asked for) is
     /// asked for again.
     pub fn handle_definitions_persisted(&mut self, definitions: PeerDefinitions) {
-        self.definitions.persisted(&definitions, self.gate.votes());
+        self.definitions.persisted(&definitions);
     }
 
     /// Takes in the terms a fresh heartbeat from `from` carried: raises the detector's
     /// floor for the peer to what its lease needs, and notices a definition other than
-    /// this node's. Returns whether the peer runs another definition.
+    /// this node's. Returns whether the peer's acks count here (see
+    /// `Definitions::exchanges_votes`).
     pub(crate) fn on_terms(&mut self, now: Instant, from: NodeId, terms: &Terms) -> bool {
         let floor = required_floor(terms, self.drift);
         match floor {
@@ -103,7 +128,7 @@ impl Node {
                 self.outbox.request(from, payload);
             }
         }
-        self.definitions.foreign(from).is_some()
+        self.definitions.exchanges_votes(from)
     }
 
     /// `peer`'s definition changed as `change` says: tell the gate and the subscribers.
@@ -120,13 +145,27 @@ impl Node {
         self.drain_gate(now);
     }
 
-    /// A peer sent its definition (as a request or a reply).
+    /// A peer sent its definition (as a request or a reply), in the form of version 0.
     pub(crate) fn on_definition(&mut self, now: Instant, from: NodeId, d: &Definition) {
-        let Ok(table) = VoteTable::from_parts(&d.members, d.tie_breaker) else {
+        let Ok(votes) = VoteTable::from_parts(&d.members, d.tie_breaker) else {
             self.counters.dropped.malformed += 1;
             return;
         };
-        if self.definitions.received(from, table) {
+        self.on_roster(now, from, Roster::initial(votes, BTreeMap::new()));
+    }
+
+    /// A peer sent its versioned definition.
+    pub(crate) fn on_roster_message(&mut self, now: Instant, from: NodeId, m: &RosterMessage) {
+        match Roster::from_message(m) {
+            Ok(roster) => self.on_roster(now, from, roster),
+            Err(_) => self.counters.dropped.malformed += 1,
+        }
+    }
+
+    fn on_roster(&mut self, now: Instant, from: NodeId, roster: Roster) {
+        let (change, new) = self.definitions.received(from, roster);
+        self.definition_changed(now, from, change);
+        if new {
             self.status_clock.touch();
             self.gate.set_other_definitions(now, self.definitions.others());
             self.drain_gate(now);

@@ -1,19 +1,16 @@
-//! A definition changed while the cores run (`Node::set_definition`): members removed and
-//! added over the deterministic network of the harness, with the lease rule checked at
-//! every step (the harness panics at the first violation).
+//! Definitions changed while the cores run: a change proposed on one node (`Node::propose`)
+//! spreads to the others (`Node::poll_adopt`, `Node::adopt`, as the harness drives them),
+//! one change at a time, over the deterministic network of the harness, with the lease
+//! rule checked at every step (the harness panics at the first violation).
 
 mod harness;
 
-use harness::{Net, MS};
+use harness::{config_for, Net, MS};
+use quorate_core::{Adopted, Config, Member, ProposeError};
 use quorate_gate::TieBreaker;
-use quorate_proto::{NodeId, VoteTable};
+use quorate_proto::{Change, NodeId, Roster, SuccessionError};
 
 const SEC: u64 = 1_000 * MS;
-
-fn table(ids: &[u64]) -> VoteTable {
-    VoteTable::new(ids.iter().map(|&i| (NodeId(i), 1)), TieBreaker::LowestId)
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// Runs until `ok` holds, polled every 10 ms, for at most `limit`; how long it took.
 fn time_until(net: &mut Net, limit: u64, ok: impl Fn(&Net) -> bool) -> Option<u64> {
@@ -32,74 +29,174 @@ fn writable(net: &Net, nodes: &[usize]) -> bool {
     nodes.iter().all(|&i| net.nodes[i].can_write_at(net.now))
 }
 
+fn versions(net: &Net, nodes: &[usize]) -> Vec<u64> {
+    nodes.iter().map(|&i| net.nodes[i].node.roster().version).collect()
+}
+
+/// Node `i` proposes `change` and adopts the result, as the admin command makes it.
+fn propose(net: &mut Net, i: usize, change: Change) -> Result<Roster, ProposeError> {
+    let roster = net.nodes[i].node.propose(&change, Some("127.0.0.1:7000"))?;
+    let now = net.nodes[i].local(net.now);
+    net.nodes[i].hand.set(now);
+    let adopted = net.nodes[i].node.adopt(now, roster.clone());
+    assert_eq!(adopted, Ok(Adopted::Running), "node {} adopting its own proposal", i + 1);
+    Ok(roster)
+}
+
+/// Like [`propose`], retried every 10 ms for up to two seconds while the previous change
+/// is still under way (its last voters are heard running it a heartbeat after they adopt).
+fn propose_when_ready(net: &mut Net, i: usize, change: Change) -> Roster {
+    let end = net.now + 2 * SEC;
+    loop {
+        match propose(net, i, change) {
+            Ok(roster) => return roster,
+            Err(ProposeError::Pending { .. }) if net.now < end => {
+                let next = net.now + 10 * MS;
+                net.run_until(next);
+            }
+            Err(e) => panic!("node {} refused {change}: {e}", i + 1),
+        }
+    }
+}
+
+/// Runs `limit` in 10 ms steps; fails naming the first step at which one of `nodes` was
+/// not writable.
+fn stays_writable(net: &mut Net, nodes: &[usize], limit: u64) -> Result<(), String> {
+    let end = net.now + limit;
+    while net.now < end {
+        if let Some(&i) = nodes.iter().find(|&&i| !net.nodes[i].can_write_at(net.now)) {
+            let status = net.nodes[i].node.status(net.nodes[i].local(net.now));
+            return Err(format!("node {} not writable at t={} ms: {status:#?}", i + 1, net.now / MS));
+        }
+        let next = net.now + 10 * MS;
+        net.run_until(next);
+    }
+    Ok(())
+}
+
 #[test]
-fn a_member_removed_and_added_back_while_running() {
+fn a_change_spreads_from_the_node_it_was_made_on_and_the_majority_stays_writable() {
     for seed in 0..5 {
-        let mut net = Net::new(5, seed);
-        assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2, 3, 4])).is_some(), "seed {seed}");
+        // Strict majority: a fourth voter then needs 3 of 4, which meets every 2 of 3.
+        let mut config = config_for(3, 0);
+        config.gate.tie_breaker = TieBreaker::None;
+        let mut net = Net::with_config(3, seed, config.clone());
+        assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some(), "seed {seed}");
+        // Every vote lent to every node (the first quorum may have been two of three).
+        net.run_until(net.now + SEC);
 
-        // Nodes 1-4 drop node 5; node 5 is not told (it keeps the five-member definition).
-        // `check_successor` would refuse this step under the lowest-id tie-breaker ({2,3,5}
-        // of five beside {1,4} of four); it stays safe here only because no votes cross
-        // definitions, which is what the lease check below holds the cores to.
-        let four = table(&[1, 2, 3, 4]);
-        for i in 0..4 {
-            let now = net.nodes[i].local(net.now);
-            net.nodes[i].node.set_definition(now, four.clone()).unwrap_or_else(|e| panic!("{e}"));
-        }
-        let back = time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2, 3]));
-        assert!(back.is_some(), "seed {seed}: the four are not writable on their new definition");
-        // Node 5 gets no vote from the four any more: fenced, and it stays so.
-        net.run_until(net.now + 2 * SEC);
-        assert!(writable(&net, &[0, 1, 2, 3]), "seed {seed}");
-        assert!(!net.nodes[4].can_write_at(net.now), "seed {seed}: a removed node stays fenced");
+        // Grow 3 -> 4: node 2 takes the change; node 4 starts on a file that lists it.
+        let v1 = propose(&mut net, 1, Change::AddMember { id: NodeId(4), votes: 1 });
+        let v1 = v1.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!((v1.version, v1.address(NodeId(4))), (1, Some("127.0.0.1:7000")));
+        net.add_node(Config { members: (1..=4).map(Member::voter).collect(), ..config.clone() });
+        // Votes cross the two versions, so nobody of the three loses its quorum meanwhile.
+        stays_writable(&mut net, &[0, 1, 2], SEC).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(versions(&net, &[0, 1, 2, 3]), [1, 1, 1, 1], "seed {seed}");
+        assert!(writable(&net, &[3]), "seed {seed}: the new member writes");
+
+        // Grow 4 -> 5 from another node, once every voter runs version 1.
+        propose_when_ready(&mut net, 3, Change::AddMember { id: NodeId(5), votes: 1 });
+        net.add_node(Config { members: (1..=5).map(Member::voter).collect(), ..config.clone() });
+        stays_writable(&mut net, &[0, 1, 2, 3], SEC).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(versions(&net, &[0, 1, 2, 3, 4]), [2; 5], "seed {seed}");
         let status = net.nodes[0].node.status(net.nodes[0].local(net.now));
-        assert!(status.peers.iter().all(|p| p.id != NodeId(5)), "seed {seed}: node 5 is forgotten");
-
-        // Node 5 is added back: all five run the same definition again.
-        let five = table(&[1, 2, 3, 4, 5]);
-        for i in 0..4 {
-            let now = net.nodes[i].local(net.now);
-            net.nodes[i].node.set_definition(now, five.clone()).unwrap_or_else(|e| panic!("{e}"));
-        }
-        let all = time_until(&mut net, 3 * SEC, |n| writable(n, &[0, 1, 2, 3, 4]));
-        assert!(all.is_some(), "seed {seed}: node 5 not writable after it was added back");
+        assert_eq!((status.definition_version, status.total_votes), (2, 5), "seed {seed}");
+        assert!(status.mismatched.is_empty(), "seed {seed}: {:?}", status.mismatched);
     }
 }
 
 #[test]
-fn a_node_outside_its_new_definition_is_refused_and_unchanged() {
-    let mut net = Net::new(3, 7);
+fn the_next_change_waits_until_every_voter_runs_the_current_one() {
+    let mut net = Net::new(3, 11);
     assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
-    let now = net.nodes[2].local(net.now);
-    let without_me = table(&[1, 2]);
-    assert!(net.nodes[2].node.set_definition(now, without_me).is_err());
+    net.partition(&[2], &[0, 1]);
+    // Node 3 was heard running version 0: the first change may go.
+    propose(&mut net, 0, Change::AddMember { id: NodeId(4), votes: 0 }).unwrap_or_else(|e| panic!("{e}"));
     net.run_until(net.now + SEC);
-    assert!(writable(&net, &[0, 1, 2]), "nothing changed");
+    assert_eq!(versions(&net, &[0, 1, 2]), [1, 1, 0]);
+    let refused = net.nodes[0].node.propose(&Change::SetVotes { id: NodeId(4), votes: 1 }, None);
+    assert_eq!(refused, Err(ProposeError::Pending { version: 1, waiting: vec![NodeId(3)] }));
+    assert_eq!(
+        refused.map_err(|e| e.to_string()).err().as_deref(),
+        Some("the change to version 1 is still under way: node 3 not heard running it yet")
+    );
+    // Node 3 is back: it adopts version 1, and the next change may go.
+    net.heal();
+    assert!(time_until(&mut net, 3 * SEC, |n| versions(n, &[2]) == [1]).is_some());
+    propose_when_ready(&mut net, 0, Change::RemoveMember { id: NodeId(4) });
+    assert!(time_until(&mut net, 2 * SEC, |n| versions(n, &[0, 1, 2]) == [2, 2, 2]).is_some());
+    assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
 }
 
 #[test]
-fn while_peers_run_the_previous_definition_every_definition_in_use_must_hold() {
-    // Three nodes; node 1 alone adopts {1,2,3,4}. No votes cross definitions yet, and every
-    // node needs a quorum under each definition it hears in use: node 1 has only its own
-    // vote, and {2,3} is no quorum of {1,2,3,4} (half, without the tie-breaker 1). Nobody
-    // writes until 2 and 3 adopt too: safe, and the reason votes must cross adjacent
-    // versions (docs/reconfiguration.md) before online changes keep a cluster writable.
-    let mut net = Net::new(3, 3);
+fn an_unsafe_change_is_refused_with_a_safe_route_and_the_route_works() {
+    let mut net = Net::new(3, 5);
     assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
-    let now = net.nodes[0].local(net.now);
-    net.nodes[0].node.set_definition(now, table(&[1, 2, 3, 4])).unwrap_or_else(|e| panic!("{e}"));
-    net.run_until(net.now + 2 * SEC);
-    assert!(!net.nodes[0].can_write_at(net.now), "no votes across definitions");
-    assert!(!writable(&net, &[1]) && !writable(&net, &[2]), "{{2,3}} is no quorum of {{1,2,3,4}}");
-    let status = net.nodes[0].node.status(net.nodes[0].local(net.now));
-    assert_eq!(status.mismatched.len(), 2, "{:?}", status.mismatched);
-    // Once 2 and 3 adopt it too, {1,2,3} is a quorum of four.
-    for i in 1..3 {
-        let now = net.nodes[i].local(net.now);
-        net.nodes[i].node.set_definition(now, table(&[1, 2, 3, 4])).unwrap_or_else(|e| panic!("{e}"));
+    // Under the lowest-id tie-breaker, {1} would be a quorum of {1,2} beside {2,3} of three.
+    let refused = net.nodes[0].node.propose(&Change::RemoveMember { id: NodeId(3) }, None);
+    let Err(ProposeError::Unsafe(SuccessionError::Unsafe(why))) = refused else {
+        panic!("expected an unsafe change, got {refused:?}");
+    };
+    let route = why.route.clone().unwrap_or_else(|| panic!("no route offered: {why}"));
+    // Through strict majority, and back to the tie-breaker the change keeps.
+    let expected = [
+        Change::SetTieBreaker(TieBreaker::None),
+        Change::RemoveMember { id: NodeId(3) },
+        Change::SetTieBreaker(TieBreaker::Node(NodeId(1))),
+    ];
+    assert_eq!(route, expected);
+    assert_eq!(versions(&net, &[0, 1, 2]), [0, 0, 0], "a refusal changes nothing");
+
+    // Each step of the route, once the one before has spread.
+    for (step, change) in route.into_iter().enumerate() {
+        let want = step as u64 + 1;
+        let proposed = propose_when_ready(&mut net, 0, change);
+        assert_eq!(proposed.version, want);
+        let spread = time_until(&mut net, 2 * SEC, |n| {
+            n.nodes.iter().all(|x| x.node.is_stopped() || x.node.roster().version == want)
+        });
+        assert!(spread.is_some(), "step {want} did not spread: {:?}", versions(&net, &[0, 1, 2]));
     }
+    // Node 3 was removed: it left, fenced for good; nodes 1 and 2 write on their own.
+    assert_eq!(versions(&net, &[0, 1]), [3, 3]);
+    assert!(net.nodes[2].node.is_stopped(), "the removed node stopped");
+    assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1])).is_some());
+    stays_writable(&mut net, &[0, 1], 2 * SEC).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!net.nodes[2].can_write_at(net.now));
+}
+
+#[test]
+fn a_node_that_missed_changes_starts_over_on_the_latest_and_then_writes() {
+    let mut config = config_for(3, 0);
+    config.gate.tie_breaker = TieBreaker::None;
+    let mut net = Net::with_config(3, 9, config.clone());
     assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
-    let status = net.nodes[0].node.status(net.nodes[0].local(net.now));
-    assert!(status.mismatched.is_empty(), "{:?}", status.mismatched);
+    // Two changes: observer 4 added, then given a vote. Node 4 is not running yet.
+    propose(&mut net, 0, Change::AddMember { id: NodeId(4), votes: 0 }).unwrap_or_else(|e| panic!("{e}"));
+    // Version 1's new member is an observer: the voters alone decide whether it spread.
+    propose_when_ready(&mut net, 0, Change::SetVotes { id: NodeId(4), votes: 1 });
+    assert!(time_until(&mut net, 2 * SEC, |n| versions(n, &[0, 1, 2]) == [2, 2, 2]).is_some());
+
+    // Node 4 starts on a file (version 0) that is neither the cluster's version 1 nor a
+    // version away from 2: it adopts version 2 as a fresh start.
+    let four = net.add_node(Config { members: (1..=4).map(Member::voter).collect(), ..config });
+    assert!(time_until(&mut net, 2 * SEC, |n| versions(n, &[four]) == [2]).is_some());
+    let counters = net.nodes[four].node.counters();
+    assert_eq!((counters.definitions_adopted, counters.definitions_skipped), (1, 1));
+    assert!(time_until(&mut net, 5 * SEC, |n| writable(n, &[0, 1, 2, 3])).is_some());
+}
+
+#[test]
+fn a_definition_offered_that_does_not_replace_the_current_one_is_refused() {
+    let mut net = Net::new(3, 2);
+    assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
+    let current = net.nodes[0].node.roster().clone();
+    let now = net.nodes[0].local(net.now);
+    let refused = net.nodes[0].node.adopt(now, current);
+    assert!(
+        matches!(refused, Err(quorate_core::AdoptError::Stale { version: 0, current: 0 })),
+        "{refused:?}"
+    );
+    assert_eq!(net.nodes[0].node.poll_adopt(), None);
 }

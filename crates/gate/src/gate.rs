@@ -199,6 +199,16 @@ impl Gate {
         self.evaluate(now);
     }
 
+    /// Forgets every lease held, from `now`: the node is fenced until peers ack again.
+    /// For a node that skips versions of its definition, whose leases were lent under a
+    /// definition too far from the one it now runs to count.
+    pub fn drop_leases(&mut self, now: Instant) {
+        for lease in self.leases.values_mut() {
+            lease.until = None;
+        }
+        self.evaluate(now);
+    }
+
     /// Re-evaluates at `now`: notices a lease deadline that has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.evaluate(now);

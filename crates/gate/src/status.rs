@@ -73,8 +73,12 @@ pub struct QuorumStatus {
     /// This life used every epoch it may (2^20 stretches of quorum): it stays fenced until
     /// the node restarts (a new life, a new range of epochs).
     pub epochs_exhausted: bool,
-    /// Digest of this node's quorum definition (cluster, members, votes, tie-breaker).
+    /// Digest of this node's quorum definition (cluster, members, votes, tie-breaker,
+    /// version).
     pub definition: DefinitionDigest,
+    /// The version of this node's definition: 0 as the configuration file gives it, one
+    /// more with each change made while the cluster runs.
+    pub definition_version: u64,
     /// Peers last heard running another quorum definition. Their votes are not counted
     /// (and they get no acks from here), and while any is listed the node writes only if
     /// the votes it holds are a quorum under every listed definition as well as its own.
@@ -88,6 +92,9 @@ pub struct ForeignDefinition {
     pub peer: NodeId,
     /// Digest of its definition.
     pub digest: DefinitionDigest,
+    /// The definition's version (0: as a configuration file gives it), once the peer sent
+    /// it.
+    pub version: Option<u64>,
     /// Its members as `(id, votes)` and its resolved tie-breaker, once the peer sent them;
     /// `None` until then (the node is not writable while a definition is unknown).
     pub members: Option<quorate_proto::quorum::DefinitionParts>,
@@ -96,6 +103,9 @@ pub struct ForeignDefinition {
 impl fmt::Display for ForeignDefinition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} runs definition {}", self.peer, self.digest)?;
+        if let Some(v) = self.version.filter(|v| *v > 0) {
+            write!(f, " version {v}")?;
+        }
         match &self.members {
             Some((members, tb)) => {
                 f.write_str(" (members")?;
@@ -131,6 +141,7 @@ impl QuorumStatus {
             fenced: Vec::new(),
             epochs_exhausted: false,
             definition: DefinitionDigest::default(),
+            definition_version: 0,
             mismatched: Vec::new(),
         }
     }
@@ -371,6 +382,7 @@ mod tests {
             fenced: vec![],
             epochs_exhausted: false,
             definition: DefinitionDigest::default(),
+            definition_version: 0,
             mismatched: vec![],
         }
     }

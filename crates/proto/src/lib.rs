@@ -13,6 +13,8 @@
 //!
 //! * [`quorum`]: [`VoteTable`], who votes, what makes a quorum, and the digest that names a
 //!   definition on the wire.
+//! * [`roster`]: [`Roster`], one version of the definition with its members' addresses,
+//!   as it changes while the cluster runs.
 //! * [`succession`]: one [`Change`] at a time, and the exact check a node runs before it
 //!   adopts a new definition while the cluster runs ([`check_successor`]: every quorum of
 //!   the new one meets every quorum of the old), with a safe route when a change is refused.
@@ -22,6 +24,7 @@
 
 pub mod ids;
 pub mod quorum;
+pub mod roster;
 pub mod sequencing;
 pub mod succession;
 pub mod time;
@@ -30,6 +33,7 @@ pub mod wire;
 
 pub use ids::{ClusterId, Incarnation, NodeId, Seq};
 pub use quorum::{DefinitionParts, MembershipError, TieBreaker, VoteTable};
+pub use roster::{Roster, RosterError, RosterMessage, ADDRESS_BYTES_MAX};
 pub use sequencing::{AckOutcome, Link, Received, Refused, SentLog};
 pub use succession::{
     apply, check_successor, disjoint_quorums, safe_path, Change, ChangeError, SuccessionError, UnsafeChange,

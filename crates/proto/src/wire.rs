@@ -52,6 +52,10 @@ pub enum Message {
     /// "This is the quorum definition I run": sent as a request when a heartbeat shows a
     /// definition digest the receiver does not know; the reply is the receiver's own.
     Definition(Definition),
+    /// A versioned definition in full, with its members' addresses: the reply to a
+    /// [`Message::Definition`] request from a node whose definition changed while the
+    /// cluster ran (version above 0). See [`crate::roster`].
+    Roster(crate::roster::RosterMessage),
 }
 
 /// A node's quorum definition in full (its digest travels in every heartbeat's [`Terms`]).

@@ -292,6 +292,7 @@ impl Config {
             cluster: self.cluster_id(),
             me: self.id,
             members: self.members.iter().map(|m| Member { id: m.id, votes: m.votes }).collect(),
+            addresses: self.members.iter().map(|m| (m.id, m.addr.to_string())).collect(),
             detector: self.detector.clone(),
             gate: self.gate.clone(),
             gossip: self.gossip.clone(),

@@ -2,20 +2,23 @@
 //! running (`quorate_core::PeerDefinitions`), so that a restarted node knows at once that a
 //! rolling change of the member list is under way.
 //!
-//! # Format version 1
+//! # Format version 2
 //!
 //! Little-endian, all counts bounded:
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `qrpeers\n` |
-//! | 4 | format version, `1` |
+//! | 4 | format version, `2` |
 //! | 4 | length of the whole file in bytes |
 //! | 4 | peer count `p` (at most [`PEERS_MAX`]) |
 //! | `p` x 16 | peer id (8), definition digest (8) |
 //! | 4 | definition count `d` (at most [`PEERS_MAX`]) |
-//! | per definition | member count `m` (4, at most [`MEMBERS_MAX`]), `m` x (id 8, votes 4), tie-breaker flag (1) and id (8) |
+//! | per definition | definition version (8), member count `m` (4, at most [`MEMBERS_MAX`]), `m` x (id 8, votes 4), tie-breaker flag (1) and id (8) |
 //! | 4 | CRC-32 of everything before it |
+//!
+//! Version 1 (written before definitions had versions) is the same without the definition
+//! version, and is read as version 0 throughout.
 //!
 //! A damaged file stops the node like a damaged state file: forgetting it could let a
 //! restarted node count a quorum that another definition in use does not.
@@ -29,8 +32,8 @@ use crate::integrity::{crc32, Corruption};
 pub const PEERS_FILE: &str = "quorate.peers";
 /// Its temporary name while it is replaced.
 pub const PEERS_TMP_FILE: &str = "quorate.peers.tmp";
-/// Format version this build writes and reads.
-pub const PEERS_FORMAT_VERSION: u32 = 1;
+/// Format version this build writes (it reads this one and version 1).
+pub const PEERS_FORMAT_VERSION: u32 = 2;
 /// Most peers (and most definitions) a file may list.
 pub const PEERS_MAX: usize = 4096;
 /// Most members a definition in the file may have.
@@ -55,7 +58,8 @@ pub fn encode(defs: &PeerDefinitions) -> Vec<u8> {
     }
     let tables = &defs.tables[..defs.tables.len().min(PEERS_MAX)];
     out.extend_from_slice(&count(tables.len()).to_le_bytes());
-    for (members, tie_breaker) in tables {
+    for (version, (members, tie_breaker)) in tables {
+        out.extend_from_slice(&version.to_le_bytes());
         let members = &members[..members.len().min(MEMBERS_MAX)];
         out.extend_from_slice(&count(members.len()).to_le_bytes());
         for (id, votes) in members {
@@ -72,7 +76,7 @@ pub fn encode(defs: &PeerDefinitions) -> Vec<u8> {
     out
 }
 
-/// Decodes a peers file, refusing anything but an intact version-1 file.
+/// Decodes a peers file, refusing anything but an intact version-1 or version-2 file.
 pub fn decode(bytes: &[u8]) -> Result<PeerDefinitions, Corruption> {
     if bytes.len() < 20 {
         return Err(Corruption::Length { len: bytes.len(), expected: 20 });
@@ -82,7 +86,7 @@ pub fn decode(bytes: &[u8]) -> Result<PeerDefinitions, Corruption> {
     }
     let mut r = Reader { bytes, at: 8 };
     let version = r.u32()?;
-    if version != PEERS_FORMAT_VERSION {
+    if version != PEERS_FORMAT_VERSION && version != 1 {
         return Err(Corruption::UnknownVersion { version, readable: PEERS_FORMAT_VERSION });
     }
     let len = r.u32()? as usize;
@@ -105,6 +109,7 @@ pub fn decode(bytes: &[u8]) -> Result<PeerDefinitions, Corruption> {
     let tables_len = r.bounded(PEERS_MAX)?;
     let mut tables = Vec::with_capacity(tables_len);
     for _ in 0..tables_len {
+        let definition_version = if version == 1 { 0 } else { r.u64()? };
         let members_len = r.bounded(MEMBERS_MAX)?;
         let mut members = Vec::with_capacity(members_len);
         for _ in 0..members_len {
@@ -113,7 +118,7 @@ pub fn decode(bytes: &[u8]) -> Result<PeerDefinitions, Corruption> {
         }
         let has_tie_breaker = r.u8()? == 1;
         let tie_breaker = r.u64()?;
-        tables.push((members, has_tie_breaker.then_some(NodeId(tie_breaker))));
+        tables.push((definition_version, (members, has_tie_breaker.then_some(NodeId(tie_breaker)))));
     }
     if r.at != body {
         return Err(Corruption::Length { len: bytes.len(), expected: r.at + 4 });
@@ -178,8 +183,8 @@ mod tests {
         PeerDefinitions {
             peers: vec![(NodeId(2), DefinitionDigest([1; 8])), (NodeId(3), DefinitionDigest([9; 8]))],
             tables: vec![
-                ((1..=3).map(|i| (NodeId(i), 1)).collect(), Some(NodeId(1))),
-                ((1..=5).map(|i| (NodeId(i), 1)).collect(), None),
+                (0, ((1..=3).map(|i| (NodeId(i), 1)).collect(), Some(NodeId(1)))),
+                (7, ((1..=5).map(|i| (NodeId(i), 1)).collect(), None)),
             ],
         }
     }
@@ -188,6 +193,35 @@ mod tests {
     fn round_trips_and_an_empty_record_too() -> Result<(), Corruption> {
         assert_eq!(decode(&encode(&sample()))?, sample());
         assert_eq!(decode(&encode(&PeerDefinitions::default()))?, PeerDefinitions::default());
+        Ok(())
+    }
+
+    #[test]
+    fn a_version_1_file_reads_with_every_definition_at_version_0() -> Result<(), Corruption> {
+        // Version 1 had no definition version: write the sample that way by hand.
+        let sample = PeerDefinitions {
+            tables: sample().tables.into_iter().map(|(_, parts)| (0, parts)).collect(),
+            ..sample()
+        };
+        let v2 = encode(&sample);
+        let mut v1 = v2[..16].to_vec();
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let mut at = 16;
+        let peers = u32::from_le_bytes([v2[at], v2[at + 1], v2[at + 2], v2[at + 3]]) as usize;
+        let peers_end = at + 4 + 16 * peers + 4;
+        v1.extend_from_slice(&v2[at..peers_end]);
+        at = peers_end;
+        for (_, (members, _)) in &sample.tables {
+            at += 8; // the version field version 1 lacks
+            let len = 4 + 12 * members.len() + 9;
+            v1.extend_from_slice(&v2[at..at + len]);
+            at += len;
+        }
+        let len = u32::try_from(v1.len() + 4).unwrap_or(u32::MAX);
+        v1[12..16].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&v1)?, sample);
         Ok(())
     }
 

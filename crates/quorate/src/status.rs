@@ -296,6 +296,7 @@ fn own_definition(core: &Core, gate: &QuorumStatus) -> quorate_gate::ForeignDefi
     quorate_gate::ForeignDefinition {
         peer: gate.node,
         digest: gate.definition,
+        version: Some(gate.definition_version),
         members: Some(core.definition().parts()),
     }
 }

@@ -9,11 +9,11 @@
 //! only then is the core told ([`quorate_core::Node::handle_persisted`]). A crash before a
 //! write lands loses it, so the core must never rely on a write it was not told of.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use quorate_core::{Config, CoreConfigError, Memory, Node, PeerDefinitions, Promises};
 use quorate_gate::{Clock, ManualClock, QuorumGate};
-use quorate_proto::{Incarnation, Instant, NodeId};
+use quorate_proto::{Incarnation, Instant, NodeId, Roster};
 
 use crate::clock::{SimClock, MS};
 use crate::setup::Setup;
@@ -96,6 +96,9 @@ pub struct Host {
     /// running. Written at once when the core asks (a crash never loses it); with
     /// `forget`, a new life starts without it like without its promises.
     pub disk_definitions: PeerDefinitions,
+    /// The version of the definition this node adopted while running, as its data
+    /// directory keeps it (0: the one its configuration gives).
+    pub disk_version: u64,
     /// Datagrams handed to the network.
     pub sent_msgs: u64,
     /// Payload bytes handed to the network.
@@ -121,6 +124,7 @@ impl Host {
             live_since: None,
             disk: Promises::default(),
             disk_definitions: PeerDefinitions::default(),
+            disk_version: 0,
             sent_msgs: 0,
             sent_bytes: 0,
         }
@@ -156,8 +160,17 @@ impl Host {
         let local = self.local(now);
         let (clock, hand) = Clock::manual(local);
         let prior = if forget { Promises::default() } else { self.disk };
+        let mut valid = config.check()?;
+        if self.disk_version > 0 {
+            let votes = valid.votes().clone();
+            valid = valid.with_roster(Roster {
+                version: self.disk_version,
+                votes,
+                addresses: BTreeMap::new(),
+            })?;
+        }
         let (mut node, gate) =
-            Node::with_memory(config.check()?, incarnation, Memory::Durable { prior }, clock, local, seed)?;
+            Node::with_memory(valid, incarnation, Memory::Durable { prior }, clock, local, seed)?;
         if !forget {
             node.remember_definitions(local, &self.disk_definitions);
         }
@@ -204,16 +217,19 @@ impl Host {
         }
     }
 
-    /// The running core switches to `config`'s definition at real time `now`
-    /// (`Node::set_definition`); `config` is this node's configuration on that definition.
-    pub fn adopt(&mut self, config: Config, now: u64) -> Result<(), CoreConfigError> {
+    /// The running core switches to `config`'s definition as its version `version` at real
+    /// time `now` (`Node::adopt`); `config` is this node's configuration on that
+    /// definition. The version is kept as the data directory would keep it.
+    pub fn adopt(&mut self, config: Config, version: u64, now: u64) -> Result<(), String> {
         let mut config = config;
         config.me = self.id();
-        let votes = config.check()?.votes().clone();
+        let votes = config.check().map_err(|e| e.to_string())?.votes().clone();
+        self.disk_version = version;
         let local = self.clock.local(now);
         let Some(life) = self.life.as_mut() else { return Ok(()) };
         life.hand.set(local);
-        life.node.set_definition(local, votes)
+        let roster = Roster { version, votes, addresses: BTreeMap::new() };
+        life.node.adopt(local, roster).map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Whether the process is running, paused or down.

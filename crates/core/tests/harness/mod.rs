@@ -29,7 +29,7 @@ pub const MS: u64 = 1_000_000;
 pub struct SimNode {
     pub node: Node,
     pub gate: QuorumGate,
-    hand: ManualClock,
+    pub hand: ManualClock,
     /// Local nanoseconds at real time zero.
     offset: u64,
     /// Real seconds per local second.
@@ -151,8 +151,31 @@ impl Net {
         net
     }
 
+    /// Starts one more node, `Net::id(n)` for the `n` nodes there are, on `config`
+    /// (its `me` is set here). Returns its index.
+    pub fn add_node(&mut self, config: Config) -> usize {
+        let i = self.nodes.len();
+        let offset = self.rng.random_range(0..1_000_000 * MS);
+        let secs_per_local = 1.0 + self.rng.random_range(-self.rho..=self.rho);
+        let seed = self.rng.random();
+        let node = self.make_node_on(config, i, offset, secs_per_local, 1, seed);
+        self.nodes.push(node);
+        i
+    }
+
     fn make_node(&self, i: usize, offset: u64, secs_per_local: f64, incarnation: u64, seed: u64) -> SimNode {
-        let mut config = self.config.clone();
+        self.make_node_on(self.config.clone(), i, offset, secs_per_local, incarnation, seed)
+    }
+
+    fn make_node_on(
+        &self,
+        mut config: Config,
+        i: usize,
+        offset: u64,
+        secs_per_local: f64,
+        incarnation: u64,
+        seed: u64,
+    ) -> SimNode {
         config.me = NodeId(i as u64 + 1);
         let local = Instant::from_nanos(offset + (self.now as f64 / secs_per_local) as u64);
         let (clock, hand) = Clock::manual(local);
@@ -321,6 +344,15 @@ impl Net {
     }
 
     fn drain(&mut self, i: usize) {
+        // As a driver does: a later definition a peer runs is adopted (with nothing to
+        // persist here).
+        while let Some(roster) = self.nodes[i].node.poll_adopt() {
+            let local = self.nodes[i].local(self.now);
+            self.nodes[i].hand.set(local);
+            if let Err(e) = self.nodes[i].node.adopt(local, roster) {
+                panic!("node {} refused the definition poll_adopt offered: {e}", i + 1);
+            }
+        }
         while let Some(ev) = self.nodes[i].node.poll_event() {
             self.nodes[i].events.push(ev);
         }

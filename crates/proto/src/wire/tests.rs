@@ -156,7 +156,14 @@ fn gossip_and_fence_messages_round_trip_on_streams() -> Result<(), Box<dyn std::
         members: (1..=5).map(|i| (NodeId(i), 1)).collect(),
         tie_breaker: Some(NodeId(1)),
     });
-    for msg in [gossip_of(5, 5), query, answer, definition] {
+    let roster = Message::Roster(crate::RosterMessage {
+        from: NodeId(2),
+        incarnation: Incarnation(11),
+        version: 4,
+        members: (1..=5).map(|i| (NodeId(i), 1, format!("quorate-{i}.quorate:7000"))).collect(),
+        tie_breaker: None,
+    });
+    for msg in [gossip_of(5, 5), query, answer, definition, roster] {
         assert_eq!(decode_stream(&encode_stream(CLUSTER, &msg)?, CLUSTER)?, msg);
     }
     Ok(())

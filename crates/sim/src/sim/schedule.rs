@@ -58,7 +58,10 @@ impl Sim {
                     // judge it under that one until then.
                     ProcessState::Paused => host.adopt_on_resume = Some(definition),
                     // Its next start runs the new one, as a definition it had persisted.
-                    ProcessState::Down => host.setup.definition = definition,
+                    ProcessState::Down => {
+                        host.setup.definition = definition;
+                        host.disk_version = definition as u64;
+                    }
                 }
             }
             Fault::Pause { node } => {
@@ -97,9 +100,10 @@ impl Sim {
             self.violation = Some(Violation { invariant: "adopt", at: now, detail });
             return;
         };
-        if let Err(e) = self.world.hosts[node].adopt(config, now) {
+        // A scenario's definitions follow one another: the index is the version.
+        if let Err(e) = self.world.hosts[node].adopt(config, setup.definition as u64, now) {
             // The configuration was validated in `new`; a refusal here is a simulator bug.
-            self.violation = Some(Violation { invariant: "adopt", at: now, detail: e.to_string() });
+            self.violation = Some(Violation { invariant: "adopt", at: now, detail: e });
             return;
         }
         self.after_step(node, StepKind::Timer);

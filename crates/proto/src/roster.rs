@@ -1,0 +1,201 @@
+//! [`Roster`]: one version of the cluster's definition, as it changes while the cluster runs
+//! (`docs/reconfiguration.md`): the vote table, the address each member is dialed at, and a
+//! version that rises by one per change.
+//!
+//! ```text
+//!   file (version 0) ──► Roster ──next(change)──► Roster v+1 ──► check_successor(v, v+1)
+//!                          │ digest(): version 0 hashes as the vote table alone
+//!                          ▼
+//!                    RosterMessage on the wire (from_message checks it like any input)
+//! ```
+//!
+//! The digest covers the votes, the tie-breaker and (from version 1) the version: two
+//! nodes with equal digests run the same version of the same quorum rule. Addresses are not
+//! in it: they do not decide quorums, and one version has one list of them anyway (it was
+//! proposed once and travels whole).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::succession::{apply, Change, ChangeError};
+use crate::{ClusterId, DefinitionDigest, Incarnation, MembershipError, NodeId, VoteTable};
+
+/// The longest member address carried, in bytes (a DNS name is at most 253, plus a port).
+pub const ADDRESS_BYTES_MAX: usize = 261;
+
+/// One version of the cluster's definition. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roster {
+    /// Rises by one with every change; 0 for the definition a configuration file gives.
+    pub version: u64,
+    /// The members, their votes and the resolved tie-breaker.
+    pub votes: VoteTable,
+    /// Where each member is dialed (`HOST:PORT` or `IP:PORT`); a member without one is
+    /// never dialed and only accepted.
+    pub addresses: BTreeMap<NodeId, String>,
+}
+
+/// A [`Roster`] on the wire: the answer to a definition request, from nodes whose version
+/// is above 0 (an older build drops it as a kind it does not know, and counts it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterMessage {
+    /// The sender. Must match the node the transport authenticated.
+    pub from: NodeId,
+    /// The sender's current life.
+    pub incarnation: Incarnation,
+    /// The definition's version.
+    pub version: u64,
+    /// Every member: id, votes, address (empty: none), in id order.
+    pub members: Vec<(NodeId, u32, String)>,
+    /// The resolved tie-breaker; `None` when an exact half never wins.
+    pub tie_breaker: Option<NodeId>,
+}
+
+/// Why a [`RosterMessage`] is not a roster.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RosterError {
+    /// The members and tie-breaker are not a vote table.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    /// An address is longer than [`ADDRESS_BYTES_MAX`].
+    #[error("the address of {id} is {len} bytes; at most {ADDRESS_BYTES_MAX} are accepted")]
+    AddressTooLong {
+        /// The member.
+        id: NodeId,
+        /// Its address's length in bytes.
+        len: usize,
+    },
+}
+
+impl Roster {
+    /// Version 0: the definition a configuration file gives.
+    pub fn initial(votes: VoteTable, addresses: BTreeMap<NodeId, String>) -> Self {
+        Roster { version: 0, votes, addresses }
+    }
+
+    /// The digest heartbeats carry: the vote table's own at version 0 (so a cluster that
+    /// never changed online keeps the digests it always had), and from version 1 the same
+    /// hash continued over the version.
+    pub fn digest(&self, cluster: ClusterId) -> DefinitionDigest {
+        let base = self.votes.digest(cluster);
+        if self.version == 0 {
+            return base;
+        }
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut bytes = Vec::with_capacity(17);
+        bytes.push(b'v');
+        bytes.extend_from_slice(&self.version.to_le_bytes());
+        let start = u64::from_le_bytes(base.0);
+        let hash = bytes.iter().fold(start, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
+        DefinitionDigest(hash.to_le_bytes())
+    }
+
+    /// The next version: `change` applied, with `address` for a member it adds (ignored
+    /// otherwise). A removed member's address goes with it. `self` is left as it was.
+    pub fn next(&self, change: &Change, address: Option<&str>) -> Result<Roster, ChangeError> {
+        let votes = apply(&self.votes, change)?;
+        let mut addresses = self.addresses.clone();
+        addresses.retain(|id, _| votes.is_member(*id));
+        if let (Change::AddMember { id, .. }, Some(addr)) = (change, address) {
+            addresses.insert(*id, addr.to_owned());
+        }
+        Ok(Roster { version: self.version.saturating_add(1), votes, addresses })
+    }
+
+    /// Where `id` is dialed, if it has an address.
+    pub fn address(&self, id: NodeId) -> Option<&str> {
+        self.addresses.get(&id).map(String::as_str)
+    }
+
+    /// This roster as `from`'s message.
+    pub fn to_message(&self, from: NodeId, incarnation: Incarnation) -> RosterMessage {
+        let members = self
+            .votes
+            .members()
+            .map(|(id, v)| (id, v, self.addresses.get(&id).cloned().unwrap_or_default()))
+            .collect();
+        RosterMessage {
+            from,
+            incarnation,
+            version: self.version,
+            members,
+            tie_breaker: self.votes.tie_breaker(),
+        }
+    }
+
+    /// The roster a peer sent, with the checks any definition from a peer gets.
+    pub fn from_message(m: &RosterMessage) -> Result<Roster, RosterError> {
+        let mut addresses = BTreeMap::new();
+        for (id, _, addr) in &m.members {
+            if addr.len() > ADDRESS_BYTES_MAX {
+                return Err(RosterError::AddressTooLong { id: *id, len: addr.len() });
+            }
+            if !addr.is_empty() {
+                addresses.insert(*id, addr.clone());
+            }
+        }
+        let pairs: Vec<(NodeId, u32)> = m.members.iter().map(|(id, v, _)| (*id, *v)).collect();
+        let votes = VoteTable::from_parts(&pairs, m.tie_breaker)?;
+        Ok(Roster { version: m.version, votes, addresses })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TieBreaker;
+
+    fn three() -> Roster {
+        let votes = VoteTable::new((1..=3).map(|i| (NodeId(i), 1)), TieBreaker::None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addresses = (1..=3).map(|i| (NodeId(i), format!("10.0.0.{i}:7000"))).collect();
+        Roster::initial(votes, addresses)
+    }
+
+    #[test]
+    fn version_zero_keeps_the_vote_tables_digest_and_later_versions_differ() {
+        let r = three();
+        assert_eq!(r.digest(ClusterId(7)), r.votes.digest(ClusterId(7)));
+        let v1 = Roster { version: 1, ..r.clone() };
+        let v2 = Roster { version: 2, ..r.clone() };
+        assert_ne!(v1.digest(ClusterId(7)), r.digest(ClusterId(7)));
+        assert_ne!(v1.digest(ClusterId(7)), v2.digest(ClusterId(7)));
+        assert_ne!(v1.digest(ClusterId(7)), v1.digest(ClusterId(8)));
+        // Addresses do not decide quorums and are not hashed.
+        let mut moved = v1.clone();
+        moved.addresses.insert(NodeId(1), "elsewhere:1".into());
+        assert_eq!(moved.digest(ClusterId(7)), v1.digest(ClusterId(7)));
+    }
+
+    #[test]
+    fn next_adds_with_its_address_and_removes_with_it() {
+        let r = three();
+        let added = r.next(&Change::AddMember { id: NodeId(4), votes: 1 }, Some("n4:7000"));
+        let added = added.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((added.version, added.address(NodeId(4))), (1, Some("n4:7000")));
+        let removed =
+            added.next(&Change::RemoveMember { id: NodeId(2) }, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((removed.version, removed.address(NodeId(2))), (2, None));
+        assert_eq!(
+            r.next(&Change::RemoveMember { id: NodeId(9) }, None),
+            Err(ChangeError::UnknownMember { id: NodeId(9) })
+        );
+    }
+
+    #[test]
+    fn a_roster_survives_its_message_and_bad_ones_are_refused() {
+        let r = three()
+            .next(&Change::AddMember { id: NodeId(5), votes: 0 }, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let m = r.to_message(NodeId(1), Incarnation(3));
+        assert_eq!(Roster::from_message(&m), Ok(r));
+        let mut long = m.clone();
+        long.members[0].2 = "x".repeat(ADDRESS_BYTES_MAX + 1);
+        assert!(matches!(Roster::from_message(&long), Err(RosterError::AddressTooLong { .. })));
+        let mut dup = m;
+        dup.members[1].0 = NodeId(1);
+        assert!(matches!(Roster::from_message(&dup), Err(RosterError::Membership(_))));
+    }
+}
