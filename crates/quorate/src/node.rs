@@ -14,28 +14,32 @@
 //! the core agree on time.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use quorate_core::{Delivery, ValidConfig};
 use quorate_gate::{Clock, Publisher, QuorumGate};
-use quorate_proto::{Incarnation, NodeId};
-use quorate_transport::{Inbound, LinkInfo, PkiError, Transport, TransportConfig, TransportError};
-use tokio::sync::{mpsc, watch};
+use quorate_proto::{Change, Incarnation, NodeId, Roster};
+use quorate_transport::{
+    Inbound, LinkInfo, MemberAddress, PkiError, Transport, TransportConfig, TransportError,
+};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::certificates;
-use crate::config::{Config, ConfigError, EventsOut};
+use crate::config::{Config, ConfigError};
 use crate::data_dir::{DataDir, DataDirError};
 use crate::events::{event_json, EventSink};
 use crate::metrics::{self, Observed};
+use crate::reconfigure::{self, ChangeRefused, Membership};
+use crate::start::{self, Life};
 use crate::state_file::Durable;
 use crate::status::{self, NodeStatus};
-use quorate_core::{Memory, Promises};
 
 /// A direct poll of a suspect peer gives up after this many heartbeat intervals: long
 /// enough for a QUIC retransmission or two, short enough to matter before the down floor.
@@ -72,6 +76,26 @@ pub enum StartError {
     /// state file is corrupt). Nothing was sent.
     #[error("{0}")]
     DataDir(#[from] DataDirError),
+    /// The definition kept in the data directory does not list this node: it was removed
+    /// from the cluster while it ran (or while it was down). Nothing was written or sent.
+    #[error(
+        "node {id} was removed from the cluster by definition version {version} (kept in {}); it \
+         does not start. If it is gone for good, retire its host and data directory. To bring it \
+         back, add it again from a running member (`quorate members add --id {} --addr ...`), then \
+         start it with a configuration file listing the current members and a new, empty data \
+         directory. Never start it with its old file and an empty data directory before it is added \
+         back (docs/operations.md)",
+        dir.display(),
+        id.0
+    )]
+    Removed {
+        /// This node.
+        id: NodeId,
+        /// The version that removed it.
+        version: u64,
+        /// Its data directory.
+        dir: PathBuf,
+    },
     /// The event log could not be opened.
     #[error("cannot open event log {path}: {source}")]
     EventLog {
@@ -95,6 +119,8 @@ pub struct Node {
     admin_addr: Option<SocketAddr>,
     log_writer: Option<JoinHandle<()>>,
     incarnation: Incarnation,
+    /// Operator changes to the driver.
+    changes: mpsc::Sender<reconfigure::Request>,
 }
 
 /// What the node's tasks share while it runs: the core, the transport, the clock.
@@ -122,6 +148,10 @@ pub(crate) struct Running {
     pub(crate) certificates: Vec<certificates::Loaded>,
     /// True while the driver task runs (`/healthz`).
     pub(crate) driver_running: Arc<AtomicBool>,
+    /// The definition version that removed this node from the cluster, once one did.
+    pub(crate) removed: watch::Sender<Option<u64>>,
+    /// The runtime's counters of definition changes.
+    pub(crate) reconfig: reconfigure::Counters,
 }
 
 /// How many times a graceful shutdown sends its leave datagrams, and how far apart.
@@ -172,6 +202,9 @@ impl Running {
             &counters,
         );
         status.certificates = certificates::report(&self.certificates, SystemTime::now());
+        status.removed_at_version = *self.removed.borrow();
+        status.reconfiguration =
+            self.reconfig.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         status
     }
 }
@@ -202,13 +235,14 @@ impl Node {
     async fn start_checked(config: Config, core: ValidConfig, socket: UdpSocket) -> Result<Node, StartError> {
         let identity = config.tls_identity()?;
         // Before the transport exists: the new incarnation is on disk before the first packet.
-        let (data_dir, incarnation, memory) = begin_life(&config)?;
+        let Life { dir: data_dir, incarnation, memory, roster } = start::begin_life(&config)?;
+        let core = start::with_kept(&config, core, roster)?;
         let listen =
             socket.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let members: Vec<_> = config.members.iter().map(|m| (m.id, m.addr.clone())).collect();
+        let (members, passive) = start::transport_members(&config, core.roster());
         let mut transport_config =
             TransportConfig::new(config.id, config.cluster.clone(), listen, members, (*identity).clone());
-        transport_config.passive = silent_peers(&config);
+        transport_config.passive = passive;
         let (transport, inbound) = Transport::start_on(transport_config, socket).await?;
 
         let clock = Clock::system();
@@ -239,7 +273,7 @@ impl Node {
             return Err(e.into());
         }
 
-        let (sink, log_writer) = match open_event_log(&config.events_out)? {
+        let (sink, log_writer) = match start::open_event_log(&config.events_out)? {
             Some(out) => {
                 let (sink, task) = EventSink::start(out);
                 (Some(sink), Some(task))
@@ -262,11 +296,14 @@ impl Node {
             observed: Observed::new(),
             certificates: certificates::load(&config),
             driver_running: Arc::new(AtomicBool::new(true)),
+            removed: watch::Sender::new(None),
+            reconfig: reconfigure::Counters::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
+        let (changes, changes_rx) = mpsc::channel(reconfigure::REQUESTS_MAX);
         let span = tracing::info_span!("quorate_node", node = config.id.0, incarnation = incarnation.0);
         let driver = tokio::spawn(tracing::Instrument::instrument(
-            drive(shared.clone(), inbound, stop_rx, sink, config.id),
+            drive(shared.clone(), inbound, changes_rx, stop_rx, sink, config.id),
             span,
         ));
         let (admin, admin_addr) = match config.admin {
@@ -277,6 +314,7 @@ impl Node {
                     observed: shared.observed.clone(),
                     driver_running: shared.driver_running.clone(),
                     event_lines_dropped: Arc::new(move || lines.events_dropped.load(Ordering::Relaxed)),
+                    changes: changes.clone(),
                 };
                 let (task, bound) = admin::serve(addr, source, stop.subscribe())
                     .await
@@ -286,7 +324,17 @@ impl Node {
             None => (None, None),
         };
         tracing::info!(node = config.id.0, %listen, incarnation = incarnation.0, "quorate node started");
-        Ok(Node { shared, gate, stop, driver: Some(driver), admin, admin_addr, log_writer, incarnation })
+        Ok(Node {
+            shared,
+            gate,
+            stop,
+            driver: Some(driver),
+            admin,
+            admin_addr,
+            log_writer,
+            incarnation,
+            changes,
+        })
     }
 
     /// This life's incarnation: larger than every earlier life's when the node has a data
@@ -346,6 +394,45 @@ impl Node {
         self.shared.transport.set_blocked(peer, inbound, outbound)
     }
 
+    /// Makes one change to the cluster's definition from this node (what `quorate members`
+    /// and `quorate config set` send to the admin endpoint): checked by the core (one change
+    /// at a time, the succession check), persisted in the data directory, then run here;
+    /// the other members adopt it when they hear it. `address` is where a member that the
+    /// change adds is dialed. Returns the new definition; [`NodeStatus`] shows which peers
+    /// run it (`peers[].definition_version`).
+    pub async fn change(
+        &self,
+        change: Change,
+        address: Option<MemberAddress>,
+    ) -> Result<Roster, ChangeRefused> {
+        submit(&self.changes, change, address).await
+    }
+
+    /// The definition this node runs: version, members with votes and addresses.
+    pub fn definition(&self) -> Roster {
+        self.shared.core.lock().roster().clone()
+    }
+
+    /// The definition version that removed this node from the cluster, once one did: the
+    /// node has then fenced itself for good and left (its process should stop).
+    pub fn removed(&self) -> Option<u64> {
+        *self.shared.removed.borrow()
+    }
+
+    /// Waits until a definition removes this node from the cluster; the version that did.
+    pub async fn wait_removed(&self) -> u64 {
+        let mut rx = self.shared.removed.subscribe();
+        loop {
+            if let Some(version) = *rx.borrow_and_update() {
+                return version;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in `shared`, which this node holds: never closed here.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Leaves gracefully: the gate fences first (every handle answers `Stopped`), then the
     /// driver stops and connections close.
     pub async fn shutdown(mut self) {
@@ -401,6 +488,7 @@ impl Drop for Node {
 async fn drive(
     shared: Arc<Running>,
     mut inbound: mpsc::Receiver<Inbound>,
+    mut changes: mpsc::Receiver<reconfigure::Request>,
     mut stop: watch::Receiver<bool>,
     sink: Option<EventSink>,
     me: NodeId,
@@ -411,6 +499,7 @@ async fn drive(
     let poll_deadline = shared.poll_deadline;
     let mut next_rtt_check = tokio::time::Instant::now() + RTT_CHECK_EVERY;
     let mut next_rtt_sample = tokio::time::Instant::now() + metrics::RTT_SAMPLE_EVERY;
+    let mut membership = Membership::default();
     loop {
         if tokio::time::Instant::now() >= next_rtt_check {
             next_rtt_check = tokio::time::Instant::now() + RTT_CHECK_EVERY;
@@ -420,10 +509,13 @@ async fn drive(
             next_rtt_sample = tokio::time::Instant::now() + metrics::RTT_SAMPLE_EVERY;
             sample_rtts(&shared);
         }
-        let wait = {
+        let mut wait = {
             let core = shared.core.lock();
             core.poll_timeout().map(|t| t - shared.clock.now()).unwrap_or(Duration::from_secs(1))
         };
+        if let Some(at) = membership.next_expiry() {
+            wait = wait.min(at.saturating_duration_since(tokio::time::Instant::now()));
+        }
         tokio::select! {
             biased;
             _ = stop.changed() => break,
@@ -447,11 +539,17 @@ async fn drive(
                 let now = shared.clock.now();
                 shared.core.lock().handle_reply(now, from, &bytes);
             }
+            Some(request) = changes.recv() => membership.propose(&shared, request),
             _ = tokio::time::sleep(wait) => {
                 let now = shared.clock.now();
                 shared.core.lock().handle_timeout(now);
             }
         }
+        // A later definition some peer runs: persisted, then run (see `reconfigure`).
+        if let Some(version) = membership.adopt_newer(&shared) {
+            shared.removed.send_replace(Some(version));
+        }
+        membership.expire(&shared);
         flush(&shared, sink.as_ref(), me, &poll_tx, poll_deadline);
     }
     flush(&shared, sink.as_ref(), me, &poll_tx, poll_deadline);
@@ -561,62 +659,16 @@ fn warn_if_floor_too_short(shared: &Running) {
     }
 }
 
-fn open_event_log(out: &Option<EventsOut>) -> Result<Option<Box<dyn std::io::Write + Send>>, StartError> {
-    match out {
-        None => Ok(None),
-        Some(EventsOut::Stdout) => Ok(Some(Box::new(std::io::stdout()))),
-        Some(EventsOut::File(path)) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(|f| Some(Box::new(std::io::BufWriter::new(f)) as Box<dyn std::io::Write + Send>))
-            .map_err(|source| StartError::EventLog { path: path.display().to_string(), source }),
-    }
-}
-
-/// Opens and locks the data directory, if the node has one, and stores the new life's
-/// incarnation there. Without one (an observer) the incarnation is the wall clock.
-fn begin_life(config: &Config) -> Result<(Option<DataDir>, Incarnation, Memory), StartError> {
-    let wall = wall_clock_ms();
-    let Some(path) = &config.data_dir else {
-        return Ok((None, Incarnation(wall.max(1)), Memory::Volatile));
-    };
-    let dir = DataDir::open(path)?;
-    let life = dir.begin_life(wall)?;
-    let incarnation = life.current.incarnation;
-    match life.previous {
-        Some(previous) if wall <= previous.incarnation => tracing::warn!(
-            node = config.id.0,
-            wall_clock_ms = wall,
-            previous = previous.incarnation,
-            incarnation,
-            "the wall clock is not past the previous life's incarnation (clock set back, or not \
-             yet synced?); continuing from the stored one so that epochs keep growing"
-        ),
-        Some(previous) => {
-            tracing::info!(node = config.id.0, previous = previous.incarnation, incarnation, "new life")
-        }
-        None => tracing::info!(node = config.id.0, dir = %path.display(), incarnation, "first life"),
-    }
-    // What the earlier lives may have promised peers, honoured by this one (zero at first).
-    let prior = Promises { ack_hold: life.current.ack_hold, floor: life.current.floor };
-    Ok((Some(dir), Incarnation(incarnation), Memory::Durable { prior }))
-}
-
-/// Members this node has nothing to send: for an observer, the other observers (it
-/// heartbeats, polls and gossips with voters only, as `VoteTable::peers_of` says). Its
-/// transport does not dial them, so two observers hold no idle connection between them
-/// (one that counts itself a voter under another definition still dials, and is accepted).
-fn silent_peers(config: &Config) -> Vec<NodeId> {
-    if config.own_votes() > 0 {
-        return Vec::new();
-    }
-    config.members.iter().filter(|m| m.votes == 0 && m.id != config.id).map(|m| m.id).collect()
-}
-
-/// Milliseconds since the Unix epoch; 0 for a clock before 1970.
-fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// Hands `change` to the driver and waits for its answer.
+pub(crate) async fn submit(
+    changes: &mpsc::Sender<reconfigure::Request>,
+    change: Change,
+    address: Option<MemberAddress>,
+) -> Result<Roster, ChangeRefused> {
+    let (reply, answer) = oneshot::channel();
+    changes.try_send(reconfigure::Request { change, address, reply }).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => ChangeRefused::Busy,
+        mpsc::error::TrySendError::Closed(_) => ChangeRefused::Stopped,
+    })?;
+    answer.await.unwrap_or(Err(ChangeRefused::Stopped))
 }
