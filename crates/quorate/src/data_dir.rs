@@ -455,6 +455,26 @@ mod tests {
     }
 
     #[test]
+    fn the_definition_file_is_absent_until_stored_and_a_damaged_one_is_an_error() -> Result<(), DataDirError>
+    {
+        use quorate_proto::{NodeId, TieBreaker, VoteTable};
+        let scratch = Scratch::new("roster");
+        let dir = DataDir::open(&scratch.0)?;
+        assert_eq!(dir.load_roster()?, None);
+        let votes = VoteTable::new((1..=3).map(|i| (NodeId(i), 1)), TieBreaker::None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let roster = Roster { version: 4, votes, addresses: [(NodeId(2), "n2:7001".to_owned())].into() };
+        dir.store_roster(&roster)?;
+        assert_eq!(dir.load_roster()?, Some(roster));
+        let path = scratch.0.join(ROSTER_FILE);
+        let mut bytes = std::fs::read(&path).unwrap_or_default();
+        bytes[20] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(dir.load_roster(), Err(DataDirError::Corrupt { .. })));
+        Ok(())
+    }
+
+    #[test]
     fn a_path_that_cannot_be_a_directory_is_named() -> Result<(), DataDirError> {
         let scratch = Scratch::new("file");
         let dir = DataDir::open(&scratch.0)?;
