@@ -28,6 +28,7 @@ pub mod clock;
 mod config;
 mod config_file;
 pub mod data_dir;
+mod driver;
 pub mod events;
 mod integrity;
 mod metrics;
