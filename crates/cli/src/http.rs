@@ -1,4 +1,5 @@
-//! The admin endpoint's client: one `GET` over hyper's HTTP/1.1 client connection.
+//! The admin endpoint's client: one `GET` (or a JSON `POST`) over hyper's HTTP/1.1 client
+//! connection.
 //!
 //! One request per connection (the admin server closes after each), the body read through
 //! [`http_body_util::Limited`] so that at most [`RESPONSE_BYTES_MAX`] is ever buffered, and
@@ -7,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -26,7 +27,26 @@ pub(crate) struct Response {
 
 /// Sends `GET path` to `addr` and returns the response, all within `timeout`.
 pub(crate) async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response, String> {
-    match tokio::time::timeout(timeout, exchange(addr, path)).await {
+    bounded(addr, timeout, exchange(addr, path, None)).await
+}
+
+/// Sends `POST path` with the JSON `body` to `addr` and returns the response, all within
+/// `timeout`.
+pub(crate) async fn post_json(
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Response, String> {
+    bounded(addr, timeout, exchange(addr, path, Some(body))).await
+}
+
+async fn bounded(
+    addr: SocketAddr,
+    timeout: Duration,
+    exchange: impl std::future::Future<Output = Result<Response, String>>,
+) -> Result<Response, String> {
+    match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,
         Err(_) => {
             Err(format!("no complete answer from {addr} within {}", humantime::format_duration(timeout)))
@@ -34,17 +54,21 @@ pub(crate) async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Resu
     }
 }
 
-async fn exchange(addr: SocketAddr, path: &str) -> Result<Response, String> {
+async fn exchange(addr: SocketAddr, path: &str, json: Option<Vec<u8>>) -> Result<Response, String> {
     let stream = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("cannot talk HTTP to {addr}: {e}"))?;
     // The connection task ends with the exchange (the server closes) or with this process.
     let driver = tokio::spawn(connection);
-    let request = hyper::Request::get(path)
+    let builder = match &json {
+        Some(_) => hyper::Request::post(path).header(hyper::header::CONTENT_TYPE, "application/json"),
+        None => hyper::Request::get(path),
+    };
+    let request = builder
         .header(hyper::header::HOST, addr.to_string())
         .header(hyper::header::USER_AGENT, "quorate-cli")
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(Bytes::from(json.unwrap_or_default())))
         .map_err(|e| format!("bad request for {path:?}: {e}"))?;
     let response = sender.send_request(request).await.map_err(|e| format!("bad answer from {addr}: {e}"))?;
     let status = response.status().as_u16();

@@ -4,6 +4,8 @@
 //!   quorate certs init   development CA and node certificates (mutual TLS between nodes)
 //!   quorate run          one node: heartbeats over QUIC, quorum gate, /status and /metrics
 //!   quorate status       a running node's view of the cluster, from its admin address
+//!   quorate members      add, remove a member or change its votes while the cluster runs
+//!   quorate config set   quorum.tie_breaker while the cluster runs
 //!   quorate demo         a whole cluster in one process that partitions itself and heals
 //! ```
 //!
@@ -21,6 +23,7 @@ mod demo_report;
 #[cfg(test)]
 mod deploy_check;
 mod http;
+mod members;
 mod run;
 mod status;
 
@@ -56,6 +59,12 @@ enum Command {
     /// Show a running node's view of the cluster (from its admin address).
     #[command(after_help = status::AFTER_HELP)]
     Status(status::StatusArgs),
+    /// Change the members while the cluster runs (sent to a member's admin endpoint).
+    #[command(subcommand, after_help = members::AFTER_HELP)]
+    Members(members::MembersCommand),
+    /// Change a setting while the cluster runs (sent to a member's admin endpoint).
+    #[command(subcommand, after_help = members::AFTER_HELP)]
+    Config(members::ConfigCommand),
     /// Start a local cluster over real QUIC, cut off a minority, and measure how fast it fences.
     #[command(after_help = demo::AFTER_HELP)]
     Demo(demo::DemoArgs),
@@ -91,6 +100,8 @@ pub fn main() -> ExitCode {
         Command::Certs(cmd) => certs::run(cmd),
         Command::Run(args) => with_current_thread_runtime(|| run::run(args)),
         Command::Status(args) => with_current_thread_runtime(|| status::run(args)),
+        Command::Members(cmd) => with_current_thread_runtime(|| members::members(cmd)),
+        Command::Config(cmd) => with_current_thread_runtime(|| members::config(cmd)),
         Command::Demo(args) => with_runtime(|| demo::run(args)),
     };
     match result {

@@ -4,7 +4,7 @@
 //!   --config file ──► Config::load (parsed) ─────┐
 //!                                                ├─► apply flag overrides ─► Node::start (checks once)
 //!   no --config ───► Config::lan(from flags) ────┘                                       │
-//!        SIGINT / SIGTERM ──► node.shutdown() (fences first) ──► exit 0  ◄───────────────┘
+//!        SIGINT / SIGTERM, or removed from the cluster ──► node.shutdown() ──► exit 0  ◄──┘
 //! ```
 
 use std::net::SocketAddr;
@@ -46,9 +46,10 @@ per directory). A corrupt quorate.state stops the node; see docs/operations.md.
 Logs go to stderr (filter with RUST_LOG, default info); quorum changes are printed there too.
 
 Exit codes:
-  0  stopped by SIGINT/SIGTERM
+  0  stopped by SIGINT/SIGTERM, or removed from the cluster by an online change
   1  could not start (address in use, certificates unreadable or not for this node/cluster,
-     data directory unwritable, in use by another process, or its state file corrupt)
+     data directory unwritable, in use by another process, or its state file corrupt), or
+     removed from the cluster by an online change (the data directory says at which version)
   2  invalid configuration or flags; the message names the field, e.g. timing.lease
      or node.data_dir"#;
 
@@ -109,8 +110,13 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     }
 
     let watcher = tokio::spawn(report_quorum_changes(node.gate().subscribe()));
-    let signal = quorate::shutdown_signal().await;
-    eprintln!("{signal}: fencing and leaving");
+    tokio::select! {
+        signal = quorate::shutdown_signal() => eprintln!("{signal}: fencing and leaving"),
+        version = node.wait_removed() => eprintln!(
+            "removed from the cluster by definition version {version}: fenced for good, leaving \
+             (the data directory keeps that definition; this node does not start again with it)"
+        ),
+    }
     node.shutdown().await;
     watcher.abort();
     Ok(())

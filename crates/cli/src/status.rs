@@ -17,7 +17,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) const AFTER_HELP: &str = "\
 Columns: PHI is the detector's suspicion level (down at 8 by default); HEARD is the time since
 the last fresh heartbeat from that peer; LEASE LEFT is how long this node still holds that
-peer's vote. The node is writable while its own vote plus the leased ones are a majority.
+peer's vote; DEF is the version of the definition that peer was last heard running (the node
+line shows this node's). The node is writable while its own vote plus the leased ones are a
+majority.
 
 Exit codes:
   0  status printed (whether or not the node is writable)
@@ -64,7 +66,7 @@ fn render(s: &NodeStatus) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
-        "node {}  cluster {}  epoch {}  writable {}  votes {}/{}/{} held/needed/total",
+        "node {}  cluster {}  epoch {}  writable {}  votes {}/{}/{} held/needed/total  definition v{}",
         s.node,
         s.cluster,
         s.epoch,
@@ -72,6 +74,7 @@ fn render(s: &NodeStatus) -> String {
         s.held_votes,
         s.needed_votes,
         s.total_votes,
+        s.definition_version,
     );
     match (&s.why_not, s.writable) {
         (Some(why), _) => {
@@ -81,6 +84,9 @@ fn render(s: &NodeStatus) -> String {
         (None, true) => {}
     }
     out.push('\n');
+    if let Some(version) = s.removed_at_version {
+        let _ = writeln!(out, "REMOVED from the cluster by definition version {version}: this node has left");
+    }
     if let Some(p) = &s.partition {
         let _ = writeln!(out, "{}", p.summary);
     }
@@ -95,19 +101,20 @@ fn render(s: &NodeStatus) -> String {
         }
     }
 
-    let header = ["PEER", "VOTES", "STATE", "PHI", "RTT ms", "HEARD ms ago", "LEASE LEFT ms", "CONNECTED"];
-    let rows: Vec<[String; 8]> = s.peers.iter().map(row).collect();
+    let header =
+        ["PEER", "VOTES", "DEF", "STATE", "PHI", "RTT ms", "HEARD ms ago", "LEASE LEFT ms", "CONNECTED"];
+    let rows: Vec<[String; 9]> = s.peers.iter().map(row).collect();
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.len());
         }
     }
-    let line = |cells: [&str; 8]| {
+    let line = |cells: [&str; 9]| {
         let mut l = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             // Text columns align left, numbers right.
-            if matches!(i, 2 | 7) {
+            if matches!(i, 3 | 8) {
                 let _ = write!(l, "{cell:<w$}  ");
             } else {
                 let _ = write!(l, "{cell:>w$}  ");
@@ -117,7 +124,7 @@ fn render(s: &NodeStatus) -> String {
     };
     out.push_str(&line(header));
     for r in &rows {
-        out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7]]));
+        out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7], &r[8]]));
     }
 
     for p in &s.peers {
@@ -142,10 +149,11 @@ fn render(s: &NodeStatus) -> String {
     out
 }
 
-fn row(p: &PeerReport) -> [String; 8] {
+fn row(p: &PeerReport) -> [String; 9] {
     [
         p.id.to_string(),
         p.votes.to_string(),
+        p.definition_version.map_or_else(|| "-".to_owned(), |v| format!("v{v}")),
         p.state.clone(),
         format!("{:.1}", p.phi),
         opt_ms(p.rtt_ms, 1),
@@ -181,6 +189,7 @@ mod tests {
             resolved: None,
             resolve_error: None,
             remote: None,
+            definition_version: Some(0),
         }
     }
 
@@ -286,7 +295,7 @@ mod tests {
         let text = render(&status(false, Some("holding 1 of 3 votes, 2 needed"))?);
         assert!(
             text.lines().next().unwrap_or_default().ends_with(
-                "writable NO  votes 2/2/3 held/needed/total  not quorate: holding 1 of 3 votes, 2 needed"
+                "writable NO  votes 2/2/3 held/needed/total  definition v0  not quorate: holding 1 of 3 votes, 2 needed"
             ),
             "{text}"
         );

@@ -1,14 +1,17 @@
-//! The admin endpoint: `GET /status` (JSON), `GET /metrics` (OpenMetrics text), and for
-//! orchestrators `GET /healthz` (the node runs) and `GET /readyz` (the node may write).
+//! The admin endpoint: `GET /status` (JSON), `GET /metrics` (OpenMetrics text), for
+//! orchestrators `GET /healthz` (the node runs) and `GET /readyz` (the node may write), and
+//! for operators `POST /members` and `POST /config` (online definition changes, accepted from
+//! loopback only: see `change_api`).
 //!
 //! ```text
 //!   accept (at most CONNECTIONS_MAX at once; more wait in the kernel's accept queue)
 //!     └─► hyper HTTP/1.1, one request per connection, head ≤ REQUEST_BYTES_MAX read within
 //!         REQUEST_TIMEOUT, the whole exchange within REQUEST_TIMEOUT
-//!           └─► axum router: /status /metrics /healthz /readyz, 404 and 405 otherwise
+//!           └─► axum router: /status /metrics /healthz /readyz /members /config, 404 and 405 otherwise
 //! ```
 //!
-//! It binds loopback unless configured otherwise and serves nothing that changes state.
+//! It binds loopback unless configured otherwise; what changes state is refused (403) to
+//! any peer that is not loopback, wherever it is bound.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,15 +21,17 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::change_api::{self, Peer};
 use crate::metrics;
+use crate::reconfigure::Request;
 use crate::status::NodeStatus;
 
 /// Largest request head read; a larger one is answered 431. (hyper's smallest buffer.)
@@ -44,6 +49,8 @@ pub(crate) struct Source {
     pub(crate) observed: metrics::Observed,
     pub(crate) driver_running: Arc<AtomicBool>,
     pub(crate) event_lines_dropped: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// Where changes go: the node's driver.
+    pub(crate) changes: mpsc::Sender<Request>,
 }
 
 /// The routes.
@@ -53,9 +60,19 @@ fn router(source: Source) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .fallback(|| async { text(StatusCode::NOT_FOUND, "try /status, /metrics, /healthz or /readyz\n") })
+        .route("/members", post(change_api::members))
+        .route("/config", post(change_api::config))
+        .fallback(|| async {
+            text(
+                StatusCode::NOT_FOUND,
+                "try /status, /metrics, /healthz or /readyz (GET), /members or /config (POST)\n",
+            )
+        })
         .method_not_allowed_fallback(|| async {
-            text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n")
+            text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "GET /status /metrics /healthz /readyz; POST /members /config\n",
+            )
         })
         .with_state(source)
 }
@@ -76,10 +93,10 @@ pub(crate) async fn serve(
                 _ = stop.changed() => break,
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             };
-            let stream = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 _ = stop.changed() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::debug!(error = %e, "admin accept failed");
@@ -88,7 +105,8 @@ pub(crate) async fn serve(
                     }
                 },
             };
-            let service = TowerToHyperService::new(router.clone());
+            // Each request learns whom it came from: changes are for loopback peers only.
+            let service = TowerToHyperService::new(router.clone().layer(Extension(Peer(peer))));
             tokio::spawn(async move {
                 let conn = hyper::server::conn::http1::Builder::new()
                     .keep_alive(false)

@@ -31,7 +31,9 @@ use quorate_gate::Epoch;
 
 pub use crate::integrity::Corruption;
 use crate::peers_file::{self, PEERS_FILE, PEERS_READ_MAX, PEERS_TMP_FILE};
+use crate::roster_file::{self, ROSTER_FILE, ROSTER_READ_MAX, ROSTER_TMP_FILE};
 use crate::state_file::{Durable, STATE_BYTES, STATE_FILE, STATE_TMP_FILE};
+use quorate_proto::Roster;
 
 /// The lock file: held (`flock`, exclusive) while a node runs; holds its process id.
 pub const LOCK_FILE: &str = "quorate.lock";
@@ -243,6 +245,29 @@ impl DataDir {
         self.replace(PEERS_FILE, PEERS_TMP_FILE, &peers_file::encode(peers))
     }
 
+    /// Reads the definition file ([`crate::roster_file`]): the latest definition this
+    /// node ran. `None` when there is none yet (the node never changed its definition
+    /// online); an error when it is damaged.
+    pub fn load_roster(&self) -> Result<Option<Roster>, DataDirError> {
+        let path = self.dir.join(ROSTER_FILE);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(DataDirError::Read { path, source }),
+        };
+        let mut bytes = Vec::new();
+        if let Err(source) = file.take(ROSTER_READ_MAX).read_to_end(&mut bytes) {
+            return Err(DataDirError::Read { path, source });
+        }
+        roster_file::decode(&bytes).map(Some).map_err(|problem| DataDirError::Corrupt { path, problem })
+    }
+
+    /// Replaces the definition file atomically and durably, like [`DataDir::store`]: done
+    /// before the node runs (and so announces) the definition.
+    pub fn store_roster(&self, roster: &Roster) -> Result<(), DataDirError> {
+        self.replace(ROSTER_FILE, ROSTER_TMP_FILE, &roster_file::encode(roster))
+    }
+
     /// Writes `bytes` to `tmp_name`, fsyncs it, renames it over `name`, fsyncs the directory.
     fn replace(&self, name: &str, tmp_name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
         let tmp = self.dir.join(tmp_name);
@@ -427,6 +452,26 @@ mod tests {
         }
         drop(first);
         DataDir::open(&scratch.0).map(drop)
+    }
+
+    #[test]
+    fn the_definition_file_is_absent_until_stored_and_a_damaged_one_is_an_error() -> Result<(), DataDirError>
+    {
+        use quorate_proto::{NodeId, TieBreaker, VoteTable};
+        let scratch = Scratch::new("roster");
+        let dir = DataDir::open(&scratch.0)?;
+        assert_eq!(dir.load_roster()?, None);
+        let votes = VoteTable::new((1..=3).map(|i| (NodeId(i), 1)), TieBreaker::None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let roster = Roster { version: 4, votes, addresses: [(NodeId(2), "n2:7001".to_owned())].into() };
+        dir.store_roster(&roster)?;
+        assert_eq!(dir.load_roster()?, Some(roster));
+        let path = scratch.0.join(ROSTER_FILE);
+        let mut bytes = std::fs::read(&path).unwrap_or_default();
+        bytes[20] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(dir.load_roster(), Err(DataDirError::Corrupt { .. })));
+        Ok(())
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub enum Corruption {
         /// The checksum of the file's contents.
         computed: u32,
     },
+    /// Intact (the checksum matches) but what it holds is not valid: a definition without
+    /// members, with a member twice, an address that is not text. Written by a faulty build.
+    #[error("it holds a definition that is not valid (written by a faulty build?)")]
+    Invalid,
 }
 
 /// CRC-32 (IEEE 802.3 polynomial, reflected, as zlib and PNG use it), bit by bit: the files

@@ -23,39 +23,50 @@
 
 mod admin;
 mod certificates;
+mod change_api;
 pub mod clock;
 mod config;
 mod config_file;
 pub mod data_dir;
+mod driver;
 pub mod events;
 mod integrity;
 mod metrics;
 mod node;
 pub mod peers_file;
+mod reconfigure;
+pub mod roster_file;
 mod signal;
+mod start;
 pub mod state_file;
 mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use change_api::{
+    parse_tie_breaker, ChangeErrorReport, ConfigRequest, DefinitionReport, MemberReport, MembersRequest,
+    CHANGE_BYTES_MAX,
+};
 pub use config::{default_listen, Config, ConfigError, EventsOut, MemberAddr, TlsSource, DURATION_MAX};
 pub use config_file::CONFIG_BYTES_MAX;
 pub use data_dir::{DataDir, DataDirError};
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use node::{Node, StartError, POLL_DEADLINE_INTERVALS};
 pub use quorate_transport::MemberAddress;
+pub use reconfigure::{ChangeRefused, LEAVING_GRACE, LEAVING_MAX};
 pub use signal::shutdown_signal;
 pub use state_file::Durable;
 pub use status::{CertificateReport, NodeStatus, PartitionReport, PeerReport, QuicReport};
 
 pub use quorate_core::GossipConfig;
+pub use quorate_core::ProposeError;
 pub use quorate_detector::{DetectorConfig, PeerState};
 pub use quorate_gate::{
     fence_promise, Clock, Epoch, EventStream, GateConfig, MissingVote, NotQuorate, PeerStatus, QuorumEvent,
     QuorumGate, QuorumStatus, RecvError, TieBreaker, Why, WritePermit,
 };
 pub use quorate_gossip::{Liveness, PartitionView};
-pub use quorate_proto::{ClusterId, Instant, NodeId};
+pub use quorate_proto::{Change, ClusterId, Instant, NodeId, Roster};
 
 /// The QUIC transport's certificate tools and types.
 pub mod transport {

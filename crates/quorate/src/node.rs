@@ -14,38 +14,39 @@
 //! the core agree on time.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use quorate_core::{Delivery, ValidConfig};
+use quorate_core::ValidConfig;
 use quorate_gate::{Clock, Publisher, QuorumGate};
-use quorate_proto::{Incarnation, NodeId};
-use quorate_transport::{Inbound, LinkInfo, PkiError, Transport, TransportConfig, TransportError};
-use tokio::sync::{mpsc, watch};
+use quorate_proto::{Change, Incarnation, NodeId, Roster};
+use quorate_transport::{LinkInfo, MemberAddress, PkiError, Transport, TransportConfig, TransportError};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::certificates;
-use crate::config::{Config, ConfigError, EventsOut};
+use crate::config::{Config, ConfigError};
 use crate::data_dir::{DataDir, DataDirError};
-use crate::events::{event_json, EventSink};
-use crate::metrics::{self, Observed};
-use crate::state_file::Durable;
+use crate::events::EventSink;
+use crate::metrics::Observed;
+use crate::reconfigure::{self, ChangeRefused};
+use crate::start::{self, Life};
 use crate::status::{self, NodeStatus};
-use quorate_core::{Memory, Promises};
 
 /// A direct poll of a suspect peer gives up after this many heartbeat intervals: long
 /// enough for a QUIC retransmission or two, short enough to matter before the down floor.
 pub const POLL_DEADLINE_INTERVALS: u32 = 3;
 
 /// How often the driver compares the down floor with the measured round trips.
-const RTT_CHECK_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const RTT_CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// Poll replies waiting for the driver.
-const POLL_REPLIES_MAX: usize = 256;
+pub(crate) const POLL_REPLIES_MAX: usize = 256;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,26 @@ pub enum StartError {
     /// state file is corrupt). Nothing was sent.
     #[error("{0}")]
     DataDir(#[from] DataDirError),
+    /// The definition kept in the data directory does not list this node: it was removed
+    /// from the cluster while it ran (or while it was down). Nothing was written or sent.
+    #[error(
+        "node {id} was removed from the cluster by definition version {version} (kept in {}); it \
+         does not start. If it is gone for good, retire its host and data directory. To bring it \
+         back, add it again from a running member (`quorate members add --id {} --addr ...`), then \
+         start it with a configuration file listing the current members and a new, empty data \
+         directory. Never start it with its old file and an empty data directory before it is added \
+         back (docs/operations.md)",
+        dir.display(),
+        id.0
+    )]
+    Removed {
+        /// This node.
+        id: NodeId,
+        /// The version that removed it.
+        version: u64,
+        /// Its data directory.
+        dir: PathBuf,
+    },
     /// The event log could not be opened.
     #[error("cannot open event log {path}: {source}")]
     EventLog {
@@ -95,6 +116,8 @@ pub struct Node {
     admin_addr: Option<SocketAddr>,
     log_writer: Option<JoinHandle<()>>,
     incarnation: Incarnation,
+    /// Operator changes to the driver.
+    changes: mpsc::Sender<reconfigure::Request>,
 }
 
 /// What the node's tasks share while it runs: the core, the transport, the clock.
@@ -122,6 +145,10 @@ pub(crate) struct Running {
     pub(crate) certificates: Vec<certificates::Loaded>,
     /// True while the driver task runs (`/healthz`).
     pub(crate) driver_running: Arc<AtomicBool>,
+    /// The definition version that removed this node from the cluster, once one did.
+    pub(crate) removed: watch::Sender<Option<u64>>,
+    /// The runtime's counters of definition changes.
+    pub(crate) reconfig: reconfigure::Counters,
 }
 
 /// How many times a graceful shutdown sends its leave datagrams, and how far apart.
@@ -130,31 +157,7 @@ const LEAVE_SPACING: Duration = Duration::from_millis(25);
 
 /// A failing data directory is reported at most this often (the write is retried on every
 /// loop; until it succeeds the core makes no promise the record does not cover).
-const PERSIST_WARN_EVERY: Duration = Duration::from_secs(10);
-
-/// Writes the definitions the core heard its peers run, when they changed. Nothing waits
-/// for this write; it protects the next life.
-fn persist_definitions(core: &mut quorate_core::Node, dir: Option<&DataDir>) -> Result<(), DataDirError> {
-    let Some(dir) = dir else { return Ok(()) };
-    let Some(peers) = core.poll_persist_definitions() else { return Ok(()) };
-    dir.store_peers(&peers)?;
-    core.handle_definitions_persisted(peers);
-    Ok(())
-}
-
-/// Writes what the core asks to keep (see `quorate_core::Memory::Durable`) to the data
-/// directory and confirms it to the core. Without a data directory the core never asks.
-fn persist_promises(
-    core: &mut quorate_core::Node,
-    dir: Option<&DataDir>,
-    incarnation: Incarnation,
-) -> Result<(), DataDirError> {
-    let (Some(want), Some(dir)) = (core.poll_persist(), dir) else { return Ok(()) };
-    let durable = Durable { incarnation: incarnation.0, ack_hold: want.ack_hold, floor: want.floor };
-    dir.store(&durable)?;
-    core.handle_persisted(want);
-    Ok(())
-}
+pub(crate) const PERSIST_WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl Running {
     pub(crate) fn status(&self) -> NodeStatus {
@@ -172,6 +175,9 @@ impl Running {
             &counters,
         );
         status.certificates = certificates::report(&self.certificates, SystemTime::now());
+        status.removed_at_version = *self.removed.borrow();
+        status.reconfiguration =
+            self.reconfig.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         status
     }
 }
@@ -202,13 +208,14 @@ impl Node {
     async fn start_checked(config: Config, core: ValidConfig, socket: UdpSocket) -> Result<Node, StartError> {
         let identity = config.tls_identity()?;
         // Before the transport exists: the new incarnation is on disk before the first packet.
-        let (data_dir, incarnation, memory) = begin_life(&config)?;
+        let Life { dir: data_dir, incarnation, memory, roster } = start::begin_life(&config)?;
+        let core = start::with_kept(&config, core, roster)?;
         let listen =
             socket.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let members: Vec<_> = config.members.iter().map(|m| (m.id, m.addr.clone())).collect();
+        let (members, passive) = start::transport_members(&config, core.roster());
         let mut transport_config =
             TransportConfig::new(config.id, config.cluster.clone(), listen, members, (*identity).clone());
-        transport_config.passive = silent_peers(&config);
+        transport_config.passive = passive;
         let (transport, inbound) = Transport::start_on(transport_config, socket).await?;
 
         let clock = Clock::system();
@@ -234,12 +241,12 @@ impl Node {
             }
         }
         // This life's own promises (its fence hold) are on disk before the first packet.
-        if let Err(e) = persist_promises(&mut core, data_dir.as_ref(), incarnation) {
+        if let Err(e) = crate::driver::persist_promises(&mut core, data_dir.as_ref(), incarnation) {
             transport.shutdown().await;
             return Err(e.into());
         }
 
-        let (sink, log_writer) = match open_event_log(&config.events_out)? {
+        let (sink, log_writer) = match start::open_event_log(&config.events_out)? {
             Some(out) => {
                 let (sink, task) = EventSink::start(out);
                 (Some(sink), Some(task))
@@ -262,11 +269,14 @@ impl Node {
             observed: Observed::new(),
             certificates: certificates::load(&config),
             driver_running: Arc::new(AtomicBool::new(true)),
+            removed: watch::Sender::new(None),
+            reconfig: reconfigure::Counters::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
+        let (changes, changes_rx) = mpsc::channel(reconfigure::REQUESTS_MAX);
         let span = tracing::info_span!("quorate_node", node = config.id.0, incarnation = incarnation.0);
         let driver = tokio::spawn(tracing::Instrument::instrument(
-            drive(shared.clone(), inbound, stop_rx, sink, config.id),
+            crate::driver::drive(shared.clone(), inbound, changes_rx, stop_rx, sink, config.id),
             span,
         ));
         let (admin, admin_addr) = match config.admin {
@@ -277,6 +287,7 @@ impl Node {
                     observed: shared.observed.clone(),
                     driver_running: shared.driver_running.clone(),
                     event_lines_dropped: Arc::new(move || lines.events_dropped.load(Ordering::Relaxed)),
+                    changes: changes.clone(),
                 };
                 let (task, bound) = admin::serve(addr, source, stop.subscribe())
                     .await
@@ -286,7 +297,17 @@ impl Node {
             None => (None, None),
         };
         tracing::info!(node = config.id.0, %listen, incarnation = incarnation.0, "quorate node started");
-        Ok(Node { shared, gate, stop, driver: Some(driver), admin, admin_addr, log_writer, incarnation })
+        Ok(Node {
+            shared,
+            gate,
+            stop,
+            driver: Some(driver),
+            admin,
+            admin_addr,
+            log_writer,
+            incarnation,
+            changes,
+        })
     }
 
     /// This life's incarnation: larger than every earlier life's when the node has a data
@@ -346,6 +367,45 @@ impl Node {
         self.shared.transport.set_blocked(peer, inbound, outbound)
     }
 
+    /// Makes one change to the cluster's definition from this node (what `quorate members`
+    /// and `quorate config set` send to the admin endpoint): checked by the core (one change
+    /// at a time, the succession check), persisted in the data directory, then run here;
+    /// the other members adopt it when they hear it. `address` is where a member that the
+    /// change adds is dialed. Returns the new definition; [`NodeStatus`] shows which peers
+    /// run it (`peers[].definition_version`).
+    pub async fn change(
+        &self,
+        change: Change,
+        address: Option<MemberAddress>,
+    ) -> Result<Roster, ChangeRefused> {
+        submit(&self.changes, change, address).await
+    }
+
+    /// The definition this node runs: version, members with votes and addresses.
+    pub fn definition(&self) -> Roster {
+        self.shared.core.lock().roster().clone()
+    }
+
+    /// The definition version that removed this node from the cluster, once one did: the
+    /// node has then fenced itself for good and left (its process should stop).
+    pub fn removed(&self) -> Option<u64> {
+        *self.shared.removed.borrow()
+    }
+
+    /// Waits until a definition removes this node from the cluster; the version that did.
+    pub async fn wait_removed(&self) -> u64 {
+        let mut rx = self.shared.removed.subscribe();
+        loop {
+            if let Some(version) = *rx.borrow_and_update() {
+                return version;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in `shared`, which this node holds: never closed here.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Leaves gracefully: the gate fences first (every handle answers `Stopped`), then the
     /// driver stops and connections close.
     pub async fn shutdown(mut self) {
@@ -397,226 +457,16 @@ impl Drop for Node {
     }
 }
 
-/// The driver loop: datagrams and timers into the core, transmits and events out.
-async fn drive(
-    shared: Arc<Running>,
-    mut inbound: mpsc::Receiver<Inbound>,
-    mut stop: watch::Receiver<bool>,
-    sink: Option<EventSink>,
-    me: NodeId,
-) {
-    // Replies to our polls come back through here; bounded like everything else (a poll
-    // is only sent when a peer turns suspect, so this never fills in practice).
-    let (poll_tx, mut poll_rx) = mpsc::channel::<(NodeId, Bytes)>(POLL_REPLIES_MAX);
-    let poll_deadline = shared.poll_deadline;
-    let mut next_rtt_check = tokio::time::Instant::now() + RTT_CHECK_EVERY;
-    let mut next_rtt_sample = tokio::time::Instant::now() + metrics::RTT_SAMPLE_EVERY;
-    loop {
-        if tokio::time::Instant::now() >= next_rtt_check {
-            next_rtt_check = tokio::time::Instant::now() + RTT_CHECK_EVERY;
-            warn_if_floor_too_short(&shared);
-        }
-        if tokio::time::Instant::now() >= next_rtt_sample {
-            next_rtt_sample = tokio::time::Instant::now() + metrics::RTT_SAMPLE_EVERY;
-            sample_rtts(&shared);
-        }
-        let wait = {
-            let core = shared.core.lock();
-            core.poll_timeout().map(|t| t - shared.clock.now()).unwrap_or(Duration::from_secs(1))
-        };
-        tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            msg = inbound.recv() => match msg {
-                Some(Inbound::Datagram { from, bytes }) => {
-                    let now = shared.clock.now();
-                    shared.core.lock().handle_datagram(now, from, &bytes);
-                }
-                Some(Inbound::Request { from, bytes, reply }) => {
-                    let now = shared.clock.now();
-                    let answer = shared.core.lock().handle_request(now, from, &bytes);
-                    if let Some(answer) = answer {
-                        // The poller may have given up; nothing to do then.
-                        let _ = reply.send(Bytes::from(answer));
-                    }
-                }
-                Some(_) => {}
-                None => break,
-            },
-            Some((from, bytes)) = poll_rx.recv() => {
-                let now = shared.clock.now();
-                shared.core.lock().handle_reply(now, from, &bytes);
-            }
-            _ = tokio::time::sleep(wait) => {
-                let now = shared.clock.now();
-                shared.core.lock().handle_timeout(now);
-            }
-        }
-        flush(&shared, sink.as_ref(), me, &poll_tx, poll_deadline);
-    }
-    flush(&shared, sink.as_ref(), me, &poll_tx, poll_deadline);
-    shared.driver_running.store(false, Ordering::Relaxed);
-}
-
-/// One round-trip sample per connected peer, for the RTT histogram.
-fn sample_rtts(shared: &Running) {
-    let peers: Vec<NodeId> = shared.core.lock().detector().peers().map(|(id, _)| id).collect();
-    for peer in peers {
-        if let Some(link) = shared.transport.link(peer) {
-            shared.observed.rtt(peer, link.rtt);
-        }
-    }
-}
-
-fn flush(
-    shared: &Arc<Running>,
-    sink: Option<&EventSink>,
-    me: NodeId,
-    polls: &mpsc::Sender<(NodeId, Bytes)>,
-    poll_deadline: Duration,
-) {
-    let mut core = shared.core.lock();
-    // Rare (a peer whose lease needs a longer floor than recorded, earlier lives' promises
-    // expiring): one small fsynced write. The core withholds whatever the record does not
-    // cover yet, so a slow or failing disk delays acks and never breaks a promise.
-    let persisted = persist_promises(&mut core, shared.data_dir.as_ref(), shared.incarnation)
-        .and_then(|()| persist_definitions(&mut core, shared.data_dir.as_ref()));
-    if let Err(e) = persisted {
-        let mut last = shared.persist_failed_at.lock();
-        if last.is_none_or(|t| t.elapsed() >= PERSIST_WARN_EVERY) {
-            *last = Some(std::time::Instant::now());
-            tracing::warn!(node = me.0, error = %e, "cannot persist promises to the data directory; \
-                acks that would need them are withheld until it works");
-        }
-    }
-    while let Some(t) = core.poll_transmit() {
-        match t.delivery {
-            // Dropped sends are counted by the transport; a heartbeat is never queued.
-            Delivery::Datagram => {
-                let _ = shared.transport.send_datagram(t.to, Bytes::from(t.payload));
-            }
-            Delivery::Request => {
-                let (shared, polls) = (shared.clone(), polls.clone());
-                tokio::spawn(async move {
-                    let asked = shared.transport.request(t.to, Bytes::from(t.payload), poll_deadline).await;
-                    match asked {
-                        Ok(reply) => {
-                            let _ = polls.try_send((t.to, reply));
-                        }
-                        Err(e) => tracing::debug!(peer = t.to.0, error = %e, "poll unanswered"),
-                    }
-                });
-            }
-        }
-    }
-    // The status first: a subscriber that reacts to an event reads a status that has it.
-    if let Some(status) = core.poll_status() {
-        shared.publisher.status(status);
-    }
-    while let Some(event) = core.poll_event() {
-        shared.publisher.event(&event);
-        if matches!(event, quorate_gate::QuorumEvent::QuorumLost { .. }) {
-            // Rare: the peers' last-heard times tell when the cut that fenced the node began.
-            shared.observed.event(&event, &core.status(shared.clock.now()).peers);
-        } else {
-            shared.observed.event(&event, &[]);
-        }
-        if let quorate_gate::QuorumEvent::ConfigMismatch { peer, ours, theirs, .. } = &event {
-            tracing::warn!(
-                node = me.0,
-                peer = peer.0,
-                %ours,
-                %theirs,
-                "peer runs another quorum definition (members, votes or tie-breaker): no votes are \
-                 counted across it, and this node writes only on a quorum under both; see /status"
-            );
-        }
-        tracing::info!(node = me.0, ?event, "quorum event");
-        if let Some(sink) = sink {
-            if !sink.send(event_json(me, &event).to_string()) {
-                shared.events_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// The rule of thumb from failure-detector practice: a down floor shorter than ten round
-/// trips convicts peers for ordinary network jitter. Not an error (the lease rule keeps
-/// writes safe either way) but worth a warning, with the figures.
-fn warn_if_floor_too_short(shared: &Running) {
-    let floor = shared.down_after_min;
-    let peers: Vec<NodeId> = shared.core.lock().detector().peers().map(|(id, _)| id).collect();
-    for peer in peers {
-        if let Some(link) = shared.transport.link(peer) {
-            if floor < link.rtt * 10 {
-                tracing::warn!(
-                    peer = peer.0,
-                    rtt = ?link.rtt,
-                    down_after_min = ?floor,
-                    "down_after_min is less than 10 x the measured round-trip time; expect false suspicions \
-                     (raise timing.down_after_min or use the wan preset)"
-                );
-            }
-        }
-    }
-}
-
-fn open_event_log(out: &Option<EventsOut>) -> Result<Option<Box<dyn std::io::Write + Send>>, StartError> {
-    match out {
-        None => Ok(None),
-        Some(EventsOut::Stdout) => Ok(Some(Box::new(std::io::stdout()))),
-        Some(EventsOut::File(path)) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(|f| Some(Box::new(std::io::BufWriter::new(f)) as Box<dyn std::io::Write + Send>))
-            .map_err(|source| StartError::EventLog { path: path.display().to_string(), source }),
-    }
-}
-
-/// Opens and locks the data directory, if the node has one, and stores the new life's
-/// incarnation there. Without one (an observer) the incarnation is the wall clock.
-fn begin_life(config: &Config) -> Result<(Option<DataDir>, Incarnation, Memory), StartError> {
-    let wall = wall_clock_ms();
-    let Some(path) = &config.data_dir else {
-        return Ok((None, Incarnation(wall.max(1)), Memory::Volatile));
-    };
-    let dir = DataDir::open(path)?;
-    let life = dir.begin_life(wall)?;
-    let incarnation = life.current.incarnation;
-    match life.previous {
-        Some(previous) if wall <= previous.incarnation => tracing::warn!(
-            node = config.id.0,
-            wall_clock_ms = wall,
-            previous = previous.incarnation,
-            incarnation,
-            "the wall clock is not past the previous life's incarnation (clock set back, or not \
-             yet synced?); continuing from the stored one so that epochs keep growing"
-        ),
-        Some(previous) => {
-            tracing::info!(node = config.id.0, previous = previous.incarnation, incarnation, "new life")
-        }
-        None => tracing::info!(node = config.id.0, dir = %path.display(), incarnation, "first life"),
-    }
-    // What the earlier lives may have promised peers, honoured by this one (zero at first).
-    let prior = Promises { ack_hold: life.current.ack_hold, floor: life.current.floor };
-    Ok((Some(dir), Incarnation(incarnation), Memory::Durable { prior }))
-}
-
-/// Members this node has nothing to send: for an observer, the other observers (it
-/// heartbeats, polls and gossips with voters only, as `VoteTable::peers_of` says). Its
-/// transport does not dial them, so two observers hold no idle connection between them
-/// (one that counts itself a voter under another definition still dials, and is accepted).
-fn silent_peers(config: &Config) -> Vec<NodeId> {
-    if config.own_votes() > 0 {
-        return Vec::new();
-    }
-    config.members.iter().filter(|m| m.votes == 0 && m.id != config.id).map(|m| m.id).collect()
-}
-
-/// Milliseconds since the Unix epoch; 0 for a clock before 1970.
-fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// Hands `change` to the driver and waits for its answer.
+pub(crate) async fn submit(
+    changes: &mpsc::Sender<reconfigure::Request>,
+    change: Change,
+    address: Option<MemberAddress>,
+) -> Result<Roster, ChangeRefused> {
+    let (reply, answer) = oneshot::channel();
+    changes.try_send(reconfigure::Request { change, address, reply }).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => ChangeRefused::Busy,
+        mpsc::error::TrySendError::Closed(_) => ChangeRefused::Stopped,
+    })?;
+    answer.await.unwrap_or(Err(ChangeRefused::Stopped))
 }

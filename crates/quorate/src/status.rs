@@ -63,6 +63,18 @@ pub struct NodeStatus {
     /// when they were handed over in memory rather than read from files.
     #[serde(default)]
     pub certificates: Vec<CertificateReport>,
+    /// The version of the definition this node runs: 0 for its configuration file's, one
+    /// more with every change made while the cluster runs.
+    #[serde(default)]
+    pub definition_version: u64,
+    /// The version that removed this node from the cluster, once one did (it has fenced
+    /// itself for good and left).
+    #[serde(default)]
+    pub removed_at_version: Option<u64>,
+    /// The runtime's counters of definition changes (`proposed`, `refused`,
+    /// `bad_addresses`, `leaving_kept`, `leaving_cut_short`, `persist_failures`).
+    #[serde(default)]
+    pub reconfiguration: BTreeMap<String, u64>,
 }
 
 /// One certificate in a [`NodeStatus`].
@@ -147,6 +159,10 @@ pub struct PeerReport {
     /// The live connection's remote address, if connected.
     #[serde(default)]
     pub remote: Option<String>,
+    /// The version of the definition the peer was last heard running; `None` while
+    /// unknown (never heard, or its definition not received yet).
+    #[serde(default)]
+    pub definition_version: Option<u64>,
 }
 
 impl PeerReport {
@@ -248,6 +264,7 @@ pub(crate) fn build(
                     _ => None,
                 }),
                 remote: link.as_ref().map(|l| l.remote.to_string()),
+                definition_version: core.peer_version(p.id),
             }
         })
         .collect();
@@ -289,6 +306,9 @@ pub(crate) fn build(
         mismatched: gate.mismatched.iter().map(ToString::to_string).collect(),
         mismatched_peers: gate.mismatched.iter().map(|m| m.peer.0).collect(),
         certificates: Vec::new(),
+        definition_version: gate.definition_version,
+        removed_at_version: None,
+        reconfiguration: BTreeMap::new(),
     }
 }
 

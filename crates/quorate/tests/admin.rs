@@ -164,6 +164,26 @@ async fn the_admin_endpoint_keeps_its_limits() -> TestResult {
     assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
     let answer = raw(addr, b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n").await?;
     assert!(answer.starts_with("HTTP/1.1 404") && answer.contains("try /status"), "{answer}");
+    // Changes: JSON only, bounded, typed refusals (the peer here is loopback).
+    let post = |path: &str, kind: &str, body: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let answer =
+        raw(addr, post("/members", "text/plain", r#"{"action":"remove","id":2}"#).as_bytes()).await?;
+    assert!(answer.starts_with("HTTP/1.1 415"), "a form post is not a change: {answer}");
+    let big = format!(r#"{{"action":"add","id":4,"addr":"{}:7001"}}"#, "a".repeat(quorate::CHANGE_BYTES_MAX));
+    let answer = raw(addr, post("/members", "application/json", &big).as_bytes()).await?;
+    assert!(answer.starts_with("HTTP/1.1 413") && answer.contains(r#""error": "too_large""#), "{answer}");
+    let answer =
+        raw(addr, post("/members", "application/json", r#"{"action":"evict","id":2}"#).as_bytes()).await?;
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains(r#""error": "bad_request""#), "{answer}");
+    let answer =
+        raw(addr, post("/config", "application/json", r#"{"key":"timing.preset","value":"wan"}"#).as_bytes())
+            .await?;
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("not supported online yet"), "{answer}");
     let huge = format!("GET /status HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "a".repeat(16 * 1024));
     let answer = raw(addr, huge.as_bytes()).await?;
     assert!(answer.starts_with("HTTP/1.1 431"), "a head over 8 KiB: {answer}");

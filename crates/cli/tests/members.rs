@@ -1,0 +1,162 @@
+//! Online changes between real `quorate run` processes on 127.0.0.1, made with `quorate
+//! members` and `quorate config set`: an unsafe growth refused with its route, the route
+//! taken, a fourth node added while it runs, a member removed that learns it, exits 0 and
+//! refuses to start again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{free_tcp_ports, free_udp_ports, quorate, run_bounded, Children, Finished, TempDir};
+use serde_json::Value;
+
+fn status(admin: &str) -> Option<Value> {
+    let mut cmd = quorate();
+    cmd.args(["status", "--json", "--admin", admin]);
+    let done = run_bounded(cmd, Duration::from_secs(10));
+    (done.code() == Some(0)).then(|| serde_json::from_str(&done.stdout).ok()).flatten()
+}
+
+fn logs(dir: &Path) -> String {
+    (1..=4)
+        .map(|i| {
+            let log = std::fs::read_to_string(dir.join(format!("node-{i}.log"))).unwrap_or_default();
+            format!("--- node {i} ---\n{log}")
+        })
+        .collect()
+}
+
+fn start(dir: &Path, id: usize, admin: &str, peers: &[String]) -> Child {
+    let log = File::options().create(true).append(true).open(dir.join(format!("node-{id}.log"))).unwrap();
+    let mut cmd = quorate();
+    cmd.arg("run")
+        .args(["--id", &id.to_string(), "--admin", admin])
+        .arg("--tls-dir")
+        .arg(dir.join("certs"))
+        .arg("--data-dir")
+        .arg(dir.join(format!("data-{id}")));
+    for p in peers {
+        cmd.args(["--peer", p]);
+    }
+    cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+    cmd.spawn().unwrap()
+}
+
+fn cli(args: &[&str]) -> Finished {
+    let mut cmd = quorate();
+    cmd.args(args);
+    run_bounded(cmd, Duration::from_secs(40))
+}
+
+fn wait(dir: &Path, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within 15 s\n{}", logs(dir));
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_cluster_grows_online_and_a_removed_node_exits_and_stays_out() {
+    let dir = TempDir::new("members");
+    let mut init = quorate();
+    init.args(["certs", "init", "--nodes", "1,2,3,4", "--dir"]).arg(dir.path().join("certs"));
+    assert_eq!(run_bounded(init, Duration::from_secs(20)).code(), Some(0));
+
+    let quic = free_udp_ports(4);
+    let admin: Vec<String> = free_tcp_ports(4).iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let peers: Vec<String> =
+        quic.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect();
+    let mut children = Children::default();
+    for id in 1..=3 {
+        children.0.push(start(dir.path(), id, &admin[id - 1], &peers[..3]));
+    }
+    let writable =
+        |ids: &[usize]| ids.iter().all(|&i| status(&admin[i - 1]).is_some_and(|s| s["writable"] == true));
+    wait(dir.path(), "nodes 1-3 writable", || writable(&[1, 2, 3]));
+
+    // Under the default tie-breaker (lowest id) a fourth voter is unsafe: refused, with the route.
+    let four = format!("127.0.0.1:{}", quic[3]);
+    let add = ["members", "add", "--id", "4", "--addr", &four, "--admin", &admin[0], "--timeout", "20s"];
+    let refused = cli(&add);
+    assert_eq!(refused.code(), Some(1), "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("refused (unsafe): "), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("  1. set the tie-breaker to none (strict majority)"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("  2. add node 4 with 1 vote"), "{}", refused.stderr);
+    assert_eq!(status(&admin[1]).unwrap()["definition_version"], 0, "a refusal changes nothing");
+
+    // Timing presets are not changed online yet.
+    let wan = cli(&["config", "set", "timing.preset=wan", "--admin", &admin[0]]);
+    assert_eq!(wan.code(), Some(1));
+    assert!(wan.stderr.contains("not supported online yet: roll the config file"), "{}", wan.stderr);
+
+    // Step 1 of the route, from node 2.
+    let none = cli(&["config", "set", "quorum.tie_breaker=none", "--admin", &admin[1], "--timeout", "20s"]);
+    assert_eq!(none.code(), Some(0), "{}{}\n{}", none.stdout, none.stderr, logs(dir.path()));
+    assert!(none.stdout.contains("in effect on every voter: definition version 1"), "{}", none.stdout);
+
+    // Step 2: node 4 runs on flags listing four; it is added from node 1.
+    children.0.push(start(dir.path(), 4, &admin[3], &peers));
+    let added = cli(&add);
+    assert_eq!(added.code(), Some(0), "{}{}\n{}", added.stdout, added.stderr, logs(dir.path()));
+    eprintln!("{}{}", refused.stderr, added.stdout);
+    assert!(added.stdout.contains("accepted: definition version 2"), "{}", added.stdout);
+    assert!(added.stdout.contains("in effect on every voter: definition version 2"), "{}", added.stdout);
+    wait(dir.path(), "all four writable", || writable(&[1, 2, 3, 4]));
+    let one = status(&admin[0]).unwrap();
+    assert_eq!((one["definition_version"].as_u64(), one["total_votes"].as_u64()), (Some(2), Some(4)));
+    let mut table = quorate();
+    table.args(["status", "--admin", &admin[0]]);
+    let shown = run_bounded(table, Duration::from_secs(10));
+    assert!(shown.stdout.lines().next().unwrap_or_default().contains("definition v2"), "{}", shown.stdout);
+
+    // Node 4 removed from node 3: it learns it and exits 0; it does not start again.
+    let removed = cli(&["members", "remove", "--id", "4", "--admin", &admin[2], "--timeout", "20s"]);
+    assert_eq!(removed.code(), Some(0), "{}{}\n{}", removed.stdout, removed.stderr, logs(dir.path()));
+    assert!(removed.stdout.contains("definition version 3"), "{}", removed.stdout);
+    let mut exit = None;
+    wait(dir.path(), "node 4 exits", || {
+        exit = children.0[3].try_wait().unwrap();
+        exit.is_some()
+    });
+    assert_eq!(exit.and_then(|e| e.code()), Some(0), "{}", logs(dir.path()));
+    assert!(
+        logs(dir.path()).contains("removed from the cluster by definition version 3"),
+        "{}",
+        logs(dir.path())
+    );
+    let again = run_bounded(
+        {
+            let mut cmd = quorate();
+            cmd.arg("run")
+                .args(["--id", "4", "--admin", &admin[3], "--tls-dir"])
+                .arg(dir.path().join("certs"))
+                .arg("--data-dir")
+                .arg(dir.path().join("data-4"));
+            for p in &peers {
+                cmd.args(["--peer", p]);
+            }
+            cmd
+        },
+        Duration::from_secs(20),
+    );
+    assert_eq!(again.code(), Some(1), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("node 4 was removed from the cluster by definition version 3"),
+        "{}",
+        again.stderr
+    );
+    wait(dir.path(), "nodes 1-3 writable on version 3", || {
+        writable(&[1, 2, 3]) && status(&admin[0]).is_some_and(|s| s["definition_version"] == 3)
+    });
+}

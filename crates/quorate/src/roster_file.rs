@@ -1,0 +1,266 @@
+//! The definition file in the data directory (`quorate.definition`): the latest quorum
+//! definition this node ran or is about to run ([`Roster`]: version, members with votes and
+//! addresses, tie-breaker), so that a restarted node starts from it rather than from its
+//! configuration file (version 0) and never goes back to a lower version.
+//!
+//! The runtime writes it before it adopts a definition (and so before it announces it in a
+//! heartbeat): a definition some peer runs, or one an operator's change produced on this
+//! node. A node that finds itself not listed (it was removed) refuses to start.
+//!
+//! # Format version 1
+//!
+//! Little-endian, all counts and lengths bounded:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 8 | magic `qrdefin\n` |
+//! | 4 | format version, `1` |
+//! | 4 | length of the whole file in bytes |
+//! | 8 | definition version |
+//! | 4 | member count `m` (1 to [`MEMBERS_MAX`]) |
+//! | per member | id (8), votes (4), address length `a` (2, at most `ADDRESS_BYTES_MAX`; 0: none), `a` bytes of UTF-8 |
+//! | 1 + 8 | tie-breaker flag and id |
+//! | 4 | CRC-32 of everything before it |
+//!
+//! A damaged file stops the node like a damaged state file: starting from the file's
+//! version 0 instead could make this node count votes under a definition the cluster left.
+
+use std::collections::BTreeMap;
+
+use quorate_proto::{NodeId, Roster, VoteTable, ADDRESS_BYTES_MAX};
+
+use crate::integrity::{crc32, Corruption};
+
+/// The definition file inside the data directory.
+pub const ROSTER_FILE: &str = "quorate.definition";
+/// Its temporary name while it is replaced.
+pub const ROSTER_TMP_FILE: &str = "quorate.definition.tmp";
+/// The format version this build writes and reads.
+pub const ROSTER_FORMAT_VERSION: u32 = 1;
+/// Most members a stored definition may have.
+pub const MEMBERS_MAX: usize = 4096;
+/// Reading stops here; a larger file is corrupt anyway (4096 members with the longest
+/// addresses take about 1.1 MiB).
+pub const ROSTER_READ_MAX: u64 = 2 << 20;
+
+const MAGIC: [u8; 8] = *b"qrdefin\n";
+/// Magic, version, length.
+const HEADER_BYTES: usize = 16;
+
+/// The encoding of `roster` (see the module docs). Members beyond [`MEMBERS_MAX`] and
+/// addresses longer than `ADDRESS_BYTES_MAX` cannot occur (the core refuses such
+/// definitions); they would be cut at the bound.
+pub fn encode(roster: &Roster) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&ROSTER_FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes()); // length, filled in below
+    out.extend_from_slice(&roster.version.to_le_bytes());
+    let members: Vec<(NodeId, u32)> = roster.votes.members().take(MEMBERS_MAX).collect();
+    out.extend_from_slice(&count(members.len()).to_le_bytes());
+    for (id, votes) in members {
+        out.extend_from_slice(&id.0.to_le_bytes());
+        out.extend_from_slice(&votes.to_le_bytes());
+        let addr = roster.address(id).unwrap_or_default().as_bytes();
+        let addr = &addr[..addr.len().min(ADDRESS_BYTES_MAX)];
+        // ADDRESS_BYTES_MAX is 261: the length fits two bytes.
+        out.extend_from_slice(&u16::try_from(addr.len()).unwrap_or(u16::MAX).to_le_bytes());
+        out.extend_from_slice(addr);
+    }
+    let tie_breaker = roster.votes.tie_breaker();
+    out.push(u8::from(tie_breaker.is_some()));
+    out.extend_from_slice(&tie_breaker.map_or(0, |t| t.0).to_le_bytes());
+    let len = count(out.len() + 4);
+    out[12..16].copy_from_slice(&len.to_le_bytes());
+    let crc = crc32(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes a definition file, refusing anything but an intact version-1 file that holds a
+/// valid definition.
+pub fn decode(bytes: &[u8]) -> Result<Roster, Corruption> {
+    if bytes.len() < HEADER_BYTES + 4 {
+        return Err(Corruption::Length { len: bytes.len(), expected: HEADER_BYTES + 4 });
+    }
+    if bytes[0..8] != MAGIC {
+        return Err(Corruption::NotAStateFile);
+    }
+    let mut r = Reader { bytes, at: 8 };
+    let format = r.u32()?;
+    if format != ROSTER_FORMAT_VERSION {
+        return Err(Corruption::UnknownVersion { version: format, readable: ROSTER_FORMAT_VERSION });
+    }
+    let len = r.u32()? as usize;
+    if len != bytes.len() {
+        return Err(Corruption::Length { len: bytes.len(), expected: len });
+    }
+    let body = bytes.len() - 4;
+    let stored = u32::from_le_bytes([bytes[body], bytes[body + 1], bytes[body + 2], bytes[body + 3]]);
+    let computed = crc32(&bytes[..body]);
+    if stored != computed {
+        return Err(Corruption::Checksum { stored, computed });
+    }
+    let mut r = Reader { bytes: &bytes[..body], at: HEADER_BYTES };
+    let version = r.u64()?;
+    let members_len = r.u32()? as usize;
+    if members_len == 0 || members_len > MEMBERS_MAX {
+        return Err(Corruption::Invalid);
+    }
+    let mut members = Vec::with_capacity(members_len);
+    let mut addresses = BTreeMap::new();
+    for _ in 0..members_len {
+        let id = NodeId(r.u64()?);
+        members.push((id, r.u32()?));
+        let addr_len = usize::from(r.u16()?);
+        if addr_len > ADDRESS_BYTES_MAX {
+            return Err(Corruption::Invalid);
+        }
+        let addr = r.slice(addr_len)?;
+        let addr = std::str::from_utf8(addr).map_err(|_| Corruption::Invalid)?;
+        if !addr.is_empty() {
+            addresses.insert(id, addr.to_owned());
+        }
+    }
+    let has_tie_breaker = r.u8()? == 1;
+    let tie_breaker = NodeId(r.u64()?);
+    if r.at != body {
+        return Err(Corruption::Length { len: bytes.len(), expected: r.at + 4 });
+    }
+    let votes = VoteTable::from_parts(&members, has_tie_breaker.then_some(tie_breaker))
+        .map_err(|_| Corruption::Invalid)?;
+    Ok(Roster { version, votes, addresses })
+}
+
+fn count(n: usize) -> u32 {
+    // Every count is bounded by MEMBERS_MAX, and a file by ROSTER_READ_MAX.
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A cursor over the file's bytes; running out is a length error.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn slice(&mut self, n: usize) -> Result<&[u8], Corruption> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(Corruption::Length { len: self.bytes.len() + 4, expected: self.at + n + 4 });
+        };
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], Corruption> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.slice(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, Corruption> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, Corruption> {
+        Ok(u16::from_le_bytes(self.take::<2>()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, Corruption> {
+        Ok(u32::from_le_bytes(self.take::<4>()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, Corruption> {
+        Ok(u64::from_le_bytes(self.take::<8>()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use quorate_proto::{Change, TieBreaker};
+
+    fn sample() -> Roster {
+        let votes = VoteTable::new((1..=3).map(|i| (NodeId(i), 1)), TieBreaker::LowestId)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addresses = (1..=3).map(|i| (NodeId(i), format!("quorate-{i}.quorate:7001"))).collect();
+        let r = Roster::initial(votes, addresses);
+        let r = r.next(&Change::SetTieBreaker(TieBreaker::None), None).unwrap_or_else(|e| panic!("{e}"));
+        r.next(&Change::AddMember { id: NodeId(9), votes: 0 }, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn round_trips_with_addresses_a_member_without_one_and_the_tie_breaker() -> Result<(), Corruption> {
+        let r = sample();
+        assert_eq!((r.version, r.address(NodeId(9))), (2, None));
+        assert_eq!(decode(&encode(&r))?, r);
+        let with_tie = Roster {
+            votes: VoteTable::new((1..=4).map(|i| (NodeId(i), i as u32)), TieBreaker::Node(NodeId(3)))
+                .unwrap_or_else(|e| panic!("{e}")),
+            ..r
+        };
+        assert_eq!(decode(&encode(&with_tie))?, with_tie);
+        Ok(())
+    }
+
+    #[test]
+    fn truncation_appended_bytes_and_foreign_files_are_refused() {
+        let bytes = encode(&sample());
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err());
+        let mut foreign = bytes.clone();
+        foreign[0] = b'Q';
+        assert_eq!(decode(&foreign), Err(Corruption::NotAStateFile));
+        let mut future = bytes;
+        future[8] = 2;
+        assert_eq!(decode(&future), Err(Corruption::UnknownVersion { version: 2, readable: 1 }));
+    }
+
+    #[test]
+    fn an_intact_file_with_an_invalid_definition_is_refused() {
+        // Two members with the same id, checksummed as if intact.
+        let mut bytes = encode(&sample());
+        let second = HEADER_BYTES + 12;
+        let first_len = 8 + 4 + 2 + "quorate-1.quorate:7001".len();
+        bytes[second + first_len..second + first_len + 8].copy_from_slice(&1u64.to_le_bytes());
+        let body = bytes.len() - 4;
+        let crc = crc32(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&bytes), Err(Corruption::Invalid));
+    }
+
+    proptest! {
+        #[test]
+        fn any_single_bit_flip_is_detected(bit in 0usize..(8 * 400)) {
+            let mut bytes = encode(&sample());
+            let bit = bit % (8 * bytes.len());
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(decode(&bytes).is_err());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_bytes_after_a_valid_header_never_panic(
+            tail in proptest::collection::vec(any::<u8>(), 0..300)
+        ) {
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend_from_slice(&ROSTER_FORMAT_VERSION.to_le_bytes());
+            bytes.extend_from_slice(&count(HEADER_BYTES + tail.len() + 4).to_le_bytes());
+            bytes.extend_from_slice(&tail);
+            let crc = crc32(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            let _ = decode(&bytes);
+        }
+    }
+}
