@@ -89,6 +89,9 @@ pub struct Counters {
     pub leaves_heard: u64,
     /// Times a peer was heard in a new incarnation (restarts).
     pub peer_restarts: u64,
+    /// Heartbeats held back because the peer had not confirmed this node's definition yet
+    /// (see `announce.rs`).
+    pub heartbeats_held: u64,
     /// Later definitions adopted while running (see `Node::adopt`).
     pub definitions_adopted: u64,
     /// Of those, the ones adopted as a fresh start (not the next version, or not a safe

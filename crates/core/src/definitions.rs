@@ -22,6 +22,10 @@ use quorate_proto::{check_successor, ClusterId, DefinitionDigest, Instant, NodeI
 
 use crate::promises::PeerDefinitions;
 
+/// Definitions remembered per peer as ones it ran earlier in its life (see
+/// `Definitions::earlier`).
+const EARLIER_MAX: usize = 4;
+
 /// How often a peer that runs an unknown definition is asked for it again.
 const DEFINITION_RETRY: Duration = Duration::from_secs(1);
 
@@ -62,6 +66,11 @@ pub(crate) struct Definitions {
     /// The digest each peer was last heard running (in this life or, through
     /// [`Definitions::remember`], an earlier one).
     peers: BTreeMap<NodeId, DefinitionDigest>,
+    /// Digests each peer ran earlier in its current life, newest last (at most
+    /// [`EARLIER_MAX`]). A peer never goes back to one within a life, so a heartbeat that
+    /// names one was sent before a change this node already heard of (a datagram overtaken
+    /// by the definition pushed on a stream) and is not taken as what the peer runs.
+    earlier: BTreeMap<NodeId, Vec<DefinitionDigest>>,
     /// Bumped whenever `peers` or a table it names changes.
     version: u64,
     /// The version the data directory holds.
@@ -77,6 +86,7 @@ impl Definitions {
             peer_terms: BTreeMap::new(),
             tables: BTreeMap::new(),
             adjacent: BTreeSet::new(),
+            earlier: BTreeMap::new(),
             peers: BTreeMap::new(),
             version: 0,
             // Nothing known yet, and nothing to write until something is.
@@ -153,7 +163,8 @@ impl Definitions {
         // Floors only grow within this life: an ack given under an older, longer lease of
         // the peer may still be held.
         entry.floor = floor.map(|f| entry.floor.map_or(f, |old| old.max(f)));
-        let change = self.set(peer, digest);
+        let stale = self.earlier.get(&peer).is_some_and(|e| e.contains(&digest));
+        let change = if stale { Change::None } else { self.set(peer, digest) };
         if change != Change::None {
             entry.asked = None;
         }
@@ -170,8 +181,19 @@ impl Definitions {
     /// Records that `peer` runs `digest`.
     fn set(&mut self, peer: NodeId, digest: DefinitionDigest) -> Change {
         let before = self.foreign(peer);
-        if self.peers.insert(peer, digest) != Some(digest) {
-            self.version += 1;
+        match self.peers.insert(peer, digest) {
+            Some(old) if old == digest => {}
+            old => {
+                self.version += 1;
+                if let Some(old) = old {
+                    let earlier = self.earlier.entry(peer).or_default();
+                    earlier.retain(|d| *d != digest);
+                    earlier.push(old);
+                    if earlier.len() > EARLIER_MAX {
+                        earlier.remove(0);
+                    }
+                }
+            }
         }
         let after = self.foreign(peer);
         if before == after {
@@ -182,6 +204,12 @@ impl Definitions {
             Some(theirs) => Change::Mismatch { theirs },
             None => Change::Matched,
         }
+    }
+
+    /// `peer` was heard in a new life: what it ran before says nothing of what it may run
+    /// now (a restart can start from another file).
+    pub(crate) fn new_life(&mut self, peer: NodeId) {
+        self.earlier.remove(&peer);
     }
 
     /// This node now runs `roster` (the one it ran is kept as the definition of any peer
@@ -195,6 +223,7 @@ impl Definitions {
         let old = std::mem::replace(&mut self.own, digest);
         self.peers.retain(|p, _| peers.contains(p));
         self.peer_terms.retain(|p, _| peers.contains(p));
+        self.earlier.retain(|p, _| peers.contains(p));
         if old != digest {
             self.tables.insert(old, previous);
         }

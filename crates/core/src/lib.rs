@@ -11,6 +11,7 @@
 //! It reads no clock and touches no socket: time is a parameter and randomness comes from
 //! a seed, so the tokio runtime and the deterministic simulator drive the very same code.
 
+mod announce;
 mod config;
 mod counters;
 mod definitions;

@@ -35,6 +35,7 @@ use quorate_proto::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::announce::Announcements;
 use crate::config::{CoreConfigError, ValidConfig};
 use crate::counters::Counters;
 use crate::definitions::Definitions;
@@ -48,12 +49,6 @@ pub const SENT_LOG_MAX: usize = 4096;
 /// started together do not send in lockstep. Early, never late: every timing rule that
 /// assumes one heartbeat per interval stays true.
 const JITTER_FRACTION: f64 = 0.1;
-
-/// A life's first heartbeats wait this fraction of an interval (as a divisor) after its
-/// definition went out to every peer on a reliable stream: a peer that does not know the
-/// definition yet would otherwise hold the heartbeat's digest as unknown, and be fenced for
-/// the round trip it takes to ask.
-const FIRST_HEARTBEAT_DELAY_DIVISOR: u32 = 10;
 
 /// Gossip rounds and fence checks, when gossip is on.
 #[derive(Debug)]
@@ -70,6 +65,8 @@ pub struct Node {
     pub(crate) incarnation: Incarnation,
     pub(crate) interval: Duration,
     pub(crate) links: BTreeMap<NodeId, Link>,
+    /// Peers that have not confirmed this node's definition yet: heartbeats to them wait.
+    pub(crate) announce: Announcements,
     /// When each former member was last sent this node's definition (see
     /// `Node::tell_former_member`).
     pub(crate) former_told: BTreeMap<NodeId, Instant>,
@@ -165,6 +162,7 @@ impl Node {
             links,
             former_links: BTreeMap::new(),
             former_told: BTreeMap::new(),
+            announce: Announcements::new(interval),
             terms,
             drift,
             definitions: Definitions::new(cluster, roster),
@@ -178,16 +176,16 @@ impl Node {
             events: VecDeque::new(),
             events_dropped: 0,
             status_clock: StatusClock::new(interval),
-            // The definition goes out first (below), so that peers know it when the
-            // heartbeats that announce it arrive.
-            next_heartbeat: now + interval / FIRST_HEARTBEAT_DELAY_DIVISOR,
+            next_heartbeat: now,
             last_now: now,
             counters: Counters::default(),
             stopped: false,
         };
-        for peer in peers {
+        // The definition goes out first: heartbeats to a peer wait until it has it.
+        for &peer in &peers {
             node.push_definition(peer);
         }
+        node.announce.pushed_to_all(now, &peers.iter().copied().collect());
         node.settle(now);
         Ok((node, handle))
     }
@@ -240,11 +238,11 @@ impl Node {
             }
             Message::Definition(d) => {
                 self.on_definition(now, from, &d);
-                encode_stream(self.cluster, &self.definition_reply()).ok()
+                encode_stream(self.cluster, &self.definition_message()).ok()
             }
             Message::Roster(m) => {
                 self.on_roster_message(now, from, &m);
-                encode_stream(self.cluster, &self.definition_reply()).ok()
+                encode_stream(self.cluster, &self.definition_message()).ok()
             }
             Message::FenceRelease(r) => {
                 if let Some(s) = self.gossip.as_mut() {
@@ -281,8 +279,15 @@ impl Node {
                     s.fencer.on_answer(now, from, &a, theirs);
                 }
             }
-            Message::Definition(d) => self.on_definition(now, from, &d),
-            Message::Roster(m) => self.on_roster_message(now, from, &m),
+            // The answer to a definition this node sent: the peer has it.
+            Message::Definition(d) => {
+                self.announce.confirmed(from);
+                self.on_definition(now, from, &d);
+            }
+            Message::Roster(m) => {
+                self.announce.confirmed(from);
+                self.on_roster_message(now, from, &m);
+            }
             _ => self.counters.dropped.malformed += 1,
         }
         self.settle(now);
@@ -298,6 +303,9 @@ impl Node {
         self.apply_detector_events(now);
         self.gate.handle_timeout(now);
         self.drain_gate(now);
+        for peer in self.announce.due(now) {
+            self.push_definition(peer);
+        }
         if now >= self.next_heartbeat {
             self.send_heartbeats(now);
         }
@@ -402,10 +410,18 @@ impl Node {
         }
         let gossip = self.gossip.as_ref().map(|s| s.gossiper.poll_timeout());
         let checks = self.gossip.as_ref().and_then(|s| s.fencer.poll_timeout());
-        [Some(self.next_heartbeat), self.detector.poll_timeout(), self.gate.poll_timeout(), gossip, checks]
-            .into_iter()
-            .flatten()
-            .min()
+        let announce = self.announce.poll_timeout();
+        [
+            Some(self.next_heartbeat),
+            self.detector.poll_timeout(),
+            self.gate.poll_timeout(),
+            gossip,
+            checks,
+            announce,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Leaves gracefully: fences this node's gate for good (handles answer `Stopped`), then
@@ -460,6 +476,9 @@ impl Node {
         };
         match link.on_heartbeat(hb) {
             Ok(received) => {
+                if received.new_incarnation {
+                    self.definitions.new_life(from);
+                }
                 if received.new_incarnation && link.peer_incarnation().is_some() {
                     self.counters.peer_restarts += 1;
                 }
@@ -478,6 +497,7 @@ impl Node {
         if let Some(s) = self.gossip.as_mut() {
             s.gossiper.on_heartbeat_digest(now, from, &hb.digest);
         }
+        self.announce.heard(now, from, hb.terms.definition == self.terms.definition);
         // The peer's terms first: its floor is raised before anything could ack it.
         let lends = self.on_terms(now, from, &hb.terms);
         self.detector.handle_heartbeat(now, from);
@@ -548,6 +568,10 @@ impl Node {
     fn send_heartbeats(&mut self, now: Instant) {
         let peers: Vec<NodeId> = self.links.keys().copied().collect();
         for peer in peers {
+            if self.announce.holds(now, peer) {
+                self.counters.heartbeats_held += 1;
+                continue;
+            }
             self.send_heartbeat(now, peer, Delivery::Datagram);
         }
         let early = self.interval.mul_f64(self.rng.random_range(0.0..JITTER_FRACTION));

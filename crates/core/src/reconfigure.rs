@@ -226,9 +226,10 @@ impl Node {
         self.drain_gate(now);
         self.status_clock.touch();
         // Ahead of the heartbeats that announce it; and a removed member learns it was.
-        for peer in peers {
+        for &peer in &peers {
             self.push_definition(peer);
         }
+        self.announce.pushed_to_all(now, &peers);
         for peer in removed {
             self.former_told.insert(peer, now);
             self.push_definition(peer);

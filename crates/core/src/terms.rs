@@ -37,24 +37,24 @@ impl Node {
     }
 
     /// Sends `to` this node's definition, as a request (the answer is `to`'s own): when
-    /// this node starts or adopts a definition, ahead of the heartbeats that announce it,
-    /// so that `to` knows it when they arrive.
+    /// this node starts or adopts a definition, ahead of the heartbeats that announce it
+    /// (see `announce.rs`), and to ask for `to`'s when its heartbeats name one unknown here.
     pub(crate) fn push_definition(&mut self, to: NodeId) {
-        if let Ok(payload) = encode_stream(self.cluster, &self.definition_reply()) {
+        if let Ok(payload) = encode_stream(self.cluster, &self.definition_message()) {
             self.outbox.request(to, payload);
         }
     }
 
-    /// This node's definition as a request: in the form every build answers.
+    /// This node's definition in the form of version 0, which every build reads.
     pub(crate) fn own_definition(&self) -> Definition {
         let (members, tie_breaker) = self.gate.votes().parts();
         Definition { from: self.me, incarnation: self.incarnation, members, tie_breaker }
     }
 
-    /// This node's definition as the answer to a definition request: the form an older
-    /// build reads while the definition never changed online (version 0), with its version
-    /// and addresses once it has.
-    pub(crate) fn definition_reply(&self) -> Message {
+    /// This node's definition as sent to a peer: the form an older build reads while the
+    /// definition never changed online (version 0), with its version and addresses once it
+    /// has.
+    pub(crate) fn definition_message(&self) -> Message {
         let roster = self.definitions.roster();
         if roster.version == 0 {
             Message::Definition(self.own_definition())
@@ -124,9 +124,7 @@ impl Node {
         let (change, ask) = self.definitions.heard(now, from, floor, terms.definition);
         self.definition_changed(now, from, change);
         if ask {
-            if let Ok(payload) = encode_stream(self.cluster, &Message::Definition(self.own_definition())) {
-                self.outbox.request(from, payload);
-            }
+            self.push_definition(from);
         }
         self.definitions.exchanges_votes(from)
     }
