@@ -74,8 +74,10 @@ pub enum Fault {
         /// What it runs from this start on.
         setup: Setup,
     },
-    /// `node` switches to definition `definition` while it runs (`Node::set_definition`),
-    /// with its preset unchanged: one node's step of an online membership change. A node
+    /// `node` switches to definition `definition` while it runs (`Node::adopt`, the
+    /// definition's index as its version), with its preset unchanged: one node's step of
+    /// an online membership change, as an operator would hand it over. Nothing happens if
+    /// the node already runs that version or a later one (it followed a peer). A node
     /// that is down or paused takes it when it next runs (as a definition it had persisted).
     Adopt {
         /// The node.
