@@ -74,14 +74,30 @@ pub enum Fault {
         /// What it runs from this start on.
         setup: Setup,
     },
-    /// `node` switches to definition `definition` while it runs (`Node::set_definition`),
-    /// with its preset unchanged: one node's step of an online membership change. A node
+    /// `node` switches to definition `definition` while it runs (`Node::adopt`, the
+    /// definition's index as its version), with its preset unchanged: one node's step of
+    /// an online membership change, as an operator would hand it over. Nothing happens if
+    /// the node already runs that version or a later one (it followed a peer). A node
     /// that is down or paused takes it when it next runs (as a definition it had persisted).
     Adopt {
         /// The node.
         node: usize,
         /// The definition it runs from now on: an index into the scenario's definitions.
         definition: usize,
+    },
+    /// An operator proposes a random single change (add a member, remove one, change a
+    /// member's votes, change the tie-breaker) on a running node, through
+    /// `Node::propose`; the node persists and adopts what it accepts, and an added member's
+    /// host is started. The change is drawn from `pick` against the definition the node
+    /// runs then ([`crate::sim`]'s driver).
+    Propose {
+        /// The node asked (when it does not run: a running node it has a link with, so on
+        /// its side of a partition); `None`: a running member drawn from `pick`.
+        node: Option<usize>,
+        /// Seeds the choice of node and change.
+        pick: u64,
+        /// Add a member when a slot is left, rather than a change drawn at random.
+        grow: bool,
     },
     /// The process stops running (SIGSTOP, a long GC): no timers, datagrams queue.
     Pause {
@@ -178,6 +194,14 @@ pub enum Bug {
         /// How slow, percent (at most 50).
         pct: u32,
     },
+    /// Changes proposed on `node` skip the one-change-at-a-time rule (rule 2 of
+    /// `docs/reconfiguration.md`): its driver builds the next version itself and checks
+    /// only that it is a safe successor, even while voters of the current version have not
+    /// been heard running it or a peer runs a later one.
+    HastyProposer {
+        /// The node.
+        node: usize,
+    },
 }
 
 impl Bug {
@@ -188,7 +212,8 @@ impl Bug {
             | Bug::DeafToAcks { node, .. }
             | Bug::ReusedIncarnation { node }
             | Bug::PhantomFence { node, .. }
-            | Bug::SlowClock { node, .. } => node,
+            | Bug::SlowClock { node, .. }
+            | Bug::HastyProposer { node } => node,
         }
     }
 
@@ -212,6 +237,7 @@ impl fmt::Display for Bug {
                 write!(f, "phantom-fence:{}:{}:{}", node + 1, peer + 1, ms(since))
             }
             Bug::SlowClock { node, pct } => write!(f, "slow-clock:{}:{pct}", node + 1),
+            Bug::HastyProposer { node } => write!(f, "hasty-proposer:{}", node + 1),
         }
     }
 }
@@ -222,7 +248,7 @@ impl std::str::FromStr for Bug {
     /// Parses what [`Bug`]'s `Display` prints.
     fn from_str(s: &str) -> Result<Bug, String> {
         let bad = || {
-            format!("unknown bug {s:?} (forged-ack:N:MS, deaf-to-acks:N:MS, reused-incarnation:N, phantom-fence:N:P:MS, slow-clock:N:PCT)")
+            format!("unknown bug {s:?} (forged-ack:N:MS, deaf-to-acks:N:MS, reused-incarnation:N, phantom-fence:N:P:MS, slow-clock:N:PCT, hasty-proposer:N)")
         };
         let mut parts = s.split(':');
         let kind = parts.next().ok_or_else(bad)?;
@@ -240,6 +266,7 @@ impl std::str::FromStr for Bug {
             ("slow-clock", 2) => {
                 Bug::SlowClock { node: index(0)?, pct: u32::try_from(nums[1].min(50)).map_err(|_| bad())? }
             }
+            ("hasty-proposer", 1) => Bug::HastyProposer { node: index(0)? },
             _ => return Err(bad()),
         };
         Ok(bug)
@@ -278,6 +305,7 @@ impl Fault {
             | Fault::Restart { .. }
             | Fault::RestartAs { .. }
             | Fault::Adopt { .. }
+            | Fault::Propose { .. }
             | Fault::Pause { .. }
             | Fault::Resume { .. } => return false,
         }
@@ -298,6 +326,7 @@ impl Fault {
             | Fault::Adopt { node, .. }
             | Fault::Pause { node }
             | Fault::Resume { node } => Some(*node),
+            Fault::Propose { node, .. } => *node,
             Fault::BurstLoss { .. } | Fault::Heal => None,
         }
     }
@@ -329,6 +358,12 @@ impl fmt::Display for Fault {
             Fault::Restart { node } => write!(f, "restart n{}", node + 1),
             Fault::RestartAs { node, setup } => write!(f, "restart n{} as {setup}", node + 1),
             Fault::Adopt { node, definition } => write!(f, "n{} adopts definition {definition}", node + 1),
+            Fault::Propose { node: Some(node), pick, .. } => {
+                write!(f, "change #{pick} proposed on n{}", node + 1)
+            }
+            Fault::Propose { node: None, pick, .. } => {
+                write!(f, "change #{pick} proposed on a running member")
+            }
             Fault::Pause { node } => write!(f, "pause n{}", node + 1),
             Fault::Resume { node } => write!(f, "resume n{}", node + 1),
             Fault::Heal => f.write_str("heal network"),
@@ -391,6 +426,7 @@ mod tests {
             Bug::ReusedIncarnation { node: 1 },
             Bug::PhantomFence { node: 1, peer: 0, since: 7 * crate::clock::MS },
             Bug::SlowClock { node: 4, pct: 25 },
+            Bug::HastyProposer { node: 2 },
         ];
         for bug in bugs {
             assert_eq!(bug.to_string().parse::<Bug>(), Ok(bug), "{bug}");

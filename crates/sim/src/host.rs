@@ -8,15 +8,21 @@
 //! ([`quorate_core::Node::poll_persist`]) lands on the disk after the scenario's write delay;
 //! only then is the core told ([`quorate_core::Node::handle_persisted`]). A crash before a
 //! write lands loses it, so the core must never rely on a write it was not told of.
+//!
+//! The disk also keeps the definition the node adopted while running (its index in the
+//! model and its version, [`Host::disk_roster`]), written before the core is handed it, as
+//! the runtime does: a later life starts from it instead of its file's version 0, and a
+//! node whose recorded definition does not list it (it was removed) does not start again.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use quorate_core::{Config, CoreConfigError, Memory, Node, PeerDefinitions, Promises};
+use quorate_core::{Adopted, Config, CoreConfigError, Memory, Node, PeerDefinitions, Promises};
 use quorate_gate::{Clock, ManualClock, QuorumGate};
 use quorate_proto::{Incarnation, Instant, NodeId, Roster};
 
 use crate::clock::{SimClock, MS};
 use crate::setup::Setup;
+use crate::versions::Running;
 use crate::wire::Carry;
 
 /// Datagrams a paused process's socket buffers before dropping new arrivals (a Linux UDP
@@ -68,6 +74,14 @@ pub struct Host {
     pub clock: SimClock,
     /// What it runs (its current life, or its next one while down).
     pub setup: Setup,
+    /// The version of the definition it runs (0: its file's).
+    pub version: u64,
+    /// The definition its configuration file gives (an index into the model's
+    /// definitions): what a life starts from when the disk records none.
+    pub file: usize,
+    /// Whether the node has been started at all (slots for members added while the
+    /// cluster runs wait, down, until then).
+    pub commissioned: bool,
     /// Its wall clock's error, ms (incarnations come from the wall clock).
     wall_offset_ms: u64,
     /// The current life, `None` while down.
@@ -83,6 +97,9 @@ pub struct Host {
     /// A definition this node is to switch to online, which arrived while it was paused:
     /// taken at resume.
     pub adopt_on_resume: Option<usize>,
+    /// The definition the data directory records as adopted while running, at its
+    /// version; `None` until the node adopts one (a life then starts from its file).
+    pub disk_roster: Option<Running>,
     /// The last incarnation used (0 before the first start).
     last_incarnation: u64,
     /// Real time the host has been live (not down), ns, excluding the current stretch.
@@ -96,9 +113,6 @@ pub struct Host {
     /// running. Written at once when the core asks (a crash never loses it); with
     /// `forget`, a new life starts without it like without its promises.
     pub disk_definitions: PeerDefinitions,
-    /// The version of the definition this node adopted while running, as its data
-    /// directory keeps it (0: the one its configuration gives).
-    pub disk_version: u64,
     /// Datagrams handed to the network.
     pub sent_msgs: u64,
     /// Payload bytes handed to the network.
@@ -112,6 +126,9 @@ impl Host {
             index,
             clock,
             setup,
+            version: 0,
+            file: setup.definition,
+            commissioned: false,
             wall_offset_ms,
             life: None,
             paused_since: None,
@@ -119,12 +136,12 @@ impl Host {
             timer: None,
             timer_gen: 0,
             adopt_on_resume: None,
+            disk_roster: None,
             last_incarnation: 0,
             live_ns: 0,
             live_since: None,
             disk: Promises::default(),
             disk_definitions: PeerDefinitions::default(),
-            disk_version: 0,
             sent_msgs: 0,
             sent_bytes: 0,
         }
@@ -137,7 +154,8 @@ impl Host {
 
     /// Starts a new life at real time `now`: a fresh core with an incarnation above every
     /// earlier one (wall-clock milliseconds, bumped if the wall clock has not moved on),
-    /// given what the disk recorded. With `forget` it is given an empty record instead, as a
+    /// given what the disk recorded. `config` is this node's configuration on the
+    /// definition it runs ([`Host::setup`], at [`Host::version`]). With `forget` it is given an empty record instead, as a
     /// node that lost its data directory (or never kept one) would be: tests use it to show
     /// what the checkers see when a restart breaks its earlier life's promises. With
     /// `reuse_incarnation` a restart takes its previous life's incarnation again (a planted
@@ -161,13 +179,9 @@ impl Host {
         let (clock, hand) = Clock::manual(local);
         let prior = if forget { Promises::default() } else { self.disk };
         let mut valid = config.check()?;
-        if self.disk_version > 0 {
+        if self.version > 0 {
             let votes = valid.votes().clone();
-            valid = valid.with_roster(Roster {
-                version: self.disk_version,
-                votes,
-                addresses: BTreeMap::new(),
-            })?;
+            valid = valid.with_roster(Roster { version: self.version, votes, addresses: BTreeMap::new() })?;
         }
         let (mut node, gate) =
             Node::with_memory(valid, incarnation, Memory::Durable { prior }, clock, local, seed)?;
@@ -175,6 +189,7 @@ impl Host {
             node.remember_definitions(local, &self.disk_definitions);
         }
         self.last_incarnation = incarnation.0;
+        self.commissioned = true;
         self.life = Some(Life {
             node,
             gate,
@@ -217,19 +232,31 @@ impl Host {
         }
     }
 
-    /// The running core switches to `config`'s definition as its version `version` at real
-    /// time `now` (`Node::adopt`); `config` is this node's configuration on that
-    /// definition. The version is kept as the data directory would keep it.
-    pub fn adopt(&mut self, config: Config, version: u64, now: u64) -> Result<(), String> {
-        let mut config = config;
-        config.me = self.id();
-        let votes = config.check().map_err(|e| e.to_string())?.votes().clone();
-        self.disk_version = version;
+    /// The running core switches to `roster`, which is `running` in the model's terms, at
+    /// real time `now`: the driver persists it first (a crash after this step starts the
+    /// next life from it), then hands it to the core (`Node::adopt`). `None` while the
+    /// process does not run (nothing is written).
+    pub fn adopt(
+        &mut self,
+        roster: Roster,
+        running: Running,
+        now: u64,
+    ) -> Option<Result<Adopted, quorate_core::AdoptError>> {
         let local = self.clock.local(now);
-        let Some(life) = self.life.as_mut() else { return Ok(()) };
+        let life = self.life.as_mut()?;
+        self.disk_roster = Some(running);
         life.hand.set(local);
-        let roster = Roster { version, votes, addresses: BTreeMap::new() };
-        life.node.adopt(local, roster).map(|_| ()).map_err(|e| e.to_string())
+        let result = life.node.adopt(local, roster);
+        if matches!(result, Ok(Adopted::Running)) {
+            self.setup.definition = running.definition;
+            self.version = running.version;
+        }
+        Some(result)
+    }
+
+    /// What this node runs.
+    pub fn running(&self) -> Running {
+        Running { definition: self.setup.definition, version: self.version }
     }
 
     /// Whether the process is running, paused or down.

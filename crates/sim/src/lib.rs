@@ -46,13 +46,14 @@ pub mod seed;
 pub mod setup;
 pub mod sim;
 pub mod timeline;
+pub mod versions;
 pub mod wire;
 pub mod world;
 
 pub use faults::{Bug, Cue, Fault, Scheduled, Signal};
 pub use model::{Model, LOSS_BOUND};
 pub use net::NetParams;
-pub use report::{Stats, Summary};
+pub use report::{Changes, Stats, Summary};
 pub use scenarios::{Scenario, ScenarioError, NAMED};
 pub use setup::{Definition, Preset, Setup, Tie};
 pub use sim::{run, Failure, RunReport, Sim, SimError};

@@ -6,6 +6,7 @@
 //! quorate-sim --replay 42 --scenario bridge-5      # one run, with its timeline
 //! quorate-sim --scenario clean-split-5 --nodes 1000 --duration 20
 //! quorate-sim --scenario random-mixed --seeds 100   # lan and wan, several definitions
+//! quorate-sim --scenario reconfigure-random-5 --seeds 1000  # the reconfiguration nemesis
 //! ```
 //!
 //! Exits with status 1 if any run breaks an invariant (after printing the seed, the
@@ -30,8 +31,8 @@ struct Args {
     /// A named scenario (clean-split-5, asymmetric-5, bridge-5, flapping-3, pause-leader,
     /// rolling-restart-7, loss-30pct-5, loss-XXpct-N, restart-during-fence-check,
     /// rolling-wan-5, rollout-3-to-5, tie-breakers-4, votes-3; random-mixed for random mixed
-    /// configurations; rollout-restart-5, a restart in a half-done rollout); random scenarios if
-    /// absent.
+    /// configurations; rollout-restart-5, a restart in a half-done rollout; grow-online-5 and
+    /// reconfigure-random-5, definitions changed while running); random scenarios if absent.
     #[arg(long)]
     scenario: Option<String>,
     /// Replay this one seed and print its timeline.
@@ -63,7 +64,7 @@ struct Args {
     drift_scale: f64,
     /// Fault injection for replaying checker tests: plant a bug in one node (repeatable):
     /// forged-ack:N:MS, deaf-to-acks:N:MS, reused-incarnation:N, phantom-fence:N:P:MS,
-    /// slow-clock:N:PCT (node ids, milliseconds of simulated time).
+    /// slow-clock:N:PCT, hasty-proposer:N (node ids, milliseconds of simulated time).
     #[arg(long)]
     bug: Vec<Bug>,
 }

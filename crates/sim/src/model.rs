@@ -6,8 +6,9 @@
 //! bound is stated for a node under its own.
 //!
 //! * **Fence bound** (guarantee G2): a node cut off at real time `c` from every quorum of
-//!   its own definition (voters running that same definition) is not writable from
-//!   `c + lease x (1 + rho)` on, with the lease of its own preset.
+//!   its own definition (voters whose definition exchanges votes with its own, see
+//!   [`Model::exchanges`]) is not writable from `c + lease x (1 + rho)` on, with the lease
+//!   of its own preset.
 //! * **Heal bound** (runs where every node runs one definition): a node that can exchange
 //!   heartbeats both ways with a quorum is writable within
 //!   `2 x heartbeat_interval + 2 x max_delay + k x heartbeat_interval`, with the longest
@@ -110,6 +111,16 @@ impl Quorum {
         self.voters
     }
 
+    /// The votes of node `i` (0 for observers and non-members).
+    pub fn votes_of(&self, i: usize) -> u32 {
+        self.votes.get(i).copied().unwrap_or(0)
+    }
+
+    /// The resolved tie-breaker, an index.
+    pub fn tie(&self) -> Option<usize> {
+        self.tie
+    }
+
     /// Whether node `i` votes.
     pub fn is_voter(&self, i: usize) -> bool {
         self.bit(i) != 0
@@ -202,6 +213,12 @@ pub struct Model {
     pub fence_hold: u64,
     /// What waiting for disk writes can add to a heal: twice the longest write, ns.
     pub disk_wait: u64,
+    /// The definitions behind [`Model::quorums`], by index: the scenario's, then those that
+    /// nodes adopted while running ([`Model::intern`]).
+    pub definitions: Vec<Definition>,
+    /// `meets[a][b]`: every quorum of definition `a` shares a voter with every quorum of
+    /// definition `b` (the succession check, computed here on voter masks).
+    pub(crate) meets: Vec<Vec<bool>>,
 }
 
 impl Model {
@@ -232,6 +249,7 @@ impl Model {
             }
         }
         let hold = |c: &Config| if c.gossip.enabled { nanos(c.gossip.fence_hold) } else { 0 };
+        let meets = crate::versions::meets_matrix(&quorums);
         Model {
             rho: setups.iter().map(|(_, c)| c.gate.max_clock_drift).fold(0.0, f64::max),
             max_delay,
@@ -242,6 +260,8 @@ impl Model {
             timings,
             fence_hold: setups.iter().map(|(_, c)| hold(c)).max().unwrap_or(0),
             disk_wait: 2 * disk_delay_max,
+            definitions: definitions.to_vec(),
+            meets,
         }
     }
 

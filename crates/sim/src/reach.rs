@@ -4,19 +4,20 @@
 //! Recomputed after every fault (partition, cut, loss change, crash, restart, pause,
 //! resume), in `O(nodes x voters)`. Between faults connectivity does not change, so the
 //! "since" instants are exact. A node **exchanges** with voter `v` of its own definition
-//! when both run (not crashed, not paused), both directed links are up, and `v` runs the
-//! same definition (a node on another definition lends it no vote). Quorums are those of
-//! the node's own definition.
+//! when both run (not crashed, not paused), both directed links are up, and their
+//! definitions lend each other votes ([`Model::exchanges`]: the same one at the same
+//! version, or versions one apart that pass the succession check; a node on any other
+//! definition lends it no vote). Quorums are those of the node's own definition.
 //!
 //! * **cut off**: a live node whose exchange set plus itself (if it votes) is not a quorum.
 //!   Paused nodes are cut off: they exchange with nobody. A vote is a lease: a voter whose
 //!   links with the node were up (each direction at some moment, both running, the same
 //!   definition) lends it a vote that lasts a lease after the last such moment, whatever
 //!   happens since. So **cut since** is the last instant at which the voters in contact
-//!   *since then* (each direction up at or after it) plus the node formed a quorum: the
-//!   node cannot hold a quorum of leases once a lease has passed after that instant, even
-//!   if it never reached that quorum at one moment (one voter before a partition, another
-//!   that adopts its definition after it).
+//!   *since then* (each direction up at or after it, on definitions that exchange votes)
+//!   plus the node formed a quorum: the node cannot hold a quorum of leases once a lease
+//!   has passed after that instant, even if it never reached that quorum at one moment
+//!   (one voter before a partition, another that adopts its definition after it).
 //! * **connected**: a running node whose exchange set plus itself is a quorum.
 //! * **protected**: connected through links whose loss stays within [`crate::model::LOSS_BOUND`]
 //!   for the redundancy those links give (loss-free links only in runs that mix presets,
@@ -26,6 +27,7 @@
 use crate::host::ProcessState;
 use crate::model::Model;
 use crate::net::Net;
+use crate::versions::Running;
 
 /// What the network currently allows one node, and since when.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -50,7 +52,8 @@ pub struct Reach {
     nodes: Vec<NodeReach>,
     all_protected_since: Option<u64>,
     /// `up_until[x][v]`: for voter index `v` (< 64), until when the link from `x` to `v`
-    /// was last up with both running on one definition (`u64::MAX`: up now; 0: never).
+    /// was last up with both running on definitions that exchange votes (`u64::MAX`: up
+    /// now; 0: never).
     to_voter: Vec<Vec<u64>>,
     /// The same for the link from voter `v` to `x`.
     from_voter: Vec<Vec<u64>>,
@@ -78,27 +81,29 @@ impl Reach {
         self.all_protected_since
     }
 
-    /// Recomputes everything at real time `now`; `defs[i]` is the definition node `i` runs.
+    /// Recomputes everything at real time `now`; `defs[i]` is the definition node `i` runs,
+    /// at its version.
     pub fn recompute(
         &mut self,
         now: u64,
         processes: &[ProcessState],
         net: &Net,
         model: &Model,
-        defs: &[usize],
+        defs: &[Running],
     ) {
         let mut all = true;
         for x in 0..self.nodes.len() {
             self.track_links(now, x, processes, net, model, defs);
-            let exchange = self.exchange(x, model.quorum(defs[x]));
+            let exchange = self.exchange(x, model.quorum(defs[x].definition));
             let fresh = assess(x, exchange, processes, net, model, defs);
             let old = self.nodes[x];
             let keep = |was: Option<u64>, is: bool| if is { Some(was.unwrap_or(now)) } else { None };
             // Never in contact with a quorum: cut since it was first seen cut.
-            let cut_since = fresh.cut.then(|| match self.last_quorum_contact(x, model.quorum(defs[x])) {
-                0 => old.cut_since.unwrap_or(now),
-                last => last,
-            });
+            let cut_since =
+                fresh.cut.then(|| match self.last_quorum_contact(x, model.quorum(defs[x].definition)) {
+                    0 => old.cut_since.unwrap_or(now),
+                    last => last,
+                });
             self.nodes[x] = NodeReach {
                 cut_since,
                 connected_since: keep(old.connected_since, fresh.connected),
@@ -122,14 +127,13 @@ impl Reach {
         processes: &[ProcessState],
         net: &Net,
         model: &Model,
-        defs: &[usize],
+        defs: &[Running],
     ) {
-        let class = model.quorum(defs[x]).class;
         for v in 0..self.to_voter[x].len() {
             let both = v != x
                 && processes[x] == ProcessState::Running
                 && processes[v] == ProcessState::Running
-                && model.quorum(defs[v]).class == class;
+                && model.exchanges(defs[x], defs[v]);
             for (slot, up) in [
                 (&mut self.to_voter[x][v], both && net.link_up(x, v)),
                 (&mut self.from_voter[x][v], both && net.link_up(v, x)),
@@ -188,12 +192,12 @@ fn assess(
     processes: &[ProcessState],
     net: &Net,
     model: &Model,
-    defs: &[usize],
+    defs: &[Running],
 ) -> Assessment {
     if processes[x] == ProcessState::Down {
         return Assessment { cut: false, connected: false, connected_loss: 0.0, protected: None };
     }
-    let q = model.quorum(defs[x]);
+    let q = model.quorum(defs[x].definition);
     let own = q.bit(x);
     let running = processes[x] == ProcessState::Running;
     let quorum = q.is_quorum(own | exchange);
@@ -238,6 +242,10 @@ mod tests {
     use super::*;
     use crate::net::NetParams;
 
+    fn on(defs: &[usize]) -> Vec<Running> {
+        defs.iter().map(|&definition| Running { definition, version: 0 }).collect()
+    }
+
     fn model(voters: usize, nodes: usize) -> Model {
         crate::model::test_model(voters, nodes)
     }
@@ -248,12 +256,12 @@ mod tests {
         let mut net = Net::new(5, NetParams::default(), 0);
         let processes = vec![ProcessState::Running; 5];
         let mut reach = Reach::new(5);
-        reach.recompute(0, &processes, &net, &m, &[0; 5]);
+        reach.recompute(0, &processes, &net, &m, &[Running::default(); 5]);
         assert_eq!(reach.node(0).protected_since, Some(0));
         assert_eq!(reach.all_protected_since(), Some(0));
         net.set_group(0, 1);
         net.set_group(1, 1);
-        reach.recompute(7, &processes, &net, &m, &[0; 5]);
+        reach.recompute(7, &processes, &net, &m, &[Running::default(); 5]);
         assert_eq!(reach.node(0).cut_since, Some(7));
         assert_eq!(reach.node(2).protected_since, Some(0), "majority keeps its stretch");
         assert_eq!(reach.node(2).redundancy, 1);
@@ -267,11 +275,11 @@ mod tests {
         let mut processes = vec![ProcessState::Running; 4];
         processes[3] = ProcessState::Paused;
         let mut reach = Reach::new(4);
-        reach.recompute(0, &processes, &net, &m, &[0; 4]);
+        reach.recompute(0, &processes, &net, &m, &[Running::default(); 4]);
         assert_eq!(reach.node(3).cut_since, Some(0));
         assert_eq!(reach.node(3).connected_since, None);
         net.set_burst_loss(0.5);
-        reach.recompute(5, &processes, &net, &m, &[0; 4]);
+        reach.recompute(5, &processes, &net, &m, &[Running::default(); 4]);
         assert_eq!(reach.node(0).connected_since, Some(0));
         assert_eq!(reach.node(0).protected_since, None);
     }
@@ -292,7 +300,7 @@ mod tests {
         let m = Model::new(&defs, &[(s0, &c0), (s1, &c1)], 4, 0, 0);
         let net = Net::new(4, NetParams::default(), 0);
         let mut reach = Reach::new(4);
-        reach.recompute(0, &[ProcessState::Running; 4], &net, &m, &[0, 0, 1, 1]);
+        reach.recompute(0, &[ProcessState::Running; 4], &net, &m, &on(&[0, 0, 1, 1]));
         // Connected to everyone, yet each pair holds only half, and n1's half is a quorum of
         // its own definition while n3's is a quorum of its own.
         assert_eq!(reach.node(0).connected_since, Some(0));
@@ -300,7 +308,7 @@ mod tests {
         assert_eq!(reach.node(1).cut_since, None);
         let strict = [Definition::voters(&[0, 1, 2, 3], Tie::None), defs[1].clone()];
         let m = Model::new(&strict, &[(s0, &c0), (s1, &c1)], 4, 0, 0);
-        reach.recompute(1, &[ProcessState::Running; 4], &net, &m, &[0, 0, 1, 1]);
+        reach.recompute(1, &[ProcessState::Running; 4], &net, &m, &on(&[0, 0, 1, 1]));
         assert_eq!(
             reach.node(0).cut_since,
             Some(1),
@@ -314,12 +322,12 @@ mod tests {
         let mut net = Net::new(5, NetParams::default(), 0);
         let processes = vec![ProcessState::Running; 5];
         let mut reach = Reach::new(5);
-        reach.recompute(0, &processes, &net, &m, &[0; 5]);
+        reach.recompute(0, &processes, &net, &m, &[Running::default(); 5]);
         // n5 with n1 only from 10: n2, n3, n4 were in contact until then.
         for (node, group) in [(0, 1), (4, 1)] {
             net.set_group(node, group);
         }
-        reach.recompute(10, &processes, &net, &m, &[0; 5]);
+        reach.recompute(10, &processes, &net, &m, &[Running::default(); 5]);
         assert_eq!(reach.node(4).cut_since, Some(10));
         // From 20 n5 reaches n2 instead of n1: never a quorum at one instant, but n1's and
         // n2's leases together (n1 lent until 20) make {n1,n2,n5} a quorum until 20.
@@ -327,16 +335,16 @@ mod tests {
         for (node, group) in [(1, 1), (4, 1)] {
             net.set_group(node, group);
         }
-        reach.recompute(20, &processes, &net, &m, &[0; 5]);
+        reach.recompute(20, &processes, &net, &m, &[Running::default(); 5]);
         assert_eq!(reach.node(4).cut_since, Some(20), "n1 until 20 completes a quorum with n2 and n5");
         // A one-way cut counts from the moment the direction went down.
         net.heal();
-        reach.recompute(30, &processes, &net, &m, &[0; 5]);
+        reach.recompute(30, &processes, &net, &m, &[Running::default(); 5]);
         assert_eq!(reach.node(4).cut_since, None);
         for v in 0..4 {
             net.set_one_way(v, 4, true);
         }
-        reach.recompute(40, &processes, &net, &m, &[0; 5]);
+        reach.recompute(40, &processes, &net, &m, &[Running::default(); 5]);
         assert_eq!(reach.node(4).cut_since, Some(40), "n5 hears nobody: no ack reaches it");
     }
 }

@@ -51,6 +51,74 @@ pub struct Stats {
     pub early_rejoins: u64,
     /// Cues that fired (faults timed from protocol messages).
     pub cues_fired: u64,
+    /// Changes of definition while running: proposed, refused, adopted.
+    pub changes: Changes,
+}
+
+/// Online changes of definition in a run ([`crate::Fault::Propose`], [`crate::Fault::Adopt`],
+/// and definitions the hosts followed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Changes proposed on a running node (`Node::propose`).
+    pub proposed: u64,
+    /// Proposals accepted: a new version, persisted and adopted by its proposer.
+    pub accepted: u64,
+    /// Refused: the previous change still under way (`ProposeError::Pending`).
+    pub refused_pending: u64,
+    /// Refused: not a safe successor (`ProposeError::Unsafe`).
+    pub refused_unsafe: u64,
+    /// Refused: a peer runs a later version (`ProposeError::Behind`).
+    pub refused_behind: u64,
+    /// Refused: the change does not apply (`ProposeError::Change`: the last voter, the
+    /// tie-breaker removed, ...).
+    pub refused_change: u64,
+    /// Definitions adopted by running nodes (proposers, followers and scenario steps).
+    pub adopted: u64,
+    /// Of those, adopted as a fresh start (not the next version or not a safe successor).
+    pub fresh_starts: u64,
+    /// Nodes that adopted a definition that removed them, and left.
+    pub removed: u64,
+    /// Members added by a change, whose host the operator then starts.
+    pub members_started: u64,
+    /// Restarts refused because the node's disk records a definition that removed it.
+    pub restarts_refused: u64,
+}
+
+impl Changes {
+    fn merge(&mut self, o: &Changes) {
+        self.proposed += o.proposed;
+        self.accepted += o.accepted;
+        self.refused_pending += o.refused_pending;
+        self.refused_unsafe += o.refused_unsafe;
+        self.refused_behind += o.refused_behind;
+        self.refused_change += o.refused_change;
+        self.adopted += o.adopted;
+        self.fresh_starts += o.fresh_starts;
+        self.removed += o.removed;
+        self.members_started += o.members_started;
+        self.restarts_refused += o.restarts_refused;
+    }
+}
+
+impl std::fmt::Display for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "changes proposed {} (accepted {}; refused: pending {}, unsafe {}, behind {}, change {}); \
+             adopted {} ({} as fresh starts); removed {}; added members started {}; restarts of removed nodes refused {}",
+            self.proposed,
+            self.accepted,
+            self.refused_pending,
+            self.refused_unsafe,
+            self.refused_behind,
+            self.refused_change,
+            self.adopted,
+            self.fresh_starts,
+            self.removed,
+            self.members_started,
+            self.restarts_refused
+        )
+    }
 }
 
 impl Stats {
@@ -75,6 +143,7 @@ impl Stats {
         self.peer_fenced += other.peer_fenced;
         self.early_rejoins += other.early_rejoins;
         self.cues_fired += other.cues_fired;
+        self.changes.merge(&other.changes);
     }
 
     /// Simulated node-hours (live node time).
@@ -134,6 +203,9 @@ impl Stats {
         let _ = writeln!(s, "load per voter:    {vm:.1} msg/s, {vb:.0} B/s (payload, before QUIC framing)");
         if self.observer_node_ns > 0 {
             let _ = writeln!(s, "load per observer: {om:.1} msg/s, {ob:.0} B/s");
+        }
+        if self.changes != Changes::default() {
+            let _ = writeln!(s, "{}", self.changes);
         }
         s
     }

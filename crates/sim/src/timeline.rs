@@ -91,6 +91,14 @@ pub enum What {
         /// The peer.
         peer: usize,
     },
+    /// A change of definition while running: proposed (or refused), adopted, a node
+    /// removed or added, in words.
+    Member {
+        /// The node it concerns.
+        node: usize,
+        /// What happened.
+        text: String,
+    },
 }
 
 /// One timeline entry.
@@ -135,6 +143,7 @@ impl fmt::Display for Record {
                 fmt_ms(nanos(promises.floor))
             ),
             What::Fenced { node, peer } => write!(f, "FENCED   n{} announces n{} fenced", node + 1, peer + 1),
+            What::Member { node, text } => write!(f, "MEMBERS  n{} {text}", node + 1),
         }
     }
 }
@@ -218,6 +227,12 @@ impl Timeline {
                 (9, *node as u64, nanos(promises.ack_hold), nanos(promises.floor))
             }
             What::Fenced { node, peer } => (10, *node as u64, *peer as u64, 0),
+            What::Member { node, text } => {
+                for b in text.bytes() {
+                    self.mix(u64::from(b));
+                }
+                (11, *node as u64, 0, 0)
+            }
         };
         for v in [tag, a, b, c] {
             self.mix(v);

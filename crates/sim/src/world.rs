@@ -10,6 +10,7 @@ use crate::net::Net;
 use crate::reach::{NodeReach, Reach};
 use crate::setup::Preset;
 use crate::timeline::Timeline;
+use crate::versions::Running;
 
 /// The state every checker may read.
 #[derive(Debug)]
@@ -44,6 +45,11 @@ impl World {
     pub fn reach_for_liveness(&self) -> impl Iterator<Item = (usize, &NodeReach)> {
         let judged = if self.model.uniform { self.hosts.len() } else { 0 };
         (0..judged).map(|i| (i, self.reach.node(i)))
+    }
+
+    /// The definition node `i` runs, at its version.
+    pub fn running(&self, i: usize) -> Running {
+        self.hosts[i].running()
     }
 
     /// The timing preset node `i` runs.

@@ -51,11 +51,16 @@ fn clocks_within_rho_break_nothing_in_the_same_runs() {
 
 #[test]
 fn no_false_fence_and_heal_catch_loss_the_model_was_not_told_about() {
-    let lossy = (0..4).map(|seed| {
+    // Twenty seeds: in a run of three voters the first false fence is a matter of odds,
+    // and four seeds made the test a coin toss on how the timing fell.
+    let lossy = (0..20).map(|seed| {
         let mut s = Scenario::named("loss-0pct-3", seed, None, None).unwrap_or_else(|e| panic!("{e}"));
         s.net.unmodelled_loss = 0.6;
         (seed, s)
     });
     let caught = failures(lossy, &["no-false-fence", "heal"]);
-    assert!(caught.len() >= 3, "{caught:?}");
+    // With 60% loss each way a round trip succeeds 16% of the time, so a lease on one link
+    // lapses with about 20% odds and a node's two links together with about 4%, per lease:
+    // over 30 s, a false fence in about three runs in four (14 of these 20 when measured).
+    assert!(caught.len() >= 10, "{} of 20: {caught:?}", caught.len());
 }

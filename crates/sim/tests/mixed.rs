@@ -103,10 +103,10 @@ fn fence_bound_catches_clocks_beyond_rho_on_mixed_presets() {
     assert!(caught.len() >= 6, "caught in seeds {caught:?}");
 }
 
-/// During a half-done 3 -> 5 rollout a node on three members restarts, while n4 (which never
-/// hears n1 or n2: neither lists the other) is writable on {n3,n4,n5}. The new life knows
-/// from its disk that n3 runs five members, so it is not writable on {n1,n2} before it hears
-/// n3 again. With the memory forgotten (`--forget-promises`: no promises, no definitions),
+/// During a half-done 3 -> 5 rollout a node on three members restarts, cut off from n3 but
+/// reaching the other node on three, while n4 (which never hears n1 or n2: neither lists
+/// the other) is writable on {n3,n4,n5}. The new life knows from its disk that n3 runs five
+/// members, so it is not writable on {n1,n2} before it hears n3 again. With the memory forgotten (`--forget-promises`: no promises, no definitions),
 /// `quorum-intersection` reports the split brain in most seeds: the check can fail.
 #[test]
 fn a_restart_during_a_half_done_rollout_remembers_the_other_definition() {

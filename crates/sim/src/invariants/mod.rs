@@ -13,9 +13,10 @@
 //! Each checker is shown firing first, by name, on a bug planted in one node and aimed at
 //! it (`tests/planted_bugs.rs`, [`crate::Bug`]).
 //!
-//! Nodes may run different presets and quorum definitions ([`crate::setup`]). The safety
-//! invariants (a, b, c, f, g) are stated per node under its own configuration and hold
-//! across any mix. The liveness invariants (d, e) are checked only in runs where every node
+//! Nodes may run different presets and quorum definitions ([`crate::setup`]), and
+//! definitions change while nodes run ([`crate::versions`]): a node is judged under the
+//! definition and version it runs at that step. The safety invariants (a, b, c, f, g) are
+//! stated per node under its own configuration and hold across any mix. The liveness invariants (d, e) are checked only in runs where every node
 //! runs one definition throughout: nodes on different definitions deliberately refuse each
 //! other's votes, so a node next to a reachable quorum of its own definition may stay
 //! fenced by design. Mixed presets on one definition are checked, with the run's longest

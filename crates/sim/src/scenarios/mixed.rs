@@ -164,12 +164,16 @@ fn rollout(s: &mut Scenario, rng: &mut ChaCha8Rng) {
 }
 
 /// The 3 -> 5 rollout half done (n3 switched, n1 and n2 not), then n1 and n2 in turn crash
-/// and restart on three members with the network whole. A new life that knew no other
-/// definition until it heard a peer running one could be writable on {n1,n2} (n2 acks it
-/// at once) before n3's heartbeat said five members are in use, while n4, which never hears
-/// n1 or n2 (they are not members of each other's lists), is writable on {n3,n4,n5}. The
-/// node's disk now remembers its peers' definitions; with `forget_promises` the
-/// quorum-intersection checker reports the split brain (`tests/mixed.rs`).
+/// and restart on three members, cut off from n3 (both ways) from the crash until 1 to 2 s
+/// after the restart; the other node on three members is reachable. A new life that knew
+/// no other definition until it heard a peer running one would be writable on {n1,n2} (the
+/// other acks it at once) while n3 cannot tell it that five members are in use (n3's
+/// definition push and heartbeats do not get through), and n4, which never hears n1 or n2
+/// (they are not members of each other's lists), is writable on {n3,n4,n5}. The node's disk
+/// remembers its peers' definitions; with `forget_promises` the quorum-intersection
+/// checker reports the split brain (`tests/mixed.rs`). (With n3 reachable at the restart,
+/// the reply to the new life's definition push tells it at once, and the memory no longer
+/// matters.)
 fn rollout_restart(s: &mut Scenario, rng: &mut ChaCha8Rng) {
     s.definitions = Layout::Rollout.definitions();
     let (three, five) =
@@ -180,8 +184,16 @@ fn rollout_restart(s: &mut Scenario, rng: &mut ChaCha8Rng) {
     for k in 0..5 {
         let node = k % 2;
         t += ms_between(rng, 0, 500);
+        // The new life cannot reach n3 (which runs five members) at first, only the other
+        // node on three: what it knows of n3 comes from its disk alone.
+        let restart = t + ms_between(rng, 100, 300);
         push(&mut s.faults, t, Fault::Crash { node });
-        push(&mut s.faults, t + ms_between(rng, 100, 300), Fault::Restart { node });
+        push(&mut s.faults, t, Fault::CutOneWay { from: node, to: 2 });
+        push(&mut s.faults, t, Fault::CutOneWay { from: 2, to: node });
+        push(&mut s.faults, restart, Fault::Restart { node });
+        let rejoin = restart + ms_between(rng, 1_000, 2_000);
+        push(&mut s.faults, rejoin, Fault::RestoreOneWay { from: node, to: 2 });
+        push(&mut s.faults, rejoin, Fault::RestoreOneWay { from: 2, to: node });
         t += at(3_000);
     }
 }

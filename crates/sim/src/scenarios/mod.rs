@@ -19,10 +19,12 @@
 //! | `uniform.rs` | the named scenarios of one configuration |
 //! | `mixed.rs` | the named and random scenarios of mixed configurations |
 //! | `online.rs` | definitions changed while the nodes run (online membership change) |
+//! | `reconfigure.rs` | the reconfiguration nemesis: random changes proposed while faults race them |
 
 mod episodes;
 pub mod mixed;
 pub mod online;
+pub mod reconfigure;
 mod scenario;
 mod uniform;
 
@@ -46,6 +48,9 @@ impl Scenario {
     ) -> Result<Scenario, ScenarioError> {
         if let Some(online) = online::named(name, seed, nodes, duration) {
             return online;
+        }
+        if let Some(nemesis) = reconfigure::named(name, seed, nodes, duration) {
+            return nemesis;
         }
         match mixed::named(name, seed, nodes, duration) {
             Some(mixed) => mixed,
@@ -85,7 +90,10 @@ mod tests {
         for name in NAMED {
             let s = Scenario::named(name, 7, None, None).unwrap_or_else(|e| panic!("{e}"));
             assert!(s.faults.iter().all(|f| f.fault.max_node().is_none_or(|n| n < s.nodes)), "{name}");
-            if mixed::MIXED.contains(name) || online::ONLINE.contains(name) {
+            if mixed::MIXED.contains(name)
+                || online::ONLINE.contains(name)
+                || reconfigure::RECONFIGURE.contains(name)
+            {
                 // Their definitions name every node: a fixed size (see `mixed`, `online`).
                 continue;
             }

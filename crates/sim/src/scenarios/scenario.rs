@@ -24,6 +24,7 @@ pub const NAMED: &[&str] = &[
     "tie-breakers-4",
     "votes-3",
     "grow-online-5",
+    "reconfigure-random-5",
 ];
 
 /// Clusters up to this size make every node a voter.
@@ -117,6 +118,10 @@ pub struct Scenario {
     pub bugs: Vec<Bug>,
     /// The default size and duration, to print a replay command that omits them.
     pub defaults: (usize, u64),
+    /// The last `spares` nodes are not started with the others: each waits, down, until a
+    /// change adds it as a member ([`crate::Fault::Propose`]), and then starts on a file
+    /// that lists the members of that change.
+    pub spares: usize,
 }
 
 impl Scenario {
@@ -140,7 +145,13 @@ impl Scenario {
             local_only_terms: false,
             bugs: Vec::new(),
             defaults: (nodes, duration),
+            spares: 0,
         }
+    }
+
+    /// Whether definitions change while nodes run: changes proposed, or members to add.
+    pub fn changes_online(&self) -> bool {
+        self.spares > 0 || self.faults.iter().any(|f| matches!(f.fault, crate::Fault::Propose { .. }))
     }
 
     /// The command that replays this scenario for `seed`.

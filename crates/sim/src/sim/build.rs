@@ -47,8 +47,11 @@ impl Sim {
         }
         let configs = configs_of(&scenario, ClusterId::from_name(CLUSTER_NAME))?;
         let used: Vec<(Setup, &Config)> = configs.iter().map(|(s, c)| (*s, c)).collect();
-        let model =
+        let mut model =
             Model::new(&scenario.definitions, &used, n, scenario.net.max_delay(), scenario.disk_delay_max);
+        // Definitions proposed while running are not known ahead: the liveness checkers
+        // are held to runs of one definition only.
+        model.uniform &= !scenario.changes_online();
         let mut node_rng = stream(seed, NODES);
         let rho_ppb = fraction_to_ppb(model.rho * scenario.drift_scale);
         let hosts = (0..n)
@@ -69,7 +72,9 @@ impl Sim {
                     _ => None,
                 });
                 let stretch = slow.unwrap_or(stretch);
-                Host::new(i, SimClock::new(offset, stretch), wall, scenario.setups[i])
+                let mut host = Host::new(i, SimClock::new(offset, stretch), wall, scenario.setups[i]);
+                host.commissioned = i + scenario.spares < n;
+                host
             })
             .collect();
         let link_seed = node_rng.random();
@@ -104,6 +109,7 @@ impl Sim {
             cues_fired: vec![false; scenario.cues.len()],
             phantom: None,
             phantom_done: false,
+            following: false,
             scenario,
         })
     }
@@ -131,7 +137,8 @@ fn configs_of(scenario: &Scenario, cluster: ClusterId) -> Result<BTreeMap<Setup,
         _ => Vec::new(),
     });
     let mut configs = BTreeMap::new();
-    for (i, setup) in scenario.setups.iter().copied().enumerate().chain(switched) {
+    let started = scenario.setups.iter().copied().enumerate().take(n.saturating_sub(scenario.spares));
+    for (i, setup) in started.chain(switched) {
         let Some(definition) = scenario.definitions.get(setup.definition) else {
             return Err(SimError::Scenario(format!(
                 "n{} runs definition {}, of {}",

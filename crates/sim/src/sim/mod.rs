@@ -26,6 +26,7 @@
 //! | `steps.rs` | a node's step: a message delivered, a timer fired, a life started; what the step produced routed |
 //! | `disk.rs` | writes to a node's disk and their landing |
 //! | `schedule.rs` | scheduled faults applied, cues fired |
+//! | `reconfigure.rs` | changes proposed, definitions persisted and adopted, added members started |
 //! | `planted.rs` | the bugs tests plant in a node's edge |
 //! | `checking.rs` | the checkers run and what they hand back absorbed |
 //! | `heal_timer.rs` | cluster heal times, for the figures |
@@ -38,6 +39,7 @@ mod heal_timer;
 mod outcome;
 mod planted;
 mod queue;
+mod reconfigure;
 mod schedule;
 mod steps;
 
@@ -102,6 +104,9 @@ pub struct Sim {
     phantom: Option<(usize, usize)>,
     /// Whether the planted phantom announcement was made (it is made once).
     phantom_done: bool,
+    /// Whether a host is adopting a definition now (a step inside an adoption does not
+    /// start another).
+    following: bool,
 }
 
 impl Sim {
@@ -150,7 +155,9 @@ impl Sim {
     /// checkers see the starting ground truth.
     fn start(&mut self) {
         for i in 0..self.world.hosts.len() {
-            self.start_node(i);
+            if self.world.hosts[i].commissioned {
+                self.start_node(i);
+            }
         }
         for (k, s) in self.scenario.faults.iter().enumerate() {
             self.queue.push(s.at, Ev::Fault(k));

@@ -2,14 +2,18 @@
 //! ground truth of who reaches a quorum recomputed, and the cues that a node's message sets
 //! off added to the schedule.
 
-use quorate_proto::{decode_stream, Message};
+use std::collections::BTreeMap;
+
+use quorate_proto::{decode_stream, Message, Roster};
 
 use super::queue::Ev;
 use super::Sim;
 use crate::faults::{Fault, Scheduled, Signal};
 use crate::host::{Host, ProcessState};
 use crate::invariants::{Out, StepKind, Violation};
+use crate::setup::Setup;
 use crate::timeline::What;
+use crate::versions::Running;
 use crate::wire::index_of;
 
 impl Sim {
@@ -42,28 +46,36 @@ impl Sim {
                     self.world.hosts[node].crash(now);
                     self.after_fault();
                 }
+                if !self.world.hosts[node].commissioned {
+                    // A slot for a member not added yet: nobody starts it.
+                    return;
+                }
                 if let Fault::RestartAs { setup, .. } = fault {
                     self.world.hosts[node].setup = *setup;
+                    self.world.hosts[node].file = setup.definition;
                 }
                 self.start_node(node);
             }
             Fault::Adopt { node, definition } => {
                 let host = &mut self.world.hosts[node];
+                // A scenario's definitions follow one another: the index is the version.
+                let version = definition as u64;
                 match host.process_state() {
-                    ProcessState::Running => {
-                        host.setup.definition = definition;
-                        self.adopt_now(node);
-                    }
+                    // Already there (it followed a peer): nothing to do.
+                    ProcessState::Running if host.version >= version => {}
+                    ProcessState::Running => self.adopt_now(node, definition),
                     // The core runs its old definition until it runs again: the checkers
                     // judge it under that one until then.
                     ProcessState::Paused => host.adopt_on_resume = Some(definition),
                     // Its next start runs the new one, as a definition it had persisted.
                     ProcessState::Down => {
-                        host.setup.definition = definition;
-                        host.disk_version = definition as u64;
+                        if host.disk_roster.is_none_or(|r| r.version < version) {
+                            host.disk_roster = Some(Running { definition, version });
+                        }
                     }
                 }
             }
+            Fault::Propose { node, pick, grow } => self.propose(node, pick, grow),
             Fault::Pause { node } => {
                 let host = &mut self.world.hosts[node];
                 if host.process_state() == ProcessState::Running {
@@ -80,9 +92,8 @@ impl Sim {
                     for (from, payload, carry) in backlog {
                         self.queue.push(now, Ev::Deliver { from, to: node, payload, buffered: true, carry });
                     }
-                    if let Some(definition) = adopt {
-                        self.world.hosts[node].setup.definition = definition;
-                        self.adopt_now(node);
+                    if let Some(definition) = adopt.filter(|d| *d as u64 > self.world.hosts[node].version) {
+                        self.adopt_now(node, definition);
                     }
                     self.rearm(node);
                 }
@@ -91,22 +102,22 @@ impl Sim {
         }
     }
 
-    /// The running node switches to the definition its setup names now.
-    fn adopt_now(&mut self, node: usize) {
-        let now = self.world.now;
-        let setup = self.world.hosts[node].setup;
-        let Some(config) = self.configs.get(&setup).cloned() else {
-            let detail = format!("no configuration for n{} running {setup}", node + 1);
-            self.violation = Some(Violation { invariant: "adopt", at: now, detail });
-            return;
+    /// The running node switches to the scenario's definition `definition` now, as its
+    /// version `definition`.
+    fn adopt_now(&mut self, node: usize, definition: usize) {
+        let setup = Setup { preset: self.world.hosts[node].setup.preset, definition };
+        let Some(config) = self.config_for(node, setup) else { return };
+        let votes = match config.check() {
+            Ok(valid) => valid.votes().clone(),
+            Err(e) => {
+                // The configuration was validated in `new`; a refusal here is a simulator bug.
+                let detail = format!("n{}: {e}", node + 1);
+                self.violation = Some(Violation { invariant: "adopt", at: self.world.now, detail });
+                return;
+            }
         };
-        // A scenario's definitions follow one another: the index is the version.
-        if let Err(e) = self.world.hosts[node].adopt(config, setup.definition as u64, now) {
-            // The configuration was validated in `new`; a refusal here is a simulator bug.
-            self.violation = Some(Violation { invariant: "adopt", at: now, detail: e });
-            return;
-        }
-        self.after_step(node, StepKind::Timer);
+        let roster = Roster { version: definition as u64, votes, addresses: BTreeMap::new() };
+        self.adopt_roster(node, roster, "is told to adopt");
     }
 
     /// After a fault (or the start): recomputes who reaches a quorum, then lets every
@@ -116,7 +127,7 @@ impl Sim {
         let processes: Vec<ProcessState> = self.world.hosts.iter().map(Host::process_state).collect();
         let before: Vec<Option<u64>> =
             (0..processes.len()).map(|i| self.world.reach.node(i).connected_since).collect();
-        let defs: Vec<usize> = self.world.hosts.iter().map(|h| h.setup.definition).collect();
+        let defs: Vec<Running> = self.world.hosts.iter().map(Host::running).collect();
         self.world.reach.recompute(now, &processes, &self.world.net, &self.world.model, &defs);
         for (i, was) in before.iter().enumerate() {
             if let (Some(s), None) = (was, self.world.reach.node(i).connected_since) {

@@ -14,6 +14,7 @@ use crate::host::{ProcessState, BACKLOG_MAX};
 use crate::invariants::{Out, Step, StepKind, Violation};
 use crate::net::{DropWhy, Fate};
 use crate::timeline::What;
+use crate::versions::Running;
 use crate::wire::{heartbeat_of, index_of, with_terms, Carry};
 
 /// Consecutive timer firings of one node at one instant before the run is declared stuck.
@@ -105,6 +106,7 @@ impl Sim {
         if let Some((node, peer)) = self.phantom.take() {
             self.announce_phantom(node, peer);
         }
+        self.follow(i);
     }
 
     /// Counts the step's announcements, serves its disk and timer, runs every checker on it.
@@ -233,14 +235,25 @@ impl Sim {
     pub(super) fn start_node(&mut self, i: usize) {
         let now = self.world.now;
         let seed = self.node_rng.random();
+        let forget = self.scenario.forget_promises;
         let host = &mut self.world.hosts[i];
-        let Some(config) = self.configs.get(&host.setup).cloned() else {
-            let detail = format!("no configuration for n{} running {}", i + 1, host.setup);
-            self.violation = Some(Violation { invariant: "start", at: now, detail });
+        // A life starts from the definition its disk records, else from its file.
+        let from =
+            host.disk_roster.filter(|_| !forget).unwrap_or(Running { definition: host.file, version: 0 });
+        if !self.world.model.definitions.get(from.definition).is_some_and(|d| d.contains(i)) {
+            // Its disk says it was removed: the runtime refuses to start it as a member.
+            self.stats.changes.restarts_refused += 1;
+            let text = "does not start: its disk records a definition without it".to_string();
+            self.world.timeline.record(now, What::Member { node: i, text }, &[]);
             return;
-        };
+        }
+        host.setup.definition = from.definition;
+        host.version = from.version;
+        let setup = host.setup;
+        let Some(config) = self.config_for(i, setup) else { return };
+        let host = &mut self.world.hosts[i];
         let reuse = self.scenario.bugs.contains(&Bug::ReusedIncarnation { node: i });
-        if let Err(e) = host.start(config, now, seed, self.scenario.forget_promises, reuse) {
+        if let Err(e) = host.start(config, now, seed, forget, reuse) {
             // The configuration was validated in `new`; a refusal here is a simulator bug.
             self.violation = Some(Violation { invariant: "start", at: now, detail: e.to_string() });
             return;
