@@ -54,6 +54,7 @@ pub(crate) enum Change {
 #[derive(Debug)]
 pub(crate) struct Definitions {
     cluster: ClusterId,
+    me: NodeId,
     /// The definition this node runs, and its digest.
     roster: Roster,
     own: DefinitionDigest,
@@ -71,6 +72,9 @@ pub(crate) struct Definitions {
     /// names one was sent before a change this node already heard of (a datagram overtaken
     /// by the definition pushed on a stream) and is not taken as what the peer runs.
     earlier: BTreeMap<NodeId, Vec<DefinitionDigest>>,
+    /// Those of `tables` known only from the data directory, not from the peer in this
+    /// life: incomplete (no parent, no addresses), so never offered for adoption.
+    recalled: BTreeSet<DefinitionDigest>,
     /// Bumped whenever `peers` or a table it names changes.
     version: u64,
     /// The version the data directory holds.
@@ -78,15 +82,17 @@ pub(crate) struct Definitions {
 }
 
 impl Definitions {
-    pub(crate) fn new(cluster: ClusterId, roster: Roster) -> Self {
+    pub(crate) fn new(cluster: ClusterId, me: NodeId, roster: Roster) -> Self {
         Definitions {
             cluster,
+            me,
             own: roster.digest(cluster),
             roster,
             peer_terms: BTreeMap::new(),
             tables: BTreeMap::new(),
             adjacent: BTreeSet::new(),
             earlier: BTreeMap::new(),
+            recalled: BTreeSet::new(),
             peers: BTreeMap::new(),
             version: 0,
             // Nothing known yet, and nothing to write until something is.
@@ -119,12 +125,69 @@ impl Definitions {
         }
     }
 
-    /// A definition some peer runs that this node should adopt (see [`supersedes`]): the
-    /// latest, and of those the lowest digest.
+    /// Whether this node's definition is committed: version 0, or a quorum of the voters
+    /// of the version it follows (its parent) runs it or a later version, this node
+    /// included. Until then the parent stays in force beside it ([`Definitions::others`])
+    /// and no next change is proposed. Once true it stays true: those voters never go
+    /// back, and a node leaves a definition of its version only for a committed one,
+    /// which this one then cannot be replaced by.
+    pub(crate) fn is_committed(&self) -> bool {
+        match &self.roster.parent {
+            None => true,
+            Some(parent) => parent.is_quorum_set(self.moved_to(self.own, self.roster.version, true)),
+        }
+    }
+
+    /// The parent's voters not (yet) heard running this node's definition or a later one.
+    pub(crate) fn not_moved(&self) -> Vec<NodeId> {
+        let Some(parent) = &self.roster.parent else { return Vec::new() };
+        let moved: BTreeSet<NodeId> = self.moved_to(self.own, self.roster.version, true).collect();
+        parent.members().filter(|(id, v)| *v > 0 && !moved.contains(id)).map(|(id, _)| id).collect()
+    }
+
+    /// This node (when `me_too`) and the peers heard running `digest` (of `version`) or a
+    /// later version.
+    fn moved_to(
+        &self,
+        digest: DefinitionDigest,
+        version: u64,
+        me_too: bool,
+    ) -> impl Iterator<Item = NodeId> + '_ {
+        let me = me_too.then_some(self.me);
+        let peers = self
+            .peers
+            .iter()
+            .filter(move |(_, d)| **d == digest || self.roster_of(**d).is_some_and(|r| r.version > version));
+        me.into_iter().chain(peers.map(|(p, _)| *p))
+    }
+
+    /// The roster behind `digest`, when known (this node's own included).
+    fn roster_of(&self, digest: DefinitionDigest) -> Option<&Roster> {
+        if digest == self.own {
+            Some(&self.roster)
+        } else {
+            self.tables.get(&digest)
+        }
+    }
+
+    /// A definition some peer runs that this node should adopt: a later version, or one
+    /// of the same version (another change made at once) that is committed (a quorum of
+    /// its parent's voters runs it) while this node's is not. The latest, lowest digest
+    /// first among equals.
     pub(crate) fn newer(&self) -> Option<&Roster> {
+        let own_committed = self.is_committed();
         self.tables
             .iter()
-            .filter(|(d, r)| supersedes(r.version, **d, self.roster.version, self.own))
+            .filter(|(d, _)| !self.recalled.contains(d))
+            .filter(|(d, r)| {
+                r.version > self.roster.version
+                    || (r.version == self.roster.version
+                        && **d != self.own
+                        && !own_committed
+                        && r.parent
+                            .as_ref()
+                            .is_some_and(|p| p.is_quorum_set(self.moved_to(**d, r.version, false))))
+            })
             .max_by(|(da, a), (db, b)| a.version.cmp(&b.version).then(db.cmp(da)))
             .map(|(_, r)| r)
     }
@@ -264,6 +327,7 @@ impl Definitions {
         let in_use: BTreeSet<DefinitionDigest> = self.peers.values().copied().collect();
         self.tables.retain(|d, _| in_use.contains(d));
         self.adjacent.retain(|d| in_use.contains(d));
+        self.recalled.retain(|d| in_use.contains(d));
     }
 
     /// `peer` sent `roster` as the definition it runs (pushed when it started or adopted
@@ -275,16 +339,20 @@ impl Definitions {
     /// Returns what changed about the peer, and whether the roster was new here.
     pub(crate) fn received(&mut self, peer: NodeId, roster: Roster) -> (Change, bool) {
         let digest = roster.digest(self.cluster);
+        // A definition the peer ran earlier in its life is a push overtaken by a later one.
+        let earlier = self.earlier.get(&peer).is_some_and(|e| e.contains(&digest));
         let replaces = match self.peers.get(&peer) {
+            _ if earlier => false,
             None => true,
             Some(d) if *d == digest => false,
-            Some(d) if *d == self.own => supersedes(roster.version, digest, self.roster.version, self.own),
-            Some(d) => self.tables.get(d).is_some_and(|r| supersedes(roster.version, digest, r.version, *d)),
+            Some(d) => self.roster_of(*d).is_some_and(|r| supersedes(roster.version, digest, r.version, *d)),
         };
         let change = if replaces { self.set(peer, digest) } else { Change::None };
-        if self.foreign(peer) != Some(digest) || self.tables.contains_key(&digest) {
+        let recalled = self.recalled.contains(&digest);
+        if self.foreign(peer) != Some(digest) || (self.tables.contains_key(&digest) && !recalled) {
             return (change, false);
         }
+        self.recalled.remove(&digest);
         self.tables.insert(digest, roster);
         if self.is_adjacent(&digest) {
             self.adjacent.insert(digest);
@@ -303,7 +371,9 @@ impl Definitions {
         let mut tables = BTreeMap::new();
         for (version, (members, tie_breaker)) in &remembered.tables {
             if let Ok(votes) = VoteTable::from_parts(members, *tie_breaker) {
-                let roster = Roster { version: *version, votes, addresses: BTreeMap::new() };
+                // The record keeps no parent or addresses: a remembered table serves the
+                // joint rule and adjacency, never adoption (see `recalled`).
+                let roster = Roster { version: *version, votes, addresses: BTreeMap::new(), parent: None };
                 tables.insert(roster.digest(self.cluster), roster);
             }
         }
@@ -313,7 +383,10 @@ impl Definitions {
                 continue;
             }
             let change = self.set(peer, digest);
-            if let Some(t) = tables.get(&digest).filter(|_| digest != self.own) {
+            if let Some(t) =
+                tables.get(&digest).filter(|_| digest != self.own && !self.tables.contains_key(&digest))
+            {
+                self.recalled.insert(digest);
                 self.tables.insert(digest, t.clone());
                 if self.is_adjacent(&digest) {
                     self.adjacent.insert(digest);
@@ -332,7 +405,12 @@ impl Definitions {
     pub(crate) fn others(&self) -> Vec<Option<VoteTable>> {
         let digests: BTreeSet<DefinitionDigest> =
             self.peers.values().copied().filter(|d| *d != self.own).collect();
-        digests.iter().map(|d| self.tables.get(d).map(|r| r.votes.clone())).collect()
+        let mut others: Vec<Option<VoteTable>> =
+            digests.iter().map(|d| self.tables.get(d).map(|r| r.votes.clone())).collect();
+        if let Some(parent) = self.roster.parent.as_ref().filter(|_| !self.is_committed()) {
+            others.push(Some(parent.clone()));
+        }
+        others
     }
 
     /// Peers on another definition, for the status.
@@ -373,15 +451,18 @@ impl Definitions {
     }
 }
 
-/// Whether a definition at `version` with `digest` replaces one at `current` with
-/// `current_digest`: a later version, or (from version 1) the same version with a lower
-/// digest, so that two changes proposed at once converge on one everywhere. Two files that
-/// differ at version 0 are the operator's to reconcile: neither replaces the other.
+/// Whether a peer that ran `current` (with `current_digest`) now runs `version` (with
+/// `digest`), as it says: a later version, or (from version 1) another of the same version
+/// (two changes made at once; a node moves to the one committed). Two files that differ at
+/// version 0 are the operator's to reconcile: a node never leaves its file for another.
 pub(crate) fn supersedes(
     version: u64,
     digest: DefinitionDigest,
     current: u64,
     current_digest: DefinitionDigest,
 ) -> bool {
-    version > current || (version == current && version > 0 && digest < current_digest)
+    version > current || (version == current && version > 0 && digest != current_digest)
 }
+
+#[cfg(test)]
+mod tests;

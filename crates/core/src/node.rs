@@ -65,6 +65,10 @@ pub struct Node {
     pub(crate) incarnation: Incarnation,
     pub(crate) interval: Duration,
     pub(crate) links: BTreeMap<NodeId, Link>,
+    /// Until when each peer may hold the vote this node last lent it (the ack's send time
+    /// plus the floor kept for the peer): a node does not move two versions past a peer
+    /// that may still count its vote (see `Node::adoption_waits_for`).
+    pub(crate) lent: BTreeMap<NodeId, Instant>,
     /// Peers that have not confirmed this node's definition yet: heartbeats to them wait.
     pub(crate) announce: Announcements,
     /// When each former member was last sent this node's definition (see
@@ -162,10 +166,11 @@ impl Node {
             links,
             former_links: BTreeMap::new(),
             former_told: BTreeMap::new(),
+            lent: BTreeMap::new(),
             announce: Announcements::new(interval),
             terms,
             drift,
-            definitions: Definitions::new(cluster, roster),
+            definitions: Definitions::new(cluster, me, roster),
             ledger,
             detector,
             gate,
@@ -368,6 +373,9 @@ impl Node {
         let may_ack = self.may_ack(now, peer);
         let link = self.links.get_mut(&peer)?;
         let mut hb = link.next_heartbeat(now, self.me, self.incarnation, self.terms);
+        if hb.ack.is_some() && may_ack {
+            self.lent_to(now, peer);
+        }
         if !may_ack && hb.ack.is_some() {
             hb.ack = None;
             self.counters.acks_withheld += 1;
@@ -418,6 +426,7 @@ impl Node {
             gossip,
             checks,
             announce,
+            self.poll_adopt_wait(),
         ]
         .into_iter()
         .flatten()

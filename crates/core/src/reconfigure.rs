@@ -39,7 +39,8 @@ pub enum Adopted {
 #[non_exhaustive]
 pub enum AdoptError {
     /// The definition does not replace the one this node runs (an earlier version, the
-    /// same one, or another at version 0).
+    /// same one, another at version 0, or another of the same version while this node's is
+    /// committed).
     #[error("definition version {version} does not replace the version {current} this node runs")]
     Stale {
         /// The version offered.
@@ -135,19 +136,81 @@ impl Node {
         if !waiting.is_empty() {
             return Err(ProposeError::Pending { version: current.version, waiting });
         }
+        // Committed: a quorum of the previous version's voters runs this one, so no other
+        // change of this version can be (two changes made at once on two sides of a
+        // partition).
+        if !self.definitions.is_committed() {
+            let waiting = self.definitions.not_moved();
+            return Err(ProposeError::Pending { version: current.version, waiting });
+        }
         let next = current.next(change, address)?;
         check_successor(&current.votes, &next.votes)?;
+        let lent = self.adoption_waits_for(self.last_now, next.version);
+        if !lent.is_empty() {
+            return Err(ProposeError::Pending { version: current.version, waiting: lent });
+        }
         Ok(next)
     }
 
+    /// The peers that would be left two versions behind by this node running `version`
+    /// while they may still hold a vote it lent them: it waits until those votes expire.
+    ///
+    /// Why: a writer counts a vote for a lease after it was lent, whatever the lender does
+    /// meanwhile. The proof that two writers share a vote (`docs/reconfiguration.md`) needs
+    /// every vote a writer of version `a` holds to come from a voter at most one version
+    /// from `a` *while the writer holds it*; a voter that moved on twice (the writer cut
+    /// off, not hearing it) could otherwise lend its vote under a definition two versions
+    /// on, whose quorums need not meet the writer's (the simulator found it: a writer on
+    /// version 7 holding the vote of a voter already on version 9, whose only voter wrote
+    /// alone).
+    pub(crate) fn adoption_waits_for(&self, now: Instant, version: u64) -> Vec<NodeId> {
+        self.lent
+            .iter()
+            .filter(|(peer, until)| **until > now && self.leaves_behind(**peer, version))
+            .map(|(peer, _)| *peer)
+            .collect()
+    }
+
+    /// Whether this node running `version` would be two or more versions ahead of
+    /// `peer` (whose version is unknown counts as behind).
+    pub(crate) fn leaves_behind(&self, peer: NodeId, version: u64) -> bool {
+        self.definitions.version_of(peer).is_none_or(|v| v.saturating_add(1) < version)
+    }
+
+    /// When the wait of [`Node::poll_adopt`] for votes lent ends, if it waits.
+    pub(crate) fn poll_adopt_wait(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        let next = self.definitions.newer()?;
+        self.lent
+            .iter()
+            .filter(|(peer, until)| **until > self.last_now && self.leaves_behind(**peer, next.version))
+            .map(|(_, until)| *until)
+            .max()
+    }
+
+    /// This node acked `peer` at `now`: the peer may hold its vote for the floor kept for it.
+    pub(crate) fn lent_to(&mut self, now: Instant, peer: NodeId) {
+        let floor = self.definitions.floor(peer).flatten().unwrap_or_default();
+        self.lent.insert(peer, now.saturating_add(floor));
+    }
+
     /// A later definition some peer runs, which this node should adopt: the driver
-    /// persists it and then calls [`Node::adopt`]. `None` when there is none (or the
-    /// node has stopped).
+    /// persists it and then calls [`Node::adopt`]. `None` when there is none, the node
+    /// has stopped, or a vote it lent to a peer the definition would leave two versions
+    /// behind may still be held (no new one goes out meanwhile; [`Node::poll_timeout`]
+    /// wakes the driver when the wait ends).
     pub fn poll_adopt(&self) -> Option<Roster> {
         if self.stopped {
             return None;
         }
-        self.definitions.newer().cloned()
+        let next = self.definitions.newer()?;
+        // Not while a peer it would leave two versions behind may hold its vote.
+        if !self.adoption_waits_for(self.last_now, next.version).is_empty() {
+            return None;
+        }
+        Some(next.clone())
     }
 
     /// From `now` this node runs `roster`: the members it heartbeats, watches and gossips
@@ -173,7 +236,12 @@ impl Node {
         }
         let current = self.definitions.roster();
         let digest = roster.digest(self.cluster);
-        if !supersedes(roster.version, digest, current.version, self.definitions.digest()) {
+        // Another definition of the same version replaces this node's only while this
+        // node's is not committed (see `Definitions::is_committed`).
+        let same_version_allowed = roster.version > current.version || !self.definitions.is_committed();
+        if !supersedes(roster.version, digest, current.version, self.definitions.digest())
+            || !same_version_allowed
+        {
             return Err(AdoptError::Stale { version: roster.version, current: current.version });
         }
         if !roster.votes.is_member(self.me) {

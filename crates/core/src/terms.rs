@@ -27,6 +27,11 @@ impl Node {
         {
             return false;
         }
+        // A later definition waits to be adopted: no new vote for a peer it would leave two
+        // versions behind, so that the wait ends.
+        if self.definitions.newer().is_some_and(|r| self.leaves_behind(peer, r.version)) {
+            return false;
+        }
         match self.definitions.floor(peer) {
             Some(floor) => {
                 self.definitions.exchanges_votes(peer) && floor.is_some_and(|f| self.ledger.covers_floor(f))

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::succession::{apply, Change, ChangeError};
-use crate::{ClusterId, DefinitionDigest, Incarnation, MembershipError, NodeId, VoteTable};
+use crate::{ClusterId, DefinitionDigest, DefinitionParts, Incarnation, MembershipError, NodeId, VoteTable};
 
 /// The longest member address carried, in bytes (a DNS name is at most 253, plus a port).
 pub const ADDRESS_BYTES_MAX: usize = 261;
@@ -34,6 +34,12 @@ pub struct Roster {
     /// Where each member is dialed (`HOST:PORT` or `IP:PORT`); a member without one is
     /// never dialed and only accepted.
     pub addresses: BTreeMap<NodeId, String>,
+    /// The vote table of the version this one follows (`None` at version 0). Until a
+    /// quorum of its voters runs this version, a node keeps it in force beside this one
+    /// (see `docs/reconfiguration.md`, "Committed"): two changes made to the same version
+    /// at once, each a safe successor of it but not of each other, then never let two
+    /// disjoint quorums write.
+    pub parent: Option<VoteTable>,
 }
 
 /// A [`Roster`] on the wire: the answer to a definition request, from nodes whose version
@@ -50,6 +56,9 @@ pub struct RosterMessage {
     pub members: Vec<(NodeId, u32, String)>,
     /// The resolved tie-breaker; `None` when an exact half never wins.
     pub tie_breaker: Option<NodeId>,
+    /// The version this one follows, as `(id, votes)` pairs and its tie-breaker (see
+    /// [`Roster::parent`]); `None` at version 0.
+    pub parent: Option<DefinitionParts>,
 }
 
 /// Why a [`RosterMessage`] is not a roster.
@@ -72,7 +81,7 @@ pub enum RosterError {
 impl Roster {
     /// Version 0: the definition a configuration file gives.
     pub fn initial(votes: VoteTable, addresses: BTreeMap<NodeId, String>) -> Self {
-        Roster { version: 0, votes, addresses }
+        Roster { version: 0, votes, addresses, parent: None }
     }
 
     /// The digest heartbeats carry: the vote table's own at version 0 (so a cluster that
@@ -101,7 +110,8 @@ impl Roster {
         if let (Change::AddMember { id, .. }, Some(addr)) = (change, address) {
             addresses.insert(*id, addr.to_owned());
         }
-        Ok(Roster { version: self.version.saturating_add(1), votes, addresses })
+        let parent = Some(self.votes.clone());
+        Ok(Roster { version: self.version.saturating_add(1), votes, addresses, parent })
     }
 
     /// Where `id` is dialed, if it has an address.
@@ -122,6 +132,7 @@ impl Roster {
             version: self.version,
             members,
             tie_breaker: self.votes.tie_breaker(),
+            parent: self.parent.as_ref().map(VoteTable::parts),
         }
     }
 
@@ -138,7 +149,11 @@ impl Roster {
         }
         let pairs: Vec<(NodeId, u32)> = m.members.iter().map(|(id, v, _)| (*id, *v)).collect();
         let votes = VoteTable::from_parts(&pairs, m.tie_breaker)?;
-        Ok(Roster { version: m.version, votes, addresses })
+        let parent = match &m.parent {
+            Some((members, tie_breaker)) => Some(VoteTable::from_parts(members, *tie_breaker)?),
+            None => None,
+        };
+        Ok(Roster { version: m.version, votes, addresses, parent })
     }
 }
 
@@ -175,6 +190,7 @@ mod tests {
         let added = r.next(&Change::AddMember { id: NodeId(4), votes: 1 }, Some("n4:7000"));
         let added = added.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((added.version, added.address(NodeId(4))), (1, Some("n4:7000")));
+        assert_eq!(added.parent.as_ref(), Some(&r.votes), "a change names the version it follows");
         let removed =
             added.next(&Change::RemoveMember { id: NodeId(2) }, None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((removed.version, removed.address(NodeId(2))), (2, None));

@@ -7,20 +7,24 @@
 //! heartbeat): a definition some peer runs, or one an operator's change produced on this
 //! node. A node that finds itself not listed (it was removed) refuses to start.
 //!
-//! # Format version 1
+//! # Format version 2
 //!
 //! Little-endian, all counts and lengths bounded:
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `qrdefin\n` |
-//! | 4 | format version, `1` |
+//! | 4 | format version, `2` |
 //! | 4 | length of the whole file in bytes |
 //! | 8 | definition version |
 //! | 4 | member count `m` (1 to [`MEMBERS_MAX`]) |
 //! | per member | id (8), votes (4), address length `a` (2, at most `ADDRESS_BYTES_MAX`; 0: none), `a` bytes of UTF-8 |
 //! | 1 + 8 | tie-breaker flag and id |
+//! | 1 | parent flag: 1 when the definition names the version it follows (`Roster::parent`) |
+//! | if 1 | member count `p` (4, 1 to [`MEMBERS_MAX`]), `p` x (id 8, votes 4), tie-breaker flag and id (1 + 8) |
 //! | 4 | CRC-32 of everything before it |
+//!
+//! Version 1 is the same without the parent fields, and is read with no parent.
 //!
 //! A damaged file stops the node like a damaged state file: starting from the file's
 //! version 0 instead could make this node count votes under a definition the cluster left.
@@ -35,8 +39,8 @@ use crate::integrity::{crc32, Corruption};
 pub const ROSTER_FILE: &str = "quorate.definition";
 /// Its temporary name while it is replaced.
 pub const ROSTER_TMP_FILE: &str = "quorate.definition.tmp";
-/// The format version this build writes and reads.
-pub const ROSTER_FORMAT_VERSION: u32 = 1;
+/// The format version this build writes (it reads this one and version 1).
+pub const ROSTER_FORMAT_VERSION: u32 = 2;
 /// Most members a stored definition may have.
 pub const MEMBERS_MAX: usize = 4096;
 /// Reading stops here; a larger file is corrupt anyway (4096 members with the longest
@@ -70,6 +74,18 @@ pub fn encode(roster: &Roster) -> Vec<u8> {
     let tie_breaker = roster.votes.tie_breaker();
     out.push(u8::from(tie_breaker.is_some()));
     out.extend_from_slice(&tie_breaker.map_or(0, |t| t.0).to_le_bytes());
+    out.push(u8::from(roster.parent.is_some()));
+    if let Some(parent) = &roster.parent {
+        let members: Vec<(NodeId, u32)> = parent.members().take(MEMBERS_MAX).collect();
+        out.extend_from_slice(&count(members.len()).to_le_bytes());
+        for (id, votes) in members {
+            out.extend_from_slice(&id.0.to_le_bytes());
+            out.extend_from_slice(&votes.to_le_bytes());
+        }
+        let tie_breaker = parent.tie_breaker();
+        out.push(u8::from(tie_breaker.is_some()));
+        out.extend_from_slice(&tie_breaker.map_or(0, |t| t.0).to_le_bytes());
+    }
     let len = count(out.len() + 4);
     out[12..16].copy_from_slice(&len.to_le_bytes());
     let crc = crc32(&out);
@@ -77,8 +93,8 @@ pub fn encode(roster: &Roster) -> Vec<u8> {
     out
 }
 
-/// Decodes a definition file, refusing anything but an intact version-1 file that holds a
-/// valid definition.
+/// Decodes a definition file, refusing anything but an intact version-1 or version-2 file
+/// that holds a valid definition.
 pub fn decode(bytes: &[u8]) -> Result<Roster, Corruption> {
     if bytes.len() < HEADER_BYTES + 4 {
         return Err(Corruption::Length { len: bytes.len(), expected: HEADER_BYTES + 4 });
@@ -88,7 +104,7 @@ pub fn decode(bytes: &[u8]) -> Result<Roster, Corruption> {
     }
     let mut r = Reader { bytes, at: 8 };
     let format = r.u32()?;
-    if format != ROSTER_FORMAT_VERSION {
+    if format != ROSTER_FORMAT_VERSION && format != 1 {
         return Err(Corruption::UnknownVersion { version: format, readable: ROSTER_FORMAT_VERSION });
     }
     let len = r.u32()? as usize;
@@ -124,12 +140,29 @@ pub fn decode(bytes: &[u8]) -> Result<Roster, Corruption> {
     }
     let has_tie_breaker = r.u8()? == 1;
     let tie_breaker = NodeId(r.u64()?);
+    let votes = VoteTable::from_parts(&members, has_tie_breaker.then_some(tie_breaker))
+        .map_err(|_| Corruption::Invalid)?;
+    let parent = if format >= 2 && r.u8()? == 1 {
+        let len = r.u32()? as usize;
+        if len == 0 || len > MEMBERS_MAX {
+            return Err(Corruption::Invalid);
+        }
+        let mut members = Vec::with_capacity(len);
+        for _ in 0..len {
+            let id = NodeId(r.u64()?);
+            members.push((id, r.u32()?));
+        }
+        let has_tie_breaker = r.u8()? == 1;
+        let tie_breaker = NodeId(r.u64()?);
+        let table = VoteTable::from_parts(&members, has_tie_breaker.then_some(tie_breaker));
+        Some(table.map_err(|_| Corruption::Invalid)?)
+    } else {
+        None
+    };
     if r.at != body {
         return Err(Corruption::Length { len: bytes.len(), expected: r.at + 4 });
     }
-    let votes = VoteTable::from_parts(&members, has_tie_breaker.then_some(tie_breaker))
-        .map_err(|_| Corruption::Invalid)?;
-    Ok(Roster { version, votes, addresses })
+    Ok(Roster { version, votes, addresses, parent })
 }
 
 fn count(n: usize) -> u32 {
@@ -219,8 +252,27 @@ mod tests {
         foreign[0] = b'Q';
         assert_eq!(decode(&foreign), Err(Corruption::NotAStateFile));
         let mut future = bytes;
-        future[8] = 2;
-        assert_eq!(decode(&future), Err(Corruption::UnknownVersion { version: 2, readable: 1 }));
+        future[8] = 3;
+        assert_eq!(decode(&future), Err(Corruption::UnknownVersion { version: 3, readable: 2 }));
+    }
+
+    #[test]
+    fn the_parent_round_trips_and_a_version_1_file_reads_without_one() -> Result<(), Corruption> {
+        let r = sample();
+        assert!(r.parent.is_some());
+        assert_eq!(decode(&encode(&r))?.parent, r.parent);
+        // Version 1: the same bytes without the parent flag (0 here).
+        let orphan = Roster { parent: None, ..r };
+        let mut v1 = encode(&orphan);
+        let body = v1.len() - 4;
+        v1.truncate(body - 1);
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let len = u32::try_from(v1.len() + 4).unwrap_or(u32::MAX);
+        v1[12..16].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&v1)?, orphan);
+        Ok(())
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use quorate_core::{Adopted, Config, CoreConfigError, Memory, Node, PeerDefinitions, Promises};
 use quorate_gate::{Clock, ManualClock, QuorumGate};
-use quorate_proto::{Incarnation, Instant, NodeId, Roster};
+use quorate_proto::{Incarnation, Instant, NodeId, Roster, VoteTable};
 
 use crate::clock::{SimClock, MS};
 use crate::setup::Setup;
@@ -100,6 +100,9 @@ pub struct Host {
     /// The definition the data directory records as adopted while running, at its
     /// version; `None` until the node adopts one (a life then starts from its file).
     pub disk_roster: Option<Running>,
+    /// The vote table of the version before [`Host::disk_roster`]'s (its `Roster::parent`),
+    /// kept with it as the runtime's definition file keeps it.
+    pub disk_parent: Option<VoteTable>,
     /// The last incarnation used (0 before the first start).
     last_incarnation: u64,
     /// Real time the host has been live (not down), ns, excluding the current stretch.
@@ -137,6 +140,7 @@ impl Host {
             timer_gen: 0,
             adopt_on_resume: None,
             disk_roster: None,
+            disk_parent: None,
             last_incarnation: 0,
             live_ns: 0,
             live_since: None,
@@ -181,7 +185,13 @@ impl Host {
         let mut valid = config.check()?;
         if self.version > 0 {
             let votes = valid.votes().clone();
-            valid = valid.with_roster(Roster { version: self.version, votes, addresses: BTreeMap::new() })?;
+            let parent = self.disk_parent.clone();
+            valid = valid.with_roster(Roster {
+                version: self.version,
+                votes,
+                addresses: BTreeMap::new(),
+                parent,
+            })?;
         }
         let (mut node, gate) =
             Node::with_memory(valid, incarnation, Memory::Durable { prior }, clock, local, seed)?;
@@ -245,6 +255,7 @@ impl Host {
         let local = self.clock.local(now);
         let life = self.life.as_mut()?;
         self.disk_roster = Some(running);
+        self.disk_parent = roster.parent.clone();
         life.hand.set(local);
         let result = life.node.adopt(local, roster);
         if matches!(result, Ok(Adopted::Running)) {

@@ -106,6 +106,15 @@ impl Sim {
 
     /// Node `i`'s configuration on `setup` (made and checked the first time a definition
     /// that appeared during the run is needed); `None` after reporting a refusal.
+    /// The vote table of the scenario's definition `definition` (as any member of it
+    /// resolves it).
+    pub(super) fn table_of(&self, definition: usize) -> Option<quorate_proto::VoteTable> {
+        let d = self.world.model.definitions.get(definition)?;
+        let member = (0..self.world.hosts.len()).find(|&i| d.contains(i))?;
+        let config = d.config(self.cluster, member, crate::Preset::Lan, self.scenario.gossip);
+        config.check().ok().map(|v| v.votes().clone())
+    }
+
     pub(super) fn config_for(&mut self, i: usize, setup: Setup) -> Option<Config> {
         if let Some(c) = self.configs.get(&setup) {
             return Some(c.clone());
@@ -209,11 +218,13 @@ fn draw(current: &Roster, spare: Option<usize>, rng: &mut ChaCha8Rng) -> Change 
 }
 
 /// What a driver that skips the one-change-at-a-time rule would make of `change`
-/// ([`Bug::HastyProposer`]): the next version, checked only for succession.
+/// ([`Bug::HastyProposer`]): the next version, checked only for succession, without
+/// waiting for the current one to spread or be committed, and naming no parent (so no
+/// node keeps the previous version in force while it spreads: the rule skipped whole).
 fn hasty(current: &Roster, change: &Change) -> Result<Roster, ProposeError> {
     let next = current.next(change, None)?;
     check_successor(&current.votes, &next.votes)?;
-    Ok(next)
+    Ok(Roster { parent: None, ..next })
 }
 
 fn index_of(id: NodeId) -> usize {

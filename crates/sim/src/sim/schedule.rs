@@ -71,6 +71,8 @@ impl Sim {
                     ProcessState::Down => {
                         if host.disk_roster.is_none_or(|r| r.version < version) {
                             host.disk_roster = Some(Running { definition, version });
+                            let parent = definition.checked_sub(1).and_then(|p| self.table_of(p));
+                            self.world.hosts[node].disk_parent = parent;
                         }
                     }
                 }
@@ -116,7 +118,8 @@ impl Sim {
                 return;
             }
         };
-        let roster = Roster { version: definition as u64, votes, addresses: BTreeMap::new() };
+        let parent = definition.checked_sub(1).and_then(|p| self.table_of(p));
+        let roster = Roster { version: definition as u64, votes, addresses: BTreeMap::new(), parent };
         self.adopt_roster(node, roster, "is told to adopt");
     }
 
