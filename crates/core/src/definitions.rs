@@ -303,7 +303,7 @@ impl Definitions {
         let mut tables = BTreeMap::new();
         for (version, (members, tie_breaker)) in &remembered.tables {
             if let Ok(votes) = VoteTable::from_parts(members, *tie_breaker) {
-                let roster = Roster { version: *version, votes, addresses: BTreeMap::new() };
+                let roster = Roster { version: *version, votes, addresses: BTreeMap::new(), timing: None };
                 tables.insert(roster.digest(self.cluster), roster);
             }
         }

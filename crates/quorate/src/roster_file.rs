@@ -7,19 +7,20 @@
 //! heartbeat): a definition some peer runs, or one an operator's change produced on this
 //! node. A node that finds itself not listed (it was removed) refuses to start.
 //!
-//! # Format version 1
+//! # Format version 2
 //!
 //! Little-endian, all counts and lengths bounded:
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `qrdefin\n` |
-//! | 4 | format version, `1` |
+//! | 4 | format version, `2` (`1` is still read: the same without the timing field) |
 //! | 4 | length of the whole file in bytes |
 //! | 8 | definition version |
 //! | 4 | member count `m` (1 to [`MEMBERS_MAX`]) |
 //! | per member | id (8), votes (4), address length `a` (2, at most `ADDRESS_BYTES_MAX`; 0: none), `a` bytes of UTF-8 |
 //! | 1 + 8 | tie-breaker flag and id |
+//! | 1 + `t` | timing preset name length `t` (0: none named, at most `TIMING_NAME_BYTES_MAX`), `t` bytes |
 //! | 4 | CRC-32 of everything before it |
 //!
 //! A damaged file stops the node like a damaged state file: starting from the file's
@@ -27,7 +28,7 @@
 
 use std::collections::BTreeMap;
 
-use quorate_proto::{NodeId, Roster, VoteTable, ADDRESS_BYTES_MAX};
+use quorate_proto::{check_timing_name, NodeId, Roster, VoteTable, ADDRESS_BYTES_MAX, TIMING_NAME_BYTES_MAX};
 
 use crate::integrity::{crc32, Corruption};
 
@@ -35,8 +36,9 @@ use crate::integrity::{crc32, Corruption};
 pub const ROSTER_FILE: &str = "quorate.definition";
 /// Its temporary name while it is replaced.
 pub const ROSTER_TMP_FILE: &str = "quorate.definition.tmp";
-/// The format version this build writes and reads.
-pub const ROSTER_FORMAT_VERSION: u32 = 1;
+/// The format version this build writes (it reads this one and version 1, which has no
+/// timing preset).
+pub const ROSTER_FORMAT_VERSION: u32 = 2;
 /// Most members a stored definition may have.
 pub const MEMBERS_MAX: usize = 4096;
 /// Reading stops here; a larger file is corrupt anyway (4096 members with the longest
@@ -70,6 +72,11 @@ pub fn encode(roster: &Roster) -> Vec<u8> {
     let tie_breaker = roster.votes.tie_breaker();
     out.push(u8::from(tie_breaker.is_some()));
     out.extend_from_slice(&tie_breaker.map_or(0, |t| t.0).to_le_bytes());
+    let timing = roster.timing.as_deref().unwrap_or_default().as_bytes();
+    let timing = &timing[..timing.len().min(TIMING_NAME_BYTES_MAX)];
+    // TIMING_NAME_BYTES_MAX is 32: the length fits a byte.
+    out.push(u8::try_from(timing.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(timing);
     let len = count(out.len() + 4);
     out[12..16].copy_from_slice(&len.to_le_bytes());
     let crc = crc32(&out);
@@ -77,8 +84,8 @@ pub fn encode(roster: &Roster) -> Vec<u8> {
     out
 }
 
-/// Decodes a definition file, refusing anything but an intact version-1 file that holds a
-/// valid definition.
+/// Decodes a definition file, refusing anything but an intact version-2 (or version-1) file
+/// that holds a valid definition.
 pub fn decode(bytes: &[u8]) -> Result<Roster, Corruption> {
     if bytes.len() < HEADER_BYTES + 4 {
         return Err(Corruption::Length { len: bytes.len(), expected: HEADER_BYTES + 4 });
@@ -88,7 +95,7 @@ pub fn decode(bytes: &[u8]) -> Result<Roster, Corruption> {
     }
     let mut r = Reader { bytes, at: 8 };
     let format = r.u32()?;
-    if format != ROSTER_FORMAT_VERSION {
+    if format != ROSTER_FORMAT_VERSION && format != 1 {
         return Err(Corruption::UnknownVersion { version: format, readable: ROSTER_FORMAT_VERSION });
     }
     let len = r.u32()? as usize;
@@ -124,12 +131,22 @@ pub fn decode(bytes: &[u8]) -> Result<Roster, Corruption> {
     }
     let has_tie_breaker = r.u8()? == 1;
     let tie_breaker = NodeId(r.u64()?);
+    let timing = if format >= 2 {
+        let len = usize::from(r.u8()?);
+        let name = std::str::from_utf8(r.slice(len)?).map_err(|_| Corruption::Invalid)?;
+        (len > 0).then(|| name.to_owned())
+    } else {
+        None
+    };
+    if timing.as_deref().is_some_and(|name| check_timing_name(name).is_err()) {
+        return Err(Corruption::Invalid);
+    }
     if r.at != body {
         return Err(Corruption::Length { len: bytes.len(), expected: r.at + 4 });
     }
     let votes = VoteTable::from_parts(&members, has_tie_breaker.then_some(tie_breaker))
         .map_err(|_| Corruption::Invalid)?;
-    Ok(Roster { version, votes, addresses })
+    Ok(Roster { version, votes, addresses, timing })
 }
 
 fn count(n: usize) -> u32 {
@@ -207,6 +224,23 @@ mod tests {
     }
 
     #[test]
+    fn the_timing_preset_round_trips_and_a_version_1_file_still_reads() -> Result<(), Corruption> {
+        let wan = sample().with_timing("wan").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(decode(&encode(&wan))?, wan);
+        // Format 1: the same bytes without the timing field.
+        let plain = sample();
+        let mut v1 = encode(&plain);
+        v1.truncate(v1.len() - 5); // the CRC and the empty timing field's length byte
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let len = count(v1.len() + 4);
+        v1[12..16].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&v1)?, plain);
+        Ok(())
+    }
+
+    #[test]
     fn truncation_appended_bytes_and_foreign_files_are_refused() {
         let bytes = encode(&sample());
         for cut in 0..bytes.len() {
@@ -219,8 +253,8 @@ mod tests {
         foreign[0] = b'Q';
         assert_eq!(decode(&foreign), Err(Corruption::NotAStateFile));
         let mut future = bytes;
-        future[8] = 2;
-        assert_eq!(decode(&future), Err(Corruption::UnknownVersion { version: 2, readable: 1 }));
+        future[8] = 3;
+        assert_eq!(decode(&future), Err(Corruption::UnknownVersion { version: 3, readable: 2 }));
     }
 
     #[test]

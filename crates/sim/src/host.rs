@@ -167,6 +167,7 @@ impl Host {
                 version: self.disk_version,
                 votes,
                 addresses: BTreeMap::new(),
+                timing: None,
             })?;
         }
         let (mut node, gate) =
@@ -228,7 +229,7 @@ impl Host {
         let local = self.clock.local(now);
         let Some(life) = self.life.as_mut() else { return Ok(()) };
         life.hand.set(local);
-        let roster = Roster { version, votes, addresses: BTreeMap::new() };
+        let roster = Roster { version, votes, addresses: BTreeMap::new(), timing: None };
         life.node.adopt(local, roster).map(|_| ()).map_err(|e| e.to_string())
     }
 

@@ -162,6 +162,7 @@ fn gossip_and_fence_messages_round_trip_on_streams() -> Result<(), Box<dyn std::
         version: 4,
         members: (1..=5).map(|i| (NodeId(i), 1, format!("quorate-{i}.quorate:7000"))).collect(),
         tie_breaker: None,
+        timing: Some("wan".to_owned()),
     });
     for msg in [gossip_of(5, 5), query, answer, definition, roster] {
         assert_eq!(decode_stream(&encode_stream(CLUSTER, &msg)?, CLUSTER)?, msg);
