@@ -541,7 +541,7 @@ impl Node {
         self.apply_detector_events(now);
     }
 
-    fn apply_detector_events(&mut self, now: Instant) {
+    pub(crate) fn apply_detector_events(&mut self, now: Instant) {
         while let Some(ev) = self.detector.poll_event() {
             let event = match ev.to {
                 PeerState::Reachable => Some(QuorumEvent::PeerUp { peer: ev.peer, at: ev.at }),

@@ -15,7 +15,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use quorate_proto::{check_successor, Change, ChangeError, Instant, Link, NodeId, Roster, SuccessionError};
+use quorate_proto::{
+    check_successor, Change, ChangeError, Instant, Link, NodeId, Roster, RosterError, SuccessionError,
+};
 
 use crate::config::CoreConfigError;
 use crate::definitions::supersedes;
@@ -89,6 +91,9 @@ pub enum ProposeError {
         /// The later version a peer runs.
         newer: u64,
     },
+    /// The timing preset name cannot be carried (see [`Roster::with_timing`]).
+    #[error(transparent)]
+    Timing(#[from] RosterError),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -118,6 +123,24 @@ impl Node {
     /// Nothing changes here: the driver persists the returned definition and then hands
     /// it to [`Node::adopt`]; the peers follow when they hear it.
     pub fn propose(&self, change: &Change, address: Option<&str>) -> Result<Roster, ProposeError> {
+        let current = self.ready_for_a_change()?;
+        let next = current.next(change, address)?;
+        check_successor(&current.votes, &next.votes)?;
+        Ok(next)
+    }
+
+    /// The next version of this node's definition with the timing preset `name` (votes,
+    /// tie-breaker and addresses unchanged, so the succession check passes trivially),
+    /// under the same one-change-at-a-time rule as [`Node::propose`]. The core does not
+    /// read the name: the driver that adopts the definition runs the timing it names
+    /// ([`Node::set_timing`]). As for `propose`, nothing changes here.
+    pub fn propose_timing(&self, name: &str) -> Result<Roster, ProposeError> {
+        Ok(self.ready_for_a_change()?.with_timing(name)?)
+    }
+
+    /// The definition in force, when a change may be made now: the node runs, no peer
+    /// runs a later definition, and every voter was heard running this one.
+    fn ready_for_a_change(&self) -> Result<&Roster, ProposeError> {
         if self.stopped {
             return Err(ProposeError::Stopped);
         }
@@ -135,9 +158,7 @@ impl Node {
         if !waiting.is_empty() {
             return Err(ProposeError::Pending { version: current.version, waiting });
         }
-        let next = current.next(change, address)?;
-        check_successor(&current.votes, &next.votes)?;
-        Ok(next)
+        Ok(current)
     }
 
     /// A later definition some peer runs, which this node should adopt: the driver
