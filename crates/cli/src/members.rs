@@ -94,8 +94,8 @@ pub(crate) enum MembersCommand {
 /// `quorate config ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
-    /// Set one setting online: quorum.tie_breaker=none|lowest-id|<id>. (timing.preset is
-    /// not supported online yet: roll the config file.)
+    /// Set one setting online: quorum.tie_breaker=none|lowest-id|<id>, or
+    /// timing.preset=lan|wan (every node switches its timing without a restart).
     Set {
         /// KEY=VALUE, e.g. quorum.tie_breaker=none.
         #[arg(value_name = "KEY=VALUE")]
