@@ -94,8 +94,8 @@ pub(crate) enum MembersCommand {
 /// `quorate config ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
-    /// Set one setting online: quorum.tie_breaker=none|lowest-id|<id>. (timing.preset is
-    /// not supported online yet: roll the config file.)
+    /// Set one setting online: quorum.tie_breaker=none|lowest-id|<id>, or
+    /// timing.preset=lan|wan (every node switches its timing without a restart).
     Set {
         /// KEY=VALUE, e.g. quorum.tie_breaker=none.
         #[arg(value_name = "KEY=VALUE")]
@@ -119,6 +119,9 @@ pub(crate) async fn members(cmd: MembersCommand) -> Result<(), Failure> {
     change(&target, "/members", &body).await
 }
 
+/// Between two tries of a change refused while votes lent may still be held.
+const LENT_RETRY: Duration = Duration::from_millis(200);
+
 /// Runs `quorate config ...`.
 pub(crate) async fn config(cmd: ConfigCommand) -> Result<(), Failure> {
     let ConfigCommand::Set { setting, target } = cmd;
@@ -135,16 +138,33 @@ pub(crate) async fn config(cmd: ConfigCommand) -> Result<(), Failure> {
 async fn change(target: &Target, path: &str, body: &serde_json::Value) -> Result<(), Failure> {
     let started = Instant::now();
     let bytes = body.to_string().into_bytes();
-    let response = http::post_json(target.admin, path, bytes, REQUEST_TIMEOUT)
-        .await
-        .map_err(|e| Failure::Runtime(format!("node unreachable: {e}")))?;
-    let text = String::from_utf8_lossy(&response.body);
-    if response.status != 200 {
-        return Err(Failure::Runtime(match serde_json::from_str::<ChangeErrorReport>(&text) {
+    let mut told = false;
+    let text = loop {
+        let response = http::post_json(target.admin, path, bytes.clone(), REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| Failure::Runtime(format!("node unreachable: {e}")))?;
+        let text = String::from_utf8_lossy(&response.body).into_owned();
+        if response.status == 200 {
+            break text;
+        }
+        let report = serde_json::from_str::<ChangeErrorReport>(&text);
+        // Votes lent to a peer the change leaves behind expire within a lease or so: wait
+        // for them (bounded by --timeout) rather than refuse.
+        if let Some(r) =
+            report.as_ref().ok().filter(|r| r.error == "lent" && started.elapsed() < target.timeout)
+        {
+            if !told {
+                println!("waiting: {}", r.message);
+                told = true;
+            }
+            tokio::time::sleep(LENT_RETRY).await;
+            continue;
+        }
+        return Err(Failure::Runtime(match report {
             Ok(report) => refusal(&report),
             Err(_) => format!("{} answered HTTP {}: {}", target.admin, response.status, text.trim()),
         }));
-    }
+    };
     let definition: DefinitionReport = serde_json::from_str(&text).map_err(|e| {
         Failure::Runtime(format!("{} sent an answer this tool cannot read: {e}", target.admin))
     })?;

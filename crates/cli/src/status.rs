@@ -84,6 +84,16 @@ fn render(s: &NodeStatus) -> String {
         (None, true) => {}
     }
     out.push('\n');
+    if let Some(t) = &s.timing {
+        let _ = writeln!(
+            out,
+            "timing {} (lease {} ms, heartbeats every {} ms, down after {} ms at least)",
+            t.preset.as_deref().unwrap_or("from the config file"),
+            t.lease_ms,
+            t.heartbeat_interval_ms,
+            t.down_after_min_ms,
+        );
+    }
     if let Some(version) = s.removed_at_version {
         let _ = writeln!(out, "REMOVED from the cluster by definition version {version}: this node has left");
     }

@@ -95,10 +95,10 @@ fn a_cluster_grows_online_and_a_removed_node_exits_and_stays_out() {
     assert!(refused.stderr.contains("  2. add node 4 with 1 vote"), "{}", refused.stderr);
     assert_eq!(status(&admin[1]).unwrap()["definition_version"], 0, "a refusal changes nothing");
 
-    // Timing presets are not changed online yet.
-    let wan = cli(&["config", "set", "timing.preset=wan", "--admin", &admin[0]]);
-    assert_eq!(wan.code(), Some(1));
-    assert!(wan.stderr.contains("not supported online yet: roll the config file"), "{}", wan.stderr);
+    // A preset this build does not know is refused with the list.
+    let fast = cli(&["config", "set", "timing.preset=fast", "--admin", &admin[0]]);
+    assert_eq!(fast.code(), Some(1));
+    assert!(fast.stderr.contains("the presets are lan, wan"), "{}", fast.stderr);
 
     // Step 1 of the route, from node 2.
     let none = cli(&["config", "set", "quorum.tie_breaker=none", "--admin", &admin[1], "--timeout", "20s"]);
@@ -159,4 +159,24 @@ fn a_cluster_grows_online_and_a_removed_node_exits_and_stays_out() {
     wait(dir.path(), "nodes 1-3 writable on version 3", || {
         writable(&[1, 2, 3]) && status(&admin[0]).is_some_and(|s| s["definition_version"] == 3)
     });
+
+    // WAN timing online, from node 2: every node runs it without a restart.
+    let wan = cli(&["config", "set", "timing.preset=wan", "--admin", &admin[1], "--timeout", "20s"]);
+    assert_eq!(wan.code(), Some(0), "{}{}\n{}", wan.stdout, wan.stderr, logs(dir.path()));
+    assert!(wan.stdout.contains("in effect on every voter: definition version 4"), "{}", wan.stdout);
+    for a in &admin[..3] {
+        let timing = status(a).map(|s| s["timing"].clone()).unwrap_or_default();
+        assert_eq!(
+            (timing["preset"].as_str(), timing["lease_ms"].as_u64()),
+            (Some("wan"), Some(2_500)),
+            "{a}"
+        );
+    }
+    assert!(writable(&[1, 2, 3]), "{}", logs(dir.path()));
+    let again = cli(&["config", "set", "timing.preset=wan", "--admin", &admin[0]]);
+    assert!(again.stderr.contains("the wan timing preset is already in force"), "{}", again.stderr);
+    let mut table = quorate();
+    table.args(["status", "--admin", &admin[0]]);
+    let shown = run_bounded(table, Duration::from_secs(10));
+    assert!(shown.stdout.contains("timing wan (lease 2500 ms, heartbeats every 250 ms"), "{}", shown.stdout);
 }

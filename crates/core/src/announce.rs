@@ -48,6 +48,12 @@ impl Announcements {
         Announcements { pending: BTreeMap::new(), retry: interval / 2, grace: interval }
     }
 
+    /// The heartbeat interval changed while the node runs: retries and grace follow it.
+    pub(crate) fn set_interval(&mut self, interval: Duration) {
+        self.retry = interval / 2;
+        self.grace = interval;
+    }
+
     /// This node's definition was just pushed to each of `peers` at `now` (it started or
     /// adopted one); any other peer's entry is dropped.
     pub(crate) fn pushed_to_all(&mut self, now: Instant, peers: &BTreeSet<NodeId>) {

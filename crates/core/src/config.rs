@@ -78,6 +78,18 @@ pub enum CoreConfigError {
     /// A gossip rule is broken.
     #[error(transparent)]
     Gossip(#[from] GossipConfigError),
+    /// A timing change asked for another drift bound than the node runs: the bound
+    /// describes the clocks, and every lease and floor in force was sized with it.
+    #[error(
+        "gate.max_clock_drift cannot change while the node runs ({running} in force, {asked} asked); \
+         restart the nodes one at a time with the new bound"
+    )]
+    DriftChanged {
+        /// The bound in force.
+        running: f64,
+        /// The bound asked for.
+        asked: f64,
+    },
 }
 
 impl FieldError for CoreConfigError {
@@ -95,6 +107,7 @@ impl FieldError for CoreConfigError {
             CoreConfigError::Detector(e) => format!("detector.{}", e.field()),
             CoreConfigError::Gate(e) => format!("gate.{}", e.field()),
             CoreConfigError::Gossip(e) => format!("gossip.{}", e.field()),
+            CoreConfigError::DriftChanged { .. } => "gate.max_clock_drift".to_owned(),
         }
     }
 
@@ -110,6 +123,7 @@ impl FieldError for CoreConfigError {
             CoreConfigError::Detector(e) => e.value(),
             CoreConfigError::Gate(e) => e.value(),
             CoreConfigError::Gossip(e) => e.value(),
+            CoreConfigError::DriftChanged { asked, .. } => asked.to_string(),
         }
     }
 }

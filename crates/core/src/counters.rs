@@ -97,6 +97,8 @@ pub struct Counters {
     /// Of those, the ones adopted as a fresh start (not the next version, or not a safe
     /// successor): leases dropped and acks held until the votes lent had expired.
     pub definitions_skipped: u64,
+    /// Timing changes run while the node ran (see `Node::set_timing`).
+    pub timing_changes: u64,
     /// Datagrams dropped, by reason.
     pub dropped: DropCounters,
 }

@@ -371,9 +371,15 @@ impl Definitions {
         let mut tables = BTreeMap::new();
         for (version, (members, tie_breaker)) in &remembered.tables {
             if let Ok(votes) = VoteTable::from_parts(members, *tie_breaker) {
-                // The record keeps no parent or addresses: a remembered table serves the
-                // joint rule and adjacency, never adoption (see `recalled`).
-                let roster = Roster { version: *version, votes, addresses: BTreeMap::new(), parent: None };
+                // The record keeps no parent, timing or addresses: a remembered table
+                // serves the joint rule and adjacency, never adoption (see `recalled`).
+                let roster = Roster {
+                    version: *version,
+                    votes,
+                    addresses: BTreeMap::new(),
+                    parent: None,
+                    timing: None,
+                };
                 tables.insert(roster.digest(self.cluster), roster);
             }
         }

@@ -21,6 +21,7 @@ mod promises;
 mod reconfigure;
 mod status;
 mod terms;
+mod timing;
 
 pub use config::{Config, CoreConfigError, Member, ValidConfig};
 pub use counters::{Counters, DropCounters};
@@ -31,3 +32,4 @@ pub use quorate_gossip::{
     FenceCounters, GossipConfig, GossipConfigError, GossipCounters, GOSSIP_BYTES_MAX, GOSSIP_BYTES_MIN,
 };
 pub use reconfigure::{AdoptError, Adopted, ProposeError};
+pub use timing::RunningTiming;

@@ -538,19 +538,27 @@ impl Node {
             return;
         }
         let Some(link) = self.links.get_mut(&from) else {
-            self.counters.dropped.unknown_sender += 1;
+            // A former member that left (told of its removal) holds no vote that counts.
+            if self.former_links.get_mut(&from).is_some_and(|l| l.on_leave(leave.incarnation)) {
+                self.lent.remove(&from);
+                self.counters.leaves_heard += 1;
+            } else {
+                self.counters.dropped.unknown_sender += 1;
+            }
             return;
         };
         if !link.on_leave(leave.incarnation) {
             self.counters.dropped.stale_incarnation += 1;
             return;
         }
+        // Its gate is shut for good in that life: no vote lent to it counts any more.
+        self.lent.remove(&from);
         self.counters.leaves_heard += 1;
         self.detector.handle_leave(now, from);
         self.apply_detector_events(now);
     }
 
-    fn apply_detector_events(&mut self, now: Instant) {
+    pub(crate) fn apply_detector_events(&mut self, now: Instant) {
         while let Some(ev) = self.detector.poll_event() {
             let event = match ev.to {
                 PeerState::Reachable => Some(QuorumEvent::PeerUp { peer: ev.peer, at: ev.at }),

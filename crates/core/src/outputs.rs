@@ -73,6 +73,12 @@ impl StatusClock {
         StatusClock { every, dirty: true, published: None, view_changes: 0 }
     }
 
+    /// Publishes at least every `every` from now on (the heartbeat interval changed).
+    pub(crate) fn set_every(&mut self, every: Duration) {
+        self.every = every;
+        self.dirty = true;
+    }
+
     /// Something material changed.
     pub(crate) fn touch(&mut self) {
         self.dirty = true;

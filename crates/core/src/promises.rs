@@ -114,6 +114,10 @@ pub(crate) struct Ledger {
     prior_until: Instant,
     /// The hold this life promises with each fence-check yes.
     own_hold: Duration,
+    /// A longer hold this life promised before its timing changed, and until when a yes
+    /// given under it may still bind: the record keeps it until then.
+    earlier_hold: Duration,
+    earlier_hold_until: Instant,
     /// The largest floor this life owes (or is about to owe) a peer it acks.
     owed_floor: Duration,
     /// No ack goes out before this instant: the earlier lives' holds.
@@ -133,6 +137,8 @@ impl Ledger {
             prior,
             prior_until: now.saturating_add(prior.ack_hold.max(prior.floor)),
             own_hold,
+            earlier_hold: Duration::ZERO,
+            earlier_hold_until: Instant::ZERO,
             owed_floor: Duration::ZERO,
             acks_from: now.saturating_add(prior.ack_hold),
         }
@@ -158,6 +164,20 @@ impl Ledger {
         self.durable.is_none_or(|d| self.own_hold <= d.ack_hold)
     }
 
+    /// From `now` each fence-check yes promises `hold` (the node's timing changed). A yes
+    /// given before promised the old hold, which may bind until `now + old`: while it
+    /// may, the record keeps the longer of the two. A longer hold is promised only once
+    /// the record covers it ([`Ledger::covers_hold`]).
+    pub(crate) fn set_own_hold(&mut self, now: Instant, hold: Duration) {
+        if hold < self.own_hold {
+            let until = now.saturating_add(self.own_hold);
+            let still = if now < self.earlier_hold_until { self.earlier_hold } else { Duration::ZERO };
+            self.earlier_hold = still.max(self.own_hold);
+            self.earlier_hold_until = self.earlier_hold_until.max(until);
+        }
+        self.own_hold = hold;
+    }
+
     /// No ack goes out before `at` (on top of any hold already in force): for a node that
     /// skips versions of its definition, until every vote it lent before has expired.
     pub(crate) fn hold_acks_until(&mut self, at: Instant) {
@@ -178,7 +198,9 @@ impl Ledger {
     /// What the record must say at `now`: this life's promises, and the earlier lives'
     /// while they still bind.
     pub(crate) fn needed(&self, now: Instant) -> Promises {
-        let own = Promises { ack_hold: self.own_hold, floor: self.owed_floor };
+        let hold =
+            if now < self.earlier_hold_until { self.own_hold.max(self.earlier_hold) } else { self.own_hold };
+        let own = Promises { ack_hold: hold, floor: self.owed_floor };
         if now < self.prior_until {
             own.max(self.prior)
         } else {
@@ -280,6 +302,24 @@ mod tests {
         assert!(!ledger.covers_floor(wan));
         ledger.persisted(want);
         assert!(ledger.covers_floor(wan));
+    }
+
+    #[test]
+    fn a_shorter_hold_keeps_the_longer_one_on_record_until_its_promises_expire() {
+        let long = Promises { ack_hold: Duration::from_millis(800), floor: Duration::ZERO };
+        let mut ledger = Ledger::new(Memory::Durable { prior: long }, long.ack_hold, at(0));
+        ledger.persisted(long);
+        assert_eq!(ledger.poll_persist(at(5_000)), None);
+        ledger.set_own_hold(at(5_000), Duration::from_millis(400));
+        assert!(ledger.covers_hold());
+        assert_eq!(ledger.poll_persist(at(5_799)), None, "a yes at 5 s may bind until 5.8 s");
+        let short = Promises { ack_hold: Duration::from_millis(400), floor: Duration::ZERO };
+        assert_eq!(ledger.poll_persist(at(5_800)), Some(short));
+        ledger.persisted(short);
+        // A longer hold again: not promised before the record covers it.
+        ledger.set_own_hold(at(6_000), Duration::from_millis(900));
+        assert!(!ledger.covers_hold());
+        assert_eq!(ledger.poll_persist(at(6_000)).map(|p| p.ack_hold), Some(Duration::from_millis(900)));
     }
 
     #[test]

@@ -15,7 +15,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use quorate_proto::{check_successor, Change, ChangeError, Instant, Link, NodeId, Roster, SuccessionError};
+use quorate_proto::{
+    check_successor, Change, ChangeError, Instant, Link, NodeId, Roster, RosterError, SuccessionError,
+};
 
 use crate::config::CoreConfigError;
 use crate::definitions::supersedes;
@@ -79,6 +81,21 @@ pub enum ProposeError {
         /// Its voters not heard running it (or later).
         waiting: Vec<NodeId>,
     },
+    /// Votes this node lent to peers that the change would leave two versions behind may
+    /// still be held (see `docs/reconfiguration.md`, rule 7): the change can be made once
+    /// they expire, within `wait` (a removed member's, or a lagging observer's, until it
+    /// follows).
+    #[error(
+        "votes this node lent to {} (a version behind) may still be held for up to {} ms; \
+         retry once they expire",
+        list(peers), wait.as_millis()
+    )]
+    VotesLent {
+        /// The peers that may hold them.
+        peers: Vec<NodeId>,
+        /// The longest they may be held from now.
+        wait: Duration,
+    },
     /// A peer runs a later definition that this node has not adopted yet; propose the
     /// change again once it has.
     #[error(
@@ -90,6 +107,9 @@ pub enum ProposeError {
         /// The later version a peer runs.
         newer: u64,
     },
+    /// The timing preset name cannot be carried (see [`Roster::with_timing`]).
+    #[error(transparent)]
+    Timing(#[from] RosterError),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -112,13 +132,34 @@ impl Node {
     }
 
     /// `change` as the next version of this node's definition, when it may be made now:
-    /// every voter of the current definition has been heard running it (one change at a
-    /// time), no peer runs a later one, and the result passes the succession check.
+    /// every voter of the current definition has been heard running it and it is
+    /// committed (one change at a time), no peer runs a later one, no peer that may hold
+    /// a vote this node lent would be left two versions behind, and the result passes the
+    /// succession check.
     /// `address` is where a member that the change adds is dialed.
     ///
     /// Nothing changes here: the driver persists the returned definition and then hands
     /// it to [`Node::adopt`]; the peers follow when they hear it.
     pub fn propose(&self, change: &Change, address: Option<&str>) -> Result<Roster, ProposeError> {
+        let current = self.ready_for_a_change()?;
+        let next = current.next(change, address)?;
+        check_successor(&current.votes, &next.votes)?;
+        Ok(next)
+    }
+
+    /// The next version of this node's definition with the timing preset `name` (votes,
+    /// tie-breaker and addresses unchanged, so the succession check passes trivially),
+    /// under the same one-change-at-a-time rule as [`Node::propose`]. The core does not
+    /// read the name: the driver that adopts the definition runs the timing it names
+    /// ([`Node::set_timing`]). As for `propose`, nothing changes here.
+    pub fn propose_timing(&self, name: &str) -> Result<Roster, ProposeError> {
+        Ok(self.ready_for_a_change()?.with_timing(name)?)
+    }
+
+    /// The definition in force, when a change may be made now: the node runs, no peer
+    /// runs a later definition, every voter was heard running this one, it is committed,
+    /// and no vote lent to a peer two versions behind the next may still be held.
+    fn ready_for_a_change(&self) -> Result<&Roster, ProposeError> {
         if self.stopped {
             return Err(ProposeError::Stopped);
         }
@@ -143,13 +184,15 @@ impl Node {
             let waiting = self.definitions.not_moved();
             return Err(ProposeError::Pending { version: current.version, waiting });
         }
-        let next = current.next(change, address)?;
-        check_successor(&current.votes, &next.votes)?;
-        let lent = self.adoption_waits_for(self.last_now, next.version);
-        if !lent.is_empty() {
-            return Err(ProposeError::Pending { version: current.version, waiting: lent });
+        // Not two versions past a peer that may still hold a vote this node lent it.
+        let next = current.version.saturating_add(1);
+        let peers = self.adoption_waits_for(self.last_now, next);
+        if !peers.is_empty() {
+            let until = self.lent_until(&peers);
+            let wait = Duration::from_nanos(until.as_nanos().saturating_sub(self.last_now.as_nanos()));
+            return Err(ProposeError::VotesLent { peers, wait });
         }
-        Ok(next)
+        Ok(current)
     }
 
     /// The peers that would be left two versions behind by this node running `version`
@@ -188,6 +231,11 @@ impl Node {
             .filter(|(peer, until)| **until > self.last_now && self.leaves_behind(**peer, next.version))
             .map(|(_, until)| *until)
             .max()
+    }
+
+    /// The latest instant until which any of `peers` may hold a vote this node lent it.
+    fn lent_until(&self, peers: &[NodeId]) -> Instant {
+        peers.iter().filter_map(|p| self.lent.get(p)).copied().max().unwrap_or(self.last_now)
     }
 
     /// This node acked `peer` at `now`: the peer may hold its vote for the floor kept for it.

@@ -148,6 +148,25 @@ impl Detector {
         Ok(())
     }
 
+    /// Runs `config` from `now` on (the node's timing changed while it runs). Every peer
+    /// keeps its state, history and the floor its lease needs; windows longer than the new
+    /// `window_len` drop their oldest samples; pending verdicts are recomputed with the
+    /// new thresholds and `down_after_min`. A lower `down_after_min` lowers no floor a
+    /// peer's terms raised ([`Detector::raise_floor`]) nor the start floor, so every
+    /// lease a peer may hold on this node's acks stays covered; a peer already
+    /// Unreachable stays so until heard.
+    pub fn set_config(&mut self, now: Instant, config: Valid<DetectorConfig>) {
+        self.observe(now);
+        let mut timing = Timing::new(&config, self.timing.started);
+        timing.start_floor = self.timing.start_floor;
+        self.timing = timing;
+        self.config = config;
+        let timing = &self.timing;
+        for peer in self.peers.values_mut() {
+            peer.on_timing(timing);
+        }
+    }
+
     /// The validated configuration.
     pub fn config(&self) -> &DetectorConfig {
         &self.config
@@ -223,7 +242,7 @@ impl Detector {
         self.timing.start_floor = floor;
         let timing = &self.timing;
         for peer in self.peers.values_mut() {
-            peer.on_start_floor(timing);
+            peer.on_timing(timing);
         }
     }
 

@@ -194,6 +194,19 @@ impl ArrivalWindow {
         self.intervals_us.push_back(us);
     }
 
+    /// Keeps at most `capacity` intervals (at most [`WINDOW_LEN_MAX`]) from now on,
+    /// dropping the oldest beyond it.
+    pub fn set_capacity(&mut self, capacity: NonZeroUsize) {
+        self.capacity = capacity.get().min(WINDOW_LEN_MAX);
+        while self.intervals_us.len() > self.capacity {
+            if let Some(old) = self.intervals_us.pop_front() {
+                let old = u128::from(old);
+                self.sum_us -= old;
+                self.sum_sq_us -= old * old;
+            }
+        }
+    }
+
     /// Number of intervals currently held (seeds included).
     pub fn len(&self) -> usize {
         self.intervals_us.len()

@@ -105,8 +105,10 @@ pub(crate) struct PeerTracker {
     suspect_at: Instant,
     /// Anything but Unreachable becomes Unreachable at this instant.
     down_at: Instant,
-    /// This peer's floor after last contact: `down_after_min`, or more when the peer's
-    /// lease needs more (see [`crate::Detector::raise_floor`]). Never lowered.
+    /// What this peer's lease needs after last contact (see
+    /// [`crate::Detector::raise_floor`]); zero until raised, and never lowered. The floor
+    /// applied is the larger of this and `down_after_min`, which may change while the
+    /// node runs ([`crate::Detector::set_config`]) without lowering what a lease needs.
     floor: Duration,
     /// Since when this peer is watched: the detector's start, or when it was added
     /// ([`crate::Detector::set_peers`]). A never-heard peer's silence counts from here.
@@ -123,7 +125,7 @@ impl PeerTracker {
             window: ArrivalWindow::seeded(timing.window_len, timing.first_estimate),
             suspect_at: Instant::MAX,
             down_at: Instant::MAX,
-            floor: timing.floor,
+            floor: Duration::ZERO,
             watched_since: since.max(timing.started),
         };
         tracker.recompute(timing);
@@ -157,8 +159,10 @@ impl PeerTracker {
         true
     }
 
-    /// The start floor rose: recompute the pending verdict.
-    pub(crate) fn on_start_floor(&mut self, timing: &Timing) {
+    /// The start floor rose, or the timing changed: recompute the pending verdict. A
+    /// window longer than the new `window_len` drops its oldest samples.
+    pub(crate) fn on_timing(&mut self, timing: &Timing) {
+        self.window.set_capacity(timing.window_len);
         if !matches!(self.state, PeerState::Unreachable | PeerState::Left) {
             self.recompute(timing);
         }
@@ -241,7 +245,9 @@ impl PeerTracker {
             // declared down within down_after_min of last contact or of our start. down_at
             // includes both terms, so a failure here is a bug in recompute().
             debug_assert!(now >= timing.started.saturating_add(timing.start_floor));
-            debug_assert!(self.last_heard.is_none_or(|h| now >= h.saturating_add(self.floor)));
+            debug_assert!(self
+                .last_heard
+                .is_none_or(|h| now >= h.saturating_add(self.floor.max(timing.floor))));
         }
         self.state = to;
         Some((from, to))

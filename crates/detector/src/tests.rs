@@ -446,3 +446,35 @@ fn peers_added_while_running_get_the_floor_from_being_added_and_removed_ones_van
     assert_eq!(d.peers().count(), 2);
     Ok(())
 }
+
+#[test]
+fn a_timing_change_keeps_the_floors_leases_need_and_moves_the_rest() -> Result<(), DetectorConfigError> {
+    let wan = DetectorConfig { window_len: std::num::NonZeroUsize::MIN.saturating_add(3), ..trigger_happy() };
+    let wan = DetectorConfig { down_after_min: Duration::from_secs(3), ..wan };
+    let mut d = Detector::new(wan.check()?, ms(START_MS), [A, B])?;
+    // A's terms asked for 2.6 s; B's for nothing beyond the floor.
+    assert!(d.raise_floor(A, Duration::from_millis(2_600)));
+    let both = merged(beats(A, 10_000, 14_000, 100, 0), beats(B, 10_000, 14_000, 100, 0));
+    let mut events = drive(&mut d, ms(START_MS), ms(14_000), &both);
+    assert_eq!(d.floor(B), Some(Duration::from_secs(3)));
+    // Back to a 1 s down floor: B's follows it, A's stays what its lease needs (the start
+    // floor keeps what it was: it may cover an earlier life's leases).
+    d.set_config(ms(14_000), trigger_happy().check()?);
+    assert_eq!((d.floor(A), d.floor(B)), (Some(Duration::from_millis(2_600)), Some(Duration::from_secs(1))));
+    assert!(d.peers().all(|(_, p)| p.last_heard == Some(ms(13_900))), "history kept");
+    events.extend(drive(&mut d, ms(14_000), ms(18_000), &[]));
+    let down_at = |p| events.iter().find(|e| e.peer == p && e.to == PeerState::Unreachable).map(|e| e.at);
+    assert_eq!(down_at(B), Some(ms(13_900 + 1_000)));
+    assert_eq!(down_at(A), Some(ms(13_900 + 2_600)));
+    // A longer floor from now on delays a verdict still pending.
+    let mut d = Detector::new(trigger_happy().check()?, ms(START_MS), [A])?;
+    let mut events = drive(&mut d, ms(START_MS), ms(11_000), &beats(A, 10_000, 11_000, 100, 0));
+    d.set_config(
+        ms(11_000),
+        DetectorConfig { down_after_min: Duration::from_secs(3), ..trigger_happy() }.check()?,
+    );
+    events.extend(drive(&mut d, ms(11_000), ms(15_000), &[]));
+    let down = events.iter().find(|e| e.to == PeerState::Unreachable).map(|e| e.at);
+    assert_eq!(down, Some(ms(10_900 + 3_000)));
+    Ok(())
+}

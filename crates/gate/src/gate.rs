@@ -3,7 +3,8 @@
 //! handles.
 //!
 //! ```text
-//!   on_ack(now, peer, sent_at) ──► lease[peer] = max(lease, sent_at + lease)
+//!   on_ack(now, peer, sent_at) ──► lease[peer] = max(lease, sent_at + lease(sent_at))
+//!   set_lease(now, lease)      ──► heartbeats sent from now on give the new lease
 //!   on_heard(now, peer)        ──► wait_for_all: voters heard so far
 //!   set_other_definitions      ──► the votes must be a quorum under each of them too
 //!   handle_timeout(now)        ──► notices a deadline that passed
@@ -21,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use quorate_proto::{Incarnation, Instant, NodeId, Valid, VoteTable};
 
@@ -28,6 +30,9 @@ use crate::clock::Clock;
 use crate::config::GateConfig;
 use crate::handle::{Published, Publisher, QuorumGate};
 use crate::status::Epoch;
+
+mod schedule;
+use schedule::LeaseSchedule;
 
 /// Events kept for `poll_event` before the oldest is dropped (and counted). The driver
 /// polls after every call, so this only fills when a driver forgets to.
@@ -59,7 +64,8 @@ pub enum GateEvent {
 /// The lease table of one node.
 #[derive(Debug)]
 pub struct Gate {
-    config: Valid<GateConfig>,
+    /// The lease each acked heartbeat gives, by when it was sent (see `schedule.rs`).
+    leases_by_send: LeaseSchedule,
     me: NodeId,
     votes: VoteTable,
     leases: BTreeMap<NodeId, Lease>,
@@ -120,7 +126,7 @@ impl Gate {
         let own_votes = u64::from(votes.votes(me));
         let (shared, publisher) = Published::new(clock, epoch, own_votes, me, config.event_capacity);
         let mut gate = Gate {
-            config,
+            leases_by_send: LeaseSchedule::new(config.lease),
             me,
             votes,
             leases,
@@ -152,15 +158,31 @@ impl Gate {
     }
 
     /// Peer `peer` acked the heartbeat this node sent at `sent_at`: hold its vote until
-    /// `sent_at + lease`.
+    /// `sent_at + lease`, with the lease in force when that heartbeat was sent (see
+    /// [`Gate::set_lease`]).
     pub fn on_ack(&mut self, now: Instant, peer: NodeId, sent_at: Instant) {
-        let lease = self.config.lease;
+        let lease = self.leases_by_send.lease_for(sent_at);
         let Some(l) = self.leases.get_mut(&peer) else { return };
         let until = sent_at + lease;
         if l.until.is_none_or(|old| until > old) {
             l.until = Some(until);
             self.evaluate(now);
         }
+    }
+
+    /// Heartbeats sent from `now` on carry `lease` in their terms (the node's timing
+    /// changed while it runs; the caller checked `lease` against the detector's floor, as
+    /// [`GateConfig::check`] does). Leases held keep their end. An ack gives the lease in
+    /// force when the heartbeat it acks was sent: a longer lease only once the peer has seen
+    /// the terms that carry it, a shorter one at once; a heartbeat sent at `now` itself
+    /// gives the shorter of the two.
+    pub fn set_lease(&mut self, now: Instant, lease: Duration) {
+        self.leases_by_send.switch(now, lease);
+    }
+
+    /// The lease heartbeats sent now carry.
+    pub fn lease(&self) -> Duration {
+        self.leases_by_send.current()
     }
 
     /// A fresh heartbeat from `peer` arrived at `now` (what `wait_for_all` waits for).

@@ -126,6 +126,22 @@ impl Fencer {
         }
     }
 
+    /// Checks started from now on use the hold and timeout of `config` and the drift bound
+    /// `drift` (the node's timing changed while it runs). Holds already promised keep
+    /// their end, and checks in flight their deadline and the holds they were promised:
+    /// the node around it keeps the longest hold it may have promised in its durable
+    /// record until those expire.
+    pub fn set_config(&mut self, config: &Valid<GossipConfig>, drift: f64) {
+        self.hold = config.fence_hold;
+        self.timeout = config.fence_timeout;
+        self.drift = drift;
+    }
+
+    /// The hold each yes promises from now on.
+    pub fn promised_hold(&self) -> Duration {
+        self.hold
+    }
+
     /// What fence checks did so far.
     pub fn counters(&self) -> FenceCounters {
         self.counters

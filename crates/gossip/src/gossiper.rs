@@ -202,6 +202,15 @@ impl Gossiper {
         self.liveness.retain(|id, _| members.contains(id));
     }
 
+    /// Runs `config` from `now` on (the node's timing changed while it runs): rounds at the
+    /// new interval (the next one no later than an interval from `now`), rows judged fresh
+    /// by the new `fresh_for`. Rows and what was learned of peers are kept. Whether gossip
+    /// is on is the node's to keep as it was.
+    pub fn set_config(&mut self, now: Instant, config: Valid<GossipConfig>) {
+        self.next_round = self.next_round.min(now.saturating_add(config.interval));
+        self.config = config;
+    }
+
     /// What gossip did so far.
     pub fn counters(&self) -> GossipCounters {
         self.counters

@@ -33,7 +33,9 @@ pub mod wire;
 
 pub use ids::{ClusterId, Incarnation, NodeId, Seq};
 pub use quorum::{DefinitionParts, MembershipError, TieBreaker, VoteTable};
-pub use roster::{Roster, RosterError, RosterMessage, ADDRESS_BYTES_MAX};
+pub use roster::{
+    check_timing_name, Roster, RosterError, RosterMessage, ADDRESS_BYTES_MAX, TIMING_NAME_BYTES_MAX,
+};
 pub use sequencing::{AckOutcome, Link, Received, Refused, SentLog};
 pub use succession::{
     apply, check_successor, disjoint_quorums, safe_path, Change, ChangeError, SuccessionError, UnsafeChange,

@@ -9,10 +9,15 @@
 //!                    RosterMessage on the wire (from_message checks it like any input)
 //! ```
 //!
-//! The digest covers the votes, the tie-breaker and (from version 1) the version: two
-//! nodes with equal digests run the same version of the same quorum rule. Addresses are not
-//! in it: they do not decide quorums, and one version has one list of them anyway (it was
-//! proposed once and travels whole).
+//! The digest covers the votes, the tie-breaker, (from version 1) the version and the
+//! timing preset when one is named: two nodes with equal digests run the same version of the
+//! same quorum rule. Addresses are not in it: they do not decide quorums, and one version has
+//! one list of them anyway (it was proposed once and travels whole).
+//!
+//! The timing preset is a name only (`"lan"`, `"wan"`): what it means is the runtime's
+//! business, the core never reads it. It changes by its own kind of step
+//! ([`Roster::with_timing`]) rather than a [`Change`], because it leaves the votes as they are
+//! (the succession check passes trivially) and a [`Change`] is a vote-table edit.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +28,9 @@ use crate::{ClusterId, DefinitionDigest, DefinitionParts, Incarnation, Membershi
 
 /// The longest member address carried, in bytes (a DNS name is at most 253, plus a port).
 pub const ADDRESS_BYTES_MAX: usize = 261;
+
+/// The longest timing preset name carried, in bytes.
+pub const TIMING_NAME_BYTES_MAX: usize = 32;
 
 /// One version of the cluster's definition. See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +48,9 @@ pub struct Roster {
     /// at once, each a safe successor of it but not of each other, then never let two
     /// disjoint quorums write.
     pub parent: Option<VoteTable>,
+    /// The timing preset every node runs from this version on, by name; `None` until an
+    /// online change names one (each node then runs the timing of its own file).
+    pub timing: Option<String>,
 }
 
 /// A [`Roster`] on the wire: the answer to a definition request, from nodes whose version
@@ -59,6 +70,8 @@ pub struct RosterMessage {
     /// The version this one follows, as `(id, votes)` pairs and its tie-breaker (see
     /// [`Roster::parent`]); `None` at version 0.
     pub parent: Option<DefinitionParts>,
+    /// The timing preset by name, once an online change named one.
+    pub timing: Option<String>,
 }
 
 /// Why a [`RosterMessage`] is not a roster.
@@ -76,26 +89,40 @@ pub enum RosterError {
         /// Its address's length in bytes.
         len: usize,
     },
+    /// A timing preset name is empty, longer than [`TIMING_NAME_BYTES_MAX`], or not
+    /// lowercase letters, digits and `-`.
+    #[error("timing preset name {name:?} is not 1 to {TIMING_NAME_BYTES_MAX} of a-z, 0-9 and -")]
+    BadTimingName {
+        /// The name, cut to [`TIMING_NAME_BYTES_MAX`] bytes.
+        name: String,
+    },
 }
 
 impl Roster {
     /// Version 0: the definition a configuration file gives.
     pub fn initial(votes: VoteTable, addresses: BTreeMap<NodeId, String>) -> Self {
-        Roster { version: 0, votes, addresses, parent: None }
+        Roster { version: 0, votes, addresses, parent: None, timing: None }
     }
 
     /// The digest heartbeats carry: the vote table's own at version 0 (so a cluster that
     /// never changed online keeps the digests it always had), and from version 1 the same
-    /// hash continued over the version.
+    /// hash continued over the version, then over the timing preset's name when one is
+    /// named (a definition without one keeps the digest it had before presets existed).
     pub fn digest(&self, cluster: ClusterId) -> DefinitionDigest {
         let base = self.votes.digest(cluster);
         if self.version == 0 {
             return base;
         }
         const PRIME: u64 = 0x0000_0100_0000_01b3;
-        let mut bytes = Vec::with_capacity(17);
+        let mut bytes = Vec::with_capacity(17 + TIMING_NAME_BYTES_MAX);
         bytes.push(b'v');
         bytes.extend_from_slice(&self.version.to_le_bytes());
+        if let Some(name) = &self.timing {
+            bytes.push(b't');
+            // The length first, so no name is a prefix of another's encoding.
+            bytes.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
+            bytes.extend_from_slice(name.as_bytes());
+        }
         let start = u64::from_le_bytes(base.0);
         let hash = bytes.iter().fold(start, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
         DefinitionDigest(hash.to_le_bytes())
@@ -111,7 +138,21 @@ impl Roster {
             addresses.insert(*id, addr.to_owned());
         }
         let parent = Some(self.votes.clone());
-        Ok(Roster { version: self.version.saturating_add(1), votes, addresses, parent })
+        let timing = self.timing.clone();
+        Ok(Roster { version: self.version.saturating_add(1), votes, addresses, parent, timing })
+    }
+
+    /// The next version with the timing preset `name`: votes, tie-breaker and addresses as
+    /// they are. Refuses a name that is not 1 to [`TIMING_NAME_BYTES_MAX`] bytes of `a-z`,
+    /// `0-9` and `-`; whether the runtime knows the preset is its own check.
+    pub fn with_timing(&self, name: &str) -> Result<Roster, RosterError> {
+        check_timing_name(name)?;
+        Ok(Roster {
+            version: self.version.saturating_add(1),
+            timing: Some(name.to_owned()),
+            parent: Some(self.votes.clone()),
+            ..self.clone()
+        })
     }
 
     /// Where `id` is dialed, if it has an address.
@@ -133,6 +174,7 @@ impl Roster {
             members,
             tie_breaker: self.votes.tie_breaker(),
             parent: self.parent.as_ref().map(VoteTable::parts),
+            timing: self.timing.clone(),
         }
     }
 
@@ -153,8 +195,23 @@ impl Roster {
             Some((members, tie_breaker)) => Some(VoteTable::from_parts(members, *tie_breaker)?),
             None => None,
         };
-        Ok(Roster { version: m.version, votes, addresses, parent })
+        if let Some(name) = &m.timing {
+            check_timing_name(name)?;
+        }
+        Ok(Roster { version: m.version, votes, addresses, parent, timing: m.timing.clone() })
     }
+}
+
+/// A timing preset name as a roster carries it: 1 to [`TIMING_NAME_BYTES_MAX`] bytes of
+/// `a-z`, `0-9` and `-`.
+pub fn check_timing_name(name: &str) -> Result<(), RosterError> {
+    let fits = (1..=TIMING_NAME_BYTES_MAX).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if fits {
+        return Ok(());
+    }
+    let cut: String = name.chars().take(TIMING_NAME_BYTES_MAX).collect();
+    Err(RosterError::BadTimingName { name: cut })
 }
 
 #[cfg(test)]
@@ -182,6 +239,28 @@ mod tests {
         let mut moved = v1.clone();
         moved.addresses.insert(NodeId(1), "elsewhere:1".into());
         assert_eq!(moved.digest(ClusterId(7)), v1.digest(ClusterId(7)));
+    }
+
+    #[test]
+    fn a_timing_step_keeps_the_votes_enters_the_digest_and_later_versions_keep_it() {
+        let r = three();
+        let wan = r.with_timing("wan").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((wan.version, wan.timing.as_deref(), &wan.votes), (1, Some("wan"), &r.votes));
+        let plain = Roster { version: 1, ..r.clone() };
+        assert_ne!(wan.digest(ClusterId(7)), plain.digest(ClusterId(7)), "the name is hashed");
+        let lan = r.with_timing("lan").unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(wan.digest(ClusterId(7)), lan.digest(ClusterId(7)));
+        let grown = wan.next(&Change::AddMember { id: NodeId(4), votes: 1 }, None);
+        assert_eq!(grown.map(|g| g.timing), Ok(Some("wan".to_owned())));
+        for bad in ["", "WAN", "w an", &"x".repeat(TIMING_NAME_BYTES_MAX + 1)] {
+            assert!(matches!(r.with_timing(bad), Err(RosterError::BadTimingName { .. })), "{bad:?}");
+        }
+        let mut m = wan.to_message(NodeId(1), Incarnation(1));
+        assert_eq!(Roster::from_message(&m).as_ref(), Ok(&wan));
+        m.timing = Some("x".repeat(1000));
+        assert!(
+            matches!(Roster::from_message(&m), Err(RosterError::BadTimingName { name }) if name.len() == 32)
+        );
     }
 
     #[test]

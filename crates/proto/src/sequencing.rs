@@ -83,6 +83,12 @@ pub enum AckOutcome {
 }
 
 impl Link {
+    /// Remembers the send times of the last `len` heartbeats from now on (see
+    /// [`SentLog::resize`]).
+    pub fn resize_sent_log(&mut self, len: NonZeroUsize) {
+        self.sent.resize(len);
+    }
+
     /// A fresh link. `sent_log_len` bounds how many send times are remembered; it must
     /// cover a lease's worth of heartbeats or acks of older heartbeats are wasted.
     pub fn new(sent_log_len: NonZeroUsize) -> Self {
@@ -192,6 +198,18 @@ impl SentLog {
         let i = self.slot(seq);
         if let Some(slot) = self.slots.get_mut(i) {
             *slot = Some((seq, at));
+        }
+    }
+
+    /// Remembers the last `len` send times from now on, keeping those already remembered
+    /// that still fit (the most recent): for a node whose lease or heartbeat interval
+    /// changed while it runs.
+    pub fn resize(&mut self, len: NonZeroUsize) {
+        let mut kept: Vec<(Seq, Instant)> = self.slots.iter().flatten().copied().collect();
+        kept.sort_by_key(|(seq, _)| seq.0);
+        self.slots = vec![None; len.get()];
+        for (seq, at) in kept {
+            self.record(seq, at);
         }
     }
 
@@ -309,5 +327,22 @@ mod tests {
         link.on_heartbeat(&hb(9, 42)).ok();
         let second = link.next_heartbeat(Instant::ZERO, NodeId(1), Incarnation(1), Terms::default());
         assert_eq!(second.ack, Some(Ack { incarnation: Incarnation(9), seq: Seq(42) }));
+    }
+
+    #[test]
+    fn a_resized_log_keeps_the_most_recent_send_times_that_fit() {
+        let mut log = SentLog::new(nz(4));
+        for i in 1..=6 {
+            log.record(Seq(i), Instant::from_nanos(i * 10));
+        }
+        log.resize(nz(8));
+        assert_eq!((1..=6).map(|i| log.lookup(Seq(i))).filter(Option::is_some).count(), 4);
+        assert_eq!(log.lookup(Seq(3)), Some(Instant::from_nanos(30)));
+        for i in 7..=10 {
+            log.record(Seq(i), Instant::from_nanos(i * 10));
+        }
+        assert_eq!(log.lookup(Seq(3)), Some(Instant::from_nanos(30)), "eight are kept now");
+        log.resize(nz(2));
+        assert_eq!((log.lookup(Seq(8)), log.lookup(Seq(9))), (None, Some(Instant::from_nanos(90))));
     }
 }

@@ -23,7 +23,8 @@ use quorate_transport::MemberAddress;
 use serde::{Deserialize, Serialize};
 
 use crate::admin::Source;
-use crate::reconfigure::ChangeRefused;
+use crate::reconfigure::{ChangeRefused, Proposal};
+use crate::timing::TIMING_PRESETS;
 
 /// Largest change request body read, in bytes.
 pub const CHANGE_BYTES_MAX: usize = 4096;
@@ -68,9 +69,9 @@ fn one() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigRequest {
-    /// `quorum.tie_breaker` (`timing.preset` is refused: not online yet).
+    /// `quorum.tie_breaker` or `timing.preset`.
     pub key: String,
-    /// `none`, `lowest-id` or a node id for the tie-breaker.
+    /// `none`, `lowest-id` or a node id for the tie-breaker; `lan` or `wan` for the preset.
     pub value: String,
 }
 
@@ -83,6 +84,9 @@ pub struct DefinitionReport {
     pub members: Vec<MemberReport>,
     /// The resolved tie-breaker; `None` when an exact half never wins.
     pub tie_breaker: Option<u64>,
+    /// The timing preset the definition names; `None`: each node's file's timing.
+    #[serde(default)]
+    pub timing: Option<String>,
 }
 
 /// One member of a [`DefinitionReport`].
@@ -110,6 +114,7 @@ impl From<&Roster> for DefinitionReport {
                 })
                 .collect(),
             tie_breaker: r.votes.tie_breaker().map(|t| t.0),
+            timing: r.timing.clone(),
         }
     }
 }
@@ -194,18 +199,29 @@ pub(crate) async fn config(
             Ok(rule) => apply(&s, Change::SetTieBreaker(rule), None).await,
             Err(why) => refuse(StatusCode::BAD_REQUEST, "bad_request", why),
         },
+        "timing.preset" => match request.value.trim() {
+            name if crate::timing::preset(name).is_some() => {
+                submit_and_answer(&s, Proposal::Timing(name.to_owned()), None).await
+            }
+            other => refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("timing.preset = {other:?}: the presets are {}", TIMING_PRESETS.join(", ")),
+            ),
+        },
         key if key.starts_with("timing.") => refuse(
             StatusCode::BAD_REQUEST,
             "unsupported",
             format!(
-                "{key} is not supported online yet: roll the config file (change it on every node, \
-                 restart the nodes one at a time; docs/operations.md, \"Moving to WAN timing\")"
+                "{key} cannot be set online; timing.preset can (lan or wan), or roll the config file \
+                 (change it on every node, restart the nodes one at a time; docs/operations.md, \
+                 \"Moving to WAN timing\")"
             ),
         ),
         key => refuse(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            format!("{key} cannot be set online; the settings that can: quorum.tie_breaker"),
+            format!("{key} cannot be set online; the settings that can: quorum.tie_breaker, timing.preset"),
         ),
     }
 }
@@ -223,7 +239,11 @@ pub fn parse_tie_breaker(value: &str) -> Result<TieBreaker, String> {
 }
 
 async fn apply(s: &Source, change: Change, address: Option<MemberAddress>) -> Response {
-    match crate::node::submit(&s.changes, change, address).await {
+    submit_and_answer(s, Proposal::Change(change), address).await
+}
+
+async fn submit_and_answer(s: &Source, proposal: Proposal, address: Option<MemberAddress>) -> Response {
+    match crate::node::submit(&s.changes, proposal, address).await {
         Ok(roster) => json(StatusCode::OK, &DefinitionReport::from(&roster)),
         Err(e) => refused(&e),
     }
@@ -283,10 +303,17 @@ fn refused(e: &ChangeRefused) -> Response {
             (StatusCode::CONFLICT, "pending")
         }
         ChangeRefused::Propose(ProposeError::Behind { .. }) => (StatusCode::CONFLICT, "behind"),
+        ChangeRefused::Propose(ProposeError::VotesLent { peers, .. }) => {
+            report.waiting = peers.iter().map(|id| id.0).collect();
+            (StatusCode::CONFLICT, "lent")
+        }
         ChangeRefused::Propose(ProposeError::Change(_))
         | ChangeRefused::RemovesThisNode { .. }
         | ChangeRefused::MissingAddress { .. }
-        | ChangeRefused::BadAddress { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+        | ChangeRefused::BadAddress { .. }
+        | ChangeRefused::Propose(ProposeError::Timing(_))
+        | ChangeRefused::UnknownPreset { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+        ChangeRefused::PresetInForce { .. } => (StatusCode::CONFLICT, "in_force"),
         ChangeRefused::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
         ChangeRefused::Persist(_) => (StatusCode::INTERNAL_SERVER_ERROR, "persist"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "stopped"),

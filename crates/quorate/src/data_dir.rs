@@ -463,8 +463,13 @@ mod tests {
         assert_eq!(dir.load_roster()?, None);
         let votes = VoteTable::new((1..=3).map(|i| (NodeId(i), 1)), TieBreaker::None)
             .unwrap_or_else(|e| panic!("{e}"));
-        let roster =
-            Roster { version: 4, votes, addresses: [(NodeId(2), "n2:7001".to_owned())].into(), parent: None };
+        let roster = Roster {
+            version: 4,
+            votes,
+            addresses: [(NodeId(2), "n2:7001".to_owned())].into(),
+            parent: None,
+            timing: None,
+        };
         dir.store_roster(&roster)?;
         assert_eq!(dir.load_roster()?, Some(roster));
         let path = scratch.0.join(ROSTER_FILE);

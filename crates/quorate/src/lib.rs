@@ -42,6 +42,7 @@ pub mod state_file;
 mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod timing;
 
 pub use change_api::{
     parse_tie_breaker, ChangeErrorReport, ConfigRequest, DefinitionReport, MemberReport, MembersRequest,
@@ -56,7 +57,8 @@ pub use quorate_transport::MemberAddress;
 pub use reconfigure::{ChangeRefused, LEAVING_GRACE, LEAVING_MAX};
 pub use signal::shutdown_signal;
 pub use state_file::Durable;
-pub use status::{CertificateReport, NodeStatus, PartitionReport, PeerReport, QuicReport};
+pub use status::{CertificateReport, NodeStatus, PartitionReport, PeerReport, QuicReport, TimingReport};
+pub use timing::TIMING_PRESETS;
 
 pub use quorate_core::GossipConfig;
 pub use quorate_core::ProposeError;

@@ -149,6 +149,8 @@ pub(crate) struct Running {
     pub(crate) removed: watch::Sender<Option<u64>>,
     /// The runtime's counters of definition changes.
     pub(crate) reconfig: reconfigure::Counters,
+    /// The node's own settings an online timing preset does not replace.
+    pub(crate) timing_kept: crate::timing::Kept,
 }
 
 /// How many times a graceful shutdown sends its leave datagrams, and how far apart.
@@ -209,6 +211,7 @@ impl Node {
         let identity = config.tls_identity()?;
         // Before the transport exists: the new incarnation is on disk before the first packet.
         let Life { dir: data_dir, incarnation, memory, roster } = start::begin_life(&config)?;
+        let (config, core) = start::with_kept_timing(config, core, roster.as_ref())?;
         let core = start::with_kept(&config, core, roster)?;
         let listen =
             socket.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -271,6 +274,7 @@ impl Node {
             driver_running: Arc::new(AtomicBool::new(true)),
             removed: watch::Sender::new(None),
             reconfig: reconfigure::Counters::default(),
+            timing_kept: crate::timing::Kept { gate: config.gate.clone(), gossip: config.gossip.clone() },
         });
         let (stop, stop_rx) = watch::channel(false);
         let (changes, changes_rx) = mpsc::channel(reconfigure::REQUESTS_MAX);
@@ -378,7 +382,15 @@ impl Node {
         change: Change,
         address: Option<MemberAddress>,
     ) -> Result<Roster, ChangeRefused> {
-        submit(&self.changes, change, address).await
+        submit(&self.changes, reconfigure::Proposal::Change(change), address).await
+    }
+
+    /// Makes the cluster run timing preset `name` (`lan` or `wan`, see
+    /// [`crate::TIMING_PRESETS`]): the next definition names it, and every node that adopts
+    /// it switches its timing without a restart (this one at once). Refused while the
+    /// previous change is under way, for an unknown preset and for the preset in force.
+    pub async fn set_timing_preset(&self, name: &str) -> Result<Roster, ChangeRefused> {
+        submit(&self.changes, reconfigure::Proposal::Timing(name.to_owned()), None).await
     }
 
     /// The definition this node runs: version, members with votes and addresses.
@@ -460,7 +472,7 @@ impl Drop for Node {
 /// Hands `change` to the driver and waits for its answer.
 pub(crate) async fn submit(
     changes: &mpsc::Sender<reconfigure::Request>,
-    change: Change,
+    change: reconfigure::Proposal,
     address: Option<MemberAddress>,
 ) -> Result<Roster, ChangeRefused> {
     let (reply, answer) = oneshot::channel();

@@ -79,15 +79,47 @@ pub enum ChangeRefused {
     /// Too many changes are waiting for the node.
     #[error("the node is busy with {REQUESTS_MAX} other changes; retry")]
     Busy,
+    /// The timing preset is not one this build knows.
+    #[error("no timing preset {name:?}; the presets: {}", crate::timing::TIMING_PRESETS.join(", "))]
+    UnknownPreset {
+        /// The name asked for.
+        name: String,
+    },
+    /// The cluster's definition already names this preset.
+    #[error("the {name} timing preset is already in force (definition version {version})")]
+    PresetInForce {
+        /// The preset.
+        name: String,
+        /// The definition that named it.
+        version: u64,
+    },
     /// The node has stopped (shut down, or removed from the cluster).
     #[error("the node has stopped")]
     Stopped,
 }
 
+/// What an operator asks for: a change to the vote table, or a timing preset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Proposal {
+    /// `quorate members ...`, `quorate config set quorum.tie_breaker=...`.
+    Change(Change),
+    /// `quorate config set timing.preset=NAME`.
+    Timing(String),
+}
+
+impl std::fmt::Display for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proposal::Change(c) => c.fmt(f),
+            Proposal::Timing(name) => write!(f, "run the {name} timing preset"),
+        }
+    }
+}
+
 /// An operator's change on its way to the driver.
 #[derive(Debug)]
 pub(crate) struct Request {
-    pub(crate) change: Change,
+    pub(crate) change: Proposal,
     pub(crate) address: Option<MemberAddress>,
     pub(crate) reply: oneshot::Sender<Result<Roster, ChangeRefused>>,
 }
@@ -147,13 +179,17 @@ impl Membership {
     fn try_propose(
         &mut self,
         shared: &Running,
-        change: &Change,
+        proposal: &Proposal,
         address: Option<&MemberAddress>,
     ) -> Result<Roster, ChangeRefused> {
         let me = shared.transport.me();
         if shared.removed.borrow().is_some() {
             return Err(ChangeRefused::Stopped);
         }
+        let change = match proposal {
+            Proposal::Change(change) => change,
+            Proposal::Timing(name) => return self.propose_timing(shared, name),
+        };
         if let Change::RemoveMember { id } = change {
             if *id == me {
                 return Err(ChangeRefused::RemovesThisNode { id: me });
@@ -193,6 +229,36 @@ impl Membership {
         }
     }
 
+    /// Makes the next definition name timing preset `name`, persists it, adopts it and
+    /// runs the preset.
+    fn propose_timing(&mut self, shared: &Running, name: &str) -> Result<Roster, ChangeRefused> {
+        if crate::timing::preset(name).is_none() {
+            return Err(ChangeRefused::UnknownPreset { name: name.to_owned() });
+        }
+        let mut core = shared.core.lock();
+        let current = core.roster();
+        if current.timing.as_deref() == Some(name) {
+            return Err(ChangeRefused::PresetInForce { name: name.to_owned(), version: current.version });
+        }
+        let before = current.timing.clone();
+        let roster = core.propose_timing(name)?;
+        if let Some(dir) = shared.data_dir.as_ref() {
+            dir.store_roster(&roster).map_err(|e| ChangeRefused::Persist(e.to_string()))?;
+        }
+        let now = shared.clock.now();
+        match core.adopt(now, roster.clone()) {
+            Ok(Adopted::Running) => {
+                crate::timing::follow(&mut core, &shared.timing_kept, before.as_deref(), &roster, now);
+                Ok(roster)
+            }
+            Ok(Adopted::Removed) => Err(ChangeRefused::Stopped),
+            Err(e) => {
+                tracing::warn!(error = %e, "the node refused the definition it proposed");
+                Err(ChangeRefused::Stopped)
+            }
+        }
+    }
+
     /// Adopts the later definitions some peer runs (see `quorate_core::Node::poll_adopt`):
     /// each persisted first. Returns the version that removed this node, if one did.
     pub(crate) fn adopt_newer(&mut self, shared: &Running) -> Option<u64> {
@@ -212,8 +278,13 @@ impl Membership {
             if roster.votes.is_member(shared.transport.me()) {
                 self.set_transport(shared, core.roster(), &roster);
             }
-            match core.adopt(shared.clock.now(), roster) {
-                Ok(Adopted::Running) => tracing::info!(version, "adopted a later definition a peer runs"),
+            let before = core.roster().timing.clone();
+            let now = shared.clock.now();
+            match core.adopt(now, roster.clone()) {
+                Ok(Adopted::Running) => {
+                    tracing::info!(version, "adopted a later definition a peer runs");
+                    crate::timing::follow(&mut core, &shared.timing_kept, before.as_deref(), &roster, now);
+                }
                 Ok(Adopted::Removed) => {
                     tracing::warn!(
                         version,

@@ -22,6 +22,7 @@
 //! | 1 + 8 | tie-breaker flag and id |
 //! | 1 | parent flag: 1 when the definition names the version it follows (`Roster::parent`) |
 //! | if 1 | member count `p` (4, 1 to [`MEMBERS_MAX`]), `p` x (id 8, votes 4), tie-breaker flag and id (1 + 8) |
+//! | 1 + `t` | timing preset name length `t` (0: none named, at most `TIMING_NAME_BYTES_MAX`), `t` bytes |
 //! | 4 | CRC-32 of everything before it |
 //!
 //! Version 1 is the same without the parent fields, and is read with no parent.
@@ -31,7 +32,7 @@
 
 use std::collections::BTreeMap;
 
-use quorate_proto::{NodeId, Roster, VoteTable, ADDRESS_BYTES_MAX};
+use quorate_proto::{check_timing_name, NodeId, Roster, VoteTable, ADDRESS_BYTES_MAX, TIMING_NAME_BYTES_MAX};
 
 use crate::integrity::{crc32, Corruption};
 
@@ -39,7 +40,8 @@ use crate::integrity::{crc32, Corruption};
 pub const ROSTER_FILE: &str = "quorate.definition";
 /// Its temporary name while it is replaced.
 pub const ROSTER_TMP_FILE: &str = "quorate.definition.tmp";
-/// The format version this build writes (it reads this one and version 1).
+/// The format version this build writes (it reads this one and version 1, which has no
+/// parent and no timing preset).
 pub const ROSTER_FORMAT_VERSION: u32 = 2;
 /// Most members a stored definition may have.
 pub const MEMBERS_MAX: usize = 4096;
@@ -86,6 +88,11 @@ pub fn encode(roster: &Roster) -> Vec<u8> {
         out.push(u8::from(tie_breaker.is_some()));
         out.extend_from_slice(&tie_breaker.map_or(0, |t| t.0).to_le_bytes());
     }
+    let timing = roster.timing.as_deref().unwrap_or_default().as_bytes();
+    let timing = &timing[..timing.len().min(TIMING_NAME_BYTES_MAX)];
+    // TIMING_NAME_BYTES_MAX is 32: the length fits a byte.
+    out.push(u8::try_from(timing.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(timing);
     let len = count(out.len() + 4);
     out[12..16].copy_from_slice(&len.to_le_bytes());
     let crc = crc32(&out);
@@ -142,27 +149,42 @@ pub fn decode(bytes: &[u8]) -> Result<Roster, Corruption> {
     let tie_breaker = NodeId(r.u64()?);
     let votes = VoteTable::from_parts(&members, has_tie_breaker.then_some(tie_breaker))
         .map_err(|_| Corruption::Invalid)?;
-    let parent = if format >= 2 && r.u8()? == 1 {
-        let len = r.u32()? as usize;
-        if len == 0 || len > MEMBERS_MAX {
-            return Err(Corruption::Invalid);
-        }
-        let mut members = Vec::with_capacity(len);
-        for _ in 0..len {
-            let id = NodeId(r.u64()?);
-            members.push((id, r.u32()?));
-        }
-        let has_tie_breaker = r.u8()? == 1;
-        let tie_breaker = NodeId(r.u64()?);
-        let table = VoteTable::from_parts(&members, has_tie_breaker.then_some(tie_breaker));
-        Some(table.map_err(|_| Corruption::Invalid)?)
-    } else {
-        None
-    };
+    let (parent, timing) =
+        if format >= 2 { (read_parent(&mut r)?, read_timing(&mut r)?) } else { (None, None) };
     if r.at != body {
         return Err(Corruption::Length { len: bytes.len(), expected: r.at + 4 });
     }
-    Ok(Roster { version, votes, addresses, parent })
+    Ok(Roster { version, votes, addresses, parent, timing })
+}
+
+/// The parent section of format 2 (see the module docs).
+fn read_parent(r: &mut Reader<'_>) -> Result<Option<VoteTable>, Corruption> {
+    if r.u8()? != 1 {
+        return Ok(None);
+    }
+    let len = r.u32()? as usize;
+    if len == 0 || len > MEMBERS_MAX {
+        return Err(Corruption::Invalid);
+    }
+    let mut members = Vec::with_capacity(len);
+    for _ in 0..len {
+        let id = NodeId(r.u64()?);
+        members.push((id, r.u32()?));
+    }
+    let has_tie_breaker = r.u8()? == 1;
+    let tie_breaker = NodeId(r.u64()?);
+    let table = VoteTable::from_parts(&members, has_tie_breaker.then_some(tie_breaker));
+    Ok(Some(table.map_err(|_| Corruption::Invalid)?))
+}
+
+/// The timing section of format 2 (see the module docs).
+fn read_timing(r: &mut Reader<'_>) -> Result<Option<String>, Corruption> {
+    let len = usize::from(r.u8()?);
+    let name = std::str::from_utf8(r.slice(len)?).map_err(|_| Corruption::Invalid)?;
+    if len > 0 && check_timing_name(name).is_err() {
+        return Err(Corruption::Invalid);
+    }
+    Ok((len > 0).then(|| name.to_owned()))
 }
 
 fn count(n: usize) -> u32 {
@@ -240,6 +262,24 @@ mod tests {
     }
 
     #[test]
+    fn the_parent_and_timing_round_trip_and_a_version_1_file_reads_without_them() -> Result<(), Corruption> {
+        let wan = sample().with_timing("wan").unwrap_or_else(|e| panic!("{e}"));
+        assert!(wan.parent.is_some());
+        assert_eq!(decode(&encode(&wan))?, wan);
+        // Format 1: the same bytes without the parent flag and the timing field (both 0).
+        let plain = Roster { parent: None, timing: None, ..sample() };
+        let mut v1 = encode(&plain);
+        v1.truncate(v1.len() - 6); // the CRC, the parent flag, the timing length
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let len = count(v1.len() + 4);
+        v1[12..16].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&v1)?, plain);
+        Ok(())
+    }
+
+    #[test]
     fn truncation_appended_bytes_and_foreign_files_are_refused() {
         let bytes = encode(&sample());
         for cut in 0..bytes.len() {
@@ -254,25 +294,6 @@ mod tests {
         let mut future = bytes;
         future[8] = 3;
         assert_eq!(decode(&future), Err(Corruption::UnknownVersion { version: 3, readable: 2 }));
-    }
-
-    #[test]
-    fn the_parent_round_trips_and_a_version_1_file_reads_without_one() -> Result<(), Corruption> {
-        let r = sample();
-        assert!(r.parent.is_some());
-        assert_eq!(decode(&encode(&r))?.parent, r.parent);
-        // Version 1: the same bytes without the parent flag (0 here).
-        let orphan = Roster { parent: None, ..r };
-        let mut v1 = encode(&orphan);
-        let body = v1.len() - 4;
-        v1.truncate(body - 1);
-        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
-        let len = u32::try_from(v1.len() + 4).unwrap_or(u32::MAX);
-        v1[12..16].copy_from_slice(&len.to_le_bytes());
-        let crc = crc32(&v1);
-        v1.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode(&v1)?, orphan);
-        Ok(())
     }
 
     #[test]

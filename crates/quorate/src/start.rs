@@ -107,6 +107,31 @@ pub(crate) fn with_kept(
     core.with_roster(kept).map_err(|e| StartError::Config(e.into()))
 }
 
+/// The configuration and its checked core part, with the timing preset a later kept
+/// definition names in place of the file's `[timing]` (see `timing.rs`).
+pub(crate) fn with_kept_timing(
+    config: Config,
+    core: ValidConfig,
+    kept: Option<&Roster>,
+) -> Result<(Config, ValidConfig), StartError> {
+    let Some((name, version)) = kept
+        .filter(|k| k.version > core.roster().version)
+        .and_then(|k| k.timing.as_deref().map(|name| (name.to_owned(), k.version)))
+    else {
+        return Ok((config, core));
+    };
+    tracing::info!(
+        node = config.id.0,
+        preset = %name,
+        version,
+        "timing preset named by the kept definition (changed online); the configuration file's [timing] \
+         settings are set aside (its max_clock_drift stays)"
+    );
+    let config = crate::timing::with_preset(config, &name);
+    let core = config.check()?;
+    Ok((config, core))
+}
+
 /// The transport's members and passive peers for the definition the node starts from:
 /// the configuration file's own list at version 0; at a later version the addresses that
 /// definition gives (a member without a usable one falls back to the file's address for

@@ -75,6 +75,23 @@ pub struct NodeStatus {
     /// `bad_addresses`, `leaving_kept`, `leaving_cut_short`, `persist_failures`).
     #[serde(default)]
     pub reconfiguration: BTreeMap<String, u64>,
+    /// The timing in force; `None` from a build that did not report it.
+    #[serde(default)]
+    pub timing: Option<TimingReport>,
+}
+
+/// The timing a node runs, in a [`NodeStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimingReport {
+    /// The preset the cluster's definition names (set online); `None`: the configuration
+    /// file's timing.
+    pub preset: Option<String>,
+    /// Between two heartbeats, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// The lease this node's heartbeats ask for, in milliseconds.
+    pub lease_ms: u64,
+    /// This node's own down floor, in milliseconds.
+    pub down_after_min_ms: u64,
 }
 
 /// One certificate in a [`NodeStatus`].
@@ -309,6 +326,18 @@ pub(crate) fn build(
         definition_version: gate.definition_version,
         removed_at_version: None,
         reconfiguration: BTreeMap::new(),
+        timing: Some(timing_report(core)),
+    }
+}
+
+fn timing_report(core: &Core) -> TimingReport {
+    let t = core.timing();
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    TimingReport {
+        preset: core.roster().timing.clone(),
+        heartbeat_interval_ms: ms(t.heartbeat_interval),
+        lease_ms: ms(t.lease),
+        down_after_min_ms: ms(t.down_after_min),
     }
 }
 

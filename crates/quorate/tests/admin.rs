@@ -180,10 +180,16 @@ async fn the_admin_endpoint_keeps_its_limits() -> TestResult {
     let answer =
         raw(addr, post("/members", "application/json", r#"{"action":"evict","id":2}"#).as_bytes()).await?;
     assert!(answer.starts_with("HTTP/1.1 400") && answer.contains(r#""error": "bad_request""#), "{answer}");
+    let answer = raw(
+        addr,
+        post("/config", "application/json", r#"{"key":"timing.preset","value":"gigabit"}"#).as_bytes(),
+    )
+    .await?;
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("the presets are lan, wan"), "{answer}");
     let answer =
-        raw(addr, post("/config", "application/json", r#"{"key":"timing.preset","value":"wan"}"#).as_bytes())
+        raw(addr, post("/config", "application/json", r#"{"key":"timing.lease","value":"2s"}"#).as_bytes())
             .await?;
-    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("not supported online yet"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("timing.preset can"), "{answer}");
     let huge = format!("GET /status HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "a".repeat(16 * 1024));
     let answer = raw(addr, huge.as_bytes()).await?;
     assert!(answer.starts_with("HTTP/1.1 431"), "a head over 8 KiB: {answer}");

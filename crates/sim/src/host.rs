@@ -191,6 +191,7 @@ impl Host {
                 votes,
                 addresses: BTreeMap::new(),
                 parent,
+                timing: None,
             })?;
         }
         let (mut node, gate) =

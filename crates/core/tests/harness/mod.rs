@@ -17,9 +17,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
-use quorate_core::{Config, Member, Node};
-use quorate_detector::PeerState;
-use quorate_gate::{Clock, ManualClock, QuorumEvent, QuorumGate};
+use quorate_core::{Config, GossipConfig, Member, Node};
+use quorate_detector::{DetectorConfig, PeerState};
+use quorate_gate::{Clock, GateConfig, ManualClock, QuorumEvent, QuorumGate};
 use quorate_proto::{ClusterId, Incarnation, Instant, NodeId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -108,6 +108,20 @@ pub struct Net {
     /// Steps at which some node considered a peer down, so that the lease check had a
     /// pair to examine: a run where this stays 0 checked nothing.
     pub down_pairs_checked: u64,
+}
+
+/// The timing presets the runtime offers, as the core's parts: `lan` (100 ms heartbeats,
+/// 1 s floor, 900 ms lease) and `wan` (250 ms, 3 s, 2.5 s).
+pub fn preset(name: &str) -> (DetectorConfig, GateConfig, GossipConfig) {
+    match name {
+        "wan" => (
+            DetectorConfig::wan(),
+            GateConfig { lease: Duration::from_millis(2_500), ..GateConfig::default() },
+            GossipConfig::default(),
+        ),
+        "lan" => (DetectorConfig::lan(), GateConfig::default(), GossipConfig::default()),
+        other => panic!("no timing preset {other}"),
+    }
 }
 
 pub fn config_for(n: usize, me: usize) -> Config {
@@ -349,8 +363,14 @@ impl Net {
         while let Some(roster) = self.nodes[i].node.poll_adopt() {
             let local = self.nodes[i].local(self.now);
             self.nodes[i].hand.set(local);
+            let before = self.nodes[i].node.roster().timing.clone();
+            let timing = roster.timing.clone();
             if let Err(e) = self.nodes[i].node.adopt(local, roster) {
                 panic!("node {} refused the definition poll_adopt offered: {e}", i + 1);
+            }
+            // As the runtime does: a definition naming another preset switches the timing.
+            if let Some(name) = timing.filter(|t| Some(t) != before.as_ref()) {
+                self.set_timing(i, &name);
             }
         }
         while let Some(ev) = self.nodes[i].node.poll_event() {
@@ -386,6 +406,18 @@ impl Net {
                 self.flight.push(Reverse(f));
             }
         }
+    }
+
+    /// Node `i` runs the timing preset `name` (`lan` or `wan`) from now on.
+    pub fn set_timing(&mut self, i: usize, name: &str) {
+        let (detector, gate, gossip) = preset(name);
+        let local = self.nodes[i].local(self.now);
+        self.nodes[i].hand.set(local);
+        let gate = GateConfig { max_clock_drift: self.rho, ..gate };
+        if let Err(e) = self.nodes[i].node.set_timing(local, detector, gate, gossip) {
+            panic!("node {} refused timing {name}: {e}", i + 1);
+        }
+        self.drain(i);
     }
 
     /// Whenever B considers A down, A must not hold B's vote at this real instant. Panics

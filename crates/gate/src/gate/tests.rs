@@ -340,3 +340,28 @@ fn a_new_definition_keeps_members_leases_drops_the_removed_and_counts_anew() {
     f.gate.handle_timeout(at(2_000));
     assert_eq!(f.handle.status().held_votes, 4, "fenced again: its own four votes");
 }
+
+#[test]
+fn a_longer_lease_only_comes_with_acks_of_heartbeats_sent_after_the_switch() {
+    let mut f = five_nodes(GateConfig::default());
+    f.ack(10, 2, 0);
+    f.ack(10, 3, 0);
+    assert_eq!(f.gate.deadline(), at(900));
+    f.gate.set_lease(at(100), Duration::from_millis(2_500));
+    assert_eq!(f.gate.lease(), Duration::from_millis(2_500));
+    assert_eq!(f.gate.deadline(), at(900), "leases held keep their end");
+    // Acks of heartbeats sent before the switch (and at it) give the old lease.
+    f.ack(150, 2, 50);
+    f.ack(150, 3, 100);
+    assert_eq!(f.gate.lease_until(NodeId(2)), Some(at(950)));
+    assert_eq!(f.gate.lease_until(NodeId(3)), Some(at(1_000)));
+    // Acks of heartbeats sent after it give the new one.
+    f.ack(200, 2, 101);
+    assert_eq!(f.gate.lease_until(NodeId(2)), Some(at(2_601)));
+    // Back to a shorter lease: an earlier heartbeat's ack still gives the longer one.
+    f.gate.set_lease(at(300), Duration::from_millis(900));
+    f.ack(350, 3, 250);
+    f.ack(350, 4, 301);
+    assert_eq!(f.gate.lease_until(NodeId(3)), Some(at(2_750)));
+    assert_eq!(f.gate.lease_until(NodeId(4)), Some(at(1_201)));
+}

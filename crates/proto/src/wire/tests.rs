@@ -163,6 +163,7 @@ fn gossip_and_fence_messages_round_trip_on_streams() -> Result<(), Box<dyn std::
         members: (1..=5).map(|i| (NodeId(i), 1, format!("quorate-{i}.quorate:7000"))).collect(),
         tie_breaker: None,
         parent: Some(((1..=4).map(|i| (NodeId(i), 1)).collect(), Some(NodeId(1)))),
+        timing: Some("wan".to_owned()),
     });
     for msg in [gossip_of(5, 5), query, answer, definition, roster] {
         assert_eq!(decode_stream(&encode_stream(CLUSTER, &msg)?, CLUSTER)?, msg);

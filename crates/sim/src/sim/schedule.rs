@@ -119,7 +119,8 @@ impl Sim {
             }
         };
         let parent = definition.checked_sub(1).and_then(|p| self.table_of(p));
-        let roster = Roster { version: definition as u64, votes, addresses: BTreeMap::new(), parent };
+        let roster =
+            Roster { version: definition as u64, votes, addresses: BTreeMap::new(), parent, timing: None };
         self.adopt_roster(node, roster, "is told to adopt");
     }
 
