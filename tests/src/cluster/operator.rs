@@ -1,9 +1,7 @@
 //! The operator's hand on a running cluster: `quorate members ...` and `quorate config set`
 //! run inside the nodes' namespace against a member's admin endpoint (changes are accepted
-//! from loopback only, so the command must run where the node runs), marks made by other
-//! threads added to the timeline, and a node's own exit waited for.
-
-use std::process::ExitStatus;
+//! from loopback only, so the command must run where the node runs), and marks made by
+//! other threads added to the timeline.
 
 use super::*;
 use crate::faults::Rule;
@@ -111,27 +109,5 @@ impl Cluster {
     pub fn record(&mut self, mark: Mark) {
         let at = self.marks.partition_point(|m| m.at_us <= mark.at_us);
         self.marks.insert(at, mark);
-    }
-
-    /// Waits up to `timeout` for node `id`'s process to exit by itself (a removed node
-    /// leaves; a node that refuses to start stops) and returns how it exited. Its life ends
-    /// in the timeline when the harness saw it gone. Fails if it still runs after `timeout`.
-    pub fn wait_exit(&mut self, id: u64, timeout: Duration) -> Result<ExitStatus, String> {
-        let (r, _) = self.act(Action::Stop(id), format!("wait for node {id} to exit by itself"), |c| {
-            let child = c.children.get_mut(&id).ok_or_else(|| format!("node {id} is not running"))?;
-            let deadline = Instant::now() + timeout;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => break Ok(status),
-                    Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL_INTERVAL),
-                    Ok(None) => break Err(format!("node {id} still runs {timeout:?} later")),
-                    Err(e) => break Err(format!("wait for node {id}: {e}")),
-                }
-            }
-        });
-        if r.is_ok() {
-            self.children.remove(&id);
-        }
-        r
     }
 }

@@ -460,3 +460,78 @@ pub(super) fn refused_unsafe(c: &mut Cluster) -> Result<Check, String> {
         r.check("status", status);
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Action, Event};
+
+    fn ev(node: u64, at_us: u64, kind: Kind) -> Event {
+        Event { node, at_us, mono_us: at_us, kind, epoch: Some(1), peer: None, why: None, reason: None }
+    }
+
+    fn mark(at_us: u64, done_us: u64, action: Action) -> Mark {
+        Mark { at_us, done_us, action, what: "m".into() }
+    }
+
+    fn log(events: Vec<Event>) -> Log {
+        let marks = (1..=5).map(|n| mark(0, 1, Action::Start(n))).collect();
+        Log::new(events, marks, Vec::new(), 0)
+    }
+
+    fn run(at_us: u64, done_us: u64) -> CliRun {
+        CliRun { args: vec![], code: Some(0), stdout: String::new(), stderr: String::new(), at_us, done_us }
+    }
+
+    #[test]
+    fn a_fence_with_the_link_open_fails_one_in_a_cut_or_just_after_it_passes() {
+        let cuts = vec![(mark(1_000_000, 1_010_000, Action::Note), mark(2_000_000, 2_010_000, Action::Note))];
+        let gained = ev(1, 10, Kind::QuorumGained);
+        let in_cut = log(vec![gained.clone(), ev(1, 1_900_000, Kind::QuorumLost)]);
+        assert!(fenced_only_in_cuts(&in_cut, &[1, 2], &cuts, 0, 9_000_000).is_ok());
+        let after_reopen = log(vec![gained.clone(), ev(2, 2_500_000, Kind::QuorumLost)]);
+        assert!(fenced_only_in_cuts(&after_reopen, &[1, 2], &cuts, 0, 9_000_000).is_ok());
+        let open = log(vec![gained, ev(2, 5_000_000, Kind::QuorumLost)]);
+        assert!(fenced_only_in_cuts(&open, &[1, 2], &cuts, 0, 9_000_000).is_err());
+    }
+
+    #[test]
+    fn a_node_writable_before_it_was_added_or_fenced_after_it_joined_fails() {
+        let added = run(1_000_000, 1_500_000);
+        let joined = log(vec![ev(4, 1_200_000, Kind::QuorumGained)]);
+        assert!(joined_once_added(&joined, 4, &added, 9_000_000).is_ok());
+        let early = log(vec![ev(4, 900_000, Kind::QuorumGained)]);
+        assert!(joined_once_added(&early, 4, &added, 9_000_000).is_err());
+        let fenced = log(vec![ev(4, 1_200_000, Kind::QuorumGained), ev(4, 3_000_000, Kind::QuorumLost)]);
+        assert!(joined_once_added(&fenced, 4, &added, 9_000_000).is_err());
+        assert!(joined_once_added(&log(vec![]), 4, &added, 9_000_000).is_err(), "never writable");
+    }
+
+    #[test]
+    fn definitions_agree_only_when_every_version_is_zero_and_nothing_mismatches() {
+        let status = |own: u64, peer: u64, mismatched: Value| {
+            serde_json::json!({"definition_version": own, "definition": "node 1 runs definition ab (members 1:1)",
+                "peers": [{"id": 2, "definition_version": peer}], "mismatched_peers": mismatched})
+        };
+        assert!(definitions_seen(&status(0, 0, serde_json::json!([]))).1);
+        assert!(!definitions_seen(&status(1, 0, serde_json::json!([]))).1);
+        assert!(!definitions_seen(&status(0, 1, serde_json::json!([]))).1);
+        assert!(!definitions_seen(&status(0, 0, serde_json::json!([2]))).1);
+    }
+
+    #[test]
+    fn a_removed_node_writable_again_or_connected_fails() {
+        let restart = mark(5_000_000, 5_000_100, Action::Start(3));
+        let stopped = || Ok(mark(8_000_000, 8_100_000, Action::Stop(3)));
+        let fenced = serde_json::json!({"writable": false, "why_not": "x", "definition_version": 1,
+            "peers": [{"id": 1, "connected": false}, {"id": 2, "connected": false}]});
+        let quiet = log(vec![ev(3, 100, Kind::QuorumGained), ev(3, 3_000_000, Kind::QuorumLost)]);
+        assert!(stays_out(&quiet, &restart, Ok(fenced.clone()), stopped()).is_ok());
+        let gained = log(vec![ev(3, 6_000_000, Kind::QuorumGained)]);
+        assert!(stays_out(&gained, &restart, Ok(fenced.clone()), stopped()).is_err());
+        let mut connected = fenced.clone();
+        connected["peers"][0]["connected"] = serde_json::json!(true);
+        assert!(stays_out(&quiet, &restart, Ok(connected), stopped()).is_err());
+        assert!(stays_out(&quiet, &restart, Ok(fenced), Err("did not exit".into())).is_err());
+    }
+}
