@@ -270,6 +270,12 @@ fn acks_of(attempts: &[Attempt], id: u64, from: u64) -> usize {
 /// the safe sequence (tie-breaker none while all three run, then remove 3, then add 4)
 /// while nodes 1 and 2 keep taking writes. Node 3 started again on its old file and data
 /// directory must stay out.
+///
+/// The order is forced. A change is accepted only once every voter was heard running the
+/// current version, so after node 3 dies exactly one more change can pass, and it must be
+/// the removal: with the tie-breaker still `lowest-id` the removal is unsafe (`{1}` would be
+/// a quorum of `{1,2}`), and adding node 4 first would leave `{1,2,3,4}` needing three of
+/// four with node 3 gone and every later change refused as pending on it.
 pub(super) fn replace_killed_kv(c: &mut Cluster) -> Result<Check, String> {
     let (begin, _) = started(c)?;
     let op = c.operator()?;
