@@ -21,6 +21,10 @@ use crate::netns::{run, Namespace, Tools};
 pub use crate::spec::{Program, Spec, TieBreaker};
 use crate::timing::monotonic_us;
 
+mod operator;
+
+pub use operator::{CliRun, Operator};
+
 /// The cluster name in every certificate and config.
 pub const CLUSTER_NAME: &str = "qe2e";
 
@@ -139,7 +143,7 @@ impl Cluster {
         } else {
             s.push_str(&self.spec.timing.toml());
         }
-        let tie = match self.spec.tie_breaker {
+        let tie = match self.spec.tie_breaker_of(id) {
             TieBreaker::LowestId => "lowest-id",
             TieBreaker::None => "none",
         };

@@ -37,6 +37,15 @@
 //! a new namespace and address under the same name: it must be writable again within
 //! [`timing::MOVED_REJOIN_BOUND`] while the others never fence.
 //!
+//! **Online membership changes.** `grow-3-to-5-flapping`, `replace-killed-node-kv` and
+//! `refused-unsafe-change` make changes the way an operator does: `quorate members ...` and
+//! `quorate config set ...` run inside the namespace against a member's admin endpoint
+//! ([`cluster::Operator`]; changes are accepted from loopback only), each new node started
+//! on a file that lists the members after its change ([`spec::Spec::file_of`]). A change
+//! refused as `pending` or `behind` is retried for a bounded time; anything else that does
+//! not exit 0 fails the scenario. The flapping link is cut and reopened by a thread of its
+//! own while the changes run.
+//!
 //! **Bad input.** In `clean-split-5` a thread inside the namespace floods nodes 1 and 3's
 //! QUIC ports with garbage, forged QUIC Initials and short-header packets from before the
 //! cut until after the heal ([`flood`]); every decision must be the one of a quiet run.

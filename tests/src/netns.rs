@@ -98,6 +98,11 @@ impl Namespace {
         run(&mut cmd)
     }
 
+    /// A handle that runs commands inside from any thread; it does not own the namespace.
+    pub fn entry(&self) -> Entry {
+        Entry { tools: self.tools.clone(), name: self.name.clone() }
+    }
+
     /// Kills whatever still runs inside and deletes the namespace. Idempotent.
     pub fn delete(&mut self) -> Result<(), String> {
         if self.deleted {
@@ -117,6 +122,30 @@ impl Drop for Namespace {
         if let Err(e) = self.delete() {
             eprintln!("qe2e: could not delete network namespace {}: {e}", self.name);
         }
+    }
+}
+
+/// Runs commands inside a namespace that someone else owns (and deletes): for threads that
+/// act while the owner drives the scenario, e.g. a link that flaps while changes are made.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    tools: Tools,
+    name: String,
+}
+
+impl Entry {
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(&self.tools.ip);
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Applies an nftables script (`nft -f -`) inside the namespace, atomically.
+    pub fn nft(&self, script: &str) -> Result<String, String> {
+        let mut cmd = self.command(&self.tools.nft);
+        cmd.arg("-f").arg("-");
+        run_with_stdin(&mut cmd, script)
     }
 }
 

@@ -12,6 +12,9 @@ pub enum TieBreaker {
     None,
 }
 
+/// The members and the tie-breaker one node's file lists ([`Spec::file_of`]).
+pub type NodeFile = (&'static [u64], TieBreaker);
+
 /// Which program each node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Program {
@@ -45,6 +48,10 @@ pub struct Spec {
     /// The member list node `id` is configured with: nodes `1..=members_of(id)`. `None`:
     /// every node lists all `nodes`. A rolling change of the member list, half done.
     pub members_of: Option<fn(u64) -> u64>,
+    /// Node files that list other members and another tie-breaker than the rest: `Some`
+    /// for node `id` overrides [`Spec::members_of`] and [`Spec::tie_breaker`] in its file
+    /// (a node that replaces another starts on the definition after the change).
+    pub file_of: Option<fn(u64) -> Option<NodeFile>>,
     /// Nodes that [`Cluster::start`] does not start; the scenario starts them.
     pub start_later: &'static [u64],
     /// Nodes `1..=voters` have one vote, the others are observers (votes = 0).
@@ -66,6 +73,7 @@ impl Spec {
             tie_breaker: TieBreaker::LowestId,
             wan: &[],
             members_of: None,
+            file_of: None,
             start_later: &[],
             voters: nodes,
             gossip: true,
@@ -80,8 +88,16 @@ impl Spec {
 
     /// The members in node `id`'s config.
     pub fn members(&self, id: u64) -> Vec<u64> {
+        if let Some((members, _)) = self.file_of.and_then(|f| f(id)) {
+            return members.to_vec();
+        }
         let n = self.members_of.map_or(self.nodes, |f| f(id).min(self.nodes));
         (1..=n).collect()
+    }
+
+    /// The tie-breaker in node `id`'s file.
+    pub fn tie_breaker_of(&self, id: u64) -> TieBreaker {
+        self.file_of.and_then(|f| f(id)).map_or(self.tie_breaker, |(_, tie)| tie)
     }
 
     /// Node `id`'s timing.

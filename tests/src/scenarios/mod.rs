@@ -21,10 +21,12 @@ use crate::timing::{secs, us, Timing, HEAL_BOUND, MOVED_REJOIN_BOUND, REJOIN_BOU
 
 mod definitions;
 mod flapping;
+mod members;
 mod restarts;
 
 use definitions::*;
 use flapping::*;
+use members::*;
 use restarts::*;
 
 /// The checks a scenario leaves to run on the complete log.
@@ -183,6 +185,41 @@ pub fn all() -> Vec<Scenario> {
             about: "5 nodes, each in turn: SIGTERM, restart, wait until all are writable",
             spec: Spec::lan(5),
             drive: rolling_restart,
+        },
+        Scenario {
+            name: "grow-3-to-5-flapping",
+            about: "3 nodes (strict majority) grow to 5 online: `quorate members add` node 4, then node 5, \
+                    each started on a file listing the members after its change, while the link 1 - 2 \
+                    flaps (QE2E_SEED replays); all five end on one definition, writable",
+            spec: Spec {
+                tie_breaker: TieBreaker::None,
+                members_of: Some(|id| id.max(3)),
+                start_later: &[4, 5],
+                ..Spec::lan(5)
+            },
+            drive: grow_flapping,
+        },
+        Scenario {
+            name: "replace-killed-node-kv",
+            about: "3 quorate-kv nodes under write load; tie-breaker none, node 3 SIGKILLed, removed, and \
+                    replaced by node 4 (its file lists 1, 2, 4) while 1 and 2 keep acknowledging; node 3 \
+                    started again stays out",
+            spec: Spec {
+                program: Program::Kv,
+                members_of: Some(|_| 3),
+                file_of: Some(|id| (id == 4).then_some((&[1, 2, 4][..], TieBreaker::None))),
+                start_later: &[4],
+                ..Spec::lan(4)
+            },
+            drive: replace_killed_kv,
+        },
+        Scenario {
+            name: "refused-unsafe-change",
+            about: "3 nodes, default tie-breaker: `quorate members add --id 4`, `remove --id 3` and \
+                    `set-votes --id 1 --votes 2` are refused with the reason and the safe sequence; \
+                    nothing changes, nobody fences",
+            spec: Spec::lan(3),
+            drive: refused_unsafe,
         },
     ];
     all.extend(crate::failover::scenarios());
