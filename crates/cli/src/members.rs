@@ -75,6 +75,10 @@ pub(crate) enum MembersCommand {
         /// The member's node id.
         #[arg(long)]
         id: u64,
+        /// Change the tie-breaker in the same step (none, lowest-id or a voter's id): how a
+        /// dead member is removed when removing it alone is refused as unsafe.
+        #[arg(long)]
+        tie_breaker: Option<String>,
         #[command(flatten)]
         target: Target,
     },
@@ -111,7 +115,13 @@ pub(crate) async fn members(cmd: MembersCommand) -> Result<(), Failure> {
         MembersCommand::Add { id, addr, votes, target } => {
             (serde_json::json!({"action": "add", "id": id, "addr": addr, "votes": votes}), target)
         }
-        MembersCommand::Remove { id, target } => (serde_json::json!({"action": "remove", "id": id}), target),
+        MembersCommand::Remove { id, tie_breaker, target } => {
+            let mut body = serde_json::json!({"action": "remove", "id": id});
+            if let Some(tb) = tie_breaker {
+                body["tie_breaker"] = serde_json::Value::String(tb);
+            }
+            (body, target)
+        }
         MembersCommand::SetVotes { id, votes, target } => {
             (serde_json::json!({"action": "set-votes", "id": id, "votes": votes}), target)
         }

@@ -144,6 +144,7 @@ impl Node {
         let current = self.ready_for_a_change()?;
         let next = current.next(change, address)?;
         check_successor(&current.votes, &next.votes)?;
+        self.no_votes_left_behind(&next)?;
         Ok(next)
     }
 
@@ -153,12 +154,26 @@ impl Node {
     /// read the name: the driver that adopts the definition runs the timing it names
     /// ([`Node::set_timing`]). As for `propose`, nothing changes here.
     pub fn propose_timing(&self, name: &str) -> Result<Roster, ProposeError> {
-        Ok(self.ready_for_a_change()?.with_timing(name)?)
+        let next = self.ready_for_a_change()?.with_timing(name)?;
+        self.no_votes_left_behind(&next)?;
+        Ok(next)
+    }
+
+    /// Refuses `next` while a peer it would leave two versions behind may still hold a
+    /// vote this node lent it (rule 7 of `docs/reconfiguration.md`).
+    fn no_votes_left_behind(&self, next: &Roster) -> Result<(), ProposeError> {
+        let peers = self.adoption_waits_for(self.last_now, next.version);
+        if peers.is_empty() {
+            return Ok(());
+        }
+        let until = self.lent_until(&peers);
+        let wait = Duration::from_nanos(until.as_nanos().saturating_sub(self.last_now.as_nanos()));
+        Err(ProposeError::VotesLent { peers, wait })
     }
 
     /// The definition in force, when a change may be made now: the node runs, no peer
-    /// runs a later definition, every voter was heard running this one, it is committed,
-    /// and no vote lent to a peer two versions behind the next may still be held.
+    /// runs a later definition, every voter was heard running this one, and it is
+    /// committed.
     fn ready_for_a_change(&self) -> Result<&Roster, ProposeError> {
         if self.stopped {
             return Err(ProposeError::Stopped);
@@ -183,14 +198,6 @@ impl Node {
         if !self.definitions.is_committed() {
             let waiting = self.definitions.not_moved();
             return Err(ProposeError::Pending { version: current.version, waiting });
-        }
-        // Not two versions past a peer that may still hold a vote this node lent it.
-        let next = current.version.saturating_add(1);
-        let peers = self.adoption_waits_for(self.last_now, next);
-        if !peers.is_empty() {
-            let until = self.lent_until(&peers);
-            let wait = Duration::from_nanos(until.as_nanos().saturating_sub(self.last_now.as_nanos()));
-            return Err(ProposeError::VotesLent { peers, wait });
         }
         Ok(current)
     }

@@ -52,6 +52,17 @@ pub enum Change {
         /// The member that leaves.
         id: NodeId,
     },
+    /// A member leaves and the tie-breaker changes with it, as one step: how a dead
+    /// member is removed when removing it alone is unsafe under the current tie-breaker
+    /// (three voters under `lowest-id`: `{1}` would be a quorum of `{1,2}` beside `{2,3}`)
+    /// and a separate tie-breaker change first cannot spread (the dead member never runs
+    /// it). The tie-breaker is resolved against the remaining members.
+    RemoveMemberSetTieBreaker {
+        /// The member that leaves.
+        id: NodeId,
+        /// The tie-breaker from this version on.
+        tie_breaker: TieBreaker,
+    },
     /// A member's votes change (0: it becomes an observer).
     SetVotes {
         /// The member whose votes change.
@@ -70,6 +81,15 @@ impl fmt::Display for Change {
             Change::AddMember { id, votes: 0 } => write!(f, "add {id} as an observer"),
             Change::AddMember { id, votes } => write!(f, "add {id} with {}", Votes(*votes)),
             Change::RemoveMember { id } => write!(f, "remove {id}"),
+            Change::RemoveMemberSetTieBreaker { id, tie_breaker: TieBreaker::None } => {
+                write!(f, "remove {id} and set the tie-breaker to none")
+            }
+            Change::RemoveMemberSetTieBreaker { id, tie_breaker: TieBreaker::LowestId } => {
+                write!(f, "remove {id} and set the tie-breaker to the lowest voter id")
+            }
+            Change::RemoveMemberSetTieBreaker { id, tie_breaker: TieBreaker::Node(tb) } => {
+                write!(f, "remove {id} and set the tie-breaker to {tb}")
+            }
             Change::SetVotes { id, votes } => write!(f, "give {id} {}", Votes(*votes)),
             Change::SetTieBreaker(TieBreaker::None) => {
                 f.write_str("set the tie-breaker to none (strict majority)")
@@ -156,6 +176,22 @@ pub fn apply(table: &VoteTable, change: &Change) -> Result<VoteTable, ChangeErro
                 return Err(ChangeError::AlreadyMember { id });
             }
             members.push((id, votes));
+        }
+        Change::RemoveMemberSetTieBreaker { id, tie_breaker: rule } => {
+            if !table.is_member(id) {
+                return Err(ChangeError::UnknownMember { id });
+            }
+            if table.votes(id) > 0 && voters == 1 {
+                return Err(ChangeError::LastVoter { id });
+            }
+            members.retain(|(m, _)| *m != id);
+            let votes_of = |x: NodeId| members.iter().find(|(m, _)| *m == x).map_or(0, |(_, v)| *v);
+            tie_breaker = match rule {
+                TieBreaker::None => None,
+                TieBreaker::LowestId => members.iter().find(|(_, v)| *v > 0).map(|(id, _)| *id),
+                TieBreaker::Node(tb) if votes_of(tb) > 0 => Some(tb),
+                TieBreaker::Node(tb) => return Err(ChangeError::TieBreakerNotVoter { id: tb }),
+            };
         }
         Change::RemoveMember { id } | Change::SetVotes { id, votes: 0 } => {
             if !table.is_member(id) {

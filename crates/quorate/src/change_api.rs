@@ -47,10 +47,15 @@ pub enum MembersRequest {
         #[serde(default = "one")]
         votes: u32,
     },
-    /// A member leaves.
+    /// A member leaves, and with `tie_breaker` the tie-breaker changes in the same step
+    /// (how a dead member is removed when removing it alone is unsafe; see
+    /// `docs/operations.md`).
     Remove {
         /// The member.
         id: u64,
+        /// `none`, `lowest-id` or a voter's id: the tie-breaker from this change on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tie_breaker: Option<String>,
     },
     /// A member's votes change.
     SetVotes {
@@ -177,7 +182,11 @@ pub(crate) async fn members(
                 }
             }
         }
-        MembersRequest::Remove { id } => (Change::RemoveMember { id: NodeId(id) }, None),
+        MembersRequest::Remove { id, tie_breaker: None } => (Change::RemoveMember { id: NodeId(id) }, None),
+        MembersRequest::Remove { id, tie_breaker: Some(tb) } => match parse_tie_breaker(&tb) {
+            Ok(rule) => (Change::RemoveMemberSetTieBreaker { id: NodeId(id), tie_breaker: rule }, None),
+            Err(why) => return refuse(StatusCode::BAD_REQUEST, "bad_request", why),
+        },
         MembersRequest::SetVotes { id, votes } => (Change::SetVotes { id: NodeId(id), votes }, None),
     };
     apply(&s, change, address).await

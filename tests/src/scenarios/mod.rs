@@ -201,7 +201,8 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "replace-killed-node-kv",
-            about: "3 quorate-kv nodes under write load; tie-breaker none, node 3 SIGKILLed, removed, and \
+            about: "3 quorate-kv nodes under write load, default tie-breaker; node 3 SIGKILLed, removed \
+                    with the tie-breaker dropped in the same step (removing it alone is refused), and \
                     replaced by node 4 (its file lists 1, 2, 4) while 1 and 2 keep acknowledging; node 3 \
                     started again stays out",
             spec: Spec {

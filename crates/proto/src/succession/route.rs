@@ -165,6 +165,9 @@ impl Move {
                 let mut steps = vec![Change::RemoveMember { id }];
                 // `toward` starts with 0 votes, the same step for quorums as removing: skip it.
                 steps.extend(toward(from, 0).into_iter().skip(1).map(|votes| Change::SetVotes { id, votes }));
+                // Removing it and dropping the tie-breaker at once: one step that needs no
+                // earlier change to spread to it (a dead member never runs one).
+                steps.push(Change::RemoveMemberSetTieBreaker { id, tie_breaker: TieBreaker::None });
                 steps
             }
             (None, None) => Vec::new(),

@@ -103,9 +103,10 @@ fn removing_one_voter_of_five_is_safe_under_strict_majority_only() {
     assert_eq!(refused.witness, Witness { current: ids(&[2, 3, 5]), new: ids(&[1, 4]) });
     assert_eq!(
         refused.route,
+        // The removal and the dropped tie-breaker in one step (a dead member can be removed
+        // so: no earlier change has to reach it), then node 1 breaks ties again.
         Some(vec![
-            Change::SetTieBreaker(STRICT),
-            Change::RemoveMember { id: n(5) },
+            Change::RemoveMemberSetTieBreaker { id: n(5), tie_breaker: STRICT },
             Change::SetTieBreaker(TieBreaker::Node(n(1))),
         ])
     );
@@ -443,4 +444,27 @@ fn the_oracle_catches_a_check_that_ignores_the_tie_breaker() {
     let outcome =
         runner.run(&definitions(), |(old, new)| agrees_with_oracle(ignoring_tie_breaker, &old, &new));
     assert!(outcome.is_err(), "the oracle missed the broken check");
+}
+
+#[test]
+fn a_removal_with_its_tie_breaker_is_one_step_checked_like_any_other() {
+    let three = cluster(3, LOWEST);
+    let removed = Change::RemoveMemberSetTieBreaker { id: n(3), tie_breaker: STRICT };
+    let two = applied(&three, removed);
+    assert_eq!((two.is_member(n(3)), two.tie_breaker()), (false, None));
+    assert_eq!(check_successor(&three, &two), Ok(()));
+    assert_eq!(removed.to_string(), "remove node 3 and set the tie-breaker to none");
+    // The tie-breaker is resolved among the members that stay, and must be one of them.
+    let two = applied(&three, Change::RemoveMemberSetTieBreaker { id: n(1), tie_breaker: LOWEST });
+    assert_eq!(two.tie_breaker(), Some(n(2)));
+    let gone = Change::RemoveMemberSetTieBreaker { id: n(1), tie_breaker: TieBreaker::Node(n(1)) };
+    assert_eq!(apply(&three, &gone), Err(ChangeError::TieBreakerNotVoter { id: n(1) }));
+    // Keeping node 1 as tie-breaker while removing node 3 is the unsafe plain removal.
+    let kept =
+        applied(&three, Change::RemoveMemberSetTieBreaker { id: n(3), tie_breaker: TieBreaker::Node(n(1)) });
+    assert!(check_successor(&three, &kept).is_err());
+    assert_eq!(
+        apply(&cluster(1, STRICT), &Change::RemoveMemberSetTieBreaker { id: n(1), tie_breaker: STRICT }),
+        Err(ChangeError::LastVoter { id: n(1) })
+    );
 }

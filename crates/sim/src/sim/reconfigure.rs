@@ -197,8 +197,9 @@ impl Sim {
     }
 }
 
-/// A random single change to `current`: add `spare` (when there is one), remove a member,
-/// change a member's votes, or change the tie-breaker. Many are refused by the core (the
+/// A random single change to `current`: add `spare` (when there is one), remove a member
+/// (alone, or dropping the tie-breaker with it), change a member's votes, or change the
+/// tie-breaker. Many are refused by the core (the
 /// last voter, the tie-breaker removed, an unsafe step): that is part of the test.
 fn draw(current: &Roster, spare: Option<usize>, rng: &mut ChaCha8Rng) -> Change {
     let members: Vec<NodeId> = current.votes.members().map(|(id, _)| id).collect();
@@ -207,7 +208,8 @@ fn draw(current: &Roster, spare: Option<usize>, rng: &mut ChaCha8Rng) -> Change 
         (0..=5, Some(k)) => {
             Change::AddMember { id: NodeId(k as u64 + 1), votes: u32::from(rng.random_bool(0.8)) }
         }
-        (6..=10, _) => Change::RemoveMember { id: member },
+        (6..=8, _) => Change::RemoveMember { id: member },
+        (9..=10, _) => Change::RemoveMemberSetTieBreaker { id: member, tie_breaker: TieBreaker::None },
         (11..=15, _) | (0..=5, None) => Change::SetVotes { id: member, votes: rng.random_range(0..=2) },
         _ => Change::SetTieBreaker(match rng.random_range(0..3) {
             0 => TieBreaker::None,
