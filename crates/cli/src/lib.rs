@@ -11,7 +11,8 @@
 //!
 //! Every subcommand returns a `Failure` instead of exiting, so that [`main`] is the one
 //! place that maps outcomes to exit codes: 0 success, 1 a runtime failure or a wrong outcome,
-//! 2 bad flags or an invalid configuration.
+//! 2 bad flags or an invalid configuration, 3 (`quorate run`) the members refuse the node as
+//! a non-member.
 //!
 //! The command is this library's [`main`], so that every binary that is the `quorate`
 //! command (the package's own, and the end-to-end suite's node under test) compiles it once.
@@ -80,6 +81,9 @@ pub(crate) enum Failure {
     /// The command ran to the end but the outcome it checks was wrong; it has said so
     /// already: exit 1.
     Outcome,
+    /// `quorate run`: the members refuse the node as a non-member (it was removed while it
+    /// was down); it fenced itself and left, with nothing recorded: exit 3.
+    NotAMember(String),
 }
 
 impl Failure {
@@ -87,6 +91,7 @@ impl Failure {
         match self {
             Failure::Usage(_) => 2,
             Failure::Runtime(_) | Failure::Outcome => 1,
+            Failure::NotAMember(_) => 3,
         }
     }
 }
@@ -108,7 +113,9 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             match &failure {
-                Failure::Usage(msg) | Failure::Runtime(msg) => eprintln!("quorate: {msg}"),
+                Failure::Usage(msg) | Failure::Runtime(msg) | Failure::NotAMember(msg) => {
+                    eprintln!("quorate: {msg}")
+                }
                 Failure::Outcome => {}
             }
             ExitCode::from(failure.exit_code())

@@ -5,6 +5,7 @@
 //!                                                ├─► apply flag overrides ─► Node::start (checks once)
 //!   no --config ───► Config::lan(from flags) ────┘                                       │
 //!        SIGINT / SIGTERM, or removed from the cluster ──► node.shutdown() ──► exit 0  ◄──┘
+//!        members refuse it as a non-member (removed while down) ──► node.shutdown() ──► exit 3
 //! ```
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use quorate::{
-    Config, EventsOut, MemberAddr, MemberAddress, Node, NodeId, QuorumEvent, RecvError, TlsSource,
+    Config, EventsOut, MemberAddr, MemberAddress, Node, NodeId, QuorumEvent, RecvError, Removal, TlsSource,
 };
 
 use crate::Failure;
@@ -51,7 +52,11 @@ Exit codes:
      data directory unwritable, in use by another process, or its state file corrupt), or
      removed from the cluster by an online change (the data directory says at which version)
   2  invalid configuration or flags; the message names the field, e.g. timing.lease
-     or node.data_dir"#;
+     or node.data_dir
+  3  members carrying a quorum of the votes refuse this node as a non-member: it was removed
+     from the cluster while it was down and never received the definition that removed it.
+     It fenced itself and left; nothing is recorded in the data directory, so a restart
+     stops the same way (systemd: RestartPreventExitStatus=3)"#;
 
 /// Flags of `quorate run`. Flags override the config file's values.
 #[derive(Debug, Args)]
@@ -110,16 +115,28 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
     }
 
     let watcher = tokio::spawn(report_quorum_changes(node.gate().subscribe()));
+    let mut outcome = Ok(());
     tokio::select! {
         signal = quorate::shutdown_signal() => eprintln!("{signal}: fencing and leaving"),
-        version = node.wait_removed() => eprintln!(
-            "removed from the cluster by definition version {version}: fenced for good, leaving \
-             (the data directory keeps that definition; this node does not start again with it)"
-        ),
+        removal = node.wait_removal() => match removal {
+            Removal::ByDefinition { version } => eprintln!(
+                "removed from the cluster by definition version {version}: fenced for good, leaving \
+                 (the data directory keeps that definition; this node does not start again with it)"
+            ),
+            other => {
+                outcome = Err(Failure::NotAMember(format!(
+                    "node {}: {other}. Fenced for good, leaving. Nothing is recorded in the data \
+                     directory: started again, it stops again while the members refuse it. To bring \
+                     this host back, add it again from a running member, then start it with a file \
+                     listing the current members and a new, empty data directory",
+                    id.0
+                )));
+            }
+        },
     }
     node.shutdown().await;
     watcher.abort();
-    Ok(())
+    outcome
 }
 
 impl RunArgs {

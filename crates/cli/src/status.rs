@@ -97,6 +97,21 @@ fn render(s: &NodeStatus) -> String {
     if let Some(version) = s.removed_at_version {
         let _ = writeln!(out, "REMOVED from the cluster by definition version {version}: this node has left");
     }
+    let refusing: Vec<String> = s.refused_as_non_member_by.iter().map(u64::to_string).collect();
+    if s.removed_by_refusals {
+        let _ = writeln!(
+            out,
+            "REMOVED from the cluster while it was down (version unknown): members {} refuse it as a \
+             non-member; this node has left",
+            refusing.join(",")
+        );
+    } else if !refusing.is_empty() {
+        let _ = writeln!(
+            out,
+            "refused as a non-member by {} (fewer than a quorum: still running; a change may be spreading)",
+            refusing.join(",")
+        );
+    }
     if let Some(p) = &s.partition {
         let _ = writeln!(out, "{}", p.summary);
     }

@@ -17,6 +17,7 @@ use crate::events::{event_json, EventSink};
 use crate::metrics;
 use crate::node::{Running, PERSIST_WARN_EVERY, POLL_REPLIES_MAX, RTT_CHECK_EVERY};
 use crate::reconfigure::{self, Membership};
+use crate::refused::{Refusals, Removal};
 use crate::state_file::Durable;
 
 /// Writes the definitions the core heard its peers run, when they changed. Nothing waits
@@ -59,6 +60,7 @@ pub(crate) async fn drive(
     let mut next_rtt_check = tokio::time::Instant::now() + RTT_CHECK_EVERY;
     let mut next_rtt_sample = tokio::time::Instant::now() + metrics::RTT_SAMPLE_EVERY;
     let mut membership = Membership::default();
+    let mut refusals = Refusals::default();
     loop {
         if tokio::time::Instant::now() >= next_rtt_check {
             next_rtt_check = tokio::time::Instant::now() + RTT_CHECK_EVERY;
@@ -106,7 +108,11 @@ pub(crate) async fn drive(
         }
         // A later definition some peer runs: persisted, then run (see `reconfigure`).
         if let Some(version) = membership.adopt_newer(&shared) {
-            shared.removed.send_replace(Some(version));
+            shared.removed.send_replace(Some(Removal::ByDefinition { version }));
+        }
+        // Removed while it was down: the members' refusals say so (see `refused`).
+        if let Some(removal) = refusals.check(&shared) {
+            shared.removed.send_replace(Some(removal));
         }
         membership.expire(&shared);
         flush(&shared, sink.as_ref(), me, &poll_tx, poll_deadline);

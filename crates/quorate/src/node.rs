@@ -35,6 +35,7 @@ use crate::data_dir::{DataDir, DataDirError};
 use crate::events::EventSink;
 use crate::metrics::Observed;
 use crate::reconfigure::{self, ChangeRefused};
+use crate::refused::Removal;
 use crate::start::{self, Life};
 use crate::status::{self, NodeStatus};
 
@@ -145,8 +146,9 @@ pub(crate) struct Running {
     pub(crate) certificates: Vec<certificates::Loaded>,
     /// True while the driver task runs (`/healthz`).
     pub(crate) driver_running: Arc<AtomicBool>,
-    /// The definition version that removed this node from the cluster, once one did.
-    pub(crate) removed: watch::Sender<Option<u64>>,
+    /// Why this node left the cluster of its own accord, once it did: a definition that
+    /// removed it, or its members' refusals (see `refused.rs`).
+    pub(crate) removed: watch::Sender<Option<Removal>>,
     /// The runtime's counters of definition changes.
     pub(crate) reconfig: reconfigure::Counters,
     /// The node's own settings an online timing preset does not replace.
@@ -177,7 +179,11 @@ impl Running {
             &counters,
         );
         status.certificates = certificates::report(&self.certificates, SystemTime::now());
-        status.removed_at_version = *self.removed.borrow();
+        let removal = self.removed.borrow().clone();
+        status.removed_at_version = removal.as_ref().and_then(Removal::version);
+        status.removed_by_refusals = matches!(removal, Some(Removal::RefusedAsNonMember { .. }));
+        status.refused_as_non_member_by =
+            self.transport.refused_as_non_member().iter().map(|p| p.0).collect();
         status.reconfiguration =
             self.reconfig.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         status
@@ -399,17 +405,37 @@ impl Node {
     }
 
     /// The definition version that removed this node from the cluster, once one did: the
-    /// node has then fenced itself for good and left (its process should stop).
+    /// node has then fenced itself for good and left (its process should stop). See
+    /// [`Node::removal`] for a removal the node inferred from its members' refusals.
     pub fn removed(&self) -> Option<u64> {
-        *self.shared.removed.borrow()
+        self.shared.removed.borrow().as_ref().and_then(Removal::version)
+    }
+
+    /// Why this node left the cluster of its own accord, once it did: a definition removed
+    /// it, or peers carrying a quorum of its definition's votes refuse it as a non-member
+    /// (it was removed while it was down). Either way it has fenced itself for good and
+    /// left; its process should stop.
+    pub fn removal(&self) -> Option<Removal> {
+        self.shared.removed.borrow().clone()
     }
 
     /// Waits until a definition removes this node from the cluster; the version that did.
+    /// A removal inferred from refusals does not end this wait; [`Node::wait_removal`]
+    /// waits for either.
     pub async fn wait_removed(&self) -> u64 {
+        match self.wait_removal().await.version() {
+            Some(version) => version,
+            // Inferred from refusals: no version will come (the node has stopped).
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits until this node leaves the cluster of its own accord (see [`Node::removal`]).
+    pub async fn wait_removal(&self) -> Removal {
         let mut rx = self.shared.removed.subscribe();
         loop {
-            if let Some(version) = *rx.borrow_and_update() {
-                return version;
+            if let Some(removal) = rx.borrow_and_update().clone() {
+                return removal;
             }
             if rx.changed().await.is_err() {
                 // The sender lives in `shared`, which this node holds: never closed here.

@@ -9,12 +9,15 @@
 //!                                                                     removed ones kept
 //!                                                                     LEAVING_GRACE)
 //!   Adopted::Removed ──► the node has left: `removed` says at which version; `quorate run` exits
+//!   removed while down (never adopted it) ──► members refuse it: see `refused.rs`
 //! ```
 //!
 //! A definition is on disk before the node runs it, and so before any heartbeat announces
 //! it. Members that a definition removes stay in the transport for [`LEAVING_GRACE`]: the
 //! core tells them at adoption (and again when they heartbeat) that they were removed, and
-//! that message needs their connection. A bad address in a definition a peer sent is
+//! that message needs their connection. After the grace the transport remembers them as
+//! former members and tells one that dials in that it is no member: how a member removed
+//! while it was down learns it (`refused.rs`). A bad address in a definition a peer sent is
 //! logged and counted; the definition is adopted anyway (safety does not depend on
 //! dialing, only reachability does).
 

@@ -71,6 +71,17 @@ pub struct NodeStatus {
     /// itself for good and left).
     #[serde(default)]
     pub removed_at_version: Option<u64>,
+    /// True once this node concluded that it was removed from the cluster while it was
+    /// down: peers carrying a quorum of its definition's votes refuse it as a non-member
+    /// (`refused_as_non_member_by`). The version that removed it is unknown. It has fenced
+    /// itself for good and left; nothing is recorded in its data directory.
+    #[serde(default)]
+    pub removed_by_refusals: bool,
+    /// Peers whose last word on a connection from this node was that it is not their member
+    /// (they run a definition that does not list it), in id order. Fewer than a quorum: the
+    /// node keeps running (a change may still be spreading).
+    #[serde(default)]
+    pub refused_as_non_member_by: Vec<u64>,
     /// The runtime's counters of definition changes (`proposed`, `refused`,
     /// `bad_addresses`, `leaving_kept`, `leaving_cut_short`, `persist_failures`).
     #[serde(default)]
@@ -325,6 +336,8 @@ pub(crate) fn build(
         certificates: Vec::new(),
         definition_version: gate.definition_version,
         removed_at_version: None,
+        removed_by_refusals: false,
+        refused_as_non_member_by: Vec::new(),
         reconfiguration: BTreeMap::new(),
         timing: Some(timing_report(core)),
     }
@@ -400,6 +413,7 @@ fn transport_counters(t: &TransportCounters) -> BTreeMap<String, u64> {
         ("refused_unknown_node", rf.unknown_node),
         ("refused_address_mismatch", rf.address_mismatch),
         ("refused_handshake_failed", rf.handshake_failed),
+        ("refused_former_member", rf.former_member),
         ("dial_failures", t.dial_failures),
         ("dials_unconfirmed", t.dials_unconfirmed),
         ("connections_established", t.connections_established),
@@ -407,6 +421,7 @@ fn transport_counters(t: &TransportCounters) -> BTreeMap<String, u64> {
         ("duplicates_closed", t.duplicates_closed),
         ("resolve_failures", t.resolve_failures),
         ("peers_moved", t.peers_moved),
+        ("closed_as_non_member", t.closed_as_non_member),
         ("handshakes_from_unlisted_address", t.handshakes_from_unlisted_address),
     ]
     .into_iter()

@@ -45,6 +45,9 @@ pub struct TransportCounters {
     pub resolve_failures: u64,
     /// Connections closed because the peer's name moved to another address (see `dial.rs`).
     pub peers_moved: u64,
+    /// Connections this node dialed or held that the peer closed with `CLOSE_REMOVED`: the
+    /// peer does not count this node a member (see `Transport::refused_as_non_member`).
+    pub closed_as_non_member: u64,
     /// Inbound handshakes let through from an address that is no member's known address,
     /// because some member is named and may be dialing from an address not looked up yet;
     /// the certificate then decides.
@@ -106,6 +109,9 @@ pub struct Refusals {
     /// An inbound handshake failed otherwise: timeout, peer abort, protocol error, or too
     /// many handshakes in flight.
     pub handshake_failed: u64,
+    /// A chained client certificate named a former member (removed from the member list):
+    /// closed with `CLOSE_REMOVED` so that it learns it is no longer a member.
+    pub former_member: u64,
 }
 
 /// The live, shared counters behind [`TransportCounters`].
@@ -134,6 +140,8 @@ pub(crate) struct Counters {
     pub(crate) refused_unknown_node: AtomicU64,
     pub(crate) refused_address_mismatch: AtomicU64,
     pub(crate) refused_handshake_failed: AtomicU64,
+    pub(crate) refused_former_member: AtomicU64,
+    pub(crate) closed_as_non_member: AtomicU64,
     pub(crate) dial_failures: AtomicU64,
     pub(crate) dials_unconfirmed: AtomicU64,
     pub(crate) connections_established: AtomicU64,
@@ -188,6 +196,7 @@ impl Counters {
                 unknown_node: r(&self.refused_unknown_node),
                 address_mismatch: r(&self.refused_address_mismatch),
                 handshake_failed: r(&self.refused_handshake_failed),
+                former_member: r(&self.refused_former_member),
             },
             dial_failures: r(&self.dial_failures),
             dials_unconfirmed: r(&self.dials_unconfirmed),
@@ -196,6 +205,7 @@ impl Counters {
             duplicates_closed: r(&self.duplicates_closed),
             resolve_failures: r(&self.resolve_failures),
             peers_moved: r(&self.peers_moved),
+            closed_as_non_member: r(&self.closed_as_non_member),
             handshakes_from_unlisted_address: r(&self.handshakes_from_unlisted_address),
         }
     }
@@ -221,8 +231,15 @@ impl DatagramDrops {
 impl Refusals {
     /// All refused connections, whatever the reason.
     pub fn total(&self) -> u64 {
-        [self.no_client_cert, self.bad_chain, self.unknown_node, self.address_mismatch, self.handshake_failed]
-            .into_iter()
-            .fold(0, u64::saturating_add)
+        [
+            self.no_client_cert,
+            self.bad_chain,
+            self.unknown_node,
+            self.address_mismatch,
+            self.handshake_failed,
+            self.former_member,
+        ]
+        .into_iter()
+        .fold(0, u64::saturating_add)
     }
 }

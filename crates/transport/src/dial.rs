@@ -26,6 +26,18 @@
 //! longer is: it is closed ([`CLOSE_MOVED`]), counted (`peers_moved`), and the peer is dialed
 //! at its new address at once. A literal IP address never moves, and a name that still
 //! resolves to the old address keeps the connection: only the name decides.
+//!
+//! # A peer that says this node is not a member
+//!
+//! A peer closes a connection with [`CLOSE_REMOVED`] when it does not count this node a
+//! member: it removed it (the connection it held is closed), or this node, removed while it
+//! was down, dials a member that remembers it (see "Former members" in `members.rs`). The
+//! close may come right after the handshake, before the dialer saw it confirmed, or later on
+//! a connection it installed; either way it is recorded on the peer (and counted,
+//! `closed_as_non_member`) until a connection to it is kept, and the dial loop backs off as
+//! for any refusal. [`CLOSE_REFUSED`] is not taken as such a word: it also answers a wrong
+//! source address or an unreadable certificate, and a member that never knew this node
+//! (one being added) ignores it or refuses it that way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +50,7 @@ use crate::counters::bump;
 use crate::endpoint::EndpointState;
 use crate::peer::{Backoff, Peer};
 use crate::tls::{classify_handshake_error, HandshakeFailure};
-use crate::{CLOSE_DUPLICATE, CLOSE_MOVED, CLOSE_REFUSED, CLOSE_UNCONFIRMED};
+use crate::{CLOSE_DUPLICATE, CLOSE_MOVED, CLOSE_REFUSED, CLOSE_REMOVED, CLOSE_UNCONFIRMED};
 
 /// A connection that lived at least this long resets the reconnect backoff when it ends;
 /// one that dies sooner counts as a failed attempt, so a peer that accepts and then drops us
@@ -66,6 +78,7 @@ pub(crate) async fn dial_loop(shared: Arc<EndpointState>, peer: Arc<Peer>) {
         if let Some(conn) = peer.connection() {
             let watched_since = tokio::time::Instant::now();
             let reason = watch(&shared, &peer, &conn, lookup.as_mut()).await;
+            note_refusal(&shared, &peer, &reason);
             let brief = watched_since.elapsed() < BACKOFF_RESET_AFTER;
             if matches!(reason, ConnectionError::LocallyClosed) {
                 // We closed it: replaced by a winning duplicate, the peer moved, or shutting
@@ -168,6 +181,9 @@ impl EndpointState {
             Ok(Ok(conn)) => {
                 // Only once the peer holds it too (see "One connection per pair").
                 if !peer_confirmed(&conn, deadline).await {
+                    if let Some(reason) = conn.close_reason() {
+                        note_refusal(self, peer, &reason);
+                    }
                     conn.close(VarInt::from_u32(CLOSE_UNCONFIRMED), b"handshake not confirmed");
                     bump(&c.dials_unconfirmed);
                     tracing::debug!(peer = %peer.id, "dialed connection not confirmed by the peer; closed");
@@ -177,6 +193,7 @@ impl EndpointState {
                 Ok(())
             }
             Ok(Err(e)) => {
+                note_refusal(self, peer, &e);
                 match classify_handshake_error(&e) {
                     HandshakeFailure::BadChain => bump(&c.refused_bad_chain),
                     HandshakeFailure::NoCert | HandshakeFailure::Other => bump(&c.dial_failures),
@@ -218,7 +235,26 @@ fn peer_did_not_want(reason: &ConnectionError) -> bool {
         ConnectionError::ApplicationClosed(close) => {
             close.error_code == VarInt::from_u32(CLOSE_DUPLICATE)
                 || close.error_code == VarInt::from_u32(CLOSE_REFUSED)
+                || close.error_code == VarInt::from_u32(CLOSE_REMOVED)
         }
         _ => false,
+    }
+}
+
+/// Whether the peer ended the connection saying this node is not its member.
+fn says_not_a_member(reason: &ConnectionError) -> bool {
+    matches!(reason, ConnectionError::ApplicationClosed(close)
+        if close.error_code == VarInt::from_u32(CLOSE_REMOVED))
+}
+
+/// Records (and counts) a connection `peer` ended with [`CLOSE_REMOVED`]; see "A peer that
+/// says this node is not a member".
+fn note_refusal(shared: &EndpointState, peer: &Peer, reason: &ConnectionError) {
+    if !says_not_a_member(reason) {
+        return;
+    }
+    bump(&shared.counters.closed_as_non_member);
+    if !peer.set_refuses_us(true) {
+        tracing::warn!(peer = %peer.id, "peer closed the connection: it does not count this node a member");
     }
 }

@@ -58,8 +58,8 @@ use crate::quic::{endpoint_config, quic_transport_config};
 use crate::serve::{serve_connection, Intake};
 use crate::tls::{self, classify_handshake_error, identify_client, CertRefusal, HandshakeFailure, PkiError};
 use crate::{
-    FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_REFUSED, CLOSE_REMOVED,
-    CLOSE_SHUTDOWN,
+    FramesSent, Inbound, LinkInfo, TransportError, CLOSE_DUPLICATE, CLOSE_MOVED, CLOSE_REFUSED,
+    CLOSE_REMOVED, CLOSE_SHUTDOWN,
 };
 use quorate_proto::NodeId;
 
@@ -296,12 +296,14 @@ impl Transport {
     /// [`TransportConfig::members`] is at start, and `passive` the peers this node does not
     /// dial (a kept peer that stops being passive is dialed from now on; one that becomes
     /// passive keeps being dialed). A peer whose id and address are unchanged keeps its
-    /// connection; a new peer is
-    /// dialed (unless passive) and accepted; a peer that is gone, or whose address changed,
+    /// connection; a new peer is dialed (unless passive) and accepted; a peer that is gone
     /// is no longer dialed or accepted, and its connection is closed with
-    /// [`crate::CLOSE_REMOVED`] (a changed address is then dialed afresh). Datagrams and
-    /// requests to a removed peer fail with [`TransportError::UnknownPeer`]; what arrives
-    /// from it is refused as from any non-member. Returns the ids added and removed.
+    /// [`crate::CLOSE_REMOVED`]; a peer whose address changed has its connection closed with
+    /// [`crate::CLOSE_MOVED`] and is dialed afresh at the new one. Datagrams and requests to
+    /// a removed peer fail with [`TransportError::UnknownPeer`]; when it dials this node, its
+    /// connection is closed with [`crate::CLOSE_REMOVED`] so that it learns it is no member
+    /// (see [`Transport::refused_as_non_member`]; the last [`crate::FORMER_MEMBERS_MAX`]
+    /// removed ids are remembered for this). Returns the ids added and removed.
     pub fn set_members(
         &self,
         members: Vec<(NodeId, MemberAddress)>,
@@ -319,7 +321,10 @@ impl Transport {
             (gone, new, was_passive)
         };
         for peer in &gone {
-            peer.remove(CLOSE_REMOVED);
+            // An id still listed changed its address: that connection goes where the peer
+            // no longer is; only an id no longer listed hears that it is not a member.
+            let still = shared.peer(peer.id).is_some();
+            peer.remove(if still { CLOSE_MOVED } else { CLOSE_REMOVED });
         }
         // Dial every new peer, and every kept peer that was passive and is no longer.
         let members = shared.members();
@@ -338,6 +343,18 @@ impl Transport {
         let changes = MemberChanges { added: ids(&new), removed: ids(&gone) };
         tracing::info!(added = ?changes.added, removed = ?changes.removed, "members changed");
         Ok(changes)
+    }
+
+    /// The peers whose last word on a connection from this node was [`crate::CLOSE_REMOVED`]:
+    /// they do not count this node a member (they removed it, or run a definition that does
+    /// not list it). Set when such a peer closes or refuses a connection with that code
+    /// (counted as `closed_as_non_member`), cleared when a connection to it is kept. Peers in
+    /// id order. What to conclude is the caller's business: the transport keeps dialing.
+    pub fn refused_as_non_member(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> =
+            self.handle.shared.members().peers.values().filter(|p| p.refuses_us()).map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// QUIC connections the endpoint holds, including ones being refused, closed as
@@ -408,7 +425,7 @@ impl EndpointState {
     pub(crate) fn install(self: &Arc<Self>, peer: &Arc<Peer>, conn: Connection, dialer: NodeId) {
         let c = &self.counters;
         if peer.is_removed() {
-            conn.close(VarInt::from_u32(CLOSE_REMOVED), b"not a member");
+            conn.close(VarInt::from_u32(peer.removed_code()), b"not a member");
             bump(&c.refused_unknown_node);
             return;
         }
@@ -416,6 +433,9 @@ impl EndpointState {
         match peer.install(self.me, conn.clone(), dialer, seq) {
             Installation::Kept { replaced, reconnect } => {
                 bump(&c.connections_established);
+                if peer.set_refuses_us(false) {
+                    tracing::info!(peer = %peer.id, "peer accepts this node as a member again");
+                }
                 if reconnect {
                     bump(&c.reconnects);
                 }
@@ -483,9 +503,16 @@ impl EndpointState {
                 return refuse(&c.refused_no_client_cert, "no client certificate")
             }
             Err(CertRefusal::BadChain) => return refuse(&c.refused_bad_chain, "unreadable certificate"),
-            Err(CertRefusal::UnknownNode) => {
-                return refuse(&c.refused_unknown_node, "certificate names no peer")
-            }
+            Err(CertRefusal::UnknownNode) => match members.former_member(conn.peer_identity(), self.me) {
+                // Tell it, so that a member removed while it was down learns it (see
+                // "Former members" in `members.rs`).
+                Some(former) => {
+                    bump(&c.refused_former_member);
+                    tracing::info!(peer = %former, "refused a former member: it is no longer a member");
+                    return conn.close(VarInt::from_u32(CLOSE_REMOVED), b"not a member");
+                }
+                None => return refuse(&c.refused_unknown_node, "certificate names no peer"),
+            },
         };
         let Some(peer) = members.peers.get(&node) else {
             return refuse(&c.refused_unknown_node, "certificate names no peer");
@@ -498,10 +525,12 @@ impl EndpointState {
 }
 
 impl EndpointState {
-    /// Whether `source` is a member's address: configured, or a named member's last lookup.
+    /// Whether `source` is a member's address: configured, or a named member's last lookup;
+    /// or a former member's (see "Former members" in `members.rs`).
     fn known_source(&self, source: SocketAddr) -> bool {
         let members = self.members();
         members.members_at.contains_key(&source)
+            || members.former_at.contains_key(&source)
             || (members.any_named
                 && members.peers.values().any(|p| p.resolution() == Resolution::Resolved(source)))
     }

@@ -113,6 +113,7 @@ pub use config::{
 };
 pub use counters::{DatagramDrops, Refusals, RequestDrops, TransportCounters};
 pub use endpoint::{MemberChanges, Transport, SHUTDOWN_DRAIN_MAX, SHUTDOWN_WAIT_MAX};
+pub use members::FORMER_MEMBERS_MAX;
 pub use names::node_dns_name;
 pub use pki::{
     issue_node_certificate, parse_node_dns_name, read_certificates, CertificateInfo, ISSUE_BACKDATE,
@@ -132,10 +133,12 @@ pub const CLOSE_REFUSED: u32 = 2;
 /// the peer did not confirm in time (see "One connection per pair").
 pub const CLOSE_UNCONFIRMED: u32 = 3;
 /// QUIC application close code: the peer's name now resolves to another address than the
-/// connection's, so the connection goes where the peer no longer is (see "Members by name").
+/// connection's, or [`Transport::set_members`] gave it another address, so the connection
+/// goes where the peer no longer is (see "Members by name").
 pub const CLOSE_MOVED: u32 = 4;
 /// QUIC application close code: the peer is no longer a member (see
-/// [`Transport::set_members`]).
+/// [`Transport::set_members`]); also the answer to a former member that dials in. A node
+/// that receives it records the peer in [`Transport::refused_as_non_member`].
 pub const CLOSE_REMOVED: u32 = 5;
 
 /// Stream reset code: the request or reply exceeds [`MESSAGE_BYTES_MAX`].

@@ -22,7 +22,7 @@
 //! restarted node answers the old connection's next keep-alive with a stateless reset
 //! (its reset key survives restarts, see `endpoint.rs`), and the lower node re-dials.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -54,6 +54,12 @@ pub(crate) struct Peer {
     /// No longer a member ([`crate::Transport::set_members`]): its dial loop ends and no
     /// connection to it is installed again.
     removed: AtomicBool,
+    /// The close code a connection offered after the removal gets: `CLOSE_REMOVED`, or
+    /// `CLOSE_MOVED` when only the address changed (the id is still a member).
+    removed_code: AtomicU32,
+    /// The peer closed our connection with `CLOSE_REMOVED`: it does not count this node a
+    /// member. Cleared once a connection to it is kept.
+    refuses_us: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -124,6 +130,8 @@ impl Peer {
             block_in: AtomicBool::new(false),
             block_out: AtomicBool::new(false),
             removed: AtomicBool::new(false),
+            removed_code: AtomicU32::new(0),
+            refuses_us: AtomicBool::new(false),
         }
     }
 
@@ -186,6 +194,7 @@ impl Peer {
 
     /// Marks the peer removed from the members and closes its connection with `code`.
     pub(crate) fn remove(&self, code: u32) {
+        self.removed_code.store(code, Ordering::Relaxed);
         self.removed.store(true, Ordering::Relaxed);
         if let Some(installed) = self.link.lock().current.take() {
             installed.conn.close(quinn::VarInt::from_u32(code), b"removed from the members");
@@ -196,6 +205,21 @@ impl Peer {
     /// Whether the peer was removed from the members.
     pub(crate) fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Relaxed)
+    }
+
+    /// The close code given with [`Peer::remove`].
+    pub(crate) fn removed_code(&self) -> u32 {
+        self.removed_code.load(Ordering::Relaxed)
+    }
+
+    /// Records whether the peer refuses this node as a non-member; the previous value.
+    pub(crate) fn set_refuses_us(&self, refuses: bool) -> bool {
+        self.refuses_us.swap(refuses, Ordering::Relaxed)
+    }
+
+    /// Whether the peer's last word was that this node is not its member.
+    pub(crate) fn refuses_us(&self) -> bool {
+        self.refuses_us.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_blocked(&self, inbound: bool, outbound: bool) {
