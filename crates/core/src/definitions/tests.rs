@@ -225,3 +225,82 @@ fn status_shows_each_foreign_definitions_version_once_known() {
     d.received(n(2), v1);
     assert_eq!(d.mismatched().first().map(|m| m.version), Some(Some(1)));
 }
+
+#[test]
+fn what_replaces_what_a_peer_runs() {
+    let (a, b) = (DefinitionDigest([1; 8]), DefinitionDigest([2; 8]));
+    assert!(super::supersedes(2, a, 1, b), "a later version");
+    assert!(!super::supersedes(1, a, 2, b), "an earlier one");
+    assert!(super::supersedes(1, a, 1, b) && super::supersedes(1, b, 1, a), "another of the same version");
+    assert!(!super::supersedes(1, a, 1, a), "the same one");
+    assert!(!super::supersedes(0, a, 0, b), "another file: never");
+}
+
+#[test]
+fn a_push_of_a_definition_the_peer_left_for_another_of_its_version_is_stale() {
+    // Node 2 ran version 1 "adds 4", then moved to the committed version 1 "adds 5"; the
+    // push of the first arrives late.
+    let (ours, theirs) = (add(&v0(), 4), add(&v0(), 5));
+    let mut d = node1(v0());
+    runs(&mut d, 2, &ours);
+    d.received(n(2), theirs.clone());
+    assert_eq!(d.foreign(n(2)), Some(digest(&theirs)));
+    let (change, _) = d.received(n(2), ours);
+    assert_eq!((change, d.foreign(n(2))), (PeerChange::None, Some(digest(&theirs))));
+}
+
+#[test]
+fn an_unknown_definition_is_asked_for_once_a_second_and_not_once_known() {
+    let v1 = add(&v0(), 4);
+    let mut d = node1(v0());
+    let at = |ms: u64| Instant::from_nanos(ms * 1_000_000);
+    assert!(d.heard(at(0), n(2), None, digest(&v1)).1, "unknown: ask");
+    assert!(!d.heard(at(500), n(2), None, digest(&v1)).1, "asked 0.5 s ago");
+    assert!(d.heard(at(1_000), n(2), None, digest(&v1)).1, "a second later: ask again");
+    d.received(n(2), v1.clone());
+    assert!(!d.heard(at(3_000), n(2), None, digest(&v1)).1, "known: never");
+    // A peer that moves to another unknown one is asked at once.
+    let v2 = add(&v1, 5);
+    assert!(d.heard(at(3_001), n(2), None, digest(&v2)).1);
+}
+
+#[test]
+fn every_change_of_what_peers_run_is_to_be_persisted() {
+    let v1 = add(&v0(), 4);
+    // Heard only (the table not yet received): the digest alone is worth keeping.
+    let mut d = node1(v0());
+    d.heard(Instant::ZERO, n(2), None, digest(&v1));
+    let record = d.poll_persist().unwrap_or_else(|| panic!("a peer heard on another definition"));
+    d.persisted(&record);
+    assert_eq!(d.poll_persist(), None);
+    // This node switching definitions changes the record too.
+    d.received(n(2), v1.clone());
+    let record = d.poll_persist().unwrap_or_else(|| panic!("a table received"));
+    d.persisted(&record);
+    d.set_own(v1, &peers(&[2, 3, 4]));
+    assert!(d.poll_persist().is_some(), "switching is recorded");
+}
+
+#[test]
+fn a_table_no_peer_runs_any_more_is_forgotten_and_never_offered() {
+    let v1 = add(&v0(), 4);
+    let mut d = node1(v0());
+    runs(&mut d, 2, &v1);
+    assert_eq!(d.newer(), Some(&v1));
+    // Node 2 restarts on version 0 (its data directory lost): version 1 runs nowhere.
+    d.new_life(n(2));
+    d.heard(Instant::ZERO, n(2), None, digest(&v0()));
+    assert_eq!(d.newer(), None);
+}
+
+#[test]
+fn an_observer_of_the_parent_is_not_waited_for() {
+    let parent = Roster::initial(
+        VoteTable::new([(n(1), 1), (n(2), 1), (n(3), 1), (n(5), 0)], TieBreaker::None)
+            .unwrap_or_else(|e| panic!("{e}")),
+        BTreeMap::new(),
+    );
+    let v1 = add(&parent, 4);
+    let mut d = node1(v1);
+    assert_eq!(d.not_moved(), [n(2), n(3)], "node 5 has no vote");
+}
