@@ -4,9 +4,10 @@
 //! actually delivered ([`crate::invariants::intersection`], [`crate::invariants::fenced_sound`]).
 //!
 //! ```text
-//!   a sends b heartbeat seq s at real r ──► sent[(a, b)] += (s, a's local reading at r, r)
+//!   a sends b heartbeat seq s at real r ──► sent[(a, b)] += (s, a's local reading at r, r,
+//!                                            the lease of the preset a runs at r)
 //!   b's heartbeat acking (a's life, s) reaches a's core ──► acked[(a, b)] = send of s
-//!   a's vote from b, by the wire: a's local now < a's local at send + a's lease
+//!   a's vote from b, by the wire: a's local now < a's local at send + that lease
 //! ```
 //!
 //! An ack counts only if it names the holder's current life and a heartbeat the record
@@ -30,6 +31,10 @@ pub struct Send {
     pub local: Instant,
     /// Real time when it left, ns.
     pub real: u64,
+    /// The lease of the preset its sender ran when it left: what an ack of it lends (a
+    /// node that switches presets online keeps, for a heartbeat sent before the switch,
+    /// the lease it was sent under).
+    pub lease: Duration,
 }
 
 /// What the wire delivered.
@@ -37,7 +42,7 @@ pub struct Send {
 pub struct AckLedger {
     /// Heartbeats `a` sent voter `b` in `a`'s current life, oldest first.
     sent: BTreeMap<(usize, usize), VecDeque<Send>>,
-    /// The latest heartbeat of `a` that `b` acked and `a`'s core was handed.
+    /// The heartbeat of `a` acked by `b` (and handed to `a`'s core) whose lease ends last.
     acked: BTreeMap<(usize, usize), Send>,
     /// Each holder's current incarnation (0 before its first start).
     incarnation: BTreeMap<usize, u64>,
@@ -54,8 +59,9 @@ impl AckLedger {
         self.acked.retain(|(x, _), _| *x != a);
     }
 
-    /// `a` sent `hb` to `b` at real time `real`, reading `local` on its clock.
-    pub fn sent(&mut self, a: usize, b: usize, hb: &Heartbeat, local: Instant, real: u64) {
+    /// `a` sent `hb` to `b` at real time `real`, reading `local` on its clock, running a
+    /// preset of lease `lease`.
+    pub fn sent(&mut self, a: usize, b: usize, hb: &Heartbeat, local: Instant, real: u64, lease: Duration) {
         if b >= 64 || Some(&hb.incarnation.0) != self.incarnation.get(&a) {
             return;
         }
@@ -63,7 +69,7 @@ impl AckLedger {
         if log.len() >= SENT_PER_LINK_MAX {
             log.pop_front();
         }
-        log.push_back(Send { seq: hb.seq, local, real });
+        log.push_back(Send { seq: hb.seq, local, real, lease });
     }
 
     /// `hb` from voter `b` was handed to `a`'s core: the send it acks, if it acks one of
@@ -82,8 +88,10 @@ impl AckLedger {
             self.heard.insert((a, b), step);
         }
         let Some(send) = self.lookup(a, b, hb) else { return };
+        // The vote lasts to the latest end any acked send gives: after a switch to a
+        // shorter lease, an ack of a heartbeat sent before it may still end later.
         let slot = self.acked.entry((a, b)).or_insert(send);
-        if send.local > slot.local {
+        if send.local + send.lease > slot.local + slot.lease {
             *slot = send;
         }
     }
@@ -99,9 +107,9 @@ impl AckLedger {
     }
 
     /// The send behind `a`'s vote from `b`, if the wire says `a` holds it when its clock
-    /// reads `now` with a lease of `lease`.
-    pub fn vote(&self, a: usize, b: usize, now: Instant, lease: Duration) -> Option<Send> {
-        self.acked.get(&(a, b)).copied().filter(|s| s.local + lease > now)
+    /// reads `now` (a lease, the one the send was made under, from the send).
+    pub fn vote(&self, a: usize, b: usize, now: Instant) -> Option<Send> {
+        self.acked.get(&(a, b)).copied().filter(|s| s.local + s.lease > now)
     }
 }
 
@@ -127,20 +135,30 @@ mod tests {
         let at = |ms: u64| Instant::from_nanos(ms * 1_000_000);
         let mut l = AckLedger::default();
         l.new_life(0, 7);
-        l.sent(0, 1, &hb(1, 7, 1, None), at(100), 100);
-        l.sent(0, 1, &hb(1, 7, 2, None), at(200), 200);
+        l.sent(0, 1, &hb(1, 7, 1, None), at(100), 100, lease);
+        l.sent(0, 1, &hb(1, 7, 2, None), at(200), 200, lease);
         // An ack of another life, or of a heartbeat never sent, lends nothing.
         l.delivered(0, 1, &hb(2, 3, 5, Some((6, 2))), 1);
         l.delivered(0, 1, &hb(2, 3, 5, Some((7, 9))), 2);
-        assert_eq!(l.vote(0, 1, at(150), lease), None);
+        assert_eq!(l.vote(0, 1, at(150)), None);
         l.delivered(0, 1, &hb(2, 3, 5, Some((7, 2))), 3);
         // A late ack of an older heartbeat does not shorten the vote.
         l.delivered(0, 1, &hb(2, 3, 6, Some((7, 1))), 4);
         assert_eq!(l.heard(0, 1), Some(4));
-        assert_eq!(l.vote(0, 1, at(1_099), lease).map(|s| s.seq), Some(Seq(2)));
-        assert_eq!(l.vote(0, 1, at(1_100), lease), None);
+        assert_eq!(l.vote(0, 1, at(1_099)).map(|s| s.seq), Some(Seq(2)));
+        assert_eq!(l.vote(0, 1, at(1_100)), None);
+        // A heartbeat sent after a switch to a longer lease lends that one; the earlier
+        // sends keep theirs.
+        l.sent(0, 1, &hb(1, 7, 3, None), at(300), 300, Duration::from_millis(2_500));
+        l.delivered(0, 1, &hb(2, 3, 7, Some((7, 3))), 5);
+        assert_eq!(l.vote(0, 1, at(2_799)).map(|s| s.seq), Some(Seq(3)));
+        assert_eq!(l.vote(0, 1, at(2_800)), None);
+        // After a switch back to the shorter lease, a later send does not cut it short.
+        l.sent(0, 1, &hb(1, 7, 4, None), at(400), 400, lease);
+        l.delivered(0, 1, &hb(2, 3, 8, Some((7, 4))), 6);
+        assert_eq!(l.vote(0, 1, at(2_700)).map(|s| s.seq), Some(Seq(3)));
         l.new_life(0, 8);
-        assert_eq!(l.vote(0, 1, at(300), lease), None);
+        assert_eq!(l.vote(0, 1, at(300)), None);
         assert_eq!(l.last_sent(0, 1), None);
     }
 }

@@ -202,6 +202,14 @@ pub enum Bug {
         /// The node.
         node: usize,
     },
+    /// When `node`'s driver switches its core to another timing preset online
+    /// (`Node::set_timing`), the simulator keeps judging it by the preset it ran before, as
+    /// a ground truth that ignored online timing changes would: after `lan -> wan` its
+    /// fence bound is the lan lease while its votes last the wan lease.
+    StalePreset {
+        /// The node.
+        node: usize,
+    },
 }
 
 impl Bug {
@@ -213,7 +221,8 @@ impl Bug {
             | Bug::ReusedIncarnation { node }
             | Bug::PhantomFence { node, .. }
             | Bug::SlowClock { node, .. }
-            | Bug::HastyProposer { node } => node,
+            | Bug::HastyProposer { node }
+            | Bug::StalePreset { node } => node,
         }
     }
 
@@ -238,6 +247,7 @@ impl fmt::Display for Bug {
             }
             Bug::SlowClock { node, pct } => write!(f, "slow-clock:{}:{pct}", node + 1),
             Bug::HastyProposer { node } => write!(f, "hasty-proposer:{}", node + 1),
+            Bug::StalePreset { node } => write!(f, "stale-preset:{}", node + 1),
         }
     }
 }
@@ -248,7 +258,7 @@ impl std::str::FromStr for Bug {
     /// Parses what [`Bug`]'s `Display` prints.
     fn from_str(s: &str) -> Result<Bug, String> {
         let bad = || {
-            format!("unknown bug {s:?} (forged-ack:N:MS, deaf-to-acks:N:MS, reused-incarnation:N, phantom-fence:N:P:MS, slow-clock:N:PCT, hasty-proposer:N)")
+            format!("unknown bug {s:?} (forged-ack:N:MS, deaf-to-acks:N:MS, reused-incarnation:N, phantom-fence:N:P:MS, slow-clock:N:PCT, hasty-proposer:N, stale-preset:N)")
         };
         let mut parts = s.split(':');
         let kind = parts.next().ok_or_else(bad)?;
@@ -267,6 +277,7 @@ impl std::str::FromStr for Bug {
                 Bug::SlowClock { node: index(0)?, pct: u32::try_from(nums[1].min(50)).map_err(|_| bad())? }
             }
             ("hasty-proposer", 1) => Bug::HastyProposer { node: index(0)? },
+            ("stale-preset", 1) => Bug::StalePreset { node: index(0)? },
             _ => return Err(bad()),
         };
         Ok(bug)
@@ -427,6 +438,7 @@ mod tests {
             Bug::PhantomFence { node: 1, peer: 0, since: 7 * crate::clock::MS },
             Bug::SlowClock { node: 4, pct: 25 },
             Bug::HastyProposer { node: 2 },
+            Bug::StalePreset { node: 1 },
         ];
         for bug in bugs {
             assert_eq!(bug.to_string().parse::<Bug>(), Ok(bug), "{bug}");

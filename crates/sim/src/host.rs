@@ -21,13 +21,17 @@ use quorate_gate::{Clock, ManualClock, QuorumGate};
 use quorate_proto::{Incarnation, Instant, NodeId, Roster, VoteTable};
 
 use crate::clock::{SimClock, MS};
-use crate::setup::Setup;
+use crate::setup::{Preset, Setup};
 use crate::versions::Running;
 use crate::wire::Carry;
 
 /// Datagrams a paused process's socket buffers before dropping new arrivals (a Linux UDP
 /// receive buffer of a few MB holds tens of thousands of small datagrams).
 pub const BACKLOG_MAX: usize = 65_536;
+
+/// Replaced presets a host keeps on record ([`Host::replaced`]); the checkers need only
+/// those replaced within the longest lease, and switches come seconds apart.
+const REPLACED_MAX: usize = 8;
 
 /// Wall-clock milliseconds at real time zero; incarnations are wall-clock milliseconds at
 /// start, as in the runtime.
@@ -103,6 +107,12 @@ pub struct Host {
     /// The vote table of the version before [`Host::disk_roster`]'s (its `Roster::parent`),
     /// kept with it as the runtime's definition file keeps it.
     pub disk_parent: Option<VoteTable>,
+    /// The timing preset [`Host::disk_roster`]'s definition names (`Roster::timing`), kept
+    /// with it: a later life starts on that preset.
+    pub disk_timing: Option<String>,
+    /// The presets this node ran before its current one, each with the real time it was
+    /// replaced online (oldest first, a few at most): leases lent under one outlive it.
+    pub replaced: Vec<(u64, Preset)>,
     /// The last incarnation used (0 before the first start).
     last_incarnation: u64,
     /// Real time the host has been live (not down), ns, excluding the current stretch.
@@ -141,6 +151,8 @@ impl Host {
             adopt_on_resume: None,
             disk_roster: None,
             disk_parent: None,
+            disk_timing: None,
+            replaced: Vec::new(),
             last_incarnation: 0,
             live_ns: 0,
             live_since: None,
@@ -191,7 +203,7 @@ impl Host {
                 votes,
                 addresses: BTreeMap::new(),
                 parent,
-                timing: None,
+                timing: self.disk_timing.clone(),
             })?;
         }
         let (mut node, gate) =
@@ -257,6 +269,7 @@ impl Host {
         let life = self.life.as_mut()?;
         self.disk_roster = Some(running);
         self.disk_parent = roster.parent.clone();
+        self.disk_timing = roster.timing.clone();
         life.hand.set(local);
         let result = life.node.adopt(local, roster);
         if matches!(result, Ok(Adopted::Running)) {
@@ -264,6 +277,35 @@ impl Host {
             self.version = running.version;
         }
         Some(result)
+    }
+
+    /// The running core switches to `preset`'s timing at real time `now`
+    /// (`Node::set_timing` with `config`'s detector, gate and gossip settings, its drift
+    /// bound unchanged). With `judged`, the checkers judge the node by `preset` from now
+    /// on, keeping the one it replaces on record ([`Host::replaced`]); without, they keep
+    /// judging it by the old one (a planted bug, [`crate::Bug::StalePreset`]).
+    pub fn set_timing(
+        &mut self,
+        preset: Preset,
+        config: &Config,
+        now: u64,
+        judged: bool,
+    ) -> Option<Result<(), CoreConfigError>> {
+        let local = self.clock.local(now);
+        let life = self.life.as_mut()?;
+        life.hand.set(local);
+        let c = config.clone();
+        if let Err(e) = life.node.set_timing(local, c.detector, c.gate, c.gossip) {
+            return Some(Err(e));
+        }
+        if judged && preset != self.setup.preset {
+            if self.replaced.len() >= REPLACED_MAX {
+                self.replaced.remove(0);
+            }
+            self.replaced.push((now, self.setup.preset));
+            self.setup.preset = preset;
+        }
+        Some(Ok(()))
     }
 
     /// What this node runs.

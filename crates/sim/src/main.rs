@@ -64,7 +64,7 @@ struct Args {
     drift_scale: f64,
     /// Fault injection for replaying checker tests: plant a bug in one node (repeatable):
     /// forged-ack:N:MS, deaf-to-acks:N:MS, reused-incarnation:N, phantom-fence:N:P:MS,
-    /// slow-clock:N:PCT, hasty-proposer:N (node ids, milliseconds of simulated time).
+    /// slow-clock:N:PCT, hasty-proposer:N, stale-preset:N (node ids, milliseconds of simulated time).
     #[arg(long)]
     bug: Vec<Bug>,
 }

@@ -82,6 +82,13 @@ pub struct Changes {
     pub members_started: u64,
     /// Restarts refused because the node's disk records a definition that removed it.
     pub restarts_refused: u64,
+    /// Of the changes proposed, timing preset changes (`Node::propose_timing`).
+    pub timing_proposed: u64,
+    /// Of those, accepted.
+    pub timing_accepted: u64,
+    /// Running nodes switched to another preset (`Node::set_timing`) on adopting a
+    /// definition that names it.
+    pub timing_switches: u64,
 }
 
 impl Changes {
@@ -97,6 +104,9 @@ impl Changes {
         self.removed += o.removed;
         self.members_started += o.members_started;
         self.restarts_refused += o.restarts_refused;
+        self.timing_proposed += o.timing_proposed;
+        self.timing_accepted += o.timing_accepted;
+        self.timing_switches += o.timing_switches;
     }
 }
 
@@ -105,7 +115,8 @@ impl std::fmt::Display for Changes {
         write!(
             f,
             "changes proposed {} (accepted {}; refused: pending {}, unsafe {}, behind {}, change {}); \
-             adopted {} ({} as fresh starts); removed {}; added members started {}; restarts of removed nodes refused {}",
+             adopted {} ({} as fresh starts); removed {}; added members started {}; restarts of removed nodes refused {}; \
+             timing changes proposed {} (accepted {}), switches {}",
             self.proposed,
             self.accepted,
             self.refused_pending,
@@ -116,7 +127,10 @@ impl std::fmt::Display for Changes {
             self.fresh_starts,
             self.removed,
             self.members_started,
-            self.restarts_refused
+            self.restarts_refused,
+            self.timing_proposed,
+            self.timing_accepted,
+            self.timing_switches
         )
     }
 }

@@ -42,6 +42,19 @@ impl Preset {
         }
     }
 
+    /// The name a definition gives it (`Roster::timing`), as the runtime knows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Lan => "lan",
+            Preset::Wan => "wan",
+        }
+    }
+
+    /// The preset `name` names, if it is one.
+    pub fn from_name(name: &str) -> Option<Preset> {
+        [Preset::Lan, Preset::Wan].into_iter().find(|p| p.name() == name)
+    }
+
     /// The other preset.
     pub fn flipped(self) -> Preset {
         match self {
@@ -148,11 +161,7 @@ impl Setup {
 
 impl fmt::Display for Setup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let preset = match self.preset {
-            Preset::Lan => "lan",
-            Preset::Wan => "wan",
-        };
-        write!(f, "{preset}, definition {}", self.definition)
+        write!(f, "{}, definition {}", self.preset.name(), self.definition)
     }
 }
 

@@ -52,6 +52,17 @@ impl World {
         self.hosts[i].running()
     }
 
+    /// Fencing deadline of node `i` after a cut at real time `c`: the model's bound
+    /// ([`Model::fence_deadline`]) for the preset it runs, or for a preset it replaced
+    /// online if that one's is later. A vote lent under a replaced preset lasts its lease
+    /// from a heartbeat sent before the switch and before the cut: from `min(c, switch)`.
+    pub fn fence_deadline(&self, i: usize, c: u64) -> u64 {
+        let host = &self.hosts[i];
+        let own = self.model.fence_deadline(host.setup.preset, c);
+        let before = host.replaced.iter().map(|&(until, p)| self.model.fence_deadline(p, c.min(until)));
+        before.fold(own, u64::max)
+    }
+
     /// The timing preset node `i` runs.
     pub fn preset_of(&self, i: usize) -> Preset {
         self.hosts[i].setup.preset

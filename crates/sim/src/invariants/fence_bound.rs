@@ -2,7 +2,9 @@
 //! exchange datagrams both ways with a quorum of running voters of its own definition that
 //! run that definition too, counting itself; a paused node exchanges with nobody) is not
 //! writable from `c + lease x (1 + rho)` on, with the lease of its own preset, for as long
-//! as it stays cut off. `c` is the last instant at which the voters in contact with it
+//! as it stays cut off. A node that switched presets online is held to the later of that
+//! and, for each preset it replaced at `t`, `min(c, t) + that lease x (1 + rho)`
+//! ([`World::fence_deadline`]): after `wan -> lan` it may still hold wan votes. `c` is the last instant at which the voters in contact with it
 //! since then formed a quorum with it ([`crate::reach`]): leases lent at different moments
 //! add up. Guarantee G2; for a paused node also G3 (fenced by the clock alone).
 //!
@@ -39,7 +41,7 @@ impl FenceBound {
         if w.reach.node(i).cut_since != Some(c) {
             return;
         }
-        let deadline = w.model.fence_deadline(w.preset_of(i), c);
+        let deadline = w.fence_deadline(i, c);
         if w.now >= deadline && w.hosts[i].can_write_at(w.now) {
             let paused = if w.hosts[i].paused_since.is_some() { " (paused)" } else { "" };
             out.violate(
@@ -77,7 +79,7 @@ impl Invariant for FenceBound {
             if fenced < c {
                 continue;
             }
-            if fenced <= w.model.fence_deadline(w.preset_of(node), c) {
+            if fenced <= w.fence_deadline(node, c) {
                 let voter = w.quorum_of(node).is_voter(node);
                 out.measures.push(Measure::FenceLatency { voter, ns: fenced - c });
             }
@@ -95,7 +97,7 @@ impl Invariant for FenceBound {
             self.armed[i] = cut;
             match cut {
                 Some(c) => {
-                    out.wakes.push((w.model.fence_deadline(w.preset_of(i), c), i));
+                    out.wakes.push((w.fence_deadline(i, c), i));
                     if c == w.now && w.hosts[i].can_write_at(w.now) {
                         self.pending[i] = Some(c);
                     }

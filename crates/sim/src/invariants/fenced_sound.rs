@@ -26,8 +26,6 @@
 //! The run's count of announcements is reported ([`crate::Stats::peer_fenced`]), so a run
 //! in which this checker had nothing to check is visible.
 
-use std::time::Duration;
-
 use quorate_detector::PeerState;
 use quorate_gate::QuorumEvent;
 
@@ -61,7 +59,6 @@ impl FencedSound {
             return;
         }
         let now = host.local(w.now);
-        let lease = Duration::from_nanos(w.model.timing(w.preset_of(p)).lease);
         let q = w.quorum_of(p);
         let mut heard = q.bit(p);
         let mut others = q.voters() & !heard;
@@ -69,7 +66,7 @@ impl FencedSound {
         while others != 0 {
             let v = others.trailing_zeros() as usize;
             others &= others - 1;
-            if w.acks.vote(p, v, now, lease).is_some() && w.acks.heard(v, p).is_some_and(|s| s > step) {
+            if w.acks.vote(p, v, now).is_some() && w.acks.heard(v, p).is_some_and(|s| s > step) {
                 heard |= 1 << v;
             }
         }

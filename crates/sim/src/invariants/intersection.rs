@@ -23,8 +23,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use std::time::Duration;
-
 use super::checker::{Invariant, Out, Step};
 use crate::model::Quorum;
 use crate::world::World;
@@ -135,7 +133,6 @@ fn contact_set(w: &World, i: usize) -> Option<Contacts> {
         return None;
     }
     let now = host.local(w.now);
-    let lease = Duration::from_nanos(w.model.timing(w.preset_of(i)).lease);
     let q = w.quorum_of(i);
     let mut c = Contacts { mask: q.bit(i), lapse: u64::MAX };
     let mut others = q.voters() & !c.mask;
@@ -143,9 +140,9 @@ fn contact_set(w: &World, i: usize) -> Option<Contacts> {
     while others != 0 {
         let v = others.trailing_zeros() as usize;
         others &= others - 1;
-        if let Some(send) = w.acks.vote(i, v, now, lease) {
+        if let Some(send) = w.acks.vote(i, v, now) {
             c.mask |= 1 << v;
-            c.lapse = c.lapse.min(host.clock.real_at(send.local + lease));
+            c.lapse = c.lapse.min(host.clock.real_at(send.local + send.lease));
         }
     }
     Some(c)

@@ -138,7 +138,13 @@ fn configs_of(scenario: &Scenario, cluster: ClusterId) -> Result<BTreeMap<Setup,
     });
     let mut configs = BTreeMap::new();
     let started = scenario.setups.iter().copied().enumerate().take(n.saturating_sub(scenario.spares));
-    for (i, setup) in started.chain(switched) {
+    // Proposals may switch the cluster's timing preset online: the other preset is used too.
+    let proposing = scenario.faults.iter().any(|f| matches!(f.fault, Fault::Propose { .. }));
+    let flipped = started
+        .clone()
+        .filter(|_| proposing)
+        .map(|(i, s)| (i, Setup { preset: s.preset.flipped(), definition: s.definition }));
+    for (i, setup) in started.chain(switched).chain(flipped) {
         let Some(definition) = scenario.definitions.get(setup.definition) else {
             return Err(SimError::Scenario(format!(
                 "n{} runs definition {}, of {}",

@@ -48,8 +48,7 @@ impl Sim {
             return;
         };
         let host = &self.world.hosts[to];
-        let lease = std::time::Duration::from_nanos(self.world.model.timing(host.setup.preset).lease);
-        let fresh = self.world.acks.lookup(to, from, hb).is_some_and(|s| s.local + lease > host.local(now));
+        let fresh = self.world.acks.lookup(to, from, hb).is_some_and(|s| s.local + s.lease > host.local(now));
         if now >= since && fresh && self.world.quorum_of(to).is_voter(from) && !host.can_write_at(now) {
             self.phantom_done = true;
             self.phantom = Some((node, to));

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //!   Fault::Propose ──► a running member ──► Node::propose(change) ──► refused (counted)
+//!                       (1 in 20: Node::propose_timing(the other preset))
 //!                                                             └──► Roster v+1
 //!   after every step ──► Node::poll_adopt() ──► Roster (a later version a peer runs)
-//!   Roster ──► disk (definition index + version) ──► Node::adopt ──► Running: the model
-//!                                                               and the ground truth follow
+//!   Roster ──► disk (definition index + version + preset name) ──► Node::adopt ──► Running:
+//!                                                         the model and the ground truth follow
+//!                        names another preset than the node runs? ──► Node::set_timing
 //!                                                          └──► Removed: the process exits,
 //!                                                               and never starts again
 //!   a change that adds a member ──► its host starts soon after, on a file listing the
@@ -26,13 +28,16 @@ use super::Sim;
 use crate::faults::{Bug, Fault, Scheduled};
 use crate::host::ProcessState;
 use crate::invariants::{StepKind, Violation};
-use crate::setup::{Definition, Setup};
+use crate::setup::{Definition, Preset, Setup};
 use crate::timeline::What;
 use crate::versions::{definition_of, Running};
 
 /// Definitions one step may make a node adopt in a row (each is a later version than the
 /// one before, so a handful is plenty; the bound keeps a confused core from looping).
 const FOLLOW_MAX: usize = 4;
+
+/// One proposal in this many (not in the bursts of adds) switches the timing preset.
+const TIMING_ONE_IN: u64 = 20;
 
 /// The longest wait between a change that adds a member and the start of its host, ms.
 const ADDED_START_MS_MAX: u64 = 1_500;
@@ -70,10 +75,16 @@ impl Sim {
         let running = Running { definition: index, version: roster.version };
         let before = self.world.hosts[i].running();
         let preset = self.world.hosts[i].setup.preset;
-        if self.world.model.definitions[index].contains(i)
-            && self.config_for(i, Setup { preset, definition: index }).is_none()
-        {
+        // A definition that names another preset than the node runs switches its timing.
+        let switch = roster.timing.as_deref().and_then(Preset::from_name).filter(|p| *p != preset);
+        let member = self.world.model.definitions[index].contains(i);
+        if member && self.config_for(i, Setup { preset, definition: index }).is_none() {
             return;
+        }
+        if let Some(p) = switch.filter(|_| member) {
+            if self.config_for(i, Setup { preset: p, definition: index }).is_none() {
+                return;
+            }
         }
         let Some(result) = self.world.hosts[i].adopt(roster, running, now) else { return };
         let version = running.version;
@@ -85,6 +96,9 @@ impl Sim {
                 let fresh = if step { "" } else { " (as a fresh start)" };
                 let text = format!("{how} version {version} {shown}{fresh}");
                 self.world.timeline.record(now, What::Member { node: i, text }, &[]);
+                if let Some(p) = switch {
+                    self.switch_timing(i, p, index);
+                }
                 self.after_fault();
                 self.after_step(i, StepKind::Timer);
             }
@@ -104,8 +118,29 @@ impl Sim {
         }
     }
 
-    /// Node `i`'s configuration on `setup` (made and checked the first time a definition
-    /// that appeared during the run is needed); `None` after reporting a refusal.
+    /// Right after node `i` adopted a definition (index `definition`) that names `preset`,
+    /// its driver switches the running core to that preset's timing, as the runtime does
+    /// (`Node::set_timing`; the drift bound stays). The disk already keeps the name with
+    /// the definition; the checkers judge the node by `preset` from now on, and by the
+    /// preset it replaced for as long as votes lent under that one may last.
+    fn switch_timing(&mut self, i: usize, preset: Preset, definition: usize) {
+        let now = self.world.now;
+        let Some(config) = self.config_for(i, Setup { preset, definition }) else { return };
+        let judged = !self.scenario.bugs.contains(&Bug::StalePreset { node: i });
+        match self.world.hosts[i].set_timing(preset, &config, now, judged) {
+            Some(Ok(())) => {
+                self.stats.changes.timing_switches += 1;
+                let text = format!("runs the {} timing preset from now on", preset.name());
+                self.world.timeline.record(now, What::Member { node: i, text }, &[]);
+            }
+            Some(Err(e)) => {
+                let detail = format!("n{} could not switch to the {} preset: {e}", i + 1, preset.name());
+                self.violation = Some(Violation { invariant: "adopt", at: now, detail });
+            }
+            None => {}
+        }
+    }
+
     /// The vote table of the scenario's definition `definition` (as any member of it
     /// resolves it).
     pub(super) fn table_of(&self, definition: usize) -> Option<quorate_proto::VoteTable> {
@@ -115,6 +150,8 @@ impl Sim {
         config.check().ok().map(|v| v.votes().clone())
     }
 
+    /// Node `i`'s configuration on `setup` (made and checked the first time a definition
+    /// that appeared during the run is needed); `None` after reporting a refusal.
     pub(super) fn config_for(&mut self, i: usize, setup: Setup) -> Option<Config> {
         if let Some(c) = self.configs.get(&setup) {
             return Some(c.clone());
@@ -145,7 +182,8 @@ impl Sim {
         else {
             return;
         };
-        let Some(life) = self.world.hosts[i].life.as_ref() else { return };
+        let host = &self.world.hosts[i];
+        let Some(life) = host.life.as_ref() else { return };
         let current = life.node.roster().clone();
         let spare = (0..self.world.hosts.len()).find(|&k| !self.world.hosts[k].commissioned);
         let change = match spare.filter(|_| grow) {
@@ -153,7 +191,20 @@ impl Sim {
             None => draw(&current, spare, &mut rng),
         };
         self.stats.changes.proposed += 1;
-        let result = if self.scenario.bugs.contains(&Bug::HastyProposer { node: i }) {
+        // A few proposals switch the timing preset instead (the other one than in force);
+        // decided from the pick itself, so the other proposals of a seed stay as they were.
+        let timing = (!grow && pick % TIMING_ONE_IN == 0).then(|| {
+            let running = current.timing.as_deref().and_then(Preset::from_name).unwrap_or(host.setup.preset);
+            running.flipped()
+        });
+        let shown = match timing {
+            Some(p) => format!("timing.preset={}", p.name()),
+            None => change.to_string(),
+        };
+        let result = if let Some(p) = timing {
+            self.stats.changes.timing_proposed += 1;
+            life.node.propose_timing(p.name())
+        } else if self.scenario.bugs.contains(&Bug::HastyProposer { node: i }) {
             hasty(&current, &change)
         } else {
             life.node.propose(&change, None)
@@ -168,16 +219,17 @@ impl Sim {
                     ProposeError::Behind { .. } => c.refused_behind += 1,
                     _ => c.refused_change += 1,
                 }
-                let text = format!("refuses \"{change}\": {e}");
+                let text = format!("refuses \"{shown}\": {e}");
                 self.world.timeline.record(now, What::Member { node: i, text }, &[]);
                 return;
             }
         };
         self.stats.changes.accepted += 1;
-        let text = format!("accepts \"{change}\" as version {}", roster.version);
+        self.stats.changes.timing_accepted += u64::from(timing.is_some());
+        let text = format!("accepts \"{shown}\" as version {}", roster.version);
         self.world.timeline.record(now, What::Member { node: i, text }, &[]);
         let added = match change {
-            Change::AddMember { id, .. } => Some(index_of(id)),
+            Change::AddMember { id, .. } if timing.is_none() => Some(index_of(id)),
             _ => None,
         };
         let file = definition_of(&roster);

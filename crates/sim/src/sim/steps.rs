@@ -13,6 +13,7 @@ use crate::faults::Bug;
 use crate::host::{ProcessState, BACKLOG_MAX};
 use crate::invariants::{Out, Step, StepKind, Violation};
 use crate::net::{DropWhy, Fate};
+use crate::setup::Preset;
 use crate::timeline::What;
 use crate::versions::Running;
 use crate::wire::{heartbeat_of, index_of, with_terms, Carry};
@@ -167,7 +168,9 @@ impl Sim {
         if to < self.world.hosts.len() {
             if let Some(hb) = heartbeat_of(&payload, carry, self.cluster) {
                 let local = self.world.hosts[from].local(now);
-                self.world.acks.sent(from, to, &hb, local, now);
+                let lease = self.world.model.timing(self.world.preset_of(from)).lease;
+                let lease = std::time::Duration::from_nanos(lease);
+                self.world.acks.sent(from, to, &hb, local, now, lease);
                 if !self.phantom_done && hb.ack.is_some() {
                     self.arm_phantom(from, to, &hb);
                 }
@@ -249,6 +252,12 @@ impl Sim {
         }
         host.setup.definition = from.definition;
         host.version = from.version;
+        // A definition kept on disk that names a preset starts the life on it.
+        let named =
+            host.disk_roster.filter(|_| !forget).and(host.disk_timing.as_deref()).and_then(Preset::from_name);
+        if let Some(preset) = named {
+            host.setup.preset = preset;
+        }
         let setup = host.setup;
         let Some(config) = self.config_for(i, setup) else { return };
         let host = &mut self.world.hosts[i];
