@@ -301,6 +301,6 @@ fn an_observer_of_the_parent_is_not_waited_for() {
         BTreeMap::new(),
     );
     let v1 = add(&parent, 4);
-    let mut d = node1(v1);
+    let d = node1(v1);
     assert_eq!(d.not_moved(), [n(2), n(3)], "node 5 has no vote");
 }
