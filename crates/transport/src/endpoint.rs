@@ -63,6 +63,10 @@ use crate::{
 };
 use quorate_proto::NodeId;
 
+/// How long a connection to a peer that said this node is not its member must stay up
+/// before that refusal is taken back.
+const ACCEPTED_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long [`Transport::shutdown`] waits for its tasks to end before returning anyway.
 pub const SHUTDOWN_WAIT_MAX: Duration = Duration::from_secs(2);
 
@@ -433,8 +437,17 @@ impl EndpointState {
         match peer.install(self.me, conn.clone(), dialer, seq) {
             Installation::Kept { replaced, reconnect } => {
                 bump(&c.connections_established);
-                if peer.set_refuses_us(false) {
-                    tracing::info!(peer = %peer.id, "peer accepts this node as a member again");
+                // A peer that refuses this node still completes the handshake and then
+                // closes: only a connection that stays up a while says it accepts us again
+                // (clearing at once would hide the refusal between two dials).
+                if peer.refuses_us() {
+                    let (peer, conn) = (peer.clone(), conn.clone());
+                    self.spawn(async move {
+                        tokio::time::sleep(ACCEPTED_AGAIN_AFTER).await;
+                        if conn.close_reason().is_none() && peer.set_refuses_us(false) {
+                            tracing::info!(peer = %peer.id, "peer accepts this node as a member again");
+                        }
+                    });
                 }
                 if reconnect {
                     bump(&c.reconnects);
