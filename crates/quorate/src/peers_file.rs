@@ -26,7 +26,7 @@
 use quorate_core::PeerDefinitions;
 use quorate_proto::{DefinitionDigest, NodeId};
 
-use crate::integrity::{crc32, Corruption};
+use crate::integrity::{count, frame, seal, unframe, Corruption};
 
 /// The peers file inside the data directory.
 pub const PEERS_FILE: &str = "quorate.peers";
@@ -46,10 +46,7 @@ const MAGIC: [u8; 8] = *b"qrpeers\n";
 /// The encoding of `defs` (see the module docs). Lists beyond the bounds are cut at the
 /// bound (the core never holds more peers than that).
 pub fn encode(defs: &PeerDefinitions) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&PEERS_FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes()); // length, filled in below
+    let mut out = frame(&MAGIC, PEERS_FORMAT_VERSION);
     let peers = &defs.peers[..defs.peers.len().min(PEERS_MAX)];
     out.extend_from_slice(&count(peers.len()).to_le_bytes());
     for (id, digest) in peers {
@@ -69,37 +66,12 @@ pub fn encode(defs: &PeerDefinitions) -> Vec<u8> {
         out.push(u8::from(tie_breaker.is_some()));
         out.extend_from_slice(&tie_breaker.map_or(0, |t| t.0).to_le_bytes());
     }
-    let len = count(out.len() + 4);
-    out[12..16].copy_from_slice(&len.to_le_bytes());
-    let crc = crc32(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    seal(out)
 }
 
 /// Decodes a peers file, refusing anything but an intact version-1 or version-2 file.
 pub fn decode(bytes: &[u8]) -> Result<PeerDefinitions, Corruption> {
-    if bytes.len() < 20 {
-        return Err(Corruption::Length { len: bytes.len(), expected: 20 });
-    }
-    if bytes[0..8] != MAGIC {
-        return Err(Corruption::NotAStateFile);
-    }
-    let mut r = Reader { bytes, at: 8 };
-    let version = r.u32()?;
-    if version != PEERS_FORMAT_VERSION && version != 1 {
-        return Err(Corruption::UnknownVersion { version, readable: PEERS_FORMAT_VERSION });
-    }
-    let len = r.u32()? as usize;
-    if len != bytes.len() {
-        return Err(Corruption::Length { len: bytes.len(), expected: len });
-    }
-    let body = bytes.len() - 4;
-    let stored = u32::from_le_bytes([bytes[body], bytes[body + 1], bytes[body + 2], bytes[body + 3]]);
-    let computed = crc32(&bytes[..body]);
-    if stored != computed {
-        return Err(Corruption::Checksum { stored, computed });
-    }
-    let mut r = Reader { bytes: &bytes[..body], at: 16 };
+    let (version, mut r) = unframe(bytes, &MAGIC, 1..=PEERS_FORMAT_VERSION)?;
     let peers_len = r.bounded(PEERS_MAX)?;
     let mut peers = Vec::with_capacity(peers_len);
     for _ in 0..peers_len {
@@ -120,63 +92,14 @@ pub fn decode(bytes: &[u8]) -> Result<PeerDefinitions, Corruption> {
         let tie_breaker = r.u64()?;
         tables.push((definition_version, (members, has_tie_breaker.then_some(NodeId(tie_breaker)))));
     }
-    if r.at != body {
-        return Err(Corruption::Length { len: bytes.len(), expected: r.at + 4 });
-    }
+    r.finish()?;
     Ok(PeerDefinitions { peers, tables })
-}
-
-fn count(n: usize) -> u32 {
-    // Every count is bounded by PEERS_MAX or MEMBERS_MAX, and a file by PEERS_READ_MAX.
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// A cursor over the file's bytes; running out is a length error.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], Corruption> {
-        let end = self.at.checked_add(N).filter(|&e| e <= self.bytes.len());
-        let Some(end) = end else {
-            return Err(Corruption::Length { len: self.bytes.len() + 4, expected: self.at + N + 4 });
-        };
-        let mut out = [0u8; N];
-        out.copy_from_slice(&self.bytes[self.at..end]);
-        self.at = end;
-        Ok(out)
-    }
-
-    fn array(&mut self) -> Result<[u8; 8], Corruption> {
-        self.take::<8>()
-    }
-
-    fn u8(&mut self) -> Result<u8, Corruption> {
-        Ok(self.take::<1>()?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, Corruption> {
-        Ok(u32::from_le_bytes(self.take::<4>()?))
-    }
-
-    fn u64(&mut self) -> Result<u64, Corruption> {
-        Ok(u64::from_le_bytes(self.take::<8>()?))
-    }
-
-    fn bounded(&mut self, max: usize) -> Result<usize, Corruption> {
-        let n = self.u32()? as usize;
-        if n > max {
-            return Err(Corruption::Length { len: self.bytes.len() + 4, expected: 0 });
-        }
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrity::crc32;
     use proptest::prelude::*;
 
     fn sample() -> PeerDefinitions {

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 
 use quorate_proto::{check_timing_name, NodeId, Roster, VoteTable, ADDRESS_BYTES_MAX, TIMING_NAME_BYTES_MAX};
 
-use crate::integrity::{crc32, Corruption};
+use crate::integrity::{count, frame, seal, unframe, Corruption, Reader};
 
 /// The definition file inside the data directory.
 pub const ROSTER_FILE: &str = "quorate.definition";
@@ -50,17 +50,12 @@ pub const MEMBERS_MAX: usize = 4096;
 pub const ROSTER_READ_MAX: u64 = 2 << 20;
 
 const MAGIC: [u8; 8] = *b"qrdefin\n";
-/// Magic, version, length.
-const HEADER_BYTES: usize = 16;
 
 /// The encoding of `roster` (see the module docs). Members beyond [`MEMBERS_MAX`] and
 /// addresses longer than `ADDRESS_BYTES_MAX` cannot occur (the core refuses such
 /// definitions); they would be cut at the bound.
 pub fn encode(roster: &Roster) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&ROSTER_FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes()); // length, filled in below
+    let mut out = frame(&MAGIC, ROSTER_FORMAT_VERSION);
     out.extend_from_slice(&roster.version.to_le_bytes());
     let members: Vec<(NodeId, u32)> = roster.votes.members().take(MEMBERS_MAX).collect();
     out.extend_from_slice(&count(members.len()).to_le_bytes());
@@ -93,38 +88,13 @@ pub fn encode(roster: &Roster) -> Vec<u8> {
     // TIMING_NAME_BYTES_MAX is 32: the length fits a byte.
     out.push(u8::try_from(timing.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(timing);
-    let len = count(out.len() + 4);
-    out[12..16].copy_from_slice(&len.to_le_bytes());
-    let crc = crc32(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    seal(out)
 }
 
 /// Decodes a definition file, refusing anything but an intact version-1 or version-2 file
 /// that holds a valid definition.
 pub fn decode(bytes: &[u8]) -> Result<Roster, Corruption> {
-    if bytes.len() < HEADER_BYTES + 4 {
-        return Err(Corruption::Length { len: bytes.len(), expected: HEADER_BYTES + 4 });
-    }
-    if bytes[0..8] != MAGIC {
-        return Err(Corruption::NotAStateFile);
-    }
-    let mut r = Reader { bytes, at: 8 };
-    let format = r.u32()?;
-    if format != ROSTER_FORMAT_VERSION && format != 1 {
-        return Err(Corruption::UnknownVersion { version: format, readable: ROSTER_FORMAT_VERSION });
-    }
-    let len = r.u32()? as usize;
-    if len != bytes.len() {
-        return Err(Corruption::Length { len: bytes.len(), expected: len });
-    }
-    let body = bytes.len() - 4;
-    let stored = u32::from_le_bytes([bytes[body], bytes[body + 1], bytes[body + 2], bytes[body + 3]]);
-    let computed = crc32(&bytes[..body]);
-    if stored != computed {
-        return Err(Corruption::Checksum { stored, computed });
-    }
-    let mut r = Reader { bytes: &bytes[..body], at: HEADER_BYTES };
+    let (format, mut r) = unframe(bytes, &MAGIC, 1..=ROSTER_FORMAT_VERSION)?;
     let version = r.u64()?;
     let members_len = r.u32()? as usize;
     if members_len == 0 || members_len > MEMBERS_MAX {
@@ -151,9 +121,7 @@ pub fn decode(bytes: &[u8]) -> Result<Roster, Corruption> {
         .map_err(|_| Corruption::Invalid)?;
     let (parent, timing) =
         if format >= 2 { (read_parent(&mut r)?, read_timing(&mut r)?) } else { (None, None) };
-    if r.at != body {
-        return Err(Corruption::Length { len: bytes.len(), expected: r.at + 4 });
-    }
+    r.finish()?;
     Ok(Roster { version, votes, addresses, parent, timing })
 }
 
@@ -187,54 +155,10 @@ fn read_timing(r: &mut Reader<'_>) -> Result<Option<String>, Corruption> {
     Ok((len > 0).then(|| name.to_owned()))
 }
 
-fn count(n: usize) -> u32 {
-    // Every count is bounded by MEMBERS_MAX, and a file by ROSTER_READ_MAX.
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// A cursor over the file's bytes; running out is a length error.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn slice(&mut self, n: usize) -> Result<&[u8], Corruption> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let Some(end) = end else {
-            return Err(Corruption::Length { len: self.bytes.len() + 4, expected: self.at + n + 4 });
-        };
-        let out = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], Corruption> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.slice(N)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, Corruption> {
-        Ok(self.take::<1>()?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, Corruption> {
-        Ok(u16::from_le_bytes(self.take::<2>()?))
-    }
-
-    fn u32(&mut self) -> Result<u32, Corruption> {
-        Ok(u32::from_le_bytes(self.take::<4>()?))
-    }
-
-    fn u64(&mut self) -> Result<u64, Corruption> {
-        Ok(u64::from_le_bytes(self.take::<8>()?))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrity::{crc32, FRAME_HEADER_BYTES};
     use proptest::prelude::*;
     use quorate_proto::{Change, TieBreaker};
 
@@ -300,7 +224,7 @@ mod tests {
     fn an_intact_file_with_an_invalid_definition_is_refused() {
         // Two members with the same id, checksummed as if intact.
         let mut bytes = encode(&sample());
-        let second = HEADER_BYTES + 12;
+        let second = FRAME_HEADER_BYTES + 12;
         let first_len = 8 + 4 + 2 + "quorate-1.quorate:7001".len();
         bytes[second + first_len..second + first_len + 8].copy_from_slice(&1u64.to_le_bytes());
         let body = bytes.len() - 4;
@@ -329,7 +253,7 @@ mod tests {
         ) {
             let mut bytes = MAGIC.to_vec();
             bytes.extend_from_slice(&ROSTER_FORMAT_VERSION.to_le_bytes());
-            bytes.extend_from_slice(&count(HEADER_BYTES + tail.len() + 4).to_le_bytes());
+            bytes.extend_from_slice(&count(FRAME_HEADER_BYTES + tail.len() + 4).to_le_bytes());
             bytes.extend_from_slice(&tail);
             let crc = crc32(&bytes);
             bytes.extend_from_slice(&crc.to_le_bytes());
