@@ -7,60 +7,11 @@
 
 mod common;
 
-use std::fs::File;
-use std::path::Path;
-use std::process::{Child, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{free_tcp_ports, free_udp_ports, quorate, run_bounded, Children, Finished, TempDir};
-use serde_json::Value;
-
-fn status(admin: &str) -> Option<Value> {
-    let mut cmd = quorate();
-    cmd.args(["status", "--json", "--admin", admin]);
-    let done = run_bounded(cmd, Duration::from_secs(10));
-    (done.code() == Some(0)).then(|| serde_json::from_str(&done.stdout).ok()).flatten()
-}
-
-fn logs(dir: &Path) -> String {
-    (1..=4)
-        .map(|i| {
-            let log = std::fs::read_to_string(dir.join(format!("node-{i}.log"))).unwrap_or_default();
-            format!("--- node {i} ---\n{log}")
-        })
-        .collect()
-}
-
-fn start(dir: &Path, id: usize, admin: &str, peers: &[String]) -> Child {
-    let log = File::options().create(true).append(true).open(dir.join(format!("node-{id}.log"))).unwrap();
-    let mut cmd = quorate();
-    cmd.arg("run")
-        .args(["--id", &id.to_string(), "--admin", admin])
-        .arg("--tls-dir")
-        .arg(dir.join("certs"))
-        .arg("--data-dir")
-        .arg(dir.join(format!("data-{id}")));
-    for p in peers {
-        cmd.args(["--peer", p]);
-    }
-    cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-    cmd.spawn().unwrap()
-}
-
-fn cli(args: &[&str]) -> Finished {
-    let mut cmd = quorate();
-    cmd.args(args);
-    run_bounded(cmd, Duration::from_secs(40))
-}
-
-fn wait(dir: &Path, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what} within 15 s\n{}", logs(dir));
-        thread::sleep(Duration::from_millis(200));
-    }
-}
+use common::{
+    cli, free_tcp_ports, free_udp_ports, logs, quorate, run_bounded, start, status, wait, Children, TempDir,
+};
 
 #[test]
 fn a_cluster_grows_online_and_a_removed_node_exits_and_stays_out() {

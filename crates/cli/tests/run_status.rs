@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_tcp_ports, free_udp_ports, quorate, run_bounded, Children, TempDir};
+use common::{free_tcp_ports, free_udp_ports, logs, quorate, run_bounded, Children, TempDir};
 use serde_json::Value;
 
 /// Reads a node's status as JSON; `None` while it is not answering yet.
@@ -22,15 +22,6 @@ fn status(admin: &str) -> Option<Value> {
         return None;
     }
     Some(serde_json::from_str(&done.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", done.stdout)))
-}
-
-fn logs(dir: &TempDir) -> String {
-    (1..=3)
-        .map(|i| {
-            let log = std::fs::read_to_string(dir.path().join(format!("node-{i}.log"))).unwrap_or_default();
-            format!("--- node {i} ---\n{log}")
-        })
-        .collect()
 }
 
 #[test]
@@ -79,7 +70,7 @@ fn three_nodes_from_flags_become_writable_and_status_shows_it() {
         if all_writable && node1_sees_all {
             break now;
         }
-        assert!(Instant::now() < deadline, "not all writable within 10 s: {now:?}\n{}", logs(&dir));
+        assert!(Instant::now() < deadline, "not all writable within 10 s: {now:?}\n{}", logs(dir.path()));
         thread::sleep(Duration::from_millis(200));
     };
     let node1 = last[0].as_ref().unwrap();
@@ -112,8 +103,8 @@ fn three_nodes_from_flags_become_writable_and_status_shows_it() {
         if let Some(status) = children.0[2].try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "node 3 ignored SIGTERM\n{}", logs(&dir));
+        assert!(Instant::now() < deadline, "node 3 ignored SIGTERM\n{}", logs(dir.path()));
         thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(exit.code(), Some(0), "{}", logs(&dir));
+    assert_eq!(exit.code(), Some(0), "{}", logs(dir.path()));
 }

@@ -1,8 +1,11 @@
 //! Helpers for tests that run the built `quorate` binary: temporary directories, free
-//! loopback ports, and child processes that are always killed and always waited for.
+//! loopback ports, child processes that are always killed and always waited for, and the
+//! steps of the tests that run a cluster of `quorate run` processes (start a node, read its
+//! status, run a command, wait, show the nodes' logs).
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+use std::fs::File;
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -133,4 +136,59 @@ fn free_ports(n: usize, mut one: impl FnMut() -> u16) -> Vec<u16> {
         }
     }
     panic!("could not find {n} distinct free ports");
+}
+
+/// Node ids whose logs [`logs`] looks for.
+const LOGGED_NODES_MAX: usize = 16;
+
+/// A node's status as JSON (`quorate status --json`); `None` while it does not answer.
+pub fn status(admin: &str) -> Option<serde_json::Value> {
+    let mut cmd = quorate();
+    cmd.args(["status", "--json", "--admin", admin]);
+    let done = run_bounded(cmd, Duration::from_secs(10));
+    (done.code() == Some(0)).then(|| serde_json::from_str(&done.stdout).ok()).flatten()
+}
+
+/// Every `node-N.log` in `dir` that exists, in id order, for a failure message.
+pub fn logs(dir: &Path) -> String {
+    (1..=LOGGED_NODES_MAX)
+        .filter_map(|i| {
+            let log = std::fs::read_to_string(dir.join(format!("node-{i}.log"))).ok()?;
+            Some(format!("--- node {i} ---\n{log}"))
+        })
+        .collect()
+}
+
+/// Starts `quorate run` for node `id` with its certificates in `dir/certs`, its data in
+/// `dir/data-ID` and its output appended to `dir/node-ID.log`.
+pub fn start(dir: &Path, id: usize, admin: &str, peers: &[String]) -> Child {
+    let log = File::options().create(true).append(true).open(dir.join(format!("node-{id}.log"))).unwrap();
+    let mut cmd = quorate();
+    cmd.arg("run")
+        .args(["--id", &id.to_string(), "--admin", admin])
+        .arg("--tls-dir")
+        .arg(dir.join("certs"))
+        .arg("--data-dir")
+        .arg(dir.join(format!("data-{id}")));
+    for p in peers {
+        cmd.args(["--peer", p]);
+    }
+    cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+    cmd.spawn().unwrap()
+}
+
+/// Runs `quorate ARGS`, for at most 40 s.
+pub fn cli(args: &[&str]) -> Finished {
+    let mut cmd = quorate();
+    cmd.args(args);
+    run_bounded(cmd, Duration::from_secs(40))
+}
+
+/// Polls `done` every 200 ms for up to 15 s; fails naming `what`, with the logs of `dir`.
+pub fn wait(dir: &Path, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within 15 s\n{}", logs(dir));
+        thread::sleep(Duration::from_millis(200));
+    }
 }
