@@ -17,15 +17,7 @@ fn all_writable(net: &Net, real: u64) -> bool {
 
 /// The instant every node is writable, polled in 10 ms steps up to `limit`.
 fn time_until_all_writable(net: &mut Net, limit: u64) -> Option<u64> {
-    let start = net.now;
-    while net.now < start + limit {
-        if all_writable(net, net.now) {
-            return Some(net.now - start);
-        }
-        let next = net.now + 10 * MS;
-        net.run_until(next);
-    }
-    None
+    net.time_until(limit, |n| all_writable(n, n.now))
 }
 
 #[test]

@@ -12,23 +12,6 @@ use quorate_proto::{Change, NodeId, Roster, SuccessionError};
 
 const SEC: u64 = 1_000 * MS;
 
-/// Runs until `ok` holds, polled every 10 ms, for at most `limit`; how long it took.
-fn time_until(net: &mut Net, limit: u64, ok: impl Fn(&Net) -> bool) -> Option<u64> {
-    let start = net.now;
-    while net.now < start + limit {
-        if ok(net) {
-            return Some(net.now - start);
-        }
-        let next = net.now + 10 * MS;
-        net.run_until(next);
-    }
-    None
-}
-
-fn writable(net: &Net, nodes: &[usize]) -> bool {
-    nodes.iter().all(|&i| net.nodes[i].can_write_at(net.now))
-}
-
 fn versions(net: &Net, nodes: &[usize]) -> Vec<u64> {
     nodes.iter().map(|&i| net.nodes[i].node.roster().version).collect()
 }
@@ -82,7 +65,7 @@ fn a_change_spreads_from_the_node_it_was_made_on_and_the_majority_stays_writable
         let mut config = config_for(3, 0);
         config.gate.tie_breaker = TieBreaker::None;
         let mut net = Net::with_config(3, seed, config.clone());
-        assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some(), "seed {seed}");
+        assert!(net.time_until(2 * SEC, |n| n.writable(&[0, 1, 2])).is_some(), "seed {seed}");
         // Every vote lent to every node (the first quorum may have been two of three).
         net.run_until(net.now + SEC);
 
@@ -94,7 +77,7 @@ fn a_change_spreads_from_the_node_it_was_made_on_and_the_majority_stays_writable
         // Votes cross the two versions, so nobody of the three loses its quorum meanwhile.
         stays_writable(&mut net, &[0, 1, 2], SEC).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         assert_eq!(versions(&net, &[0, 1, 2, 3]), [1, 1, 1, 1], "seed {seed}");
-        assert!(writable(&net, &[3]), "seed {seed}: the new member writes");
+        assert!(net.writable(&[3]), "seed {seed}: the new member writes");
 
         // Grow 4 -> 5 from another node, once every voter runs version 1.
         propose_when_ready(&mut net, 3, Change::AddMember { id: NodeId(5), votes: 1 });
@@ -110,7 +93,7 @@ fn a_change_spreads_from_the_node_it_was_made_on_and_the_majority_stays_writable
 #[test]
 fn the_next_change_waits_until_every_voter_runs_the_current_one() {
     let mut net = Net::new(3, 11);
-    assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
+    assert!(net.time_until(2 * SEC, |n| n.writable(&[0, 1, 2])).is_some());
     net.partition(&[2], &[0, 1]);
     // Node 3 was heard running version 0: the first change may go.
     propose(&mut net, 0, Change::AddMember { id: NodeId(4), votes: 0 }).unwrap_or_else(|e| panic!("{e}"));
@@ -124,16 +107,16 @@ fn the_next_change_waits_until_every_voter_runs_the_current_one() {
     );
     // Node 3 is back: it adopts version 1, and the next change may go.
     net.heal();
-    assert!(time_until(&mut net, 3 * SEC, |n| versions(n, &[2]) == [1]).is_some());
+    assert!(net.time_until(3 * SEC, |n| versions(n, &[2]) == [1]).is_some());
     propose_when_ready(&mut net, 0, Change::RemoveMember { id: NodeId(4) });
-    assert!(time_until(&mut net, 2 * SEC, |n| versions(n, &[0, 1, 2]) == [2, 2, 2]).is_some());
-    assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
+    assert!(net.time_until(2 * SEC, |n| versions(n, &[0, 1, 2]) == [2, 2, 2]).is_some());
+    assert!(net.time_until(2 * SEC, |n| n.writable(&[0, 1, 2])).is_some());
 }
 
 #[test]
 fn an_unsafe_change_is_refused_with_a_safe_route_and_the_route_works() {
     let mut net = Net::new(3, 5);
-    assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
+    assert!(net.time_until(2 * SEC, |n| n.writable(&[0, 1, 2])).is_some());
     // Under the lowest-id tie-breaker, {1} would be a quorum of {1,2} beside {2,3} of three.
     let refused = net.nodes[0].node.propose(&Change::RemoveMember { id: NodeId(3) }, None);
     let Err(ProposeError::Unsafe(SuccessionError::Unsafe(why))) = refused else {
@@ -153,7 +136,7 @@ fn an_unsafe_change_is_refused_with_a_safe_route_and_the_route_works() {
         let want = step as u64 + 1;
         let proposed = propose_when_ready(&mut net, 0, change);
         assert_eq!(proposed.version, want);
-        let spread = time_until(&mut net, 2 * SEC, |n| {
+        let spread = net.time_until(2 * SEC, |n| {
             n.nodes.iter().all(|x| x.node.is_stopped() || x.node.roster().version == want)
         });
         assert!(spread.is_some(), "step {want} did not spread: {:?}", versions(&net, &[0, 1, 2]));
@@ -161,7 +144,7 @@ fn an_unsafe_change_is_refused_with_a_safe_route_and_the_route_works() {
     // Node 3 was removed: it left, fenced for good; nodes 1 and 2 write on their own.
     assert_eq!(versions(&net, &[0, 1]), [2, 2]);
     assert!(net.nodes[2].node.is_stopped(), "the removed node stopped");
-    assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1])).is_some());
+    assert!(net.time_until(2 * SEC, |n| n.writable(&[0, 1])).is_some());
     stays_writable(&mut net, &[0, 1], 2 * SEC).unwrap_or_else(|e| panic!("{e}"));
     assert!(!net.nodes[2].can_write_at(net.now));
 }
@@ -171,26 +154,26 @@ fn a_node_that_missed_changes_starts_over_on_the_latest_and_then_writes() {
     let mut config = config_for(3, 0);
     config.gate.tie_breaker = TieBreaker::None;
     let mut net = Net::with_config(3, 9, config.clone());
-    assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
+    assert!(net.time_until(2 * SEC, |n| n.writable(&[0, 1, 2])).is_some());
     // Two changes: observer 4 added, then given a vote. Node 4 is not running yet.
     propose(&mut net, 0, Change::AddMember { id: NodeId(4), votes: 0 }).unwrap_or_else(|e| panic!("{e}"));
     // Version 1's new member is an observer: the voters alone decide whether it spread.
     propose_when_ready(&mut net, 0, Change::SetVotes { id: NodeId(4), votes: 1 });
-    assert!(time_until(&mut net, 2 * SEC, |n| versions(n, &[0, 1, 2]) == [2, 2, 2]).is_some());
+    assert!(net.time_until(2 * SEC, |n| versions(n, &[0, 1, 2]) == [2, 2, 2]).is_some());
 
     // Node 4 starts on a file (version 0) that is neither the cluster's version 1 nor a
     // version away from 2: it adopts version 2 as a fresh start.
     let four = net.add_node(Config { members: (1..=4).map(Member::voter).collect(), ..config });
-    assert!(time_until(&mut net, 2 * SEC, |n| versions(n, &[four]) == [2]).is_some());
+    assert!(net.time_until(2 * SEC, |n| versions(n, &[four]) == [2]).is_some());
     let counters = net.nodes[four].node.counters();
     assert_eq!((counters.definitions_adopted, counters.definitions_skipped), (1, 1));
-    assert!(time_until(&mut net, 5 * SEC, |n| writable(n, &[0, 1, 2, 3])).is_some());
+    assert!(net.time_until(5 * SEC, |n| n.writable(&[0, 1, 2, 3])).is_some());
 }
 
 #[test]
 fn a_definition_offered_that_does_not_replace_the_current_one_is_refused() {
     let mut net = Net::new(3, 2);
-    assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
+    assert!(net.time_until(2 * SEC, |n| n.writable(&[0, 1, 2])).is_some());
     let current = net.nodes[0].node.roster().clone();
     let now = net.nodes[0].local(net.now);
     let refused = net.nodes[0].node.adopt(now, current);
@@ -226,19 +209,19 @@ fn a_dead_voter_of_three_is_replaced_under_the_default_tie_breaker() {
     // route removes it and drops the tie-breaker in one step.
     for seed in 0..5 {
         let mut net = Net::new(3, seed);
-        assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some());
+        assert!(net.time_until(2 * SEC, |n| n.writable(&[0, 1, 2])).is_some());
         net.run_until(net.now + SEC);
         net.partition(&[2], &[0, 1]);
         net.pause(2);
         follow_route(&mut net, 0, Change::RemoveMember { id: NodeId(3) });
-        assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1])).is_some(), "seed {seed}");
-        assert!(time_until(&mut net, 2 * SEC, |n| versions(n, &[0, 1]) == [2, 2]).is_some(), "seed {seed}");
+        assert!(net.time_until(2 * SEC, |n| n.writable(&[0, 1])).is_some(), "seed {seed}");
+        assert!(net.time_until(2 * SEC, |n| versions(n, &[0, 1]) == [2, 2]).is_some(), "seed {seed}");
         let four = net.add_node(Config {
             members: vec![Member::voter(1), Member::voter(2), Member::voter(4)],
             ..config_for(1, 0)
         });
         follow_route(&mut net, 0, Change::AddMember { id: NodeId(4), votes: 1 });
-        assert!(time_until(&mut net, 3 * SEC, |n| writable(n, &[0, 1, four])).is_some(), "seed {seed}");
+        assert!(net.time_until(3 * SEC, |n| n.writable(&[0, 1, four])).is_some(), "seed {seed}");
         let status = net.nodes[0].node.status(net.nodes[0].local(net.now));
         assert_eq!(status.total_votes, 3, "seed {seed}");
         assert!(status.peers.iter().all(|p| p.id != NodeId(3)), "seed {seed}");

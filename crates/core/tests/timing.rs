@@ -16,23 +16,6 @@ const SEC: u64 = 1_000 * MS;
 const LAN_LEASE: Duration = Duration::from_millis(900);
 const WAN_LEASE: Duration = Duration::from_millis(2_500);
 
-/// Runs until `ok` holds, polled every 10 ms, for at most `limit`; how long it took.
-fn time_until(net: &mut Net, limit: u64, ok: impl Fn(&Net) -> bool) -> Option<u64> {
-    let start = net.now;
-    while net.now < start + limit {
-        if ok(net) {
-            return Some(net.now - start);
-        }
-        let next = net.now + 10 * MS;
-        net.run_until(next);
-    }
-    None
-}
-
-fn writable(net: &Net, nodes: &[usize]) -> bool {
-    nodes.iter().all(|&i| net.nodes[i].can_write_at(net.now))
-}
-
 /// Runs `limit` in 10 ms steps; fails naming the first step at which one of `nodes` was
 /// not writable.
 fn stays_writable(net: &mut Net, nodes: &[usize], limit: u64) -> Result<(), String> {
@@ -54,7 +37,7 @@ fn leases(net: &Net) -> Vec<Duration> {
 /// A cluster of three, every vote lent to every node.
 fn settled(seed: u64) -> Net {
     let mut net = Net::new(3, seed);
-    assert!(time_until(&mut net, 2 * SEC, |n| writable(n, &[0, 1, 2])).is_some(), "seed {seed}");
+    assert!(net.time_until(2 * SEC, |n| n.writable(&[0, 1, 2])).is_some(), "seed {seed}");
     net.run_until(net.now + SEC);
     net
 }
@@ -79,7 +62,7 @@ fn an_ack_of_a_heartbeat_sent_before_a_longer_lease_gives_the_lease_it_was_sent_
         assert!(held.is_some_and(|u| u > a_then), "seed {seed}: node 2's acks arrived after the switch");
         assert!(held.is_some_and(|u| u <= a_then + LAN_LEASE), "seed {seed}: {held:?} after {a_then:?}");
         // Node 2 calls node 1 down after its 1 s floor; the check ran on that pair.
-        let down = time_until(&mut net, 2 * SEC, |n| {
+        let down = net.time_until(2 * SEC, |n| {
             n.nodes[1].node.peer_state(NodeId(1)) == Some(quorate_detector::PeerState::Unreachable)
         });
         assert!(
@@ -138,8 +121,7 @@ fn a_partition_right_after_a_switch_fences_the_minority_within_the_longer_lease(
             let cut = net.now;
             let bound = (WAN_LEASE.as_nanos() as f64 * (1.0 + net.rho)).ceil() as u64;
             let mut majority_lost = None;
-            let fenced =
-                time_until(&mut net, 4 * SEC, |n| !n.nodes[0].can_write_at(n.now) && writable(n, &[1, 2]));
+            let fenced = net.time_until(4 * SEC, |n| !n.nodes[0].can_write_at(n.now) && n.writable(&[1, 2]));
             let fenced = fenced.unwrap_or_else(|| panic!("{from}->{to} seed {seed}: node 1 never fenced"));
             assert!(
                 fenced <= bound + 20 * MS,

@@ -452,6 +452,24 @@ impl Net {
         self.down_pairs_checked += u64::from(checked);
     }
 
+    /// Runs until `ok` holds, polled every 10 ms, for at most `limit`; how long it took.
+    pub fn time_until(&mut self, limit: u64, ok: impl Fn(&Net) -> bool) -> Option<u64> {
+        let start = self.now;
+        while self.now < start + limit {
+            if ok(self) {
+                return Some(self.now - start);
+            }
+            let next = self.now + 10 * MS;
+            self.run_until(next);
+        }
+        None
+    }
+
+    /// Whether every node of `nodes` (indices) may write now.
+    pub fn writable(&self, nodes: &[usize]) -> bool {
+        nodes.iter().all(|&i| self.nodes[i].can_write_at(self.now))
+    }
+
     /// Bound on fencing after a cut: the lease, stretched by the slowest allowed clock.
     pub fn fence_bound(&self) -> u64 {
         let lease = self.config.gate.lease.as_nanos() as f64;
