@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use quorate::testing::{wait_until, LocalCluster};
+use quorate::testing::{retry_while_pending, wait_until, LocalCluster};
 use quorate::{Change, ChangeRefused, Node, NodeId, ProposeError, StartError, TieBreaker};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -20,15 +20,7 @@ fn versions(cluster: &LocalCluster, ids: &[u64]) -> Vec<Option<u64>> {
 /// Proposes `change` on `node`, retried every 20 ms while the previous change is still
 /// under way (its last voters are heard running it a heartbeat after they adopt).
 async fn change_when_ready(node: &Node, change: Change) -> Result<quorate::Roster, ChangeRefused> {
-    let start = std::time::Instant::now();
-    loop {
-        match node.change(change, None).await {
-            Err(ChangeRefused::Propose(ProposeError::Pending { .. })) if start.elapsed() < WAIT_MAX => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            other => return other,
-        }
-    }
+    retry_while_pending(WAIT_MAX, || node.change(change, None)).await
 }
 
 /// Samples the gates of `ids` every 5 ms until `stop` says so; how many samples found one

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use quorate::testing::{wait_until, LocalCluster};
-use quorate::{Change, ChangeRefused, Node, NodeId, ProposeError, Removal, TieBreaker, LEAVING_GRACE};
+use quorate::testing::{retry_while_pending, wait_until, LocalCluster};
+use quorate::{Change, ChangeRefused, Node, NodeId, Removal, TieBreaker, LEAVING_GRACE};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -22,15 +22,7 @@ const STOPS_WITHIN: Duration = Duration::from_secs(15);
 /// Proposes `change` on `node`, retried every 20 ms while the previous change is still
 /// under way.
 async fn change_when_ready(node: &Node, change: Change) -> Result<quorate::Roster, ChangeRefused> {
-    let start = std::time::Instant::now();
-    loop {
-        match node.change(change, None).await {
-            Err(ChangeRefused::Propose(ProposeError::Pending { .. })) if start.elapsed() < WAIT_MAX => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            other => return other,
-        }
-    }
+    retry_while_pending(WAIT_MAX, || node.change(change, None)).await
 }
 
 /// Three nodes under strict majority, so that removing one is a single safe step.

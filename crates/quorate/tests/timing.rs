@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use quorate::testing::{fence_bound, wait_until, LocalCluster};
-use quorate::{ChangeRefused, Node, NodeId, ProposeError};
+use quorate::testing::{fence_bound, retry_while_pending, wait_until, LocalCluster};
+use quorate::{ChangeRefused, Node, NodeId};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -14,15 +14,7 @@ const IDS: [NodeId; 3] = [NodeId(1), NodeId(2), NodeId(3)];
 
 /// Asks `node` for preset `name`, retried every 20 ms while the previous change is under way.
 async fn preset_when_ready(node: &Node, name: &str) -> Result<quorate::Roster, ChangeRefused> {
-    let start = Instant::now();
-    loop {
-        match node.set_timing_preset(name).await {
-            Err(ChangeRefused::Propose(ProposeError::Pending { .. })) if start.elapsed() < WAIT_MAX => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            other => return other,
-        }
-    }
+    retry_while_pending(WAIT_MAX, || node.set_timing_preset(name)).await
 }
 
 /// Every node's `(preset, lease ms, heartbeat interval ms)` from its status.

@@ -26,14 +26,16 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
+use quorate_core::ProposeError;
 use quorate_gate::QuorumGate;
-use quorate_proto::NodeId;
+use quorate_proto::{NodeId, Roster};
 use quorate_transport::{PkiError, TransportError};
 
 pub use prepare::{Builder, Prepared};
 
 use crate::config::{Config, ConfigError};
 use crate::node::{Node, StartError};
+use crate::reconfigure::ChangeRefused;
 
 /// Time allowed beyond `lease x (1 + drift)` for a node's runtime to notice and for thread
 /// scheduling on a busy machine, when the nodes share this process; the guarantee itself
@@ -68,6 +70,29 @@ pub async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Opti
             return None;
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Between two tries of [`retry_while_pending`].
+const PENDING_RETRY: Duration = Duration::from_millis(20);
+
+/// Makes a change with `attempt` (`Node::change`, `Node::set_timing_preset`), tried again
+/// every 20 ms while it is refused as pending (the previous change is still spreading: its
+/// last voters are heard running it a heartbeat after they adopt), for at most `limit`.
+/// Any other answer is returned as it is.
+pub async fn retry_while_pending<F, Fut>(limit: Duration, mut attempt: F) -> Result<Roster, ChangeRefused>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Roster, ChangeRefused>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        match attempt().await {
+            Err(ChangeRefused::Propose(ProposeError::Pending { .. })) if start.elapsed() < limit => {
+                tokio::time::sleep(PENDING_RETRY).await;
+            }
+            other => return other,
+        }
     }
 }
 
