@@ -99,7 +99,6 @@ pub fn decode(bytes: &[u8]) -> Result<PeerDefinitions, Corruption> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrity::crc32;
     use proptest::prelude::*;
 
     fn sample() -> PeerDefinitions {
@@ -140,10 +139,7 @@ mod tests {
             v1.extend_from_slice(&v2[at..at + len]);
             at += len;
         }
-        let len = u32::try_from(v1.len() + 4).unwrap_or(u32::MAX);
-        v1[12..16].copy_from_slice(&len.to_le_bytes());
-        let crc = crc32(&v1);
-        v1.extend_from_slice(&crc.to_le_bytes());
+        let v1 = seal(v1);
         assert_eq!(decode(&v1)?, sample);
         Ok(())
     }

@@ -158,7 +158,7 @@ fn read_timing(r: &mut Reader<'_>) -> Result<Option<String>, Corruption> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrity::{crc32, FRAME_HEADER_BYTES};
+    use crate::integrity::FRAME_HEADER_BYTES;
     use proptest::prelude::*;
     use quorate_proto::{Change, TieBreaker};
 
@@ -195,11 +195,7 @@ mod tests {
         let mut v1 = encode(&plain);
         v1.truncate(v1.len() - 6); // the CRC, the parent flag, the timing length
         v1[8..12].copy_from_slice(&1u32.to_le_bytes());
-        let len = count(v1.len() + 4);
-        v1[12..16].copy_from_slice(&len.to_le_bytes());
-        let crc = crc32(&v1);
-        v1.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode(&v1)?, plain);
+        assert_eq!(decode(&seal(v1))?, plain);
         Ok(())
     }
 
@@ -227,10 +223,8 @@ mod tests {
         let second = FRAME_HEADER_BYTES + 12;
         let first_len = 8 + 4 + 2 + "quorate-1.quorate:7001".len();
         bytes[second + first_len..second + first_len + 8].copy_from_slice(&1u64.to_le_bytes());
-        let body = bytes.len() - 4;
-        let crc = crc32(&bytes[..body]);
-        bytes[body..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode(&bytes), Err(Corruption::Invalid));
+        bytes.truncate(bytes.len() - 4);
+        assert_eq!(decode(&seal(bytes)), Err(Corruption::Invalid));
     }
 
     proptest! {
@@ -251,13 +245,9 @@ mod tests {
         fn arbitrary_bytes_after_a_valid_header_never_panic(
             tail in proptest::collection::vec(any::<u8>(), 0..300)
         ) {
-            let mut bytes = MAGIC.to_vec();
-            bytes.extend_from_slice(&ROSTER_FORMAT_VERSION.to_le_bytes());
-            bytes.extend_from_slice(&count(FRAME_HEADER_BYTES + tail.len() + 4).to_le_bytes());
+            let mut bytes = frame(&MAGIC, ROSTER_FORMAT_VERSION);
             bytes.extend_from_slice(&tail);
-            let crc = crc32(&bytes);
-            bytes.extend_from_slice(&crc.to_le_bytes());
-            let _ = decode(&bytes);
+            let _ = decode(&seal(bytes));
         }
     }
 }
