@@ -20,7 +20,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::episodes::{at, ms_between, push, random_episode, random_net, Shape, EPISODES_MAX};
-use super::scenario::{Scenario, ScenarioError, NODES_MAX};
+use super::scenario::{Scenario, ScenarioError};
 use crate::clock::SEC;
 use crate::faults::{Fault, Scheduled};
 use crate::seed::{stream, SCENARIO};
@@ -48,10 +48,10 @@ pub(super) fn named(
         "rollout-restart-5" => (5, 20, 5, 5),
         _ => return None,
     };
-    let n = nodes.unwrap_or(default_nodes);
-    if n < min || n > max.min(NODES_MAX) {
-        return Some(Err(ScenarioError::BadSize { scenario: name.to_string(), nodes: n, min, max }));
-    }
+    let n = match ScenarioError::check_size(name, nodes, default_nodes, min, max) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
+    };
     let mut rng = stream(seed, SCENARIO);
     let mut s = Scenario::plain(name, n, n, duration.unwrap_or(default_secs * SEC));
     s.defaults = (default_nodes, default_secs * SEC);

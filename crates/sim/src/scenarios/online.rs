@@ -40,10 +40,10 @@ pub(super) fn named(
     if name != "grow-online-5" {
         return None;
     }
-    let n = nodes.unwrap_or(5);
-    if n != 5 {
-        return Some(Err(ScenarioError::BadSize { scenario: name.to_string(), nodes: n, min: 5, max: 5 }));
-    }
+    let n = match ScenarioError::check_size(name, nodes, 5, 5, 5) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
+    };
     let mut rng = stream(seed, SCENARIO);
     let mut s = Scenario::plain(name, n, n, duration.unwrap_or(26 * SEC));
     s.defaults = (5, 26 * SEC);

@@ -41,11 +41,11 @@ pub(super) fn named(
     if name != "reconfigure-random-5" {
         return None;
     }
-    let n = MEMBERS + SPARES;
-    if nodes.is_some_and(|k| k != n) {
-        let nodes = nodes.unwrap_or(n);
-        return Some(Err(ScenarioError::BadSize { scenario: name.to_string(), nodes, min: n, max: n }));
-    }
+    let size = MEMBERS + SPARES;
+    let n = match ScenarioError::check_size(name, nodes, size, size, size) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
+    };
     let duration = duration.unwrap_or(30 * SEC);
     let mut rng = stream(seed, SCENARIO);
     let mut s = Scenario::plain(name, n, MEMBERS, duration);

@@ -72,6 +72,24 @@ impl std::fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
+impl ScenarioError {
+    /// The size scenario `name` runs at: `nodes` when given, else `default`, refused
+    /// unless within `min..=max` (and [`NODES_MAX`]).
+    pub(crate) fn check_size(
+        name: &str,
+        nodes: Option<usize>,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ScenarioError> {
+        let n = nodes.unwrap_or(default);
+        if n < min || n > max.min(NODES_MAX) {
+            return Err(ScenarioError::BadSize { scenario: name.to_string(), nodes: n, min, max });
+        }
+        Ok(n)
+    }
+}
+
 /// A cluster, its network and its fault schedule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
