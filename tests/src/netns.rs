@@ -58,8 +58,8 @@ impl Tools {
 /// A network namespace, deleted (with every process still inside) on drop.
 #[derive(Debug)]
 pub struct Namespace {
-    tools: Tools,
-    name: String,
+    /// How to run things inside it.
+    entry: Entry,
     deleted: bool,
 }
 
@@ -67,40 +67,36 @@ impl Namespace {
     /// Creates the namespace `name` and brings its loopback up.
     pub fn create(tools: &Tools, name: &str) -> Result<Namespace, String> {
         run(Command::new(&tools.ip).args(["netns", "add", name]))?;
-        let ns = Namespace { tools: tools.clone(), name: name.to_owned(), deleted: false };
+        let ns = Namespace { entry: Entry { tools: tools.clone(), name: name.to_owned() }, deleted: false };
         run(Command::new(&tools.ip).args(["-n", name, "link", "set", "lo", "up"]))?;
         Ok(ns)
     }
 
     /// Its name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.entry.name
     }
 
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(&self.tools.ip);
-        cmd.args(["netns", "exec", &self.name]).arg(program);
-        cmd
+        self.entry.command(program)
     }
 
     /// Applies an nftables script (`nft -f -`) inside the namespace, atomically.
     pub fn nft(&self, script: &str) -> Result<String, String> {
-        let mut cmd = self.command(&self.tools.nft);
-        cmd.arg("-f").arg("-");
-        run_with_stdin(&mut cmd, script)
+        self.entry.nft(script)
     }
 
     /// Runs `nft ARGS` inside the namespace and returns its output.
     pub fn nft_args(&self, args: &[&str]) -> Result<String, String> {
-        let mut cmd = self.command(&self.tools.nft);
+        let mut cmd = self.command(&self.entry.tools.nft);
         cmd.args(args);
         run(&mut cmd)
     }
 
     /// A handle that runs commands inside from any thread; it does not own the namespace.
     pub fn entry(&self) -> Entry {
-        Entry { tools: self.tools.clone(), name: self.name.clone() }
+        self.entry.clone()
     }
 
     /// Kills whatever still runs inside and deletes the namespace. Idempotent.
@@ -108,10 +104,11 @@ impl Namespace {
         if self.deleted {
             return Ok(());
         }
-        kill_inside(&self.tools, &self.name);
-        run(Command::new(&self.tools.ip).args(["netns", "del", &self.name]))?;
+        let Entry { tools, name } = &self.entry;
+        kill_inside(tools, name);
+        run(Command::new(&tools.ip).args(["netns", "del", name]))?;
         // Absent unless a hosts file was written for it (see `bridge.rs`).
-        let _ = std::fs::remove_dir_all(etc_dir(&self.name));
+        let _ = std::fs::remove_dir_all(etc_dir(name));
         self.deleted = true;
         Ok(())
     }
@@ -120,7 +117,7 @@ impl Namespace {
 impl Drop for Namespace {
     fn drop(&mut self) {
         if let Err(e) = self.delete() {
-            eprintln!("qe2e: could not delete network namespace {}: {e}", self.name);
+            eprintln!("qe2e: could not delete network namespace {}: {e}", self.entry.name);
         }
     }
 }
