@@ -9,9 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    cli, free_tcp_ports, free_udp_ports, logs, quorate, run_bounded, start, status, wait, Children, TempDir,
-};
+use common::{cli, logs, loopback_cluster, quorate, run_bounded, start, status, wait, Children, TempDir};
 
 #[test]
 fn a_cluster_grows_online_and_a_removed_node_exits_and_stays_out() {
@@ -20,10 +18,7 @@ fn a_cluster_grows_online_and_a_removed_node_exits_and_stays_out() {
     init.args(["certs", "init", "--nodes", "1,2,3,4", "--dir"]).arg(dir.path().join("certs"));
     assert_eq!(run_bounded(init, Duration::from_secs(20)).code(), Some(0));
 
-    let quic = free_udp_ports(4);
-    let admin: Vec<String> = free_tcp_ports(4).iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let peers: Vec<String> =
-        quic.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect();
+    let (admin, peers) = loopback_cluster(4);
     let mut children = Children::default();
     for id in 1..=3 {
         children.0.push(start(dir.path(), id, &admin[id - 1], &peers[..3]));
@@ -32,8 +27,9 @@ fn a_cluster_grows_online_and_a_removed_node_exits_and_stays_out() {
         |ids: &[usize]| ids.iter().all(|&i| status(&admin[i - 1]).is_some_and(|s| s["writable"] == true));
     wait(dir.path(), "nodes 1-3 writable", || writable(&[1, 2, 3]));
 
+    // Node 4's QUIC address, from its `--peer 4=ADDR`.
+    let four = peers[3].split_once('=').map(|(_, addr)| addr.to_owned()).unwrap();
     // Under the default tie-breaker (lowest id) a fourth voter is unsafe: refused, with the route.
-    let four = format!("127.0.0.1:{}", quic[3]);
     let add = ["members", "add", "--id", "4", "--addr", &four, "--admin", &admin[0], "--timeout", "20s"];
     let refused = cli(&add);
     assert_eq!(refused.code(), Some(1), "{}{}", refused.stdout, refused.stderr);

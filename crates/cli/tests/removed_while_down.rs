@@ -9,9 +9,7 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    cli, free_tcp_ports, free_udp_ports, logs, quorate, run_bounded, start, status, wait, Children,
-};
+use common::{cli, logs, loopback_cluster, quorate, run_bounded, start, status, wait, Children};
 
 #[test]
 fn a_node_removed_while_down_exits_3_saying_why_when_restarted() {
@@ -20,10 +18,7 @@ fn a_node_removed_while_down_exits_3_saying_why_when_restarted() {
     init.args(["certs", "init", "--nodes", "1,2,3", "--dir"]).arg(dir.path().join("certs"));
     assert_eq!(run_bounded(init, Duration::from_secs(20)).code(), Some(0));
 
-    let quic = free_udp_ports(3);
-    let admin: Vec<String> = free_tcp_ports(3).iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let peers: Vec<String> =
-        quic.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect();
+    let (admin, peers) = loopback_cluster(3);
     let mut children = Children::default();
     for id in 1..=3 {
         children.0.push(start(dir.path(), id, &admin[id - 1], &peers));

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_tcp_ports, free_udp_ports, logs, quorate, run_bounded, Children, TempDir};
+use common::{logs, loopback_cluster, quorate, run_bounded, Children, TempDir};
 use serde_json::Value;
 
 /// Reads a node's status as JSON; `None` while it is not answering yet.
@@ -38,10 +38,7 @@ fn three_nodes_from_flags_become_writable_and_status_shows_it() {
     let done = run_bounded(issue, Duration::from_secs(20));
     assert_eq!(done.code(), Some(0), "{}", done.stderr);
 
-    let quic = free_udp_ports(3);
-    let admin: Vec<String> = free_tcp_ports(3).iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let peers: Vec<String> =
-        quic.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect();
+    let (admin, peers) = loopback_cluster(3);
 
     let mut children = Children::default();
     for id in 1..=3 {

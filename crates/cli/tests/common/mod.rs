@@ -138,6 +138,16 @@ fn free_ports(n: usize, mut one: impl FnMut() -> u16) -> Vec<u16> {
     panic!("could not find {n} distinct free ports");
 }
 
+/// Addresses for a cluster of `n` nodes on loopback: each node's admin endpoint
+/// (`127.0.0.1:PORT`, node `i + 1` at index `i`) and the `--peer ID=127.0.0.1:PORT` list of
+/// their QUIC addresses.
+pub fn loopback_cluster(n: usize) -> (Vec<String>, Vec<String>) {
+    let admin = free_tcp_ports(n).iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let peers =
+        free_udp_ports(n).iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect();
+    (admin, peers)
+}
+
 /// Node ids whose logs [`logs`] looks for.
 const LOGGED_NODES_MAX: usize = 16;
 
