@@ -175,7 +175,9 @@ impl Definitions {
     /// its parent's voters runs it) while this node's is not. The latest, lowest digest
     /// first among equals.
     pub(crate) fn newer(&self) -> Option<&Roster> {
-        let own_committed = self.is_committed();
+        // Asked on every heartbeat sent (`Node::may_ack`) and every timer: commitment, which
+        // walks the peers, only when another definition of this version is on the table.
+        let mut own_committed = None;
         self.tables
             .iter()
             .filter(|(d, _)| !self.recalled.contains(d))
@@ -183,7 +185,7 @@ impl Definitions {
                 r.version > self.roster.version
                     || (r.version == self.roster.version
                         && **d != self.own
-                        && !own_committed
+                        && !*own_committed.get_or_insert_with(|| self.is_committed())
                         && r.parent
                             .as_ref()
                             .is_some_and(|p| p.is_quorum_set(self.moved_to(**d, r.version, false))))
